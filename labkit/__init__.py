@@ -1,0 +1,22 @@
+"""labkit: watch a classifier learn its representation, epoch by epoch.
+
+>>> import labkit
+>>> data = labkit.load_dataset("digits")
+>>> model = labkit.build_model("cnn", data.input_shape, data.n_classes)
+>>> snaps = labkit.train(model, data, epochs=10)      # doctest: +SKIP
+"""
+
+from .data import DATASETS, DataError, LabData, load_dataset
+from .errors import LabkitError
+from .hooks import capture, embedding_layers, head_layer, layer_names, penultimate_layer
+from .models import MLP, MODELS, ConvNet, build_model, default_model
+from .snapshots import Snapshots
+from .train import evaluate, pick_device, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DATASETS", "LabkitError", "MLP", "MODELS", "ConvNet", "DataError", "LabData", "Snapshots", "build_model",
+    "capture", "default_model", "embedding_layers", "evaluate", "head_layer", "layer_names",
+    "load_dataset", "penultimate_layer", "pick_device", "train",
+]

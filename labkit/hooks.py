@@ -1,0 +1,124 @@
+"""Forward hooks that record what named layers output, and never outlive their ``with`` block.
+
+>>> model = build_model("mlp", input_shape=(64,), n_classes=10)   # doctest: +SKIP
+>>> with capture(model, ["hidden1", "hidden2"]) as acts:           # doctest: +SKIP
+...     logits = model(x)
+>>> acts["hidden2"].shape                                          # doctest: +SKIP
+torch.Size([32, 64])
+
+Works on any ``nn.Module``: names are those of ``model.named_modules()`` (see
+:func:`layer_names`). The hooks are removed in ``finally``, so an exception in the forward
+pass leaves the model exactly as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+from collections.abc import Iterable, Iterator
+
+import torch
+from torch import nn
+
+__all__ = ["capture", "embedding_layers", "head_layer", "layer_names", "penultimate_layer"]
+
+_PASS_THROUGH = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+                 nn.Flatten, nn.Identity)
+
+
+def layer_names(model: nn.Module, leaves_only: bool = False) -> list[str]:
+    """Every name :func:`capture` accepts, in registration order (``leaves_only``: no containers)."""
+    return [name for name, m in model.named_modules()
+            if name and (not leaves_only or not any(True for _ in m.children()))]
+
+
+def _resolve(model: nn.Module, names: Iterable[str]) -> dict[str, nn.Module]:
+    modules = dict(model.named_modules())
+    out = {}
+    for name in names:
+        if name not in modules or name == "":
+            close = difflib.get_close_matches(str(name), list(modules)[1:], n=3)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise KeyError(f"{type(model).__name__} has no layer {name!r}.{hint} "
+                           f"labkit.layer_names(model) lists them all.")
+        out[name] = modules[name]
+    return out
+
+
+@contextlib.contextmanager
+def capture(model: nn.Module, layers: str | Iterable[str], detach: bool = True
+            ) -> Iterator[dict[str, torch.Tensor]]:
+    """Record the outputs of ``layers`` during forward passes inside the ``with`` block.
+
+    Yields a dict keyed by layer name, holding each layer's output of the latest forward
+    pass (detached unless ``detach=False``). Every hook is removed on exit, also on error.
+    """
+    if isinstance(layers, str):
+        layers = [layers]
+    targets = _resolve(model, layers)
+    acts: dict[str, torch.Tensor] = {}
+    handles = []
+
+    def recorder(name: str):
+        def hook(_module, _inputs, output):
+            if isinstance(output, (tuple, list)):  # e.g. an RNN's (output, state)
+                output = output[0]
+            acts[name] = output.detach() if detach else output
+        return hook
+
+    try:
+        for name, module in targets.items():
+            handles.append(module.register_forward_hook(recorder(name)))
+        yield acts
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def head_layer(model: nn.Module) -> str:
+    """Name of the classifier head: ``model.head`` for kit models, else the last ``nn.Linear``."""
+    linear = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if "head" in dict(model.named_children()):
+        return "head"
+    if not linear:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear head; name the layers to "
+                         f"capture explicitly, e.g. layers=['fc1']")
+    return linear[-1]
+
+
+def embedding_layers(model: nn.Module) -> list[str]:
+    """The representation layers, shallow to deep; the last is the penultimate layer.
+
+    Kit models list them in ``model.embedding_layers``. For other models: walk the top-level
+    children up to the head; each module with weights, together with the parameter-free
+    modules after it (its activation, pooling), forms one layer, represented by its last
+    module. Dropout and Flatten are skipped (identities at evaluation time).
+    """
+    if hasattr(model, "embedding_layers"):
+        return list(model.embedding_layers)
+    head = head_layer(model)
+    top = head.split(".")[0]
+    children = list(model.named_children())
+    if not children:
+        raise ValueError(f"{type(model).__name__} has no sub-modules to capture")
+    groups: list[str] = []
+    for name, child in children:
+        if name == top:
+            break
+        if isinstance(child, _PASS_THROUGH):
+            continue
+        has_weights = any(True for _ in child.parameters())
+        if has_weights or not groups:
+            groups.append(name)
+        else:
+            groups[-1] = name  # activation/pool after a weighted layer: its output is the layer's
+    if not groups:
+        raise ValueError(f"could not find layers before the head {head!r} of "
+                         f"{type(model).__name__}; pass layers=[...] explicitly "
+                         f"(labkit.layer_names(model) lists them)")
+    return groups
+
+
+def penultimate_layer(model: nn.Module) -> str:
+    """The layer whose output feeds the classifier head, found without naming it."""
+    return embedding_layers(model)[-1]

@@ -1,0 +1,177 @@
+"""``Snapshots``: the embeddings of the probe set at every epoch, and everything needed to read them.
+
+It is the one object the exporters, metrics and plots consume. ``save``/``load`` round-trip
+exactly: arrays go to an uncompressed ``.npz`` (raw float32 bytes), the rest to JSON.
+
+    snaps.embeddings["embed"]   # float32 [epochs + 1, n_probe, dim]; [0] is before training
+    snaps.predictions           # int64   [epochs + 1, n_probe]
+    snaps.labels                # int64   [n_probe]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._io import atomic_write, write_json
+
+__all__ = ["Snapshots"]
+
+FORMAT_VERSION = 1
+_ARRAYS = "arrays.npz"
+_META = "meta.json"
+_OPTIONAL_ARRAYS = ("head_weights", "head_bias", "thumbnails")
+
+
+@dataclass
+class Snapshots:
+    """Probe-set embeddings per layer and epoch, with labels, predictions and history.
+
+    ``history`` holds one dict per epoch (0 .. N) with ``train_loss``, ``train_acc`` (running
+    means over that epoch's batches; ``None`` at epoch 0), ``test_loss`` and ``test_acc``.
+    ``head_weights[e]`` is the classifier's weight matrix after epoch ``e`` (for NC3).
+    """
+
+    embeddings: dict[str, np.ndarray]
+    labels: np.ndarray
+    predictions: np.ndarray
+    probabilities: np.ndarray
+    titles: list[str]
+    class_names: list[str]
+    history: list[dict] = field(default_factory=list)
+    probe_index: np.ndarray | None = None
+    head_weights: np.ndarray | None = None
+    head_bias: np.ndarray | None = None
+    thumbnails: np.ndarray | None = None
+    snippets: list[str] | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.embeddings:
+            raise ValueError("Snapshots needs at least one captured layer")
+        n = len(self.labels)
+        for name, emb in self.embeddings.items():
+            if emb.ndim != 3 or emb.shape[1] != n:
+                raise ValueError(f"embeddings[{name!r}] should be [epochs + 1, {n}, dim], "
+                                 f"got {emb.shape}")
+        if len(self.titles) != n:
+            raise ValueError(f"{len(self.titles)} titles for {n} probe samples")
+
+    # -- reading ---------------------------------------------------------------------------
+    @property
+    def layers(self) -> list[str]:
+        """Captured layer names, shallow to deep."""
+        return list(self.embeddings)
+
+    @property
+    def epochs(self) -> int:
+        """Number of training epochs N (snapshots exist for 0 .. N)."""
+        return self.predictions.shape[0] - 1
+
+    @property
+    def n_probe(self) -> int:
+        return len(self.labels)
+
+    @property
+    def penultimate(self) -> str:
+        return self.meta.get("penultimate", self.layers[-1])
+
+    def layer(self, name: str | None = None) -> np.ndarray:
+        """Embeddings ``[epochs + 1, n, dim]`` of ``name`` (default: the penultimate layer)."""
+        name = name or self.penultimate
+        if name not in self.embeddings:
+            raise KeyError(f"layer {name!r} was not captured; captured: {', '.join(self.layers)}")
+        return self.embeddings[name]
+
+    @property
+    def label_names(self) -> list[str]:
+        """Class name of every probe sample."""
+        return [self.class_names[i] for i in self.labels]
+
+    def correct(self, epoch: int = -1) -> np.ndarray:
+        """Boolean mask: the model's prediction at ``epoch`` equals the label."""
+        return self.predictions[epoch] == self.labels
+
+    def __repr__(self) -> str:
+        dims = ", ".join(f"{k}: {v.shape[2]}" for k, v in self.embeddings.items())
+        acc = self.history[-1].get("test_acc") if self.history else None
+        acc_s = f", final test acc {acc:.3f}" if acc is not None else ""
+        return (f"Snapshots({self.meta.get('dataset', '?')}/{self.meta.get('model', '?')}: "
+                f"epochs 0..{self.epochs}, {self.n_probe} probe samples, "
+                f"layers {{{dims}}}{acc_s})")
+
+    # -- saving ----------------------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        """Write ``arrays.npz`` and ``meta.json`` into ``folder`` (each atomically)."""
+        folder = Path(folder)
+        arrays = {f"emb/{name}": np.ascontiguousarray(a) for name, a in self.embeddings.items()}
+        arrays.update(labels=self.labels, predictions=self.predictions,
+                      probabilities=self.probabilities)
+        if self.probe_index is not None:
+            arrays["probe_index"] = self.probe_index
+        for key in _OPTIONAL_ARRAYS:
+            if getattr(self, key) is not None:
+                arrays[key] = getattr(self, key)
+        with atomic_write(folder / _ARRAYS, "wb") as f:
+            np.savez(f, **arrays)
+        write_json(folder / _META, {
+            "format_version": FORMAT_VERSION,
+            "layers": self.layers,
+            "titles": self.titles,
+            "class_names": self.class_names,
+            "history": self.history,
+            "snippets": self.snippets,
+            "meta": self.meta,
+        })
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Snapshots:
+        """Read what :meth:`save` wrote (a run folder's ``snapshots/`` or the run folder)."""
+        import json
+
+        folder = Path(folder)
+        if not (folder / _META).exists() and (folder / "snapshots" / _META).exists():
+            folder = folder / "snapshots"
+        if not (folder / _META).exists():
+            raise FileNotFoundError(f"no snapshots in {folder} (expected {_META} and {_ARRAYS}); "
+                                    f"create them with `python -m labkit run --out {folder}`")
+        meta = json.loads((folder / _META).read_text(encoding="utf-8"))
+        if meta.get("format_version", 0) > FORMAT_VERSION:
+            raise ValueError(f"{folder} was written by a newer labkit "
+                             f"(format {meta['format_version']}); upgrade labkit to read it")
+        with np.load(folder / _ARRAYS, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        return cls(
+            embeddings={name: arrays[f"emb/{name}"] for name in meta["layers"]},
+            labels=arrays["labels"],
+            predictions=arrays["predictions"],
+            probabilities=arrays["probabilities"],
+            titles=meta["titles"],
+            class_names=meta["class_names"],
+            history=meta["history"],
+            probe_index=arrays.get("probe_index"),
+            head_weights=arrays.get("head_weights"),
+            head_bias=arrays.get("head_bias"),
+            thumbnails=arrays.get("thumbnails"),
+            snippets=meta.get("snippets"),
+            meta=meta.get("meta", {}),
+        )
+
+    def equals(self, other: Snapshots) -> bool:
+        """True when every array is bit-identical and the metadata is equal."""
+        if self.layers != other.layers:
+            return False
+        pairs = [(self.embeddings[k], other.embeddings[k]) for k in self.layers]
+        pairs += [(getattr(self, k), getattr(other, k)) for k in
+                  ("labels", "predictions", "probabilities", "probe_index", *_OPTIONAL_ARRAYS)]
+        for a, b in pairs:
+            if (a is None) != (b is None):
+                return False
+            if a is not None and (a.dtype != b.dtype or a.shape != b.shape
+                                  or a.tobytes() != b.tobytes()):
+                return False
+        return (self.titles, self.class_names, self.history, self.snippets, self.meta) == (
+            other.titles, other.class_names, other.history, other.snippets, other.meta)

@@ -1,0 +1,262 @@
+"""Train a classifier and snapshot the probe set's embeddings before training and after each epoch.
+
+The loop is deliberately plain: the data sit whole on the device, every batch is a tensor
+index (no DataLoader, no per-item transforms), and evaluation is one pass over the test
+split. The capture rides on that pass: the probe set is part of the test split, so it is
+evaluated first with the hooks on, then the rest of the split without them. Capturing costs
+only the copy of the probe activations.
+
+>>> data = load_dataset("digits")                                   # doctest: +SKIP
+>>> model = build_model("cnn", data.input_shape, data.n_classes)    # doctest: +SKIP
+>>> snaps = train(model, data, epochs=10)                           # doctest: +SKIP
+>>> snaps.embeddings["embed"].shape                                 # doctest: +SKIP
+(11, 450, 64)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import LabData
+from .errors import LabkitError
+from .hooks import _resolve, capture, embedding_layers, head_layer, penultimate_layer
+from .snapshots import Snapshots
+
+__all__ = ["evaluate", "pick_device", "resolve_layers", "train"]
+
+# Above this many bytes of snapshots we warn: conv feature maps flatten to thousands of dims.
+_WARN_BYTES = 2 * 1024**3
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` gives CUDA when it is available, else the CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise LabkitError("device='cuda' was asked for but torch sees no CUDA GPU; "
+                           "use device='auto' or 'cpu' (on Colab: Runtime > Change runtime type)")
+    return device
+
+
+def resolve_layers(model: nn.Module, layers: str | Sequence[str]) -> list[str]:
+    """``"penultimate"``, ``"all"`` (every representation layer) or explicit layer names."""
+    if layers == "penultimate":
+        return [penultimate_layer(model)]
+    if layers == "all":
+        return embedding_layers(model)
+    names = [layers] if isinstance(layers, str) else list(layers)
+    _resolve(model, names)  # fail early, with suggestions, on a typo
+    return names
+
+
+def _batches(n: int, size: int):
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, data: LabData, layers: Sequence[str] = (),
+             batch_size: int = 1024) -> dict:
+    """Loss and accuracy on the whole test split, plus the probe set's captured activations.
+
+    Returns ``{"test_loss", "test_acc", "embeddings": {layer: [n_probe, dim]},
+    "probabilities": [n_probe, C]}`` (arrays as float32 numpy).
+    """
+    was_training = model.training
+    model.eval()
+    device = data.x_test.device
+    probe = data.probe_index.to(device)
+    rest = torch.ones(len(data.y_test), dtype=torch.bool, device=device)
+    rest[probe] = False
+    rest_idx = rest.nonzero().squeeze(1)
+
+    loss_sum, correct = 0.0, 0
+    chunks: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
+    probs = []
+    with capture(model, list(layers)) as acts:
+        for sl in _batches(len(probe), batch_size):
+            idx = probe[sl]
+            logits = model(data.x_test[idx])
+            y = data.y_test[idx]
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(1) == y).sum().item()
+            probs.append(logits.float().softmax(1).cpu())
+            for name in layers:
+                chunks[name].append(acts[name].flatten(1).float().cpu())
+    for sl in _batches(len(rest_idx), batch_size):  # hooks are gone: no capture cost here
+        idx = rest_idx[sl]
+        logits = model(data.x_test[idx])
+        y = data.y_test[idx]
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+    model.train(was_training)
+    n = len(data.y_test)
+    return {
+        "test_loss": loss_sum / n,
+        "test_acc": correct / n,
+        "embeddings": {k: torch.cat(v).numpy() for k, v in chunks.items()},
+        "probabilities": torch.cat(probs).numpy(),
+    }
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="batch", dynamic_ncols=True, leave=True)
+
+
+def train(
+    model: nn.Module,
+    data: LabData,
+    epochs: int = 10,
+    layers: str | Sequence[str] = "penultimate",
+    *,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    weight_decay: float = 5e-4,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+    eval_batch_size: int = 1024,
+) -> Snapshots:
+    """Train ``model`` on ``data`` with AdamW and a cosine schedule; snapshot the probe set.
+
+    The probe embeddings of ``layers`` (``"penultimate"``, ``"all"`` or a list of names) are
+    recorded at epoch 0, before any update, and after every epoch. With the same ``seed`` a
+    CPU run is repeatable bit for bit; the global RNG state is restored afterwards.
+    """
+    if epochs < 0:
+        raise ValueError(f"epochs must be >= 0, got {epochs}")
+    device = pick_device(device)
+    names = resolve_layers(model, layers)
+    model.to(device)
+    data = data.to(device)
+    head = dict(model.named_modules())[head_layer(model)]
+    n_train = len(data.y_train)
+    steps = -(-n_train // batch_size)
+
+    n_probe = len(data.probe_index)
+    history: list[dict] = []
+    emb: dict[str, np.ndarray] = {}
+    probabilities = np.zeros((epochs + 1, n_probe, data.n_classes), np.float32)
+    head_w: list[np.ndarray] = []
+    head_b: list[np.ndarray] = []
+
+    def snapshot(epoch: int, train_loss: float | None, train_acc: float | None,
+                 seconds: float) -> dict:
+        ev = evaluate(model, data, names, eval_batch_size)
+        for name, a in ev["embeddings"].items():
+            if name not in emb:
+                emb[name] = np.zeros((epochs + 1, *a.shape), np.float32)
+                _warn_if_large(name, emb[name].nbytes, len(names))
+            emb[name][epoch] = a
+        probabilities[epoch] = ev["probabilities"]
+        if isinstance(head, nn.Linear):
+            head_w.append(head.weight.detach().float().cpu().numpy().copy())
+            if head.bias is not None:
+                head_b.append(head.bias.detach().float().cpu().numpy().copy())
+        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
+               "test_loss": ev["test_loss"], "test_acc": ev["test_acc"],
+               "seconds": round(seconds, 3)}
+        history.append(row)
+        return row
+
+    started = time.perf_counter()
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)  # dropout draws; restored on exit so callers see no change
+        shuffle = torch.Generator().manual_seed(seed)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=lr, total_steps=max(1, epochs * steps), pct_start=0.15,
+            anneal_strategy="cos")
+        last = snapshot(0, None, None, 0.0)
+        bar = _progress(epochs * steps, progress)
+        try:
+            for epoch in range(1, epochs + 1):
+                model.train()
+                loss_sum = torch.zeros((), device=device)
+                correct = torch.zeros((), device=device, dtype=torch.int64)
+                order = torch.randperm(n_train, generator=shuffle).to(device)
+                if bar is not None:
+                    bar.set_description(f"epoch {epoch}/{epochs}")
+                for sl in _batches(n_train, batch_size):
+                    idx = order[sl]
+                    x, y = data.x_train[idx], data.y_train[idx]
+                    logits = model(x)
+                    loss = F.cross_entropy(logits, y)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    schedule.step()
+                    # Accumulate on the device: .item() per batch would sync a GPU every step.
+                    loss_sum += loss.detach() * len(y)
+                    correct += (logits.detach().argmax(1) == y).sum()
+                    if bar is not None:
+                        bar.update(1)
+                last = snapshot(epoch, loss_sum.item() / n_train, correct.item() / n_train,
+                                time.perf_counter() - started)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{last['train_loss']:.3f}",
+                                    test_acc=f"{last['test_acc']:.3f}")
+        finally:
+            if bar is not None:
+                bar.close()
+    model.eval()
+
+    preds = probabilities.argmax(2).astype(np.int64)
+    return Snapshots(
+        embeddings=emb,
+        labels=data.y_test[data.probe_index.to(device)].cpu().numpy().astype(np.int64),
+        predictions=preds,
+        probabilities=probabilities,
+        titles=list(data.titles),
+        class_names=list(data.class_names),
+        history=history,
+        probe_index=data.probe_index.cpu().numpy().astype(np.int64),
+        head_weights=np.stack(head_w) if head_w else None,
+        head_bias=np.stack(head_b) if head_b else None,
+        thumbnails=data.thumbnails,
+        snippets=list(data.snippets) if data.snippets else None,
+        meta={
+            "dataset": data.name,
+            "kind": data.kind,
+            "model": getattr(model, "kit_name", type(model).__name__),
+            "model_class": type(model).__name__,
+            "penultimate": _penultimate_among(model, names),
+            "epochs": epochs,
+            "seed": seed,
+            "device": device.type,
+            "batch_size": batch_size,
+            "lr": lr,
+            "n_train": n_train,
+            "n_test": len(data.y_test),
+        },
+    )
+
+
+def _penultimate_among(model: nn.Module, names: list[str]) -> str:
+    try:
+        pen = penultimate_layer(model)
+    except ValueError:
+        return names[-1]
+    return pen if pen in names else names[-1]
+
+
+def _warn_if_large(name: str, nbytes: int, n_layers: int) -> None:
+    total = nbytes * n_layers
+    if total > _WARN_BYTES:
+        import warnings
+
+        warnings.warn(f"capturing {n_layers} layer(s) like {name!r} will hold about "
+                      f"{total / 1024**3:.1f} GiB of snapshots; capture fewer layers or use a "
+                      f"smaller probe set (probe_size=...)", stacklevel=3)

@@ -1,0 +1,32 @@
+"""Shared fixtures. Expensive things (a trained run) are made once per session."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import labkit
+
+# Two cores here: keep torch from oversubscribing when pytest and a child process both run.
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return labkit.load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
+def digits_run(digits):
+    """A 4-epoch CNN run on digits, shared by tests that only read snapshots."""
+    model = labkit.build_model("cnn", digits.input_shape, digits.n_classes, seed=0)
+    snaps = labkit.train(model, digits, epochs=4, seed=0, progress=False)
+    return model, snaps
+
+
+@pytest.fixture(scope="session")
+def deep_run(digits):
+    """All five layers of the deep MLP on digits, trained long enough to fit the train set."""
+    model = labkit.build_model("deep-mlp", digits.input_shape, digits.n_classes, seed=0)
+    snaps = labkit.train(model, digits, epochs=30, layers="all", seed=0, progress=False)
+    return model, snaps

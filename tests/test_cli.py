@@ -1,0 +1,39 @@
+"""The one-command run: `python -m labkit run` on digits, as a student would type it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import labkit
+
+
+def test_run_on_digits_is_quick_accurate_and_round_trips(tmp_path):
+    out = tmp_path / "runs" / "digits"
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "labkit", "run", "--dataset", "digits", "--out", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    seconds = time.perf_counter() - started
+    assert proc.returncode == 0, proc.stderr
+    assert seconds < 60, f"took {seconds:.1f} s"
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs"] == 10 and len(summary["history"]) == 11
+    assert summary["final"]["test_acc"] >= 0.90, summary["final"]
+
+    snaps = labkit.Snapshots.load(out)
+    assert snaps.epochs == 10 and snaps.layer().shape == (11, 450, 64)
+    assert snaps.history == summary["history"]
+    assert snaps.meta["dataset"] == "digits" and snaps.meta["model"] == "cnn"
+    # It tells the student where things are and what to do next.
+    assert str(out) in proc.stdout and "Next:" in proc.stdout
+    assert "test accuracy" in proc.stdout
+
+
+def test_bad_arguments_are_refused_by_the_parser(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "labkit", "run", "--epochs", "-1"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 2 and "must be >= 0" in proc.stderr

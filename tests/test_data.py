@@ -1,0 +1,124 @@
+"""Data loaders on files the tests write in the real formats; offline errors that help."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+import labkit
+from labkit.cli import main
+from labkit.data import DataError, probe_indices
+
+from .fakedata import CIFAR_NAMES, write_cifar10, write_mnist
+
+
+def test_probe_is_stratified_sorted_and_repeatable():
+    labels = np.repeat(np.arange(4), [100, 50, 30, 20])
+    idx = probe_indices(labels, 40, seed=0)
+    assert len(idx) == 40 and np.all(np.diff(idx) > 0)
+    assert np.bincount(labels[idx]).tolist() == [20, 10, 6, 4]
+    assert np.array_equal(idx, probe_indices(labels, 40, seed=0))
+    assert not np.array_equal(idx, probe_indices(labels, 40, seed=1))
+    assert np.array_equal(probe_indices(labels, 999), np.arange(200))
+
+
+def test_digits_is_the_offline_default(digits):
+    assert digits.name == "digits" and digits.kind == "image"
+    assert digits.x_train.shape == (1347, 1, 8, 8) and digits.x_test.shape == (450, 1, 8, 8)
+    assert digits.x_train.dtype == torch.float32
+    # Normalised with training statistics: mean 0, std 1 on the training split.
+    assert abs(digits.x_train.mean().item()) < 1e-4
+    assert digits.x_train.std().item() == pytest.approx(1.0, abs=1e-3)
+    assert digits.titles[:2] == [f"test #{i}" for i in digits.probe_index[:2].tolist()]
+    assert digits.thumbnails.shape == (450, 8, 8) and digits.thumbnails.dtype == np.uint8
+
+
+def test_blobs_and_probe_size():
+    data = labkit.load_dataset("blobs", probe_size=100, n_samples=1000)
+    assert data.kind == "vector" and data.input_shape == (32,)
+    assert len(data.probe_index) == 100 and data.thumbnails is None
+    assert np.bincount(data.y_probe.numpy()).tolist() == [20] * 5
+
+
+def test_mnist_from_idx_files_written_here(tmp_path):
+    written = write_mnist(tmp_path, n_train=600, n_test=200)
+    data = labkit.load_dataset("mnist", data_dir=tmp_path, probe_size=50)
+    assert data.x_train.shape == (600, 1, 28, 28) and data.x_test.shape == (200, 1, 28, 28)
+    assert data.y_train.tolist() == written["y_train"].tolist()
+    assert data.class_names == [str(i) for i in range(10)]
+    probe = data.probe_index.numpy()
+    np.testing.assert_array_equal(data.thumbnails, written["x_test"][probe])
+    # The normalised tensor is an affine image of the bytes that were written.
+    x = written["x_train"].astype(np.float32) / 255
+    mean, std = x.mean(), x.std()
+    np.testing.assert_allclose(data.x_train[:, 0].numpy(), (x - mean) / std, atol=1e-4)
+    # ... and a model learns from them (they are real handwritten digits).
+    model = labkit.build_model("cnn", data.input_shape, data.n_classes)
+    snaps = labkit.train(model, data, epochs=3, progress=False)
+    assert snaps.layer().shape == (4, 50, 128) and snaps.history[-1]["test_acc"] > 0.6
+
+
+def test_fashion_mnist_reads_its_own_folder(tmp_path):
+    write_mnist(tmp_path, n_train=100, n_test=40, folder="FashionMNIST")
+    data = labkit.load_dataset("fashion-mnist", data_dir=tmp_path)
+    assert data.x_test.shape == (40, 1, 28, 28) and data.class_names[0] == "T-shirt/top"
+
+
+def test_cifar10_from_a_local_copy_without_download_or_checksum(tmp_path):
+    written = write_cifar10(tmp_path, per_batch=40, n_test=100)
+    data = labkit.load_dataset("cifar10", data_dir=tmp_path, download=False, probe_size=30)
+    assert data.x_train.shape == (200, 3, 32, 32) and data.x_test.shape == (100, 3, 32, 32)
+    assert data.class_names == CIFAR_NAMES
+    assert data.y_test.tolist() == written["y_test"].tolist()
+    probe = data.probe_index.numpy()
+    np.testing.assert_array_equal(data.thumbnails, written["x_test"][probe].transpose(0, 2, 3, 1))
+    model = labkit.build_model("cnn", data.input_shape, data.n_classes)
+    assert labkit.embedding_layers(model) == ["block1", "block2", "block3", "embed"]
+
+
+def test_a_corrupt_cifar_batch_is_named(tmp_path):
+    write_cifar10(tmp_path, per_batch=10, n_test=10)
+    import pickle
+
+    with open(tmp_path / "cifar-10-batches-py" / "data_batch_3", "wb") as f:
+        pickle.dump({"pixels": []}, f)
+    with pytest.raises(DataError, match=r"data_batch_3.*'data' and 'labels'"):
+        labkit.load_dataset("cifar10", data_dir=tmp_path)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Point every download at a closed port on loopback: a real, immediate failure."""
+    monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "url",
+                        "http://127.0.0.1:9/cifar-10-python.tar.gz")
+
+
+@pytest.mark.parametrize("name, folder", [("mnist", "MNIST/raw"),
+                                          ("cifar10", "cifar-10-batches-py")])
+def test_offline_error_names_files_data_dir_and_digits(tmp_path, no_network, name, folder):
+    with pytest.raises(DataError) as info:
+        labkit.load_dataset(name, data_dir=tmp_path / "empty")
+    msg = str(info.value)
+    assert "could not be downloaded" in msg and "127.0.0.1" in msg
+    assert str(tmp_path / "empty" / folder) in msg
+    assert "--data-dir" in msg and "--dataset digits" in msg
+    expected = "t10k-images-idx3-ubyte" if name == "mnist" else "test_batch"
+    assert expected in msg
+    with pytest.raises(DataError, match="download=False"):
+        labkit.load_dataset(name, data_dir=tmp_path / "empty", download=False)
+
+
+def test_cli_prints_the_offline_error_without_a_traceback(tmp_path, no_network, capsys):
+    code = main(["run", "--dataset", "mnist", "--data-dir", str(tmp_path), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: MNIST is not in") and "Traceback" not in err
+    assert "train-labels-idx1-ubyte" in err
+
+
+def test_unknown_dataset_lists_the_choices():
+    with pytest.raises(DataError, match="digits, blobs, mnist"):
+        labkit.load_dataset("imagenet")

@@ -1,0 +1,106 @@
+"""Training with capture: epoch 0 is the untrained model, seeds repeat bit for bit."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+import labkit
+from labkit.hooks import capture
+
+
+def test_epoch_0_is_the_untrained_model_and_every_epoch_moves(digits):
+    model = labkit.build_model("cnn", digits.input_shape, digits.n_classes, seed=5)
+    untrained = copy.deepcopy(model).eval()
+    with torch.no_grad(), capture(untrained, "embed") as acts:
+        logits = untrained(digits.x_probe)
+    snaps = labkit.train(model, digits, epochs=3, seed=5, progress=False)
+
+    emb = snaps.layer()
+    assert emb.shape == (4, 450, 64)
+    np.testing.assert_allclose(emb[0], acts["embed"].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(snaps.predictions[0], logits.argmax(1).numpy())
+    np.testing.assert_allclose(snaps.probabilities[0], logits.softmax(1).numpy(), atol=1e-6)
+    for k in range(3):
+        assert np.abs(emb[k + 1] - emb[k]).max() > 1e-3, f"epoch {k + 1} equals epoch {k}"
+    # The head's weights are recorded per epoch too (for NC3): epoch 0 is the initial head.
+    np.testing.assert_array_equal(snaps.head_weights[0], untrained.head.weight.detach().numpy())
+    assert snaps.head_weights.shape == (4, 10, 64)
+
+
+def test_history_has_every_epoch_and_learning_happens(digits_run):
+    _, snaps = digits_run
+    h = snaps.history
+    assert [row["epoch"] for row in h] == [0, 1, 2, 3, 4]
+    assert h[0]["train_loss"] is None and h[0]["test_acc"] < 0.3  # chance is 0.1
+    assert h[-1]["test_acc"] > 0.85 and h[-1]["train_loss"] < h[1]["train_loss"]
+    # Test accuracy in the history agrees with the probe predictions (probe = whole test here).
+    assert h[-1]["test_acc"] == pytest.approx(snaps.correct().mean())
+
+
+def _run(digits, seed):
+    model = labkit.build_model("cnn", digits.input_shape, digits.n_classes, seed=seed)
+    return labkit.train(model, digits, epochs=2, seed=seed, progress=False)
+
+
+def _same(a, b):
+    arrays = [(a.layer(), b.layer()), (a.predictions, b.predictions),
+              (a.probabilities, b.probabilities), (a.head_weights, b.head_weights)]
+    return all(x.tobytes() == y.tobytes() for x, y in arrays)
+
+
+def test_same_seed_is_bit_identical_and_other_seeds_differ(digits):
+    a, b, c = _run(digits, 0), _run(digits, 0), _run(digits, 1)
+    assert _same(a, b)
+    strip = lambda h: [{k: v for k, v in row.items() if k != "seconds"} for row in h]  # noqa: E731
+    assert strip(a.history) == strip(b.history)
+    assert not _same(a, c)
+    assert np.abs(a.layer()[-1] - c.layer()[-1]).max() > 1e-2
+
+
+def test_train_leaves_the_global_rng_alone(digits):
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    _run(digits, 0)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_snapshots_round_trip_exactly(digits_run, tmp_path):
+    _, snaps = digits_run
+    snaps = copy.deepcopy(snaps)
+    snaps.titles[0] = 'tab\there, "quotes", newline\nand ünïcödé ✓'
+    snaps.save(tmp_path / "snaps")
+    back = labkit.Snapshots.load(tmp_path / "snaps")
+    assert back.equals(snaps)
+    assert back.thumbnails.dtype == np.uint8 and back.thumbnails.shape == (450, 8, 8)
+    assert back.titles[0] == snaps.titles[0]
+    # Saving again over the same folder replaces the files whole.
+    snaps.titles[0] = "second"
+    snaps.save(tmp_path / "snaps")
+    assert labkit.Snapshots.load(tmp_path / "snaps").titles[0] == "second"
+    assert sorted(p.name for p in (tmp_path / "snaps").iterdir()) == ["arrays.npz", "meta.json"]
+
+
+def test_missing_snapshots_error_says_how_to_make_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m labkit run"):
+        labkit.Snapshots.load(tmp_path)
+
+
+def test_device_choice():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert labkit.pick_device("auto").type == expected
+    assert labkit.pick_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(labkit.LabkitError, match="device='auto'"):
+            labkit.pick_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_training_matches_the_cpu_shapes(digits):
+    model = labkit.build_model("cnn", digits.input_shape, digits.n_classes)
+    snaps = labkit.train(model, digits, epochs=2, device="cuda", progress=False)
+    assert snaps.meta["device"] == "cuda" and snaps.layer().shape == (3, 450, 64)
+    assert snaps.history[-1]["test_acc"] > 0.5
