@@ -9,7 +9,10 @@
 from .data import DATASETS, DataError, LabData, load_dataset
 from .errors import LabkitError
 from .hooks import capture, embedding_layers, head_layer, layer_names, penultimate_layer
+from .mantis import MantisTable, read_mantis_csv, write_mantis_csv
 from .models import MLP, MODELS, ConvNet, build_model, default_model
+from .projector import write_projector
+from .serve import ngrok_token, open_tensorboard, open_tunnel, start_tensorboard, stop_tunnels
 from .snapshots import Snapshots
 from .train import evaluate, pick_device, train
 
@@ -19,4 +22,6 @@ __all__ = [
     "DATASETS", "LabkitError", "MLP", "MODELS", "ConvNet", "DataError", "LabData", "Snapshots", "build_model",
     "capture", "default_model", "embedding_layers", "evaluate", "head_layer", "layer_names",
     "load_dataset", "penultimate_layer", "pick_device", "train",
+    "MantisTable", "read_mantis_csv", "write_mantis_csv", "write_projector",
+    "ngrok_token", "open_tensorboard", "open_tunnel", "start_tensorboard", "stop_tunnels",
 ]

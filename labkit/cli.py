@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .data import DATASETS
 from .errors import LabkitError
@@ -51,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=_positive, default=128)
     r.add_argument("--lr", type=float, default=1e-3)
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    t = sub.add_parser("tensorboard", help="serve a run's projector logs with TensorBoard",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("run_dir", help="a run folder (or its tensorboard/ folder)")
+    t.add_argument("--port", type=_positive, default=6006, help="first port to try")
+    t.add_argument("--tunnel", action="store_true",
+                   help="also open a public ngrok tunnel (needs NGROK_AUTHTOKEN)")
     return parser
 
 
@@ -72,7 +80,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for key, path in result.files.items():
         print(f"  {key:<{width}}  {path}")
     print("\nNext:")
+    print(f"  python -m labkit tensorboard {folder}      # the Embedding Projector")
+    print(f"  open {folder / 'mantis.csv'} in Mantis")
     print(f"  python -c \"import labkit; print(labkit.Snapshots.load('{folder}'))\"")
+    return 0
+
+
+def _cmd_tensorboard(args: argparse.Namespace) -> int:
+    from .serve import open_tunnel, start_tensorboard
+
+    run_dir = Path(args.run_dir)
+    logdir = run_dir / "tensorboard" if (run_dir / "tensorboard").is_dir() else run_dir
+    server = start_tensorboard(logdir, port=args.port)
+    state = "already running" if server.reused else "started"
+    print(f"TensorBoard {state} on {logdir}: {server.projector_url}")
+    if args.tunnel:
+        open_tunnel(server.port)
+    if server.process is None:  # reused: it belongs to an earlier command; leave it running
+        return 0
+    print("Press Ctrl-C to stop.")
+    try:
+        server.process.wait()
+    except KeyboardInterrupt:
+        print("\nstopping TensorBoard")
+    finally:
+        server.stop()
     return 0
 
 
@@ -81,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "tensorboard":
+            return _cmd_tensorboard(args)
     except (LabkitError, FileNotFoundError) as err:
         # Errors the kit raises are written for people: show them without a traceback.
         print(f"error: {err}", file=sys.stderr)

@@ -5,6 +5,8 @@ steps one by one. The run folder layout::
 
     runs/NAME/
       snapshots/     Snapshots.save (load with Snapshots.load)
+      mantis.csv     the Mantis CSV of the penultimate layer
+      tensorboard/   projector logs for every (layer, epoch) + loss/accuracy scalars
       summary.json   per-epoch loss and accuracy, and what was run
 """
 
@@ -18,7 +20,9 @@ from torch import nn
 
 from ._io import write_json
 from .data import LabData, load_dataset
+from .mantis import write_mantis_csv
 from .models import build_model, default_model
+from .projector import write_projector
 from .snapshots import Snapshots
 from .train import train
 
@@ -85,6 +89,8 @@ def run(
     snaps = train(net, data, epochs=epochs, layers=layers, seed=seed, device=device,
                   progress=progress, **(train_options or {}))
     files = {"snapshots": snaps.save(out / "snapshots")}
+    files["mantis"] = write_mantis_csv(snaps, out / "mantis.csv")
+    files["tensorboard"] = write_projector(snaps, out / "tensorboard").parent
     files["summary"] = write_summary(out, snaps, {
         "seconds_total": round(time.perf_counter() - started, 2)})
     return RunResult(folder=out, snapshots=snaps, data=data, model=net, files=files)

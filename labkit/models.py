@@ -34,8 +34,8 @@ class ConvNet(nn.Module):
     """A VGG-style CNN: ``block1 .. blockK`` (conv-BN-ReLU-pool), ``embed`` (linear-ReLU), ``head``.
 
     Sized for 1x28x28 (MNIST, Fashion-MNIST), 3x32x32 (CIFAR-10) and 1x8x8 (digits). With
-    two blocks on MNIST it costs about a third of the PyTorch-example CNN's multiply-adds
-    (4.2 M vs 12 M per image) because it pools after every convolution.
+    two blocks of 24 and 48 channels on MNIST it costs a fifth of the PyTorch-example CNN's
+    multiply-adds (2.5 M vs 12 M per image) because it pools after every convolution.
     """
 
     def __init__(self, input_shape: tuple[int, int, int], n_classes: int,
@@ -104,8 +104,8 @@ def _cnn(input_shape, n_classes, **kw) -> nn.Module:
         preset = {"channels": (32, 64), "embed_dim": 64}
     elif c == 3:  # CIFAR-10: three blocks, 32 -> 4
         preset = {"channels": (32, 64, 128), "embed_dim": 256}
-    else:  # MNIST-like
-        preset = {"channels": (32, 64), "embed_dim": 128}
+    else:  # MNIST-like; 24/48 channels: a third faster than 32/64 on a CPU, ample for MNIST
+        preset = {"channels": (24, 48), "embed_dim": 128}
     return ConvNet(tuple(input_shape), n_classes, **{**preset, **kw})
 
 

@@ -49,8 +49,6 @@ class Snapshots:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.embeddings:
-            raise ValueError("Snapshots needs at least one captured layer")
         n = len(self.labels)
         for name, emb in self.embeddings.items():
             if emb.ndim != 3 or emb.shape[1] != n:
@@ -75,13 +73,13 @@ class Snapshots:
         return len(self.labels)
 
     @property
-    def penultimate(self) -> str:
-        return self.meta.get("penultimate", self.layers[-1])
+    def penultimate(self) -> str | None:
+        return self.meta.get("penultimate") or (self.layers[-1] if self.layers else None)
 
     def layer(self, name: str | None = None) -> np.ndarray:
         """Embeddings ``[epochs + 1, n, dim]`` of ``name`` (default: the penultimate layer)."""
         name = name or self.penultimate
-        if name not in self.embeddings:
+        if name is None or name not in self.embeddings:
             raise KeyError(f"layer {name!r} was not captured; captured: {', '.join(self.layers)}")
         return self.embeddings[name]
 

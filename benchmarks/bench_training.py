@@ -1,0 +1,235 @@
+"""One MNIST-shaped epoch: the kit's loop and CNN against the common seed-style loop.
+
+    python benchmarks/bench_training.py            # about 6 minutes on 2 CPU cores
+
+Seed-style: torchvision MNIST + DataLoader with per-item ToTensor/Normalize, batch 64, the
+PyTorch-example CNN with Adadelta, one training epoch and one test pass (as in
+pytorch/examples mnist/main.py). Kit: ``labkit.train(epochs=1)`` with the kit's CNN, which
+also evaluates the test split twice (epoch 0 and epoch 1) and captures a 2000-sample probe.
+
+Also measured: the capture overhead (train with a 2000-sample probe captured vs with no
+capture, same everything else) and the accuracy the kit's CNNs reach in 10 epochs on
+scikit-learn's digits, at 8x8 and scaled up to MNIST's 28x28. Real MNIST cannot be
+downloaded here, so the data are MNIST-shaped IDX files made of those digits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import labkit  # noqa: E402
+from tests.fakedata import digit_images, write_idx  # noqa: E402
+
+WORK = ROOT / "benchmarks" / "_work"
+
+
+class ExampleNet(nn.Module):
+    """The CNN of pytorch/examples mnist/main.py, unchanged."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, 1)
+        self.conv2 = nn.Conv2d(32, 64, 3, 1)
+        self.dropout1 = nn.Dropout(0.25)
+        self.dropout2 = nn.Dropout(0.5)
+        self.fc1 = nn.Linear(9216, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        x = F.relu(self.conv2(x))
+        x = F.max_pool2d(x, 2)
+        x = torch.flatten(self.dropout1(x), 1)
+        x = self.dropout2(F.relu(self.fc1(x)))
+        return F.log_softmax(self.fc2(x), dim=1)
+
+
+def write_mnist_shaped(root: Path, n_train: int, n_test: int) -> None:
+    raw = root / "MNIST" / "raw"
+    if (raw / "t10k-labels-idx1-ubyte").exists():
+        return
+    raw.mkdir(parents=True, exist_ok=True)
+    x, y = digit_images(n_train + n_test, 28, seed=0)
+    write_idx(raw / "train-images-idx3-ubyte", x[:n_train])
+    write_idx(raw / "train-labels-idx1-ubyte", y[:n_train])
+    write_idx(raw / "t10k-images-idx3-ubyte", x[n_train:])
+    write_idx(raw / "t10k-labels-idx1-ubyte", y[n_train:])
+
+
+def seed_style_epoch(root: Path) -> dict:
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+
+    torch.manual_seed(1)
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    train_set = datasets.MNIST(str(root), train=True, transform=tf)
+    test_set = datasets.MNIST(str(root), train=False, transform=tf)
+    train_loader = DataLoader(train_set, batch_size=64, shuffle=True)
+    test_loader = DataLoader(test_set, batch_size=1000)
+    model = ExampleNet()
+    optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0)
+
+    t0 = time.perf_counter()
+    model.train()
+    for x, y in train_loader:
+        optimizer.zero_grad()
+        loss = F.nll_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+    t_train = time.perf_counter() - t0
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for x, y in test_loader:
+            correct += (model(x).argmax(1) == y).sum().item()
+    total = time.perf_counter() - t0
+    return {"seconds": total, "train_seconds": t_train, "test_acc": correct / len(test_set)}
+
+
+def kit_epoch(root: Path) -> dict:
+    t0 = time.perf_counter()
+    data = labkit.load_dataset("mnist", data_dir=root, probe_size=2000)
+    t_load = time.perf_counter() - t0
+    model = labkit.build_model("cnn", data.input_shape, data.n_classes)
+    t0 = time.perf_counter()
+    snaps = labkit.train(model, data, epochs=1, progress=False)
+    total = time.perf_counter() - t0
+    return {"seconds": total, "load_seconds": t_load, "test_acc": snaps.history[-1]["test_acc"],
+            "probe_shape": list(snaps.layer().shape)}
+
+
+def capture_overhead(root: Path, epochs: int, repeats: int) -> dict:
+    data = labkit.load_dataset("mnist", data_dir=root, probe_size=2000)
+    times: dict[str, list[float]] = {"capture": [], "no_capture": []}
+    for _ in range(repeats):  # alternate, so drift in the machine's speed hits both alike
+        for key, layers in (("capture", "penultimate"), ("no_capture", None)):
+            model = labkit.build_model("cnn", data.input_shape, data.n_classes)
+            t0 = time.perf_counter()
+            labkit.train(model, data, epochs=epochs, layers=layers, progress=False)
+            times[key].append(time.perf_counter() - t0)
+    best = {k: min(v) for k, v in times.items()}
+    return {"epochs": epochs, "runs": times, "best": best,
+            "overhead": best["capture"] / best["no_capture"] - 1}
+
+
+def capture_cost_direct(root: Path, repeats: int = 7) -> dict:
+    """The evaluation pass with and without the probe hooks, alternated: the capture's own cost.
+
+    Whole training runs differ by a few per cent from run to run on this machine, more than
+    the capture costs; the evaluation pass is where the capture happens, so timing it
+    directly gives a precise figure.
+    """
+    data = labkit.load_dataset("mnist", data_dir=root, probe_size=2000)
+    model = labkit.build_model("cnn", data.input_shape, data.n_classes).eval()
+    model.to(memory_format=torch.channels_last)
+    from dataclasses import replace
+
+    data = replace(data, x_test=data.x_test.contiguous(memory_format=torch.channels_last))
+    with_hooks, without = [], []
+    labkit.evaluate(model, data, ["embed"])  # warm-up
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        labkit.evaluate(model, data, ["embed"])
+        with_hooks.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        labkit.evaluate(model, data, [])
+        without.append(time.perf_counter() - t0)
+    w, wo = float(np.median(with_hooks)), float(np.median(without))
+    return {"eval_with_capture_s": w, "eval_without_capture_s": wo, "extra_s": w - wo}
+
+
+def digits_accuracy(epochs: int = 10) -> dict:
+    """The kit's CNNs on scikit-learn's digits: at 8x8, and at 28x28 (the MNIST CNN)."""
+    d8 = labkit.load_dataset("digits")
+    m8 = labkit.build_model("cnn", d8.input_shape, d8.n_classes)
+    acc8 = labkit.train(m8, d8, epochs=epochs, progress=False).history[-1]["test_acc"]
+
+    # The same split, scaled to 28x28 and written as IDX: the MNIST code path and MNIST CNN.
+    from PIL import Image
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    img = (digits.images * 255 / 16).astype(np.uint8)
+    big = np.stack([np.asarray(Image.fromarray(i).resize((28, 28), Image.BILINEAR)) for i in img])
+    x_tr, x_te, y_tr, y_te = train_test_split(big, digits.target.astype(np.uint8), test_size=0.25,
+                                              stratify=digits.target, random_state=0)
+    root = WORK / "digits28"
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for name, arr in (("train-images-idx3-ubyte", x_tr), ("train-labels-idx1-ubyte", y_tr),
+                      ("t10k-images-idx3-ubyte", x_te), ("t10k-labels-idx1-ubyte", y_te)):
+        write_idx(raw / name, arr)
+    d28 = labkit.load_dataset("mnist", data_dir=root)
+    m28 = labkit.build_model("cnn", d28.input_shape, d28.n_classes)
+    acc28 = labkit.train(m28, d28, epochs=epochs, progress=False).history[-1]["test_acc"]
+    return {"epochs": epochs, "digits_8x8_cnn": acc8, "digits_28x28_mnist_cnn": acc28}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n-train", type=int, default=60000)
+    parser.add_argument("--n-test", type=int, default=10000)
+    parser.add_argument("--overhead-epochs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "training.json"))
+    parser.add_argument("--capture-only", action="store_true",
+                        help="only the direct capture-cost measurement")
+    args = parser.parse_args()
+
+    root = WORK / "mnist"
+    write_mnist_shaped(root, args.n_train, args.n_test)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor()}")
+    direct = capture_cost_direct(root)
+    print(f"evaluation pass (10000 test images): {direct['eval_with_capture_s']:.3f} s with the "
+          f"2000-sample capture, {direct['eval_without_capture_s']:.3f} s without "
+          f"(+{direct['extra_s'] * 1000:.0f} ms)")
+    if args.capture_only:
+        return
+
+    seed = seed_style_epoch(root)
+    print(f"seed-style epoch (DataLoader, batch 64, example CNN): {seed['seconds']:.1f} s "
+          f"(train {seed['train_seconds']:.1f} s)")
+    kit = kit_epoch(root)
+    print(f"kit epoch (tensor batches, kit CNN, 2 evals + capture): {kit['seconds']:.1f} s "
+          f"(one-off load {kit['load_seconds']:.1f} s)")
+    speedup = seed["seconds"] / kit["seconds"]
+    print(f"  speed-up: {speedup:.2f}x (goal >= 3x)")
+
+    over = capture_overhead(root, args.overhead_epochs, args.repeats)
+    print(f"capture overhead over {over['epochs']} epochs: with {over['best']['capture']:.1f} s, "
+          f"without {over['best']['no_capture']:.1f} s -> {over['overhead']:+.2%} (goal <= 3%)")
+    # The capture runs once per evaluation: epochs + 1 times in a run.
+    ten = 11 * direct["extra_s"] / (10 * kit["seconds"])
+    over["direct_10_epoch_overhead"] = ten
+    print(f"  direct: +{direct['extra_s'] * 1000:.0f} ms per evaluation x 11 evaluations in a "
+          f"10-epoch run = {ten:+.2%} of its time")
+
+    acc = digits_accuracy()
+    print(f"10-epoch test accuracy on digits: 8x8 CNN {acc['digits_8x8_cnn']:.2%}, "
+          f"MNIST CNN at 28x28 {acc['digits_28x28_mnist_cnn']:.2%}")
+
+    result = {"seed_style": seed, "kit": kit, "speedup": speedup, "capture": over,
+              "capture_direct": direct,
+              "accuracy": acc, "torch": torch.__version__, "threads": torch.get_num_threads(),
+              "n_train": args.n_train, "n_test": args.n_test}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

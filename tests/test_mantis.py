@@ -1,0 +1,160 @@
+"""Mantis CSV: the contract in DESIGN.md, exact round trips, and errors that point at the cell."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import csv
+import json
+
+import numpy as np
+import pytest
+
+import labkit
+from labkit.mantis import MantisFormatError, read_mantis_csv, write_mantis_csv
+
+ODD_TITLES = ['comma, inside', 'say "hi"', "two\nlines", "tab\there", "ünïcödé ✓ 日本語",
+              "", "=SUM(A1)", "trailing space "]
+
+
+@pytest.fixture
+def odd(digits_run):
+    _, snaps = digits_run
+    snaps = copy.deepcopy(snaps)
+    for i, t in enumerate(ODD_TITLES):
+        snaps.titles[i] = t
+    return snaps
+
+
+def test_header_rows_and_cells_follow_the_contract(odd, tmp_path):
+    path = write_mantis_csv(odd, tmp_path / "m.csv")
+    raw = path.read_bytes()
+    assert raw.decode("utf-8")  # UTF-8
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["title", "categoric", "prediction", "correct"] + [
+        f"embedding_epoch_{e}" for e in range(5)]
+    assert len(rows) == 1 + odd.n_probe
+    assert [r[0] for r in rows[1:9]] == ODD_TITLES
+    assert [r[1] for r in rows[1:]] == odd.label_names  # class names, not indices
+    emb = odd.layer()
+    for r, row in enumerate(rows[1:]):
+        for e in range(5):
+            cell = row[4 + e]
+            a, b = json.loads(cell), ast.literal_eval(cell)
+            assert a == b and len(a) == emb.shape[2]
+        if r < 3:
+            np.testing.assert_allclose(a, emb[4, r], rtol=1e-6, atol=0)
+    assert raw.count(b"\r\n") >= 1 + odd.n_probe  # RFC 4180 line ends
+
+
+def test_round_trip_within_the_stated_precision(odd, tmp_path):
+    write_mantis_csv(odd, tmp_path / "m.csv")
+    table = read_mantis_csv(tmp_path / "m.csv")
+    assert table.titles == [t.replace("\r", "\n") for t in odd.titles]
+    assert table.categories == odd.label_names
+    assert table.embeddings.dtype == np.float32 and table.embeddings.shape == odd.layer().shape
+    emb = odd.layer()
+    rel = np.abs(table.embeddings - emb) / np.maximum(np.abs(emb), 1e-30)
+    assert rel.max() <= 1e-6  # default: 7 significant digits
+    assert table.columns["prediction"] == [odd.class_names[p] for p in odd.predictions[-1]]
+
+
+def test_precision_9_is_exact_for_float32_and_lower_precision_is_smaller(odd, tmp_path):
+    write_mantis_csv(odd, tmp_path / "exact.csv", precision=9)
+    assert np.array_equal(read_mantis_csv(tmp_path / "exact.csv").embeddings, odd.layer())
+    write_mantis_csv(odd, tmp_path / "p4.csv", precision=4)
+    back = read_mantis_csv(tmp_path / "p4.csv").embeddings
+    emb = odd.layer()
+    nz = emb != 0
+    assert (np.abs(back - emb)[nz] / np.abs(emb[nz])).max() <= 5e-4
+    assert (tmp_path / "p4.csv").stat().st_size < (tmp_path / "exact.csv").stat().st_size
+
+
+def test_extremes_survive(tmp_path, digits_run):
+    _, snaps = digits_run
+    snaps = copy.deepcopy(snaps)
+    values = np.array([0.0, -0.0, 1e-45, -3.4e38, 123456789.0, 1e-5, 0.1, 2.5, -7.0],
+                      np.float32)
+    snaps.embeddings = {"x": np.tile(values, (1, snaps.n_probe, 1)).astype(np.float32)}
+    snaps.meta = {**snaps.meta, "penultimate": "x"}
+    snaps.predictions = snaps.predictions[:1]
+    write_mantis_csv(snaps, tmp_path / "m.csv", precision=9)
+    back = read_mantis_csv(tmp_path / "m.csv").embeddings
+    assert np.array_equal(back, snaps.embeddings["x"])
+
+
+def test_snippets_extra_columns_and_direct_projection(odd, tmp_path):
+    odd.snippets = [f"snippet, {i}\n\"quoted\"" for i in range(odd.n_probe)]
+    write_mantis_csv(odd, tmp_path / "m.csv", coordinates=2,
+                     extra={"split": ["test"] * odd.n_probe})
+    table = read_mantis_csv(tmp_path / "m.csv")
+    assert table.columns["snippet"][3] == 'snippet, 3\n"quoted"'
+    assert table.columns["split"][0] == "test"
+    # coordinate1/2 are the PCA of the last epoch: they carry its largest variance, in order.
+    last = odd.layer()[-1].astype(np.float64)
+    centred = last - last.mean(0)
+    s = np.linalg.svd(centred, compute_uv=False)
+    var = (table.coordinates ** 2).sum(0)
+    np.testing.assert_allclose(var, s[:2] ** 2, rtol=1e-5)
+    with open(tmp_path / "m.csv", encoding="utf-8", newline="") as f:
+        header = next(csv.reader(f))
+    assert header[-2:] == ["coordinate1", "coordinate2"]
+    write_mantis_csv(odd, tmp_path / "m3.csv", coordinates=3)
+    assert read_mantis_csv(tmp_path / "m3.csv").coordinates.shape == (odd.n_probe, 3)
+
+
+def test_malformed_cell_error_names_line_and_column(odd, tmp_path):
+    path = write_mantis_csv(odd, tmp_path / "m.csv")
+    lines = path.read_bytes().decode("utf-8").split("\r\n")  # records end in CRLF
+    target = odd.titles[20]  # a plain title; an earlier one spans two physical lines
+    i = next(k for k, line in enumerate(lines) if line.startswith(target + ","))
+    cells = lines[i].split('"[')
+    cells[2] = "oops, " + cells[2]  # the second embedding cell: embedding_epoch_1
+    lines[i] = '"['.join(cells)
+    path.write_bytes("\r\n".join(lines).encode("utf-8"))
+    with pytest.raises(MantisFormatError) as info:
+        read_mantis_csv(path)
+    msg = str(info.value)
+    # The line an editor shows: every \n counts, the one inside "two\nlines" too.
+    physical = "\r\n".join(lines[:i]).count("\n") + 2
+    assert physical == 23  # header, rows 0..19 (row 2 spans two lines), then row 20
+    assert f"line {physical}," in msg and "column 6 (embedding_epoch_1)" in msg and "oops" in msg
+
+
+def test_wrong_dimension_and_missing_columns_are_reported(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text('title,categoric,embedding_epoch_0\na,x,"[1, 2]"\nb,y,"[1]"\n')
+    with pytest.raises(MantisFormatError, match=r"line 3, column 3.*1 values, earlier cells have 2"):
+        read_mantis_csv(bad)
+    bad.write_text("name,embedding_epoch_0\n")
+    with pytest.raises(MantisFormatError, match="no 'title' column"):
+        read_mantis_csv(bad)
+
+
+def test_interrupted_write_keeps_the_previous_file(odd, tmp_path, monkeypatch):
+    path = write_mantis_csv(odd, tmp_path / "m.csv")
+    before = path.read_bytes()
+    import labkit.mantis as mantis
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt  # as if the student pressed stop mid-export
+
+    monkeypatch.setattr(mantis, "_cells", boom)
+    with pytest.raises(KeyboardInterrupt):
+        write_mantis_csv(odd, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.csv"]  # no temp file left behind
+
+
+def test_nan_is_refused_with_a_reason(odd, tmp_path):
+    odd.embeddings[odd.penultimate] = odd.layer().copy()
+    odd.embeddings[odd.penultimate][2, 5, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        write_mantis_csv(odd, tmp_path / "m.csv")
+    assert not (tmp_path / "m.csv").exists()
+
+
+def test_labkit_exports_are_reachable_from_the_top(odd, tmp_path):
+    labkit.write_mantis_csv(odd, tmp_path / "m.csv")
+    assert labkit.read_mantis_csv(tmp_path / "m.csv").embeddings.shape[0] == 5
