@@ -28,8 +28,14 @@ def test_run_on_digits_is_quick_accurate_and_round_trips(tmp_path):
     assert snaps.epochs == 10 and snaps.layer().shape == (11, 450, 64)
     assert snaps.history == summary["history"]
     assert snaps.meta["dataset"] == "digits" and snaps.meta["model"] == "cnn"
+    # The viewers' files: the Mantis CSV and the projector logs of every epoch.
+    table = labkit.read_mantis_csv(out / "mantis.csv")
+    assert table.embeddings.shape == (11, 450, 64) and table.titles == snaps.titles
+    config = (out / "tensorboard" / "projector_config.pbtxt").read_text()
+    assert config.count("tensor_name:") == 11 and "sprite" in config
     # It tells the student where things are and what to do next.
     assert str(out) in proc.stdout and "Next:" in proc.stdout
+    assert f"python -m labkit tensorboard {out}" in proc.stdout
     assert "test accuracy" in proc.stdout
 
 

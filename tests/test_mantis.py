@@ -140,7 +140,7 @@ def test_interrupted_write_keeps_the_previous_file(odd, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise KeyboardInterrupt  # as if the student pressed stop mid-export
 
-    monkeypatch.setattr(mantis, "_cells", boom)
+    monkeypatch.setattr(mantis, "_format_rows", boom)
     with pytest.raises(KeyboardInterrupt):
         write_mantis_csv(odd, path)
     assert path.read_bytes() == before

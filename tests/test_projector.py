@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import os
 import urllib.parse
 
 import numpy as np
@@ -13,6 +14,8 @@ from PIL import Image
 
 import labkit
 from labkit.projector import CONFIG, SPRITE_LIMIT_PX, _sprite, write_projector
+
+from .browser import browser_page, chromium_path, read_projector
 
 ODD = ['tab\there', 'new\nline', 'say "hi", ok', "ünïcödé ✓ 日本語", "cr\r\nlf", "  "]
 
@@ -160,3 +163,18 @@ def test_all_zero_tensors_fall_back_to_exact_tsv(digits_run, tmp_path):
     assert first.startswith(b"0\t0\t")
     second = (tmp_path / "projector" / "01_embed" / "epoch_01.bin").read_bytes()
     assert second == snaps.layer()[1].astype("<f4").tobytes()
+
+
+@pytest.mark.skipif(chromium_path() is None and not os.environ.get("CI"),
+                    reason="needs Debian's chromium (apt-get install chromium; .ci/run does)")
+def test_projector_page_renders_in_headless_chromium(tb, logged, tmp_path):
+    _, snaps, _ = logged
+    with browser_page() as page:
+        state = read_projector(page, tb.url + "#projector")
+        page.screenshot(path=str(tmp_path / "projector.png"))
+    # The first run's first tensor is shown: 5 tensors (epochs 0..4) of 450 x 64.
+    assert state["tensors_found"] == 5
+    assert state["points"] == snaps.n_probe == 450
+    assert state["dimension"] == 64
+    assert "01_embed/epoch_00" in state["texts"]
+    assert (tmp_path / "projector.png").stat().st_size > 10_000

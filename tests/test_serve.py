@@ -1,0 +1,273 @@
+"""Serving: a real TensorBoard on loopback; the ngrok path tested up to the service itself.
+
+The ngrok service cannot be reached here, so the tunnel tests replace the one call that
+talks to it (``connect``); everything around it runs for real, and the offline download of
+the ngrok agent is a real pyngrok attempt against a closed port on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import types
+
+import pytest
+from pyngrok import installer
+from pyngrok.exception import PyngrokNgrokError, PyngrokNgrokInstallError
+
+import labkit
+from labkit import serve
+from labkit.errors import LabkitError
+
+TOKEN = "2abcTOKENxyz_do_not_leak_0123456789"
+
+
+@pytest.fixture
+def logdir(digits_run, tmp_path):
+    _, snaps = digits_run
+    labkit.write_projector(snaps, tmp_path / "logs", epochs=[0, 4])
+    return tmp_path / "logs"
+
+
+@pytest.fixture
+def no_token(monkeypatch):
+    monkeypatch.delenv("NGROK_AUTHTOKEN", raising=False)
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.delitem(sys.modules, "google.colab.userdata", raising=False)
+
+
+@pytest.fixture
+def colab(monkeypatch, no_token):
+    """A stand-in for Colab's `google.colab.userdata` (Colab cannot run here)."""
+    store: dict[str, str] = {}
+
+    class SecretNotFoundError(Exception):
+        pass
+
+    def get(name):
+        if name not in store:
+            raise SecretNotFoundError(name)
+        return store[name]
+
+    userdata = types.ModuleType("google.colab.userdata")
+    userdata.get = get
+    pkg = types.ModuleType("google.colab")
+    pkg.userdata = userdata
+    monkeypatch.setitem(sys.modules, "google.colab", pkg)
+    monkeypatch.setitem(sys.modules, "google.colab.userdata", userdata)
+    return store
+
+
+# -- token sources -----------------------------------------------------------------------
+
+def test_token_precedence_environment_then_colab_secrets(monkeypatch, colab):
+    assert serve.ngrok_token() is None
+    colab["NGROK_AUTHTOKEN"] = "from-colab"
+    token = serve.ngrok_token()
+    assert token.reveal() == "from-colab" and "Colab" in token.source
+    monkeypatch.setenv("NGROK_AUTHTOKEN", "from-env")
+    assert serve.ngrok_token().reveal() == "from-env"
+    monkeypatch.setenv("NGROK_AUTHTOKEN", "   ")  # blank counts as unset
+    assert serve.ngrok_token().reveal() == "from-colab"
+
+
+def test_a_secret_never_shows_its_value(monkeypatch, no_token):
+    import pickle
+
+    monkeypatch.setenv("NGROK_AUTHTOKEN", TOKEN)
+    token = serve.ngrok_token()
+    assert TOKEN not in repr(token) and TOKEN not in str(token) and TOKEN not in f"{token}"
+    with pytest.raises(TypeError):
+        pickle.dumps(token)
+
+
+def test_no_token_message_says_where_to_put_one(no_token):
+    with pytest.raises(LabkitError) as info:
+        serve.open_tunnel(6006, connect=lambda *a: pytest.fail("must not connect"))
+    msg = str(info.value)
+    assert "NGROK_AUTHTOKEN" in msg and "dashboard.ngrok.com" in msg and "127.0.0.1:6006" in msg
+
+
+def test_no_token_on_colab_points_at_the_secrets_panel(colab):
+    with pytest.raises(LabkitError, match="key icon in the left bar"):
+        serve.open_tunnel(6006, connect=lambda *a: pytest.fail("must not connect"))
+
+
+# -- the tunnel ---------------------------------------------------------------------------
+
+def _leak_check(capsys, caplog, home):
+    out = capsys.readouterr()
+    texts = [out.out, out.err, caplog.text]
+    for path in home.rglob("*"):
+        if path.is_file():
+            texts.append(path.read_bytes().decode("utf-8", "replace"))
+    assert all(TOKEN not in t for t in texts), "the ngrok token leaked"
+    return out
+
+
+@pytest.fixture
+def env_token(monkeypatch, no_token, tmp_path):
+    monkeypatch.setenv("NGROK_AUTHTOKEN", TOKEN)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # anything written lands here
+    (tmp_path / "home").mkdir()
+    return tmp_path / "home"
+
+
+def test_tunnel_has_basic_auth_and_the_token_goes_only_to_ngrok(env_token, capsys, caplog):
+    caplog.set_level(logging.DEBUG)
+    calls = []
+
+    def connect(port, token, options):
+        calls.append((port, token, options))
+        return "http://abcd-1-2-3-4.ngrok-free.app"
+
+    tunnel = serve.open_tunnel(6006, connect=connect)
+    assert calls[0][0] == 6006 and calls[0][1] == TOKEN
+    user, password = calls[0][2]["basic_auth"][0].split(":")
+    assert user == "labkit" and len(password) >= 16 and password == tunnel.password
+    assert tunnel.public_url == "https://abcd-1-2-3-4.ngrok-free.app"
+    out = _leak_check(capsys, caplog, env_token)
+    assert out.out.count(password) == 1  # shown once
+    assert "https://abcd-1-2-3-4.ngrok-free.app" in out.out
+    assert password not in repr(tunnel)
+
+
+def test_tunnel_without_auth_says_it_is_open(env_token, capsys, caplog):
+    tunnel = serve.open_tunnel(6006, auth=False, connect=lambda p, t, o: "https://x.ngrok.app")
+    assert tunnel.password is None
+    assert "anyone with the link" in _leak_check(capsys, caplog, env_token).out
+
+
+@pytest.mark.parametrize("code, expected", [
+    ("ERR_NGROK_4018", "not verified"),
+    ("ERR_NGROK_108", "another ngrok agent is still running"),
+])
+def test_ngrok_errors_become_clear_messages(env_token, capsys, caplog, code, expected):
+    def connect(port, token, options):
+        # ngrok's own wording, including the token it was given: it must be scrubbed.
+        raise PyngrokNgrokError(f"The ngrok process errored on start: authentication failed "
+                                f"for {token}.\\r\\n\\r\\n{code}\\r\\n", ngrok_error=code)
+
+    with pytest.raises(LabkitError) as info:
+        serve.open_tunnel(6006, connect=connect)
+    assert expected in str(info.value) and code in str(info.value)
+    assert TOKEN not in str(info.value)
+    _leak_check(capsys, caplog, env_token)
+
+
+def test_err_108_with_replace_stops_the_old_agent_and_retries(env_token, monkeypatch, capsys,
+                                                              caplog):
+    stopped, attempts = [], []
+    monkeypatch.setattr(serve, "stop_tunnels", lambda: stopped.append(True))
+
+    def connect(port, token, options):
+        attempts.append(port)
+        if len(attempts) == 1:
+            raise PyngrokNgrokError("ERR_NGROK_108: account limited to 1 simultaneous session")
+        return "https://second.ngrok.app"
+
+    tunnel = serve.open_tunnel(6006, replace=True, connect=connect)
+    assert stopped == [True] and len(attempts) == 2
+    assert tunnel.public_url == "https://second.ngrok.app"
+    _leak_check(capsys, caplog, env_token)
+
+
+def test_offline_agent_download_is_explained(env_token, monkeypatch, capsys, caplog):
+    # The real pyngrok install path, pointed at a closed port on loopback instead of its CDN.
+    plat = f"{installer.get_system()}_{installer.get_arch()}"
+    monkeypatch.setitem(installer.PLATFORMS, plat, "http://127.0.0.1:9/ngrok.tgz")
+    monkeypatch.setenv("PYNGROK_NGROK_PATH", str(env_token / "bin" / "ngrok"))
+    with pytest.raises(LabkitError) as info:
+        serve.open_tunnel(6006)
+    msg = str(info.value)
+    assert "could not download the ngrok agent" in msg and "PYNGROK_NGROK_PATH" in msg
+    assert isinstance(info.value.__context__, PyngrokNgrokInstallError)
+    assert not (env_token / "bin" / "ngrok").exists()
+    _leak_check(capsys, caplog, env_token)
+
+
+# -- TensorBoard --------------------------------------------------------------------------
+
+def test_port_fallback_when_6300_is_taken(logdir):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 6300))
+        s.listen()
+        assert serve.find_free_port(6300) == 6301
+        server = serve.start_tensorboard(logdir, port=6300)
+        try:
+            assert server.port == 6301 and not server.reused
+            runs = json.loads(server.get("/data/plugin/projector/runs"))
+            assert runs == ["."]
+        finally:
+            server.stop()
+    assert not serve._alive(server.pid)
+
+
+def test_reuse_then_replace_when_logs_change(logdir, digits_run):
+    first = serve.start_tensorboard(logdir, port=6310)
+    try:
+        again = serve.start_tensorboard(logdir, port=6310)
+        assert again.reused and again.pid == first.pid and again.port == first.port
+        time.sleep(1.1)
+        _, snaps = digits_run
+        labkit.write_projector(snaps, logdir, epochs=[2])  # new logs: the old server is stale
+        fresh = serve.start_tensorboard(logdir, port=6310)
+        assert not fresh.reused and fresh.pid != first.pid and fresh.port == 6310
+        assert not serve._alive(first.pid)
+        info = json.loads(fresh.get("/data/plugin/projector/info?run=."))
+        assert len(info["embeddings"]) == 3
+        fresh.stop()
+    finally:
+        first.stop()
+
+
+def test_a_dead_instance_is_forgotten_and_another_folder_is_replaced(logdir, tmp_path,
+                                                                    digits_run):
+    server = serve.start_tensorboard(logdir, port=6320)
+    os.kill(server.pid, signal.SIGKILL)
+    server.process.wait()
+    again = serve.start_tensorboard(logdir, port=6320)
+    try:
+        assert not again.reused and again.port == 6320
+        _, snaps = digits_run
+        labkit.write_projector(snaps, tmp_path / "other", epochs=[0])
+        other = serve.start_tensorboard(tmp_path / "other", port=6320)
+        assert other.port == 6320 and not serve._alive(again.pid)
+        other.stop()
+    finally:
+        again.stop()
+
+
+def test_no_logs_is_a_clear_error(tmp_path):
+    with pytest.raises(LabkitError, match="no log folder"):
+        serve.start_tensorboard(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LabkitError, match="write_projector"):
+        serve.start_tensorboard(tmp_path / "empty")
+
+
+def test_cli_tensorboard_serves_a_run_until_ctrl_c(logdir, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    logdir.rename(run / "tensorboard")
+    proc = subprocess.Popen([sys.executable, "-m", "labkit", "tensorboard", str(run),
+                             "--port", "6330"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "http://127.0.0.1:6330/#projector" in line and "started" in line
+        server = serve.TensorBoardServer(run / "tensorboard", 6330, -1)
+        info = json.loads(server.get("/data/plugin/projector/info?run=."))
+        assert [e["tensorName"] for e in info["embeddings"]] == [
+            "01_embed/epoch_00", "01_embed/epoch_04"]
+        assert "Ctrl-C" in proc.stdout.readline()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+    assert serve._port_free(6330)
