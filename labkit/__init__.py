@@ -6,6 +6,10 @@
 >>> snaps = labkit.train(model, data, epochs=10)      # doctest: +SKIP
 """
 
+__version__ = "0.1.0"  # before the imports: submodules read it
+
+
+from . import text  # noqa: F401  (registers the 'wikipedia' and 'bbc' data sets)
 from .data import DATASETS, DataError, LabData, load_dataset
 from .errors import LabkitError
 from .hooks import capture, embedding_layers, head_layer, layer_names, penultimate_layer
@@ -15,8 +19,6 @@ from .projector import write_projector
 from .serve import ngrok_token, open_tensorboard, open_tunnel, start_tensorboard, stop_tunnels
 from .snapshots import Snapshots
 from .train import evaluate, pick_device, train
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DATASETS", "LabkitError", "MLP", "MODELS", "ConvNet", "DataError", "LabData", "Snapshots", "build_model",

@@ -45,11 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--probe-size", type=_positive, default=2000,
                    help="test samples whose embeddings are recorded")
     r.add_argument("--layers", default="penultimate", choices=["penultimate", "all"])
+    r.add_argument("--topics", default=None,
+                   help='wikipedia: comma-separated topics, e.g. "Astronomy,Cooking,Basketball"')
+    r.add_argument("--api-url", default=None,
+                   help="wikipedia: the MediaWiki api.php endpoint (another language, a mirror)")
+    r.add_argument("--csv", default=None, help="bbc: path or URL of the BBC News CSV")
     r.add_argument("--data-dir", default="data", help="where data sets are downloaded/found")
     r.add_argument("--out", default=None, help="run folder (default: runs/DATASET)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    r.add_argument("--batch-size", type=_positive, default=128)
+    r.add_argument("--batch-size", type=_positive, default=None,
+                   help="default: 128, less for small data sets (at least 20 steps an epoch)")
     r.add_argument("--lr", type=float, default=1e-3)
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -65,11 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_run(args: argparse.Namespace) -> int:
     from .experiment import run
 
+    extra = {}
+    if args.topics is not None:
+        extra["topics"] = [t.strip() for t in args.topics.split(",") if t.strip()]
+    if args.api_url is not None:
+        extra["api_url"] = args.api_url
+    if args.csv is not None:
+        extra["csv"] = args.csv
     result = run(
         dataset=args.dataset, model=args.model, epochs=args.epochs, probe_size=args.probe_size,
         layers=args.layers, data_dir=args.data_dir, out=args.out, seed=args.seed,
         device=args.device, progress=not args.no_progress,
-        train_options={"batch_size": args.batch_size, "lr": args.lr},
+        train_options={"batch_size": args.batch_size, "lr": args.lr}, **extra,
     )
     snaps, folder = result.snapshots, result.folder
     final = snaps.history[-1]

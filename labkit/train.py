@@ -46,6 +46,11 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     return device
 
 
+def auto_batch_size(n_train: int, largest: int = 128, min_steps: int = 20) -> int:
+    """128, or smaller (down to 8) so that an epoch has at least ``min_steps`` steps."""
+    return max(8, min(largest, n_train // min_steps))
+
+
 def resolve_layers(model: nn.Module, layers: str | Sequence[str]) -> list[str]:
     """``"penultimate"``, ``"all"`` (every representation layer), explicit names, or ``None``."""
     if layers is None:
@@ -59,9 +64,14 @@ def resolve_layers(model: nn.Module, layers: str | Sequence[str]) -> list[str]:
     return names
 
 
-def _batches(n: int, size: int):
-    for start in range(0, n, size):
-        yield slice(start, min(start + size, n))
+def _batches(n: int, size: int, no_singleton: bool = False):
+    """Slices of ``size``; with ``no_singleton`` a last batch of one joins the one before
+    (batch norm cannot train on a single sample)."""
+    starts = list(range(0, n, size))
+    if no_singleton and len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    for i, start in enumerate(starts):
+        yield slice(start, starts[i + 1] if i + 1 < len(starts) else n)
 
 
 @torch.inference_mode()
@@ -123,7 +133,7 @@ def train(
     epochs: int = 10,
     layers: str | Sequence[str] | None = "penultimate",
     *,
-    batch_size: int = 128,
+    batch_size: int | None = None,
     lr: float = 1e-3,
     weight_decay: float = 5e-4,
     seed: int = 0,
@@ -136,6 +146,8 @@ def train(
     The probe embeddings of ``layers`` (``"penultimate"``, ``"all"``, a list of names, or
     ``None`` for no capture) are recorded at epoch 0, before any update, and after every epoch. With the same ``seed`` a
     CPU run is repeatable bit for bit; the global RNG state is restored afterwards.
+    ``batch_size=None`` picks 128, or less for small training sets so that an epoch takes
+    at least 20 steps (a 100-article text set would otherwise learn one step an epoch).
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
@@ -151,7 +163,9 @@ def train(
                        x_test=data.x_test.contiguous(memory_format=torch.channels_last))
     head = dict(model.named_modules())[head_layer(model)]
     n_train = len(data.y_train)
-    steps = -(-n_train // batch_size)
+    if batch_size is None:
+        batch_size = auto_batch_size(n_train)
+    steps = len(list(_batches(n_train, batch_size, no_singleton=True)))
 
     n_probe = len(data.probe_index)
     history: list[dict] = []
@@ -198,7 +212,7 @@ def train(
                 order = torch.randperm(n_train, generator=shuffle).to(device)
                 if bar is not None:
                     bar.set_description(f"epoch {epoch}/{epochs}")
-                for sl in _batches(n_train, batch_size):
+                for sl in _batches(n_train, batch_size, no_singleton=True):
                     idx = order[sl]
                     x, y = data.x_train[idx], data.y_train[idx]
                     logits = model(x)

@@ -104,3 +104,18 @@ def test_cuda_training_matches_the_cpu_shapes(digits):
     snaps = labkit.train(model, digits, epochs=2, device="cuda", progress=False)
     assert snaps.meta["device"] == "cuda" and snaps.layer().shape == (3, 450, 64)
     assert snaps.history[-1]["test_acc"] > 0.5
+
+
+def test_a_last_batch_of_one_joins_the_previous_one(digits):
+    # 1347 training images in batches of 1346 leave one over: batch norm cannot train on a
+    # single sample, so it rides with the batch before instead of crashing the epoch.
+    model = labkit.build_model("cnn", digits.input_shape, digits.n_classes)
+    snaps = labkit.train(model, digits, epochs=1, batch_size=1346, progress=False)
+    assert [row["epoch"] for row in snaps.history] == [0, 1]
+
+
+def test_small_training_sets_get_smaller_batches():
+    from labkit.train import auto_batch_size
+
+    assert auto_batch_size(60000) == 128 and auto_batch_size(1347) == 67
+    assert auto_batch_size(105) == 8  # at least 20 steps an epoch where it can
