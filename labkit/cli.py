@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=_positive, default=None,
                    help="default: 128, less for small data sets (at least 20 steps an epoch)")
     r.add_argument("--lr", type=float, default=1e-3)
+    r.add_argument("--reducer", default="pca", choices=["pca", "tsne", "umap"],
+                   help="projection for the figures (pca is fast and deterministic)")
+    r.add_argument("--no-figures", action="store_true", help="skip figures and geometry")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     t = sub.add_parser("tensorboard", help="serve a run's projector logs with TensorBoard",
@@ -81,7 +84,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     result = run(
         dataset=args.dataset, model=args.model, epochs=args.epochs, probe_size=args.probe_size,
         layers=args.layers, data_dir=args.data_dir, out=args.out, seed=args.seed,
-        device=args.device, progress=not args.no_progress,
+        device=args.device, progress=not args.no_progress, reducer=args.reducer,
+        figures=not args.no_figures,
         train_options={"batch_size": args.batch_size, "lr": args.lr}, **extra,
     )
     snaps, folder = result.snapshots, result.folder

@@ -7,7 +7,8 @@ steps one by one. The run folder layout::
       snapshots/     Snapshots.save (load with Snapshots.load)
       mantis.csv     the Mantis CSV of the penultimate layer
       tensorboard/   projector logs for every (layer, epoch) + loss/accuracy scalars
-      summary.json   per-epoch loss and accuracy, and what was run
+      figures/       epoch grid, metric curves, CKA, animation (GIF), interactive HTML
+      summary.json   per-epoch loss, accuracy and geometry metrics, and what was run
 """
 
 from __future__ import annotations
@@ -58,6 +59,44 @@ def write_summary(folder: Path, snaps: Snapshots, extra: dict | None = None) -> 
     return path
 
 
+def write_figures(snaps: Snapshots, folder: Path, reducer: str = "pca", seed: int = 0,
+                  progress: bool = False) -> tuple[dict[str, Path], list[dict]]:
+    """The standard figures and the geometry table of a run (see the module doc)."""
+    import matplotlib.pyplot as plt
+
+    from . import plots
+    from .align import layer_trajectory, trajectory
+    from .metrics import cka_matrix, geometry
+
+    folder = Path(folder)
+    files: dict[str, Path] = {}
+    table = geometry(snaps, seed=seed)
+    traj = trajectory(snaps, method=reducer, seed=seed, progress=progress)
+    pen = snaps.layer()
+    figs = {
+        "epoch_grid": lambda p: plots.epoch_grid(traj, snaps, path=p, method=reducer),
+        "metric_curves": lambda p: plots.metric_curves(table, snaps, path=p),
+        "cka_epochs": lambda p: plots.cka_heatmap(
+            cka_matrix(list(pen)), [f"epoch {e}" for e in range(len(pen))], path=p,
+            title=f"linear CKA between epochs ({snaps.penultimate})"),
+    }
+    if len(snaps.layers) > 1:
+        last = [snaps.layer(name)[-1] for name in snaps.layers]
+        figs["layer_grid"] = lambda p: plots.layer_grid(
+            layer_trajectory(snaps, method=reducer, seed=seed), snaps, path=p, method=reducer)
+        figs["cka_layers"] = lambda p: plots.cka_heatmap(
+            cka_matrix(last), snaps.layers, path=p, title="linear CKA between layers (last epoch)")
+    for name, make in figs.items():
+        files[name] = folder / f"{name}.png"
+        plt.close(make(files[name]))
+    files["animation"] = folder / "epochs.gif"
+    plots.animate(traj, snaps, path=files["animation"], steps=4)
+    files["interactive"] = folder / "epochs.html"
+    plots.interactive(traj, snaps, path=files["interactive"])
+    rows = table.round(6).to_dict(orient="records")
+    return files, rows
+
+
 def run(
     dataset: str = "digits",
     model: str | None = None,
@@ -69,6 +108,8 @@ def run(
     seed: int = 0,
     device: str = "auto",
     progress: bool = True,
+    reducer: str = "pca",
+    figures: bool = True,
     model_options: dict | None = None,
     train_options: dict | None = None,
     **dataset_options,
@@ -91,6 +132,10 @@ def run(
     files = {"snapshots": snaps.save(out / "snapshots")}
     files["mantis"] = write_mantis_csv(snaps, out / "mantis.csv")
     files["tensorboard"] = write_projector(snaps, out / "tensorboard").parent
-    files["summary"] = write_summary(out, snaps, {
-        "seconds_total": round(time.perf_counter() - started, 2)})
+    extra: dict = {}
+    if figures:
+        figure_files, extra["geometry"] = write_figures(snaps, out / "figures", reducer, seed)
+        files.update(figure_files)
+    extra["seconds_total"] = round(time.perf_counter() - started, 2)
+    files["summary"] = write_summary(out, snaps, extra)
     return RunResult(folder=out, snapshots=snaps, data=data, model=net, files=files)

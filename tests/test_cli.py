@@ -33,6 +33,13 @@ def test_run_on_digits_is_quick_accurate_and_round_trips(tmp_path):
     assert table.embeddings.shape == (11, 450, 64) and table.titles == snaps.titles
     config = (out / "tensorboard" / "projector_config.pbtxt").read_text()
     assert config.count("tensor_name:") == 11 and "sprite" in config
+    # Figures and geometry metrics.
+    for name in ("epoch_grid.png", "metric_curves.png", "cka_epochs.png", "epochs.gif",
+                 "epochs.html"):
+        assert (out / "figures" / name).stat().st_size > 10_000, name
+    geo = summary["geometry"]
+    assert [row["epoch"] for row in geo] == list(range(11))
+    assert geo[-1]["nc1"] < geo[0]["nc1"] and geo[-1]["silhouette"] > geo[0]["silhouette"]
     # It tells the student where things are and what to do next.
     assert str(out) in proc.stdout and "Next:" in proc.stdout
     assert f"python -m labkit tensorboard {out}" in proc.stdout

@@ -1,0 +1,141 @@
+"""Put projections of different epochs, layers or runs in one frame, so points don't jump.
+
+Two layouts of the same points differ by an arbitrary rotation, reflection, scale and shift
+(PCA signs flip, t-SNE and UMAP start anew). Orthogonal Procrustes finds the rotation that
+best maps one onto the other after both are centred and scaled to unit size.
+
+>>> traj = trajectory(snaps, method="umap")       # [epochs + 1, n, 2], one frame  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .reduce import reduce
+
+__all__ = ["Procrustes", "align_runs", "align_sequence", "layer_trajectory", "procrustes",
+           "trajectory"]
+
+
+@dataclass
+class Procrustes:
+    """The map ``y ≈ scale * (x - x_mean) @ rotation + y_mean`` found by :func:`procrustes`."""
+
+    rotation: np.ndarray
+    scale: float
+    x_mean: np.ndarray
+    y_mean: np.ndarray
+    disparity: float  # squared residual of the unit-size shapes, 0 for a perfect fit
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return self.scale * (np.asarray(x, np.float64) - self.x_mean) @ self.rotation + self.y_mean
+
+
+def procrustes(source: np.ndarray, target: np.ndarray, allow_reflection: bool = True
+               ) -> Procrustes:
+    """The rotation (and reflection), scale and shift that best maps ``source`` onto ``target``."""
+    from scipy.linalg import orthogonal_procrustes
+
+    x = np.asarray(source, np.float64)
+    y = np.asarray(target, np.float64)
+    if x.shape != y.shape:
+        raise ValueError(f"layouts must match point for point, got {x.shape} and {y.shape}")
+    xm, ym = x.mean(axis=0), y.mean(axis=0)
+    xc, yc = x - xm, y - ym
+    nx, ny = np.linalg.norm(xc), np.linalg.norm(yc)
+    if nx == 0 or ny == 0:
+        return Procrustes(np.eye(x.shape[1]), 1.0, xm, ym, 0.0)
+    r, s = orthogonal_procrustes(xc / nx, yc / ny)
+    if not allow_reflection and np.linalg.det(r) < 0:
+        u, _, vt = np.linalg.svd(xc.T @ yc)
+        u[:, -1] *= -1
+        r = u @ vt
+        s = np.trace((xc / nx @ r).T @ (yc / ny))
+    disparity = float(np.sum((xc / nx @ r - yc / ny) ** 2))
+    return Procrustes(r, float(ny / nx * s), xm, ym, disparity)
+
+
+def align_sequence(layouts: list[np.ndarray] | np.ndarray, reference: int = -1) -> np.ndarray:
+    """Align each layout to its predecessor (a chain), then the whole chain to ``reference``.
+
+    Chaining keeps consecutive frames close (what an animation needs); the final alignment to
+    one reference (the last epoch by default) gives every frame its orientation.
+    """
+    out = [np.asarray(layouts[0], np.float64)]
+    for layout in layouts[1:]:
+        fit = procrustes(layout, out[-1])
+        out.append(fit.transform(layout))
+    out = np.stack(out)
+    ref = out[reference]
+    # Normalise the scale: every frame as big as the reference, centred at the origin.
+    size = np.linalg.norm(ref - ref.mean(0)) / np.sqrt(len(ref))
+    centred = out - out.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(centred, axis=(1, 2), keepdims=True) / np.sqrt(out.shape[1])
+    return centred / np.where(norms == 0, 1, norms) * size
+
+
+def _layouts(embs: list[np.ndarray], method: str, n_components: int, seed: int,
+             warm_start: bool, **options) -> list[np.ndarray]:
+    layouts: list[np.ndarray] = []
+    for emb in embs:
+        init = None
+        if warm_start and layouts and method in ("umap", "tsne"):
+            init = layouts[-1]
+        layouts.append(reduce(emb, method, n_components, seed=seed, init=init, **options))
+    return layouts
+
+
+def trajectory(snaps, layer: str | None = None, method: str = "pca", n_components: int = 2,
+               seed: int = 0, epochs: list[int] | None = None, warm_start: bool = True,
+               progress: bool = False, **options) -> np.ndarray:
+    """Aligned projections of ``layer`` at every epoch: ``[len(epochs), n, n_components]``.
+
+    For UMAP and t-SNE each epoch starts from the previous epoch's layout (``warm_start``),
+    then Procrustes puts all in one frame. For PCA each epoch gets its own axes, aligned.
+    """
+    emb = snaps.layer(layer)
+    epochs = list(range(emb.shape[0])) if epochs is None else list(epochs)
+    embs = [emb[e] for e in epochs]
+    if progress:
+        from tqdm.auto import tqdm
+
+        embs = tqdm(embs, desc=f"{method} per epoch", leave=False)
+    return align_sequence(_layouts(list(embs), method, n_components, seed, warm_start,
+                                   **options))
+
+
+def layer_trajectory(snaps, epoch: int = -1, method: str = "pca", n_components: int = 2,
+                     seed: int = 0, layers: list[str] | None = None, **options) -> np.ndarray:
+    """Aligned projections of every captured layer at one epoch: ``[len(layers), n, k]``."""
+    layers = layers or snaps.layers
+    embs = [snaps.layer(name)[epoch] for name in layers]
+    # Layers differ in width, so no warm start across them: align afterwards only.
+    return align_sequence(_layouts(embs, method, n_components, seed, False, **options))
+
+
+def align_runs(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Bring another run's trajectory ``[T, n, k]`` into the frame of ``reference``.
+
+    One rotation for the whole trajectory (fitted on all frames at once), so the other run's
+    own epoch-to-epoch motion is kept, only its frame changes.
+    """
+    ref = np.asarray(reference, np.float64)
+    oth = np.asarray(other, np.float64)
+    if ref.shape[1:] != oth.shape[1:]:
+        raise ValueError(f"runs must share the probe set and dimension: {ref.shape} vs "
+                         f"{oth.shape}")
+    t = min(len(ref), len(oth))
+    fit = procrustes(oth[:t].reshape(-1, oth.shape[2]), ref[:t].reshape(-1, ref.shape[2]))
+    return fit.transform(oth.reshape(-1, oth.shape[2])).reshape(oth.shape)
+
+
+def mean_displacement(traj: np.ndarray) -> float:
+    """Mean distance a point moves between consecutive frames, in units of the layout's RMS
+    radius (so differently scaled layouts compare)."""
+    traj = np.asarray(traj, np.float64)
+    centred = traj - traj.mean(axis=1, keepdims=True)
+    radius = np.sqrt((centred**2).sum(axis=2).mean(axis=1, keepdims=True))[..., None]
+    unit = centred / np.where(radius == 0, 1, radius)
+    return float(np.linalg.norm(np.diff(unit, axis=0), axis=2).mean())

@@ -1,0 +1,275 @@
+"""Figures: epoch and layer grids, metric curves, CKA heat maps, animations, interactive HTML.
+
+Every function returns its figure and, given ``path``, also saves it (atomically). Sizes are
+fixed (``figsize`` x ``dpi``), so a saved PNG is exactly the size you asked for.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ._io import atomic_write
+
+__all__ = ["animate", "cka_heatmap", "epoch_grid", "interactive", "layer_grid",
+           "metric_curves", "neighbours", "tour_animation"]
+
+DPI = 100
+
+
+def _plt():
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_inline",
+                                                "inline", "agg"):
+        matplotlib.use("Agg")  # no display needed; notebooks keep their inline backend
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _colours(n: int):
+    plt = _plt()
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def _save(fig, path: str | Path | None, **kw):
+    if path is not None:
+        path = Path(path)
+        with atomic_write(path, "wb") as f:
+            fig.savefig(f, format=path.suffix.lstrip(".") or "png", dpi=DPI, **kw)
+    return fig
+
+
+def _limits(points: np.ndarray, pad: float = 0.05):
+    lo, hi = points.reshape(-1, 2).min(axis=0), points.reshape(-1, 2).max(axis=0)
+    span = np.where(hi - lo == 0, 1, hi - lo)
+    return (lo[0] - pad * span[0], hi[0] + pad * span[0]), (lo[1] - pad * span[1],
+                                                           hi[1] + pad * span[1])
+
+
+def _grid(frames: np.ndarray, titles: list[str], snaps, path, suptitle: str, ncols: int | None,
+          size: float = 2.6):
+    plt = _plt()
+    n = len(frames)
+    ncols = ncols or min(n, 6)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size + 0.6),
+                             squeeze=False, layout="constrained")
+    xlim, ylim = _limits(frames)
+    colours = _colours(len(snaps.class_names))
+    point_colours = [colours[c] for c in snaps.labels]
+    for k, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if k >= n:
+            ax.axis("off")
+            continue
+        ax.scatter(frames[k][:, 0], frames[k][:, 1], c=point_colours, s=4, linewidths=0)
+        ax.set_xlim(xlim)
+        ax.set_ylim(ylim)
+        ax.set_title(titles[k], fontsize=9)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=colours[i], label=name)
+               for i, name in enumerate(snaps.class_names)]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(10, len(handles)),
+               fontsize=8, frameon=False)
+    fig.suptitle(suptitle, fontsize=11)
+    return _save(fig, path)
+
+
+def epoch_grid(traj: np.ndarray, snaps, epochs: list[int] | None = None, path=None,
+               ncols: int | None = None, method: str = "", layer: str | None = None):
+    """One panel per epoch of an aligned trajectory ``[T, n, 2]``, shared axes, colour = class."""
+    epochs = list(range(len(traj))) if epochs is None else list(epochs)
+    titles = []
+    for e in epochs:
+        acc = snaps.history[e].get("test_acc") if e < len(snaps.history) else None
+        titles.append(f"epoch {e}" + (f" · acc {acc:.0%}" if acc is not None else ""))
+    layer = layer or snaps.penultimate
+    return _grid(np.asarray(traj)[: len(epochs)], titles, snaps, path,
+                 f"{layer}: {method} projection per epoch, aligned".strip(), ncols)
+
+
+def layer_grid(traj: np.ndarray, snaps, layers: list[str] | None = None, epoch: int = -1,
+               path=None, ncols: int | None = None, method: str = ""):
+    """One panel per layer at one epoch (``traj`` from :func:`labkit.align.layer_trajectory`)."""
+    layers = layers or snaps.layers
+    e = epoch if epoch >= 0 else snaps.epochs + 1 + epoch
+    return _grid(np.asarray(traj), list(layers), snaps, path,
+                 f"epoch {e}: {method} projection per layer, aligned".strip(), ncols)
+
+
+def metric_curves(table, snaps=None, path=None):
+    """Accuracy, NC1 (log scale), silhouette and probe accuracies over epochs, a line per layer.
+
+    ``table`` is :func:`labkit.metrics.geometry`'s DataFrame.
+    """
+    plt = _plt()
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), layout="constrained")
+    layers = list(dict.fromkeys(table["layer"]))
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(1, len(layers))))
+    if snaps is not None:
+        h = snaps.history
+        axes[0].plot([r["epoch"] for r in h], [r["test_acc"] for r in h], "k-o", ms=3,
+                     label="test")
+        tr = [(r["epoch"], r["train_acc"]) for r in h if r.get("train_acc") is not None]
+        if tr:
+            axes[0].plot(*zip(*tr, strict=True), "k--", label="train")
+    for colour, layer in zip(colours, layers, strict=True):
+        part = table[table["layer"] == layer]
+        axes[1].semilogy(part["epoch"], part["nc1"], "-o", ms=3, color=colour, label=layer)
+        axes[2].plot(part["epoch"], part["silhouette"], "-o", ms=3, color=colour, label=layer)
+        axes[3].plot(part["epoch"], part["knn_acc"], "-o", ms=3, color=colour,
+                     label=f"{layer} kNN")
+        axes[3].plot(part["epoch"], part["linear_probe_acc"], ":", color=colour,
+                     label=f"{layer} linear")
+    titles = ["accuracy", "NC1 = Tr(Σ_W Σ_B⁺)/C (lower: collapsed)", "silhouette",
+              "probe accuracy (held-out half)"]
+    for ax, title in zip(axes, titles, strict=True):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=7)
+    axes[3].legend(fontsize=6, ncol=2)
+    return _save(fig, path)
+
+
+def cka_heatmap(matrix: np.ndarray, labels: list[str], path=None, title: str = "linear CKA"):
+    """A symmetric similarity matrix with its values written in the cells."""
+    plt = _plt()
+    n = len(labels)
+    side = max(4.0, 0.45 * n + 2)
+    fig, ax = plt.subplots(figsize=(side, side), layout="constrained")
+    im = ax.imshow(matrix, vmin=0, vmax=1, cmap="magma")
+    ax.set_xticks(range(n), labels, rotation=90, fontsize=8)
+    ax.set_yticks(range(n), labels, fontsize=8)
+    if n <= 16:
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if matrix[i, j] < 0.6 else "black")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    ax.set_title(title, fontsize=11)
+    return _save(fig, path)
+
+
+def _gif(frames: np.ndarray, titles: list[str], snaps, path, fps: int, size: float = 5.0):
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(size, size), layout="constrained")
+    xlim, ylim = _limits(frames)
+    colours = _colours(len(snaps.class_names))
+    scat = ax.scatter(frames[0][:, 0], frames[0][:, 1], s=6, linewidths=0,
+                      c=[colours[c] for c in snaps.labels])
+    ax.set_xlim(xlim)
+    ax.set_ylim(ylim)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    title = ax.set_title(titles[0], fontsize=10)
+
+    def update(k):
+        scat.set_offsets(frames[k])
+        title.set_text(titles[k])
+        return scat, title
+
+    anim = FuncAnimation(fig, update, frames=len(frames), blit=False)
+    if path is not None:
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp.gif")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        anim.save(str(tmp), writer=PillowWriter(fps=fps), dpi=DPI)
+        tmp.replace(path)
+    plt.close(fig)
+    return anim
+
+
+def animate(traj: np.ndarray, snaps, path=None, fps: int = 10, steps: int = 6):
+    """A GIF of the aligned epochs, with ``steps`` interpolated frames between two epochs."""
+    traj = np.asarray(traj, np.float64)
+    frames, titles = [], []
+    for e in range(len(traj) - 1):
+        for s in range(steps):
+            t = s / steps
+            frames.append((1 - t) * traj[e] + t * traj[e + 1])
+            titles.append(f"epoch {e + t:.1f}" if s else f"epoch {e}")
+    frames.append(traj[-1])
+    titles.append(f"epoch {len(traj) - 1}")
+    # Hold the last frame a moment so the final picture can be read.
+    frames += [traj[-1]] * fps
+    titles += titles[-1:] * fps
+    return _gif(np.stack(frames), titles, snaps, path, fps)
+
+
+def tour_animation(frames: np.ndarray, snaps, path=None, fps: int = 15):
+    """A GIF of Grand Tour frames ``[k, n, 2]``."""
+    return _gif(np.asarray(frames), [f"Grand Tour, view {k}" for k in range(len(frames))],
+                snaps, path, fps)
+
+
+def interactive(traj: np.ndarray, snaps, path=None, title: str = ""):
+    """An interactive scatter with an epoch slider and hover titles (plotly).
+
+    Shown inline in Jupyter; with ``path`` also saved as a standalone HTML file that works
+    offline (plotly.js is embedded).
+    """
+    import plotly.graph_objects as go
+
+    traj = np.asarray(traj, np.float64)
+    colours = [f"rgb({int(r * 255)},{int(g * 255)},{int(b * 255)})"
+               for r, g, b, _ in _colours(len(snaps.class_names))]
+
+    def traces(e: int):
+        out = []
+        pred = snaps.predictions[min(e, snaps.epochs)]
+        for c, name in enumerate(snaps.class_names):
+            idx = np.flatnonzero(snaps.labels == c)
+            hover = [f"{snaps.titles[i]}<br>label: {name}<br>prediction: "
+                     f"{snaps.class_names[pred[i]]}" for i in idx]
+            out.append(go.Scattergl(x=traj[e][idx, 0], y=traj[e][idx, 1], mode="markers",
+                                    name=name, text=hover, hoverinfo="text",
+                                    marker={"size": 5, "color": colours[c]}))
+        return out
+
+    frames = [go.Frame(data=traces(e), name=f"epoch {e}") for e in range(len(traj))]
+    xlim, ylim = _limits(traj)
+    steps = [{"method": "animate", "label": str(e),
+              "args": [[f"epoch {e}"], {"mode": "immediate", "frame": {"duration": 0},
+                                         "transition": {"duration": 0}}]}
+             for e in range(len(traj))]
+    fig = go.Figure(data=traces(0), frames=frames)
+    fig.update_layout(
+        title=title or f"{snaps.penultimate}: aligned projection per epoch",
+        xaxis={"range": list(xlim), "showticklabels": False},
+        yaxis={"range": list(ylim), "showticklabels": False, "scaleanchor": "x"},
+        sliders=[{"steps": steps, "currentvalue": {"prefix": "epoch "}, "active": 0}],
+        updatemenus=[{"type": "buttons", "showactive": False, "buttons": [
+            {"label": "▶", "method": "animate",
+             "args": [None, {"frame": {"duration": 500}, "fromcurrent": True}]}]}],
+        width=760, height=700, template="plotly_white")
+    if path is not None:
+        with atomic_write(path, "w") as f:
+            f.write(fig.to_html(include_plotlyjs=True, full_html=True))
+    return fig
+
+
+def neighbours(snaps, table, path=None):
+    """Thumbnails (image data) or titles of a :func:`labkit.workflows.similar` result."""
+    plt = _plt()
+    idx = list(table["index"])
+    n = len(idx)
+    fig, axes = plt.subplots(1, n, figsize=(1.6 * n, 2.2), squeeze=False, layout="constrained")
+    for ax, i, cos in zip(axes[0], idx, table["cosine"], strict=True):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if snaps.thumbnails is not None:
+            ax.imshow(snaps.thumbnails[i], cmap="gray" if snaps.thumbnails.ndim == 3 else None)
+        else:
+            ax.text(0.5, 0.5, snaps.titles[i][:60], ha="center", va="center", wrap=True,
+                    fontsize=7)
+        ax.set_title(f"{snaps.class_names[snaps.labels[i]]}\ncos {cos:.2f}", fontsize=8)
+    return _save(fig, path)

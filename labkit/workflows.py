@@ -1,0 +1,122 @@
+"""What practitioners do with embeddings: find disagreements, neighbours, and suspect labels.
+
+>>> disagreement(snaps)                       # per epoch: model vs label   # doctest: +SKIP
+>>> similar(snaps, "test #417", k=5)          # cosine nearest neighbours   # doctest: +SKIP
+>>> label_error_candidates(snaps)             # neighbours and model both disagree with label
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["disagreement", "error_clusters", "label_error_candidates", "similar"]
+
+
+def disagreement(snaps):
+    """Per epoch: how many probe points the model gets wrong, and the share (a DataFrame).
+
+    ``snaps.correct(epoch)`` gives the mask itself, for colouring a plot.
+    """
+    import pandas as pd
+
+    rows = []
+    for e in range(snaps.epochs + 1):
+        wrong = ~snaps.correct(e)
+        rows.append({"epoch": e, "wrong": int(wrong.sum()), "share": float(wrong.mean())})
+    return pd.DataFrame(rows)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms == 0, 1, norms)
+
+
+def _index(snaps, query: int | str) -> int:
+    if isinstance(query, str):
+        if query not in snaps.titles:
+            raise KeyError(f"no probe point titled {query!r}; titles look like "
+                           f"{snaps.titles[0]!r}")
+        return snaps.titles.index(query)
+    return int(query)
+
+
+def similar(snaps, query: int | str, k: int = 8, epoch: int = -1, layer: str | None = None):
+    """The ``k`` cosine nearest neighbours of one probe point (by index or title).
+
+    A DataFrame: ``index, title, label, prediction, cosine`` (the query itself excluded).
+    """
+    import pandas as pd
+
+    i = _index(snaps, query)
+    unit = _unit(snaps.layer(layer)[epoch])
+    cos = unit @ unit[i]
+    cos[i] = -np.inf
+    order = np.argsort(-cos, kind="stable")[:k]
+    return pd.DataFrame({
+        "index": order, "title": [snaps.titles[j] for j in order],
+        "label": [snaps.class_names[snaps.labels[j]] for j in order],
+        "prediction": [snaps.class_names[snaps.predictions[epoch][j]] for j in order],
+        "cosine": cos[order]})
+
+
+def label_error_candidates(snaps, k: int = 10, epoch: int = -1, layer: str | None = None,
+                           min_neighbour_share: float = 0.6):
+    """Points whose label both the model and their neighbourhood contradict.
+
+    A point is a candidate when the model predicts another class *and* at least
+    ``min_neighbour_share`` of its ``k`` cosine neighbours carry that same other class. They
+    are ranked by the model's confidence in its own answer. Candidates are not proof of a
+    label error: look at them (titles, thumbnails) before relabelling anything.
+    """
+    import pandas as pd
+
+    unit = _unit(snaps.layer(layer)[epoch])
+    sims = unit @ unit.T
+    np.fill_diagonal(sims, -np.inf)
+    k = min(k, len(unit) - 1)
+    nbrs = np.argpartition(-sims, k, axis=1)[:, :k]
+    nbr_labels = snaps.labels[nbrs]
+    pred = snaps.predictions[epoch]
+    share = (nbr_labels == pred[:, None]).mean(axis=1)
+    cand = np.flatnonzero((pred != snaps.labels) & (share >= min_neighbour_share))
+    conf = snaps.probabilities[epoch][cand, pred[cand]]
+    order = cand[np.argsort(-conf, kind="stable")]
+    return pd.DataFrame({
+        "index": order, "title": [snaps.titles[i] for i in order],
+        "label": [snaps.class_names[snaps.labels[i]] for i in order],
+        "prediction": [snaps.class_names[pred[i]] for i in order],
+        "confidence": snaps.probabilities[epoch][order, pred[order]],
+        "neighbours_agreeing_with_model": share[order]})
+
+
+def error_clusters(snaps, n_clusters: int | None = None, epoch: int = -1,
+                   layer: str | None = None, seed: int = 0):
+    """Group the misclassified points by where they sit in the embedding (k-means, cosine).
+
+    Each cluster is a failure pattern: a DataFrame with ``cluster, size, main_confusion``
+    (the most common label -> prediction pair) and ``examples`` (a few titles). The cluster of
+    every error is in ``.attrs["assignment"]`` (``{probe index: cluster}``).
+    """
+    import pandas as pd
+    from sklearn.cluster import KMeans
+
+    wrong = np.flatnonzero(~snaps.correct(epoch))
+    if len(wrong) == 0:
+        return pd.DataFrame(columns=["cluster", "size", "main_confusion", "examples"])
+    n_clusters = n_clusters or max(1, min(8, len(wrong) // 5))
+    n_clusters = min(n_clusters, len(wrong))
+    unit = _unit(snaps.layer(layer)[epoch][wrong])
+    assign = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit_predict(unit)
+    rows = []
+    pred = snaps.predictions[epoch]
+    for c in range(n_clusters):
+        members = wrong[assign == c]
+        pairs = [(snaps.class_names[snaps.labels[i]], snaps.class_names[pred[i]])
+                 for i in members]
+        (lab, pr), _ = max(((p, pairs.count(p)) for p in set(pairs)), key=lambda t: t[1])
+        rows.append({"cluster": c, "size": len(members), "main_confusion": f"{lab} -> {pr}",
+                     "examples": [snaps.titles[i] for i in members[:5]]})
+    df = pd.DataFrame(rows).sort_values("size", ascending=False, kind="stable")
+    df.attrs["assignment"] = {int(i): int(c) for i, c in zip(wrong, assign, strict=True)}
+    return df.reset_index(drop=True)

@@ -1,0 +1,278 @@
+"""Analysis: known answers for the metrics and alignment, then the real deep-MLP run."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import labkit
+from labkit import plots, workflows
+from labkit.align import (
+    align_runs,
+    align_sequence,
+    layer_trajectory,
+    mean_displacement,
+    procrustes,
+    trajectory,
+)
+from labkit.metrics import (
+    cka_matrix,
+    geometry,
+    hsic,
+    knn_accuracy,
+    linear_cka,
+    linear_probe_accuracy,
+    neural_collapse,
+)
+from labkit.reduce import SVDProjection, reduce, trustworthiness
+from labkit.tour import givens_step, grand_tour
+
+
+def _rotation(d: int, seed: int) -> np.ndarray:
+    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(d, d)))
+    return q * np.sign(np.diag(r))
+
+
+# -- known answers ------------------------------------------------------------------------
+
+def test_simplex_etf_with_no_spread_is_fully_collapsed():
+    c, d, per = 5, 8, 20
+    etf = np.sqrt(c / (c - 1)) * (np.eye(c) - np.ones((c, c)) / c)  # rows: a simplex ETF
+    means = etf @ _rotation(d, 0)[:c] * 3.0 + 7.0  # placed in 8-D, scaled, shifted
+    labels = np.repeat(np.arange(c), per)
+    feats = means[labels]
+    nc = neural_collapse(feats, labels, head_weights=means - means.mean(0), predictions=labels)
+    assert nc["nc1"] == pytest.approx(0, abs=1e-12)
+    assert nc["nc2_mean_cosine"] == pytest.approx(-1 / (c - 1), abs=1e-12)
+    assert nc["nc2_etf_deviation"] == pytest.approx(0, abs=1e-12)
+    assert nc["nc2_equinorm"] == pytest.approx(0, abs=1e-12)
+    assert nc["nc2_equiangularity"] == pytest.approx(0, abs=1e-12)
+    assert nc["nc3"] == pytest.approx(0, abs=1e-12)
+    assert nc["nc4_agreement"] == 1.0
+    # Spread within classes raises NC1: Tr(Sigma_W Sigma_B^+)/C with isotropic noise.
+    noisy = feats + np.random.default_rng(1).normal(0, 0.3, feats.shape)
+    assert neural_collapse(noisy, labels)["nc1"] > 0.01
+
+
+def test_procrustes_undoes_rotation_scaling_and_shift():
+    x = np.random.default_rng(0).normal(size=(200, 5))
+    for seed in range(3):
+        q = _rotation(5, seed)
+        if seed == 2:
+            q[:, 0] *= -1  # a reflection too
+        y = 2.7 * x @ q + np.array([1.0, -3.0, 0.5, 2.0, 9.0])
+        fit = procrustes(y, x)
+        np.testing.assert_allclose(fit.transform(y), x, atol=1e-6)
+        assert fit.disparity < 1e-12 and fit.scale == pytest.approx(1 / 2.7)
+    # A sequence of arbitrarily rotated copies ends up as one picture.
+    frames = [x[:, :2] @ _rotation(2, s) * (1 + s) for s in range(4)]
+    aligned = align_sequence(frames)
+    for k in range(4):
+        np.testing.assert_allclose(aligned[k], aligned[-1], atol=1e-6)
+    # Two runs' trajectories that differ by one rotation: align_runs makes them equal.
+    traj = np.stack(frames)
+    other = traj @ _rotation(2, 9) + 4.0
+    np.testing.assert_allclose(align_runs(traj, other), traj, atol=1e-6)
+
+
+def test_linear_cka_invariances_and_the_hsic_definition():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(100, 6))
+    y = rng.normal(size=(100, 4)) + x[:, :4]
+    assert linear_cka(x, 3.0 * x @ _rotation(6, 1) + 2) == pytest.approx(1.0, abs=1e-12)
+    k, ell = x @ x.T, y @ y.T
+    direct = hsic(k, ell) / np.sqrt(hsic(k, k) * hsic(ell, ell))
+    assert linear_cka(x, y) == pytest.approx(direct, rel=1e-10)
+    assert 0.2 < linear_cka(x, y) < 0.95
+    m = cka_matrix([x, y, x @ _rotation(6, 2)])
+    assert m.shape == (3, 3) and np.allclose(np.diag(m), 1) and m[0, 2] == pytest.approx(1)
+
+
+def test_trustworthiness_of_an_isometry_is_one_and_pca_keeps_variance_order():
+    x = np.random.default_rng(0).normal(size=(150, 3))
+    assert trustworthiness(x, x @ _rotation(3, 4) + 5.0) == 1.0
+    p = SVDProjection(2).fit(x * [5.0, 1.0, 0.2])
+    assert p.explained_variance_ratio_[0] > 0.9
+    np.testing.assert_allclose(np.abs(p.components_[0]), [1, 0, 0], atol=0.05)
+
+
+def test_grand_tour_is_a_smooth_sequence_of_linear_projections():
+    x = np.random.default_rng(0).normal(size=(300, 15))
+    frames = grand_tour(x, n_frames=60, seed=0)
+    assert frames.shape == (60, 300, 2)
+    rot = givens_step(15, seed=0)
+    np.testing.assert_allclose(rot @ rot.T, np.eye(15), atol=1e-12)  # a rotation
+    xn = (x - x.mean(0)) / np.sqrt(((x - x.mean(0)) ** 2).sum(1).mean())
+    # Frame k is xn @ (rot^k)[:, :2]: orthonormal columns, so no distance grows.
+    r = np.linalg.matrix_power(rot, 17)
+    np.testing.assert_allclose(frames[17], xn @ r[:, :2], atol=1e-9)
+    step = np.linalg.norm(np.diff(frames, axis=0), axis=2).max()
+    assert step < 0.3  # smooth: points move a little per frame
+    assert np.linalg.norm(frames[-1] - frames[0], axis=1).mean() > 0.3  # but the view tours
+
+
+# -- the real run -------------------------------------------------------------------------
+
+def test_neural_collapse_on_the_deep_mlp_that_fits_the_training_set(deep_run, digits):
+    model, snaps = deep_run
+    with torch.no_grad():
+        train_acc = (model.eval()(digits.x_train).argmax(1) == digits.y_train).float().mean()
+    assert train_acc.item() == 1.0  # every training image classified correctly
+    table = geometry(snaps, layers=["hidden5"], epochs=[0, 30])
+    first, last = table.iloc[0], table.iloc[1]
+    # Measured on the 450-image probe (test split): NC1 1.718 -> 0.091, silhouette
+    # 0.056 -> 0.602, NC3 1.42 -> 0.57, NC4 agreement 0.10 -> 1.00.
+    assert first.nc1 / last.nc1 >= 10, (first.nc1, last.nc1)
+    assert last.silhouette > first.silhouette + 0.3
+    assert last.nc3 < first.nc3 and last.nc4_agreement > 0.95
+    assert last.nc2_etf_deviation < first.nc2_etf_deviation
+
+
+def test_deeper_layers_cluster_better_at_the_end(deep_run):
+    _, snaps = deep_run
+    table = geometry(snaps, epochs=[30])
+    sil = table["silhouette"].to_numpy()
+    nc1 = table["nc1"].to_numpy()
+    assert list(table["layer"]) == snaps.layers
+    assert np.all(np.diff(sil) > 0) and np.all(np.diff(nc1) < 0)
+    pen = snaps.layer()[-1]
+    assert knn_accuracy(pen, snaps.labels) > 0.9
+    assert linear_probe_accuracy(pen, snaps.labels) > 0.9
+
+
+def test_pca_and_tsne_trajectories_are_aligned(digits_run):
+    _, snaps = digits_run
+    traj = trajectory(snaps, method="pca")
+    assert traj.shape == (5, 450, 2)
+    # Aligned: a consecutive pair moves less than the same pair with independent axes.
+    raw = np.stack([reduce(e, "pca") for e in snaps.layer()])
+    assert mean_displacement(traj) <= mean_displacement(raw) + 1e-9
+    tsne = trajectory(snaps, method="tsne", epochs=[3, 4])
+    assert tsne.shape == (2, 450, 2)
+    assert trustworthiness(snaps.layer()[4], tsne[1]) > 0.9
+
+
+def test_umap_warm_started_trajectory_is_steadier_than_independent_fits(deep_run):
+    _, snaps = deep_run
+    epochs = [26, 27, 28, 29, 30]
+    traj = trajectory(snaps, method="umap", epochs=epochs)
+    indep = align_sequence([reduce(snaps.layer()[e], "umap", seed=e) for e in epochs])
+    assert traj.shape == (5, 450, 2)
+    assert mean_displacement(traj) < mean_displacement(indep)
+    tw = trustworthiness(snaps.layer()[30], traj[-1])
+    tw_indep = trustworthiness(snaps.layer()[30], indep[-1])
+    assert tw > tw_indep - 0.02 and tw > 0.9
+
+
+# -- workflows ----------------------------------------------------------------------------
+
+def _clustered_snapshots(flip: int = 7):
+    """Three tight clusters; point `flip` carries the wrong label, the model sees through it."""
+    rng = np.random.default_rng(0)
+    centres = np.eye(3) * 10
+    truth = np.repeat(np.arange(3), 30)
+    emb = centres[truth] + rng.normal(0, 0.5, (90, 3))
+    labels = truth.copy()
+    labels[flip] = 2
+    probs = np.eye(3)[truth] * 0.9 + 0.05
+    return labkit.Snapshots(
+        embeddings={"embed": emb[None].astype(np.float32)}, labels=labels,
+        predictions=truth[None], probabilities=probs[None].astype(np.float32),
+        titles=[f"item {i}" for i in range(90)], class_names=["a", "b", "c"],
+        history=[{"epoch": 0, "test_acc": 89 / 90}])
+
+
+def test_label_error_candidates_find_the_flipped_label():
+    snaps = _clustered_snapshots(flip=7)
+    cands = workflows.label_error_candidates(snaps)
+    assert list(cands["index"]) == [7]
+    assert cands.iloc[0]["label"] == "c" and cands.iloc[0]["prediction"] == "a"
+    assert workflows.disagreement(snaps)["wrong"].tolist() == [1]
+
+
+def test_similarity_search_matches_brute_force(digits_run):
+    _, snaps = digits_run
+    table = workflows.similar(snaps, snaps.titles[10], k=5)
+    emb = snaps.layer()[-1].astype(np.float64)
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    cos = unit @ unit[10]
+    cos[10] = -np.inf
+    assert list(table["index"]) == list(np.argsort(-cos, kind="stable")[:5])
+    assert 10 not in list(table["index"])
+    assert np.all(np.diff(table["cosine"]) <= 0)
+    with pytest.raises(KeyError, match="no probe point titled"):
+        workflows.similar(snaps, "nope")
+
+
+def test_error_clusters_group_failures_by_place():
+    snaps = _clustered_snapshots(flip=7)
+    snaps.predictions = snaps.predictions.copy()
+    snaps.predictions[0, 30:36] = 0  # six b's called a, in the b cluster
+    snaps.predictions[0, 60:64] = 1  # four c's called b, in the c cluster
+    table = workflows.error_clusters(snaps, n_clusters=3)
+    assert sorted(table["size"]) == [1, 4, 6]
+    assert table.iloc[0]["main_confusion"] == "b -> a"
+    assert len(table.attrs["assignment"]) == 11
+
+
+# -- figures ------------------------------------------------------------------------------
+
+def _png(path):
+    img = Image.open(path)
+    arr = np.asarray(img.convert("RGB"))
+    assert arr.std() > 10 and len(np.unique(arr.reshape(-1, 3), axis=0)) > 10  # not blank
+    return img.size
+
+
+def test_figures_are_written_with_the_expected_sizes(deep_run, tmp_path):
+    _, snaps = deep_run
+    snaps = copy.deepcopy(snaps)
+    traj = trajectory(snaps, method="pca", epochs=list(range(11)))
+    plots.epoch_grid(traj, snaps, epochs=list(range(11)), path=tmp_path / "grid.png")
+    assert _png(tmp_path / "grid.png") == (6 * 260, 2 * 260 + 60)
+    lt = layer_trajectory(snaps, method="pca")
+    plots.layer_grid(lt, snaps, path=tmp_path / "layers.png")
+    assert _png(tmp_path / "layers.png") == (5 * 260, 260 + 60)
+    table = geometry(snaps, epochs=[0, 10, 20, 30])
+    plots.metric_curves(table, snaps, path=tmp_path / "curves.png")
+    assert _png(tmp_path / "curves.png") == (1600, 360)
+    plots.cka_heatmap(cka_matrix([snaps.layer(n)[-1] for n in snaps.layers]), snaps.layers,
+                      path=tmp_path / "cka.png")
+    assert _png(tmp_path / "cka.png") == (425, 425)
+    plots.neighbours(snaps, workflows.similar(snaps, 3, k=6), path=tmp_path / "nn.png")
+    assert _png(tmp_path / "nn.png") == (960, 220)
+
+    plots.animate(traj[:4], snaps, path=tmp_path / "epochs.gif", fps=5, steps=3)
+    gif = Image.open(tmp_path / "epochs.gif")
+    # 3 epochs x 3 steps + the last epoch; the 5-frame hold at the end is merged by the GIF
+    # encoder into one long frame.
+    assert gif.size == (500, 500) and gif.n_frames == 3 * 3 + 1
+    durations = []
+    for k in range(gif.n_frames):
+        gif.seek(k)
+        durations.append(gif.info["duration"])
+    assert sum(durations) == (3 * 3 + 1 + 5) * 200 and durations[-1] == 6 * 200
+    frames = grand_tour(snaps.layer()[-1], n_frames=12)
+    plots.tour_animation(frames, snaps, path=tmp_path / "tour.gif")
+    assert Image.open(tmp_path / "tour.gif").n_frames == 12
+
+
+def test_interactive_html_has_one_frame_per_epoch_and_works_offline(deep_run, tmp_path):
+    _, snaps = deep_run
+    traj = trajectory(snaps, method="pca", epochs=list(range(11)))
+    fig = plots.interactive(traj, snaps, path=tmp_path / "epochs.html")
+    assert [f.name for f in fig.frames] == [f"epoch {e}" for e in range(11)]
+    html = (tmp_path / "epochs.html").read_text(encoding="utf-8")
+    assert not re.search(r"<script[^>]+src=\"https?://", html)  # plotly.js is inside
+    assert len(html) > 1_000_000
+    names = re.findall(r'"name":"(epoch \d+)"', html.replace('": "', '":"'))
+    assert sorted(set(names), key=lambda s: int(s.split()[1])) == [f"epoch {e}"
+                                                                    for e in range(11)]
+    assert snaps.titles[0] in html  # hover titles
+    assert json.loads(fig.to_json())["layout"]["sliders"][0]["steps"][10]["label"] == "10"
