@@ -9,7 +9,15 @@
 __version__ = "0.1.0"  # before the imports: submodules read it
 
 
-from . import text  # noqa: F401  (registers the 'wikipedia' and 'bbc' data sets)
+from . import (
+    align,
+    metrics,
+    plots,
+    reduce,
+    text,  # noqa: F401  (registers the 'wikipedia' and 'bbc' data sets)
+    tour,
+    workflows,
+)
 from .data import DATASETS, DataError, LabData, load_dataset
 from .errors import LabkitError
 from .hooks import capture, embedding_layers, head_layer, layer_names, penultimate_layer
@@ -26,4 +34,5 @@ __all__ = [
     "load_dataset", "penultimate_layer", "pick_device", "train",
     "MantisTable", "read_mantis_csv", "write_mantis_csv", "write_projector",
     "ngrok_token", "open_tensorboard", "open_tunnel", "start_tensorboard", "stop_tunnels",
+    "align", "metrics", "plots", "reduce", "tour", "workflows",
 ]

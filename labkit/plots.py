@@ -13,7 +13,7 @@ import numpy as np
 
 from ._io import atomic_write
 
-__all__ = ["animate", "cka_heatmap", "epoch_grid", "interactive", "layer_grid",
+__all__ = ["agreement", "animate", "cka_heatmap", "compare", "epoch_grid", "interactive", "layer_grid",
            "metric_curves", "neighbours", "tour_animation"]
 
 DPI = 100
@@ -272,4 +272,43 @@ def neighbours(snaps, table, path=None):
             ax.text(0.5, 0.5, snaps.titles[i][:60], ha="center", va="center", wrap=True,
                     fontsize=7)
         ax.set_title(f"{snaps.class_names[snaps.labels[i]]}\ncos {cos:.2f}", fontsize=8)
+    return _save(fig, path)
+
+
+def compare(views: dict[str, np.ndarray], snaps, scores: dict[str, float] | None = None,
+            path=None, size: float = 4.0):
+    """Several 2-D views of the same points side by side (e.g. PCA, t-SNE, UMAP)."""
+    plt = _plt()
+    n = len(views)
+    fig, axes = plt.subplots(1, n, figsize=(n * size, size + 0.5), squeeze=False,
+                             layout="constrained")
+    colours = _colours(len(snaps.class_names))
+    point_colours = [colours[c] for c in snaps.labels]
+    for ax, (name, xy) in zip(axes[0], views.items(), strict=True):
+        ax.scatter(xy[:, 0], xy[:, 1], c=point_colours, s=4, linewidths=0)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        score = f" · trustworthiness {scores[name]:.3f}" if scores and name in scores else ""
+        ax.set_title(f"{name}{score}", fontsize=10)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=colours[i], label=name)
+               for i, name in enumerate(snaps.class_names)]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(10, len(handles)),
+               fontsize=8, frameon=False)
+    return _save(fig, path)
+
+
+def agreement(xy: np.ndarray, snaps, epoch: int = -1, path=None, size: float = 6.0):
+    """A 2-D view coloured by class, with the points the model gets wrong ringed in black."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(size, size), layout="constrained")
+    colours = _colours(len(snaps.class_names))
+    ax.scatter(xy[:, 0], xy[:, 1], c=[colours[c] for c in snaps.labels], s=6, linewidths=0)
+    wrong = ~snaps.correct(epoch)
+    ax.scatter(xy[wrong, 0], xy[wrong, 1], s=40, facecolors="none", edgecolors="black",
+               linewidths=0.8, label=f"model disagrees with label ({wrong.sum()})")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    e = epoch if epoch >= 0 else snaps.epochs + 1 + epoch
+    ax.set_title(f"epoch {e}: where the model and the labels disagree", fontsize=10)
     return _save(fig, path)

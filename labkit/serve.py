@@ -33,7 +33,7 @@ from ._io import write_json
 from .errors import LabkitError
 
 __all__ = ["Secret", "TensorBoardServer", "Tunnel", "find_free_port", "in_colab",
-           "ngrok_token", "open_tensorboard", "open_tunnel", "start_tensorboard",
+           "ngrok_token", "open_tensorboard", "open_tunnel", "start_tensorboard", "stop_all",
            "stop_tunnels"]
 
 TOKEN_VAR = "NGROK_AUTHTOKEN"
@@ -143,6 +143,21 @@ class TensorBoardServer:
     def _repr_html_(self) -> str:
         return (f'TensorBoard on <code>{self.logdir}</code>: '
                 f'<a href="{self.projector_url}" target="_blank">{self.projector_url}</a>')
+
+
+def stop_all() -> int:
+    """Stop every TensorBoard the kit started (on this machine, as this user); returns how many."""
+    stopped = 0
+    for entry_path in _registry().glob("*.json"):
+        try:
+            pid = json.loads(entry_path.read_text())["pid"]
+        except (ValueError, KeyError):
+            pid = None
+        if pid and _alive(pid):
+            _kill(pid)
+            stopped += 1
+        entry_path.unlink(missing_ok=True)
+    return stopped
 
 
 def _kill(pid: int) -> None:

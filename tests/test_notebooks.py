@@ -1,0 +1,197 @@
+"""Every solution notebook, executed top to bottom by a real Jupyter kernel, small and offline.
+
+Parameters are injected after the cell tagged `parameters`, as papermill does; the data are
+digits, IDX and CIFAR files written here, and the loopback MediaWiki server.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from .fakedata import write_cifar10, write_mnist
+from .mediawiki import FakeWiki, make_article
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = ROOT / "notebooks" / "solutions"
+STUDENT = ROOT / "notebooks" / "student"
+LABS = sorted(p.stem for p in SOLUTIONS.glob("*.ipynb"))
+TOKEN = "2zzNOTEBOOKtokenMUSTnotLEAK_4242424242"
+
+sys.path.insert(0, str(ROOT))
+import generate_notebooks  # noqa: E402
+
+
+def _inject(nb, params: dict):
+    """Papermill's convention: a cell tagged `injected-parameters` after `parameters`."""
+    where = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    cell = nbformat.v4.new_code_cell("\n".join(f"{k} = {v!r}" for k, v in params.items()),
+                                     id="injected-parameters")
+    cell.metadata["tags"] = ["injected-parameters"]
+    nb.cells.insert(where + 1, cell)
+
+
+def _execute(path: Path, params: dict, cwd: Path, timeout: int = 600):
+    nb = nbformat.read(path, as_version=4)
+    _inject(nb, params)
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(cwd)}}).execute()
+    return nb
+
+
+def _bbc_csv(path: Path) -> Path:
+    rng = random.Random(0)
+    topics = {"tech": "Astronomy", "food": "Cooking", "sport": "Basketball"}
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["category", "text"])
+        w.writerows((c, make_article(v, rng, 80)) for c, v in topics.items() for _ in range(40))
+    return path
+
+
+def _params(lab: str, tmp: Path, wiki: FakeWiki) -> dict:
+    out = str(tmp / "runs" / lab)
+    if lab == "01_projector_mnist":
+        write_mnist(tmp / "data", n_train=600, n_test=300)
+        return {"DATA_DIR": str(tmp / "data"), "EPOCHS": 2, "PROBE_SIZE": 200, "OUT": out}
+    if lab == "03_projector_cifar10":
+        write_cifar10(tmp / "data", per_batch=60, n_test=200)
+        return {"DATA_DIR": str(tmp / "data"), "EPOCHS": 2, "PROBE_SIZE": 100,
+                "REDUCERS": ["pca", "tsne"], "OUT": out}
+    if lab == "02_wikipedia_topics":
+        return {"TOPICS": ["Astronomy", "Cooking", "Basketball"], "API_URL": wiki.url,
+                "DATA_DIR": str(tmp / "data"), "EPOCHS": 4, "REDUCER": "pca", "OUT": out}
+    if lab == "02b_bbc_news":
+        return {"CSV": str(_bbc_csv(tmp / "bbc.csv")), "DATA_DIR": str(tmp / "data"),
+                "EPOCHS": 4, "REDUCER": "pca", "OUT": out}
+    if lab == "04_layers_neural_collapse":
+        return {"OUT": out}
+    if lab == "05_grand_tour_alignment":
+        return {"EPOCHS": 3, "TOUR_FRAMES": 20, "OUT": out}
+    if lab == "06_working_with_embeddings":
+        return {"EPOCHS": 3, "OUT": out}
+    raise AssertionError(f"no test parameters for {lab}")
+
+
+@pytest.fixture(scope="module")
+def wiki():
+    with FakeWiki(per_topic=40) as server:
+        yield server
+
+
+def test_every_lab_is_covered():
+    assert sorted(lab.name for lab in generate_notebooks.labs()) == LABS
+    assert len(LABS) == 7
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_solution_notebook_runs_and_writes_its_files(lab, tmp_path, wiki, monkeypatch):
+    monkeypatch.setenv("NGROK_AUTHTOKEN", TOKEN)  # present, as on a student's machine
+    params = _params(lab, tmp_path, wiki)
+    nb = _execute(SOLUTIONS / f"{lab}.ipynb", params, tmp_path)
+    out = Path(params["OUT"])
+    for name in nb.metadata["labkit"]["outputs"]:
+        assert (out / name).stat().st_size > 0, f"{lab} did not write {name}"
+    text = json.dumps(nb)
+    assert TOKEN not in text, "the ngrok token reached a notebook output"
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors
+
+
+def test_student_notebook_stops_at_the_first_exercise(tmp_path, wiki):
+    lab = "06_working_with_embeddings"
+    nb = nbformat.read(STUDENT / f"{lab}.ipynb", as_version=4)
+    _inject(nb, _params(lab, tmp_path, wiki))
+    first = next(i for i, c in enumerate(nb.cells) if "exercise" in c.metadata.get("tags", []))
+    client = NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}})
+    with pytest.raises(CellExecutionError) as info:
+        client.execute()
+    assert info.value.ename == "NotImplementedError"
+    failed = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
+              and any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    assert failed == [first]
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_student_differs_from_solution_only_in_blanked_exercises(lab):
+    sol = nbformat.read(SOLUTIONS / f"{lab}.ipynb", as_version=4)
+    stu = nbformat.read(STUDENT / f"{lab}.ipynb", as_version=4)
+    assert [c.id for c in sol.cells] == [c.id for c in stu.cells]
+    exercises = 0
+    for a, b in zip(sol.cells, stu.cells, strict=True):
+        if "exercise" in a.metadata.get("tags", []):
+            exercises += 1
+            assert "### BEGIN SOLUTION" in a.source and "### END SOLUTION" in a.source
+            assert "raise NotImplementedError()" in b.source and "BEGIN SOLUTION" not in b.source
+            assert b.source == generate_notebooks._blank(a.source)
+            assert a.metadata["nbgrader"]["solution"] is True
+        else:
+            assert a == b
+    assert exercises >= 1
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_committed_notebooks_are_clean_labs(lab):
+    for folder in (SOLUTIONS, STUDENT):
+        nb = nbformat.read(folder / f"{lab}.ipynb", as_version=4)
+        nbformat.validate(nb)
+        text = (folder / f"{lab}.ipynb").read_text()
+        assert nb.metadata["kernelspec"]["name"] == "python3"
+        assert "colab-badge.svg" in nb.cells[0].source
+        assert nb.cells[1].metadata["tags"] == ["parameters"]
+        assert all(not c.get("outputs") and c.get("execution_count") is None
+                   for c in nb.cells if c.cell_type == "code")
+        # No secret in a committed notebook: no token assignment, nothing token-shaped.
+        assert not re.search(r"(?i)(authtoken|ngrok_token|api_key|password)\s*=\s*['\"]", text)
+        assert not re.search(r"['\"][A-Za-z0-9_]{32,}['\"]", text)
+        # Reads like a lab: explanations between the calls.
+        kinds = [c.cell_type for c in nb.cells]
+        assert kinds.count("markdown") >= 5 and "Question" in text
+
+
+def test_generate_check_passes_and_catches_edits(tmp_path):
+    run = [sys.executable, str(ROOT / "generate_notebooks.py")]
+    assert subprocess.run([*run, "--check"], capture_output=True).returncode == 0
+    out = tmp_path / "nb"
+    assert subprocess.run([*run, "--out", str(out)], capture_output=True).returncode == 0
+    assert subprocess.run([*run, "--check", "--out", str(out)],
+                          capture_output=True).returncode == 0
+    edited = out / "student" / "04_layers_neural_collapse.ipynb"
+    edited.write_text(edited.read_text().replace("deep MLP", "deep net"))
+    proc = subprocess.run([*run, "--check", "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 1 and "04_layers_neural_collapse" in proc.stdout
+    # Deterministic: two generations are byte-identical.
+    again = tmp_path / "again"
+    subprocess.run([*run, "--out", str(again)], check=True, capture_output=True)
+    a = sorted((out / "solutions").iterdir())
+    b = sorted((again / "solutions").iterdir())
+    assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+
+
+def test_a_variant_changes_parameters_in_one_place(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "generate_notebooks.py"), "--lab", "02_wikipedia_topics",
+         "--variant", "music", "--set", 'TOPICS=["Jazz", "Opera", "Hip hop"]', "--set",
+         "EPOCHS=15", "--out", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    nb = nbformat.read(tmp_path / "variants" / "music" / "solutions" /
+                       "02_wikipedia_topics.ipynb", as_version=4)
+    assert "TOPICS = ['Jazz', 'Opera', 'Hip hop']" in nb.cells[1].source
+    assert "EPOCHS = 15" in nb.cells[1].source
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "generate_notebooks.py"), "--lab", "02_wikipedia_topics",
+         "--variant", "x", "--set", "EPOCH=3", "--out", str(tmp_path)],
+        capture_output=True, text=True)
+    assert bad.returncode == 2 and "has no parameter EPOCH" in bad.stderr
