@@ -139,6 +139,12 @@ TENSORBOARD = [
     """),
 ]
 
+TRAIN_CNN = code("""
+    data = labkit.load_dataset(DATASET, probe_size=PROBE_SIZE, seed=SEED)
+    model = labkit.build_model("cnn", data.input_shape, data.n_classes, seed=SEED)
+    snaps = labkit.train(model, data, epochs=EPOCHS, seed=SEED)
+""")
+
 CLEAN_UP = [
     md("""
         ## Clean up
@@ -499,11 +505,7 @@ def layers_lab() -> Lab:
 
 def tour_lab() -> Lab:
     cells = [
-        code("""
-            data = labkit.load_dataset(DATASET, probe_size=PROBE_SIZE, seed=SEED)
-            model = labkit.build_model("cnn", data.input_shape, data.n_classes, seed=SEED)
-            snaps = labkit.train(model, data, epochs=EPOCHS, seed=SEED)
-        """),
+        TRAIN_CNN,
         md("""
             ## 1. The Grand Tour
 
@@ -578,11 +580,7 @@ def tour_lab() -> Lab:
 
 def workflows_lab() -> Lab:
     cells = [
-        code("""
-            data = labkit.load_dataset(DATASET, probe_size=PROBE_SIZE, seed=SEED)
-            model = labkit.build_model("cnn", data.input_shape, data.n_classes, seed=SEED)
-            snaps = labkit.train(model, data, epochs=EPOCHS, seed=SEED)
-        """),
+        TRAIN_CNN,
         md("""
             ## 1. Where the model disagrees with the labels
 
