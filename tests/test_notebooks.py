@@ -83,6 +83,15 @@ def _params(lab: str, tmp: Path, wiki: FakeWiki) -> dict:
     raise AssertionError(f"no test parameters for {lab}")
 
 
+@pytest.fixture(autouse=True)
+def no_tensorboard_left():
+    """A student notebook stops at its exercise, before its clean-up cell: stop what it started."""
+    yield
+    from labkit import serve
+
+    serve.stop_all()
+
+
 @pytest.fixture(scope="module")
 def wiki():
     with FakeWiki(per_topic=40) as server:
@@ -109,8 +118,8 @@ def test_solution_notebook_runs_and_writes_its_files(lab, tmp_path, wiki, monkey
     assert not errors
 
 
-def test_student_notebook_stops_at_the_first_exercise(tmp_path, wiki):
-    lab = "06_working_with_embeddings"
+@pytest.mark.parametrize("lab", LABS)
+def test_student_notebook_stops_at_the_first_exercise(lab, tmp_path, wiki):
     nb = nbformat.read(STUDENT / f"{lab}.ipynb", as_version=4)
     _inject(nb, _params(lab, tmp_path, wiki))
     first = next(i for i, c in enumerate(nb.cells) if "exercise" in c.metadata.get("tags", []))

@@ -6,6 +6,7 @@ import copy
 import io
 import json
 import os
+import re
 import urllib.parse
 
 import numpy as np
@@ -178,3 +179,32 @@ def test_projector_page_renders_in_headless_chromium(tb, logged, tmp_path):
     assert state["dimension"] == 64
     assert "01_embed/epoch_00" in state["texts"]
     assert (tmp_path / "projector.png").stat().st_size > 10_000
+
+
+def test_an_interrupted_export_leaves_the_previous_logs_valid(digits_run, tmp_path,
+                                                              monkeypatch):
+    import labkit.projector as projector
+
+    _, snaps = digits_run
+    write_projector(snaps, tmp_path, epochs=[0, 1], scalars=False)
+    config_before = (tmp_path / CONFIG).read_bytes()
+    meta_before = (tmp_path / "projector" / "01_embed" / "epoch_01.tsv").read_bytes()
+    calls = []
+
+    def interrupted(s, epoch):
+        calls.append(epoch)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the second epoch's files
+        return original(s, epoch)
+
+    original = projector._metadata
+    monkeypatch.setattr(projector, "_metadata", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_projector(snaps, tmp_path, epochs=[0, 1, 2], scalars=False)
+    assert (tmp_path / CONFIG).read_bytes() == config_before  # the index is untouched
+    assert (tmp_path / "projector" / "01_embed" / "epoch_01.tsv").read_bytes() == meta_before
+    leftovers = [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []
+    # Every file the old config names is still there and whole.
+    for name in re.findall(r'(?:tensor|metadata)_path: "([^"]+)"', config_before.decode()):
+        assert (tmp_path / name).stat().st_size > 0
