@@ -209,11 +209,11 @@ def _format_rows(emb: np.ndarray, digits: int, threads: int = 2) -> tuple[bytes,
     return data, np.concatenate(offsets) if offsets else np.zeros(0, np.int64)
 
 
-def _cells(emb: np.ndarray, digits: int) -> list[str]:
-    """One ``[a, b, ...]`` string per row of a ``[n, d]`` array, ``digits`` significant digits."""
-    data, ends = _format_rows(emb, digits)
+def _numbers(values: np.ndarray, digits: int) -> list[bytes]:
+    """Each value of a 1-D array as its own bytes, ``digits`` significant digits."""
+    data, ends = _format_rows(values[:, None], digits)
     starts = np.concatenate([[0], ends[:-1]])
-    return ["[" + data[a:b].decode("ascii") + "]" for a, b in zip(starts, ends, strict=True)]
+    return [data[a:b] for a, b in zip(starts, ends, strict=True)]
 
 
 def _clean(text: str) -> str:
@@ -265,7 +265,7 @@ def write_mantis_csv(snaps, path: str | Path, layer: str | None = None, precisio
     starts = np.concatenate([[0], ends[:-1]]).tolist()
     ends = ends.tolist()
     coord_cells = [] if coords is None else [
-        _cells(coords[:, k:k + 1], min(precision, 17)) for k in range(coords.shape[1])]
+        _numbers(coords[:, k], precision) for k in range(coords.shape[1])]
     # Text columns go through csv (titles need RFC 4180 quoting); embedding cells hold no
     # quotes, so they are always wrapped in "..." as they are, without a scan.
     meta = io.StringIO()
@@ -277,7 +277,7 @@ def write_mantis_csv(snaps, path: str | Path, layer: str | None = None, precisio
     with atomic_write(path, "wb") as f:
         f.write(header_line.getvalue().encode("utf-8"))
         for i in range(n):
-            coord = b"".join(b"," + c[i][1:-1].encode("ascii") for c in coord_cells)
+            coord = b"".join(b"," + c[i] for c in coord_cells)
             f.write(meta_lines[i] + b',"[' + data[starts[i]:ends[i]] + b']"' + coord + b"\r\n")
     return Path(path)
 

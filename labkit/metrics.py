@@ -45,9 +45,10 @@ def neural_collapse(features: np.ndarray, labels: np.ndarray,
     mu_g = mu.mean(axis=0)
     m = mu - mu_g
     within = h - mu[np.searchsorted(classes, y)]
-    sigma_w = within.T @ within / len(h)
-    sigma_b = m.T @ m / c
-    nc1 = float(np.trace(sigma_w @ np.linalg.pinv(sigma_b, rcond=1e-10, hermitian=True)) / c)
+    # Sigma_B = M^T M / C has rank < C, so Sigma_B^+ = C M^+ M^+^T and
+    # Tr(Sigma_W Sigma_B^+) / C = ||within @ M^+||_F^2 / n: no d x d matrix (conv layers are
+    # thousands wide). rcond 1e-5 on M is the 1e-10 cut-off on Sigma_B's eigenvalues.
+    nc1 = float(np.sum((within @ np.linalg.pinv(m, rcond=1e-5)) ** 2) / len(h))
 
     norms = np.linalg.norm(m, axis=1)
     equinorm = float(norms.std() / norms.mean()) if norms.mean() > 0 else 0.0

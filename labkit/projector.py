@@ -140,47 +140,41 @@ def write_projector(snaps, logdir: str | Path, layers: list[str] | None = None,
             Image.fromarray(sheet).save(f, format="PNG")
         sprite = ("projector/sprite.png", w, h)
 
-    config_path = logdir / CONFIG
-    old = _read_config(config_path)
-    new_entries = {}
-    all_layers = snaps.layers
+    from tensorboard.plugins.projector.projector_config_pb2 import (
+        EmbeddingInfo,
+        ProjectorConfig,
+    )
+
+    metadata = {e: _metadata(snaps, e) for e in epochs}  # the same for every layer
+    entries: dict[str, EmbeddingInfo] = {}
     for layer in layers:
-        li = all_layers.index(layer) + 1
+        li = snaps.layers.index(layer) + 1
         emb = snaps.layer(layer)
         folder = assets / f"{li:02d}_{_safe(layer)}"
         for epoch in epochs:
             stem = f"epoch_{epoch:02d}"
             _write_tensor(folder / f"{stem}.bin", emb[epoch])
             with atomic_write(folder / f"{stem}.tsv", "w") as f:
-                f.write(_metadata(snaps, epoch))
-            name = tensor_name(li, layer, epoch)
-            new_entries[name] = {
-                "tensor_path": f"projector/{folder.name}/{stem}.bin",
-                "metadata_path": f"projector/{folder.name}/{stem}.tsv",
-                "shape": emb[epoch].shape,
-            }
+                f.write(metadata[epoch])
+            entry = EmbeddingInfo(tensor_name=tensor_name(li, layer, epoch),
+                                  tensor_path=f"projector/{folder.name}/{stem}.bin",
+                                  metadata_path=f"projector/{folder.name}/{stem}.tsv")
+            entry.tensor_shape.extend(emb[epoch].shape)
+            if sprite:
+                entry.sprite.image_path = sprite[0]
+                entry.sprite.single_image_dim.extend([sprite[1], sprite[2]])
+            entries[entry.tensor_name] = entry
 
-    from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
-
+    # Merge with what the folder already lists: same names are replaced; others are kept
+    # while their tensor files exist. Written last, so an interrupted export keeps the old.
+    config_path = logdir / CONFIG
+    kept = {e.tensor_name: e for e in _read_config(config_path).embeddings
+            if e.tensor_name not in entries and (logdir / e.tensor_path).exists()}
+    merged = {**kept, **entries}
     config = ProjectorConfig()
-    kept = [e for e in old.embeddings if e.tensor_name not in new_entries
-            and (logdir / e.tensor_path).exists()]
-    merged = {e.tensor_name: e for e in kept}
-    for name, info in new_entries.items():
-        entry = config.embeddings.add()
-        entry.tensor_name = name
-        entry.tensor_path = info["tensor_path"]
-        entry.tensor_shape.extend(info["shape"])
-        entry.metadata_path = info["metadata_path"]
-        if sprite:
-            entry.sprite.image_path = sprite[0]
-            entry.sprite.single_image_dim.extend([sprite[1], sprite[2]])
-        merged[name] = entry
-    out = ProjectorConfig()
-    for name in sorted(merged):
-        out.embeddings.add().CopyFrom(merged[name])
+    config.embeddings.extend(merged[name] for name in sorted(merged))
     with atomic_write(config_path, "w") as f:
-        f.write(text_format.MessageToString(out))
+        f.write(text_format.MessageToString(config))
 
     if scalars:
         _write_scalars(snaps, logdir)

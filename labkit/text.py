@@ -358,8 +358,9 @@ def tfidf_features(train_texts: list[str], test_texts: list[str], vocab_size: in
 
 
 def _text_raw(texts: list[str], labels: list[str], titles: list[str], seed: int,
-              vocab_size: int, test_size: float, info: dict) -> _Raw:
-    classes = sorted(set(labels))
+              vocab_size: int, test_size: float, info: dict,
+              classes: list[str] | None = None) -> _Raw:
+    classes = classes or sorted(set(labels))
     y = np.array([classes.index(label) for label in labels])
     idx = np.arange(len(texts))
     tr, te, y_tr, y_te = _stratified_split(idx, y, test_size, seed)
@@ -386,13 +387,9 @@ def _wikipedia(data_dir: Path, download: bool, seed: int, topics=None, api_url=W
             texts.append(a["text"])
             labels.append(topic)
             titles.append(a["title"])
-    raw = _text_raw(texts, labels, titles, seed, vocab_size, test_size,
-                    {"source": api_url, "topics": list(arts)})
-    # Keep the classes in the order the user named them, not sorted.
-    order = list(arts)
-    remap = np.array([order.index(c) for c in raw.class_names])
-    raw.y_train, raw.y_test, raw.class_names = remap[raw.y_train], remap[raw.y_test], order
-    return raw
+    # Classes in the order the user named the topics, not sorted.
+    return _text_raw(texts, labels, titles, seed, vocab_size, test_size,
+                     {"source": api_url, "topics": list(arts)}, classes=list(arts))
 
 
 def _bbc(data_dir: Path, download: bool, seed: int, csv=None, text_column: str = "text",

@@ -144,8 +144,8 @@ def train(
     """Train ``model`` on ``data`` with AdamW and a cosine schedule; snapshot the probe set.
 
     The probe embeddings of ``layers`` (``"penultimate"``, ``"all"``, a list of names, or
-    ``None`` for no capture) are recorded at epoch 0, before any update, and after every epoch. With the same ``seed`` a
-    CPU run is repeatable bit for bit; the global RNG state is restored afterwards.
+    ``None`` for no capture) are recorded at epoch 0, before any update, and after every
+    epoch. With the same ``seed`` a CPU run is repeatable bit for bit; the global RNG state is restored afterwards.
     ``batch_size=None`` picks 128, or less for small training sets so that an epoch takes
     at least 20 steps (a 100-article text set would otherwise learn one step an epoch).
     """
@@ -165,7 +165,8 @@ def train(
     n_train = len(data.y_train)
     if batch_size is None:
         batch_size = auto_batch_size(n_train)
-    steps = len(list(_batches(n_train, batch_size, no_singleton=True)))
+    batches = list(_batches(n_train, batch_size, no_singleton=True))  # the same every epoch
+    steps = len(batches)
 
     n_probe = len(data.probe_index)
     history: list[dict] = []
@@ -212,7 +213,7 @@ def train(
                 order = torch.randperm(n_train, generator=shuffle).to(device)
                 if bar is not None:
                     bar.set_description(f"epoch {epoch}/{epochs}")
-                for sl in _batches(n_train, batch_size, no_singleton=True):
+                for sl in batches:
                     idx = order[sl]
                     x, y = data.x_train[idx], data.y_train[idx]
                     logits = model(x)

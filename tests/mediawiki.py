@@ -7,6 +7,7 @@ The articles are synthetic but learnable: each topic has its own vocabulary.
 
 from __future__ import annotations
 
+import csv
 import json
 import random
 import threading
@@ -33,6 +34,24 @@ def make_article(topic: str, rng: random.Random, words: int) -> str:
     out = [rng.choice(vocab) if rng.random() < 0.45 else rng.choice(COMMON) for _ in range(words)]
     text = " ".join(out)
     return text[0].upper() + text[1:] + "."
+
+
+NEWS_SECTIONS = {"tech": "Astronomy", "food": "Cooking", "sport": "Basketball"}
+
+
+def write_news_csv(path, per_section: int = 40, shuffle: bool = False, seed: int = 0
+                   ) -> list[tuple[str, str]]:
+    """A BBC-News-shaped CSV (``category,text``) of three learnable sections; returns its rows."""
+    rng = random.Random(seed)
+    rows = [(c, make_article(v, rng, 80)) for c, v in NEWS_SECTIONS.items()
+            for _ in range(per_section)]
+    if shuffle:
+        rng.shuffle(rows)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["category", "text"])
+        writer.writerows(rows)
+    return rows
 
 
 class FakeWiki:

@@ -6,9 +6,7 @@ digits, IDX and CIFAR files written here, and the loopback MediaWiki server.
 
 from __future__ import annotations
 
-import csv
 import json
-import random
 import re
 import subprocess
 import sys
@@ -20,7 +18,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from .fakedata import write_cifar10, write_mnist
-from .mediawiki import FakeWiki, make_article
+from .mediawiki import FakeWiki, write_news_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "notebooks" / "solutions"
@@ -49,16 +47,6 @@ def _execute(path: Path, params: dict, cwd: Path, timeout: int = 600):
     return nb
 
 
-def _bbc_csv(path: Path) -> Path:
-    rng = random.Random(0)
-    topics = {"tech": "Astronomy", "food": "Cooking", "sport": "Basketball"}
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["category", "text"])
-        w.writerows((c, make_article(v, rng, 80)) for c, v in topics.items() for _ in range(40))
-    return path
-
-
 def _params(lab: str, tmp: Path, wiki: FakeWiki) -> dict:
     out = str(tmp / "runs" / lab)
     if lab == "01_projector_mnist":
@@ -72,7 +60,8 @@ def _params(lab: str, tmp: Path, wiki: FakeWiki) -> dict:
         return {"TOPICS": ["Astronomy", "Cooking", "Basketball"], "API_URL": wiki.url,
                 "DATA_DIR": str(tmp / "data"), "EPOCHS": 4, "REDUCER": "pca", "OUT": out}
     if lab == "02b_bbc_news":
-        return {"CSV": str(_bbc_csv(tmp / "bbc.csv")), "DATA_DIR": str(tmp / "data"),
+        write_news_csv(tmp / "bbc.csv")
+        return {"CSV": str(tmp / "bbc.csv"), "DATA_DIR": str(tmp / "data"),
                 "EPOCHS": 4, "REDUCER": "pca", "OUT": out}
     if lab == "04_layers_neural_collapse":
         return {"OUT": out}

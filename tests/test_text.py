@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import json
-import random
 import subprocess
 import sys
 import time
@@ -17,7 +15,7 @@ from labkit.data import DataError
 from labkit.experiment import run
 from labkit.text import WikipediaClient, fetch_wikipedia, load_bbc_csv
 
-from .mediawiki import FakeWiki, make_article
+from .mediawiki import FakeWiki, write_news_csv
 
 TOPICS = ["Astronomy", "Cooking", "Basketball"]
 
@@ -163,15 +161,8 @@ def test_cli_with_topics_and_api_url(tmp_path):
 
 
 def test_bbc_csv_loader_and_bad_csvs(tmp_path):
-    rng = random.Random(0)
-    classes = {"tech": "Astronomy", "food": "Cooking", "sport": "Basketball"}
-    rows = [(c, make_article(v, rng, 80)) for c, v in classes.items() for _ in range(40)]
-    rng.shuffle(rows)
     path = tmp_path / "bbc-text.csv"
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["category", "text"])
-        w.writerows(rows)
+    rows = write_news_csv(path, shuffle=True)
     texts, labels = load_bbc_csv(path)
     assert texts == [t for _, t in rows] and labels == [c for c, _ in rows]
     data = labkit.load_dataset("bbc", csv=str(path), probe_size=20)
