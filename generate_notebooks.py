@@ -2,6 +2,11 @@
 
     python generate_notebooks.py            # notebooks/solutions/*.ipynb and notebooks/student/*.ipynb
     python generate_notebooks.py --check    # exit 1 if a committed notebook differs from this source
+    python generate_notebooks.py --repo https://github.com/you/labkit --ref fall-2026
+
+``--repo``/``--ref`` say where Colab installs the kit from and where the "Open in Colab" badges
+point. Without ``--repo``: the ``origin`` remote when it is a GitHub repository, else the
+``Repository`` URL in pyproject.toml (the committed value); without ``--ref``: ``main``.
 
 A variant of one lab (another data set, model, reducer, topics) goes to notebooks/variants/:
 
@@ -21,6 +26,7 @@ import argparse
 import ast
 import json
 import re
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +36,66 @@ import nbformat
 ROOT = Path(__file__).resolve().parent
 NOTEBOOKS = ROOT / "notebooks"
 
-# Where Colab installs the kit from, and where the "Open in Colab" badges point.
-CONFIG = {
-    "repo": "https://github.com/labkit-course/labkit",
-    "branch": "main",
-}
+DEFAULT_REF = "main"
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+
+
+# ---------------------------------------------------------------------------------------
+# Where the kit comes from
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KitSource:
+    """The git repository and ref the notebooks install the kit from (Colab) and link to."""
+
+    repo: str  # e.g. https://github.com/you/labkit, or file:///path/to/a/clone
+    ref: str = DEFAULT_REF
+    version: str = ""  # labkit's version in this checkout: the set-up cell checks it
+
+    @property
+    def pip_url(self) -> str:
+        return f"git+{self.repo}@{self.ref}"
+
+    @property
+    def github(self) -> str | None:
+        """``owner/name`` when the repository is on GitHub (Colab opens notebooks from there)."""
+        m = re.fullmatch(r"https://github\.com/([^/]+/[^/]+?)(?:\.git)?/?", self.repo)
+        return m.group(1) if m else None
+
+
+def github_https(url: str) -> str | None:
+    """``https://github.com/owner/name`` for any spelling of a GitHub remote, else None."""
+    m = re.fullmatch(r"(?:https://|ssh://git@|git@)github\.com[:/]([^/]+)/([^/]+?)(?:\.git)?/?",
+                     url.strip())
+    return f"https://github.com/{m.group(1)}/{m.group(2)}" if m else None
+
+
+def committed_repo() -> str:
+    """The repository URL committed in pyproject.toml (``[project.urls] Repository``)."""
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    return re.search(r'^Repository = "([^"]+)"', text, re.M).group(1)
+
+
+def origin_repo() -> str | None:
+    """The ``origin`` remote of this checkout, when it is a GitHub repository."""
+    try:
+        url = subprocess.run(["git", "remote", "get-url", "origin"], cwd=ROOT, text=True,
+                             capture_output=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return github_https(url)
+
+
+def kit_version() -> str:
+    text = (ROOT / "labkit" / "__init__.py").read_text(encoding="utf-8")
+    return re.search(r'^__version__ = "([^"]+)"', text, re.M).group(1)
+
+
+def kit_source(repo: str | None = None, ref: str | None = None) -> KitSource:
+    repo = (repo or origin_repo() or committed_repo()).rstrip("/")
+    return KitSource(github_https(repo) or repo, ref or DEFAULT_REF, kit_version())
 
 
 # ---------------------------------------------------------------------------------------
@@ -87,10 +146,13 @@ class Lab:
 # ---------------------------------------------------------------------------------------
 
 
-def badge(name: str) -> str:
-    repo = CONFIG["repo"].removeprefix("https://github.com/")
-    url = (f"https://colab.research.google.com/github/{repo}/blob/{CONFIG['branch']}/"
-           f"notebooks/student/{name}.ipynb")
+def badge(source: KitSource, path: str) -> str:
+    """The "Open in Colab" badge for the notebook at ``path`` (relative to the repository)."""
+    if source.github is None:
+        return (f"*(No Colab badge: Colab opens notebooks from GitHub, and these were made "
+                f"for {source.repo}.)*")
+    url = (f"https://colab.research.google.com/github/{source.github}/blob/{source.ref}/"
+           f"{path}")
     return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
 
 
@@ -101,37 +163,67 @@ def parameters(params: dict) -> Cell:
     return Cell("parameters", "\n".join(lines))
 
 
-SETUP = code(f"""
-    # Set-up: on Colab the kit is installed first. Locally, install it once from the
-    # repository's root with:  pip install -r requirements.txt -e .
-    import subprocess
-    import sys
+def setup(source: KitSource) -> Cell:
+    """Install the kit on Colab (one clear sentence if that fails), import, find the folders."""
+    return code(f"""
+        # Set-up. On Colab this installs the kit (about a minute; what Colab already has, such
+        # as torch, is kept). Elsewhere install it once, from the repository's root:
+        #     pip install -r requirements.txt -e .
+        import sys
 
-    if "google.colab" in sys.modules:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                        "labkit @ git+{CONFIG['repo']}"], check=True)
+        KIT = "{source.pip_url}"  # python generate_notebooks.py --repo URL --ref REF
+        KIT_VERSION = "{source.version}"
 
-    from pathlib import Path
+        if "google.colab" in sys.modules:
+            import os
+            import subprocess
 
-    import numpy as np
-    import pandas as pd
-    from IPython.display import Image, display
+            class SetupError(Exception):
+                def _render_traceback_(self):  # Jupyter shows this message, no traceback
+                    return [str(self)]
 
-    import labkit
-    from labkit import align, metrics, plots, workflows
+            pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-color",
+                                  f"labkit @ {{KIT}}"], capture_output=True, text=True,
+                                 env={{**os.environ, "GIT_TERMINAL_PROMPT": "0"}})
+            if pip.returncode != 0:  # git's own words say best what went wrong
+                said = [line.strip() for line in pip.stderr.splitlines() if line.strip()]
+                why = next((line for line in said if line.startswith("fatal:")), said[-1] if said else "")
+                raise SetupError(f"Could not install labkit from {{KIT}} ({{why}}): check the address "
+                                 f"with your instructor, who can regenerate the notebooks with "
+                                 f"python generate_notebooks.py --repo URL --ref REF.")
 
-    Path(OUT, "figures").mkdir(parents=True, exist_ok=True)
-    print("labkit", labkit.__version__)
-""")
+        from pathlib import Path
+
+        import numpy as np
+        import pandas as pd
+        from IPython.display import Image, display
+
+        import labkit
+        from labkit import align, metrics, plots, workflows
+
+        if labkit.__version__ != KIT_VERSION:
+            print(f"Warning: this notebook was written for labkit {{KIT_VERSION}}, but labkit "
+                  f"{{labkit.__version__}} is installed; if a cell fails, install {{KIT}}")
+
+        # Data sets and runs go to one place, never beside the notebook: the repository's root
+        # when you run from a checkout, LABKIT_HOME when set, /content on Colab.
+        DATA_DIR, OUT = labkit.home(DATA_DIR), labkit.home(OUT)
+        (OUT / "figures").mkdir(parents=True, exist_ok=True)
+        print(f"labkit {{labkit.__version__}}: data sets in {{DATA_DIR}}, this lab's run in {{OUT}}")
+    """)
+
 
 TENSORBOARD = [
     md("""
         ## The Embedding Projector
 
         We write the projector logs (one tensor per epoch, with the titles and labels as
-        metadata) and open TensorBoard. Locally it runs on http://127.0.0.1:6006; on Colab
-        the kit opens an ngrok tunnel, reading your token from Colab's secrets
-        (`NGROK_AUTHTOKEN`, key icon in the left bar): never paste the token into a cell.
+        metadata) and open TensorBoard, shown below. Locally it runs on
+        http://127.0.0.1:6006. On Colab it is shown through Colab's own proxy; for a full
+        browser window, put your ngrok token in Colab's secrets (`NGROK_AUTHTOKEN`, key icon
+        in the left bar) and the kit opens a password-protected tunnel instead. Never paste
+        the token into a cell. The projector does not load in Safari: use Chrome or Firefox,
+        or the explorer in the next section.
     """),
     code("""
         labkit.write_projector(snaps, f"{OUT}/tensorboard")
@@ -139,8 +231,25 @@ TENSORBOARD = [
     """),
 ]
 
+
+def explorer(call: str = "labkit.explore(snaps)") -> list[Cell]:
+    """The in-notebook explorer: works on Colab, JupyterLab and VS Code, with no tunnel."""
+    return [
+        md("""
+            ## The explorer: the same embeddings inside the notebook
+
+            The explorer needs no TensorBoard and no tunnel. Drag the epoch slider (or press
+            play) and watch every point travel from epoch 0 to the end; colour the points by
+            label, prediction or right/wrong; hover over a point for its title and picture;
+            click one (shift-drag to lasso several) to list its nearest neighbours in the full
+            embedding, not just in this 2-D picture.
+        """),
+        code(call),
+    ]
+
+
 TRAIN_CNN = code("""
-    data = labkit.load_dataset(DATASET, probe_size=PROBE_SIZE, seed=SEED)
+    data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, seed=SEED)
     model = labkit.build_model("cnn", data.input_shape, data.n_classes, seed=SEED)
     snaps = labkit.train(model, data, epochs=EPOCHS, seed=SEED)
 """)
@@ -217,6 +326,7 @@ def image_lab(number: str, dataset: str) -> Lab:
             **Question 1.** How does the picture change from epoch 0 to the last epoch? Which
             classes separate first?
         """),
+        *explorer(),
         md("""
             ## 4. PCA, t-SNE and UMAP on the same embedding
 
@@ -394,6 +504,7 @@ def text_lab(number: str, dataset: str) -> Lab:
             in the picture?
         """),
         *TENSORBOARD,
+        *explorer("labkit.explore(snaps, traj)  # the aligned trajectory of section 5"),
         *CLEAN_UP,
     ]
     source = "Wikipedia articles on topics you choose" if wiki else "BBC News articles"
@@ -420,7 +531,7 @@ def layers_lab() -> Lab:
             image correctly, recording the embedding of **every** layer at every epoch.
         """),
         code("""
-            data = labkit.load_dataset(DATASET, probe_size=PROBE_SIZE, seed=SEED)
+            data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, seed=SEED)
             model = labkit.build_model("deep-mlp", data.input_shape, data.n_classes, seed=SEED, depth=DEPTH)
             snaps = labkit.train(model, data, epochs=EPOCHS, layers="all", seed=SEED)
             snaps
@@ -495,8 +606,8 @@ def layers_lab() -> Lab:
         intro=("Do deeper layers give better clusters? We train a deep MLP to 100 % training "
                "accuracy, record every layer, and measure: projections per layer, cluster "
                "metrics, and neural collapse of the penultimate layer."),
-        params={"DATASET": "digits", "EPOCHS": 30, "DEPTH": 5, "PROBE_SIZE": 2000, "SEED": 0,
-                "OUT": "runs/layers"},
+        params={"DATASET": "digits", "DATA_DIR": "data", "EPOCHS": 30, "DEPTH": 5,
+                "PROBE_SIZE": 2000, "SEED": 0, "OUT": "runs/layers"},
         cells=cells,
         outputs=["figures/layer_grid.png", "figures/metric_curves.png",
                  "figures/cka_layers.png"],
@@ -571,7 +682,8 @@ def tour_lab() -> Lab:
         intro=("Projections of one embedding differ from run to run and epoch to epoch by "
                "rotations and flips. We take them out with Orthogonal Procrustes, tour a "
                "15-dimensional view smoothly, and compare two different models in one frame."),
-        params={"DATASET": "digits", "EPOCHS": 10, "PROBE_SIZE": 2000, "TOUR_DIMS": 15,
+        params={"DATASET": "digits", "DATA_DIR": "data", "EPOCHS": 10, "PROBE_SIZE": 2000,
+                "TOUR_DIMS": 15,
                 "TOUR_FRAMES": 90, "SEED": 0, "OUT": "runs/tour"},
         cells=cells,
         outputs=["figures/tour.gif", "figures/epochs.gif", "figures/two_models.png"],
@@ -601,6 +713,14 @@ def workflows_lab() -> Lab:
             table = workflows.similar(snaps, 0, k=8)
             plots.neighbours(snaps, table, path=f"{OUT}/figures/neighbours.png")
             table
+        """),
+        md("""
+            The same search, by hand: in the explorer below, click a point (shift-drag to
+            lasso several) and its nearest neighbours in the full embedding are listed under
+            the plot. Colour by `correct` to find the mistakes first.
+        """),
+        code("""
+            labkit.explore(snaps, colour="correct")
         """),
         md("""
             ## 3. Label-error candidates
@@ -650,8 +770,8 @@ def workflows_lab() -> Lab:
         intro=("What practitioners do with embeddings once they have them: find where the "
                "model and the labels disagree, search for similar items, flag labels that may "
                "be wrong, and group failures into patterns."),
-        params={"DATASET": "digits", "EPOCHS": 10, "PROBE_SIZE": 2000, "SEED": 0,
-                "OUT": "runs/workflows"},
+        params={"DATASET": "digits", "DATA_DIR": "data", "EPOCHS": 10, "PROBE_SIZE": 2000,
+                "SEED": 0, "OUT": "runs/workflows"},
         cells=cells,
         outputs=["figures/agreement.png", "figures/neighbours.png",
                  "figures/confident_mistake.png"],
@@ -675,7 +795,15 @@ def _blank(source: str) -> str:
     return pattern.sub(lambda m: f"{m.group(1)}raise NotImplementedError()", source)
 
 
-def build(lab: Lab, student: bool) -> nbformat.NotebookNode:
+HOW_TO_RUN = (
+    "Run the cells from the top (on Colab, *Runtime → Run all* works: the set-up cell "
+    "installs the kit). Data sets are kept in `data/` and this lab's files are written to "
+    "`runs/`, both at the root of the repository (on Colab, under `/content`; anywhere else, "
+    "set `LABKIT_HOME`): the set-up cell prints the two folders.")
+
+
+def build(lab: Lab, student: bool, source: KitSource, path: str) -> nbformat.NotebookNode:
+    """One notebook; ``path`` is where it lives in the repository (for its Colab badge)."""
     nb = nbformat.v4.new_notebook()
     nb.metadata = {
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
@@ -684,8 +812,8 @@ def build(lab: Lab, student: bool) -> nbformat.NotebookNode:
         "labkit": {"lab": lab.name, "version": "student" if student else "solution",
                    "outputs": lab.outputs},
     }
-    cells = [md(f"# {lab.title}\n\n{badge(lab.name)}\n\n{lab.intro}"), parameters(lab.params),
-             SETUP, *lab.cells]
+    title = f"# {lab.title}\n\n{badge(source, path)}\n\n{lab.intro}\n\n{HOW_TO_RUN}"
+    cells = [md(title), parameters(lab.params), setup(source), *lab.cells]
     n_ex = 0
     for k, cell in enumerate(cells):
         cid = f"{lab.name.replace('_', '-')}-{k:02d}"
@@ -713,11 +841,15 @@ def render(nb: nbformat.NotebookNode) -> str:
     return json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def targets(selected: list[Lab], out: Path) -> dict[Path, str]:
+def targets(selected: list[Lab], out: Path, source: KitSource,
+            notebooks: Path = NOTEBOOKS) -> dict[Path, str]:
+    """Every file to write: ``out`` is under ``notebooks``, the repository's notebooks/."""
     files = {}
     for lab in selected:
         for version in ("solutions", "student"):
-            files[out / version / f"{lab.name}.ipynb"] = render(build(lab, version == "student"))
+            path = out / version / f"{lab.name}.ipynb"
+            where = "notebooks/" + path.relative_to(notebooks).as_posix()
+            files[path] = render(build(lab, version == "student", source, where))
     return files
 
 
@@ -740,8 +872,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", help="write a variant into notebooks/variants/NAME/")
     parser.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
                         help="override a parameter of the lab, e.g. DATASET=\"bbc\" or EPOCHS=20")
-    parser.add_argument("--out", type=Path, default=NOTEBOOKS)
+    parser.add_argument("--repo", help="the git repository Colab installs the kit from and the "
+                        "badges open, e.g. https://github.com/you/labkit (default: the origin "
+                        "remote if on GitHub, else the Repository URL in pyproject.toml)")
+    parser.add_argument("--ref", help=f"the branch, tag or commit (default: {DEFAULT_REF})")
+    parser.add_argument("--out", type=Path, default=NOTEBOOKS,
+                        help="the notebooks/ folder to write (default: this repository's)")
     args = parser.parse_args(argv)
+    source = kit_source(args.repo, args.ref)
+    if source.github is None:
+        print(f"note: {source.repo} is not a GitHub repository, so the notebooks get no "
+              f"Colab badge (Colab opens notebooks from GitHub)", file=sys.stderr)
 
     all_labs = labs()
     selected = [lab for lab in all_labs if args.lab in (None, lab.name)]
@@ -759,7 +900,7 @@ def main(argv: list[str] | None = None) -> int:
         selected[0].params = {**selected[0].params, **overrides}
         out = args.out / "variants" / args.variant
 
-    files = targets(selected, out)
+    files = targets(selected, out, source, args.out)
     if args.check:
         stale = [p for p, text in files.items()
                  if not p.exists() or p.read_text(encoding="utf-8") != text]

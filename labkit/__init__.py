@@ -20,17 +20,20 @@ from . import (
 )
 from .data import DATASETS, DataError, LabData, load_dataset
 from .errors import LabkitError
+from .explorer import Explorer, explore
 from .hooks import capture, embedding_layers, head_layer, layer_names, penultimate_layer
 from .mantis import MantisTable, read_mantis_csv, write_mantis_csv
 from .models import MLP, MODELS, ConvNet, build_model, default_model
+from .paths import home, in_colab
 from .projector import write_projector
 from .serve import ngrok_token, open_tensorboard, open_tunnel, start_tensorboard, stop_tunnels
 from .snapshots import Snapshots
 from .train import evaluate, pick_device, train
 
 __all__ = [
-    "DATASETS", "LabkitError", "MLP", "MODELS", "ConvNet", "DataError", "LabData", "Snapshots", "build_model",
-    "capture", "default_model", "embedding_layers", "evaluate", "head_layer", "layer_names",
+    "DATASETS", "Explorer", "LabkitError", "MLP", "MODELS", "ConvNet", "DataError", "LabData", "Snapshots", "build_model",
+    "capture", "default_model", "embedding_layers", "evaluate", "explore", "head_layer", "home",
+    "in_colab", "layer_names",
     "load_dataset", "penultimate_layer", "pick_device", "train",
     "MantisTable", "read_mantis_csv", "write_mantis_csv", "write_projector",
     "ngrok_token", "open_tensorboard", "open_tunnel", "start_tensorboard", "stop_tunnels",

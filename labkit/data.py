@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .errors import LabkitError
+from .paths import home
 
 __all__ = ["DATASETS", "DataError", "LabData", "load_dataset", "probe_indices"]
 
@@ -272,7 +273,7 @@ def register_dataset(name: str, loader: Callable[..., _Raw]) -> None:
 
 def load_dataset(
     name: str = "digits",
-    data_dir: str | Path = "data",
+    data_dir: str | Path | None = None,
     probe_size: int = 2000,
     seed: int = 0,
     download: bool = True,
@@ -281,13 +282,16 @@ def load_dataset(
 ) -> LabData:
     """Load a data set whole, normalise it, and pick a stratified probe set of the test split.
 
-    ``name`` is one of ``DATASETS``. Downloads (torchvision) go to ``data_dir`` and are reused.
+    ``name`` is one of ``DATASETS``. Downloads (torchvision) go to ``data_dir`` and are reused;
+    by default that is ``data/`` in :func:`labkit.home` (the checkout's root, ``LABKIT_HOME``,
+    or ``/content`` on Colab), wherever the notebook runs.
     Extra ``options`` go to the loader (e.g. ``n_samples`` for ``blobs``).
     """
     key = name.lower().replace("_", "-")
     if key not in DATASETS:
         raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")
-    raw = DATASETS[key](data_dir=Path(data_dir), download=download, seed=seed, **options)
+    data_dir = Path(data_dir) if data_dir is not None else home("data")
+    raw = DATASETS[key](data_dir=data_dir, download=download, seed=seed, **options)
 
     x_tr, x_te = raw.x_train.astype(np.float32), raw.x_test.astype(np.float32)
     if raw.kind == "image":

@@ -1,5 +1,6 @@
-"""Open TensorBoard on a log folder: locally on 127.0.0.1, inline in Jupyter, or on Colab
-through an ngrok tunnel.
+"""Open TensorBoard on a log folder: locally on 127.0.0.1, inline in Jupyter (through
+jupyter-server-proxy on a remote Jupyter), or on Colab, inline through Colab's port proxy or
+full-window through an ngrok tunnel.
 
 >>> tb = start_tensorboard("runs/digits/tensorboard")      # doctest: +SKIP
 >>> tb.url
@@ -15,6 +16,7 @@ it is never printed, logged, or written to a file or a notebook output.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import secrets
@@ -31,10 +33,11 @@ from pathlib import Path
 
 from ._io import write_json
 from .errors import LabkitError
+from .paths import in_colab
 
 __all__ = ["Secret", "TensorBoardServer", "Tunnel", "find_free_port", "in_colab",
-           "ngrok_token", "open_tensorboard", "open_tunnel", "start_tensorboard", "stop_all",
-           "stop_tunnels"]
+           "jupyter_proxy_url", "ngrok_token", "open_tensorboard", "open_tunnel",
+           "start_tensorboard", "stop_all", "stop_tunnels"]
 
 TOKEN_VAR = "NGROK_AUTHTOKEN"
 TOKEN_HELP = "https://dashboard.ngrok.com/get-started/your-authtoken"
@@ -46,10 +49,6 @@ def _registry() -> Path:
     folder = Path(tempfile.gettempdir()) / f"labkit-tensorboard-{os.getuid()}"
     folder.mkdir(exist_ok=True)
     return folder
-
-
-def in_colab() -> bool:
-    return "google.colab" in sys.modules
 
 
 # ---------------------------------------------------------------------------------------
@@ -99,6 +98,39 @@ def _get(url: str, timeout: float = 2.0) -> bytes | None:
         return None
 
 
+def _parent_jupyter_server() -> dict | None:
+    """The Jupyter server that started this kernel (its ``base_url`` above all), if any."""
+    try:
+        from jupyter_server.serverapp import list_running_servers
+    except ImportError:
+        return None
+    parent = os.getppid()
+    with contextlib.suppress(OSError, ValueError):
+        for info in list_running_servers():
+            if info.get("pid") == parent:
+                return info
+    return None
+
+
+def jupyter_proxy_url(port: int) -> str | None:
+    """``port`` as the browser reaches it through jupyter-server-proxy, or None.
+
+    On a remote Jupyter (JupyterHub, a lab server) ``127.0.0.1`` is the student's own
+    machine, where nothing listens; jupyter-server-proxy forwards ``<base_url>proxy/<port>/``
+    to the port on the server instead. The base URL is JupyterHub's
+    ``JUPYTERHUB_SERVICE_PREFIX``, else that of the Jupyter server that started this kernel.
+    """
+    if importlib.util.find_spec("jupyter_server_proxy") is None:
+        return None
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+    if not prefix:
+        server = _parent_jupyter_server()
+        if server is None:
+            return None
+        prefix = server.get("base_url") or "/"
+    return f"/{prefix.strip('/')}/proxy/{port}/".replace("//", "/")
+
+
 @dataclass
 class TensorBoardServer:
     """A TensorBoard process serving ``logdir`` on ``host:port``."""
@@ -126,11 +158,26 @@ class TensorBoardServer:
             raise LabkitError(f"TensorBoard at {self.url} did not answer {path}")
         return data
 
+    @property
+    def proxied_url(self) -> str | None:
+        """The address through jupyter-server-proxy (see :func:`jupyter_proxy_url`), or None."""
+        return jupyter_proxy_url(self.port)
+
     def display(self, height: int = 800) -> None:
-        """Show the projector inline in Jupyter (locally; on Colab use :func:`open_tunnel`)."""
+        """Show the projector inline: through Colab's port proxy on Colab, through
+        jupyter-server-proxy where it is installed, else from ``127.0.0.1``."""
+        if in_colab():
+            from google.colab import output  # type: ignore[import-not-found]
+
+            # What %tensorboard does on Colab: the browser reaches the kernel's port through
+            # Colab's own proxy, so no tunnel and no token are needed.
+            output.serve_kernel_port_as_iframe(self.port, path="/#projector",
+                                               height=str(height))
+            return
         from IPython.display import IFrame, display
 
-        display(IFrame(self.projector_url, width="100%", height=height))
+        base = self.proxied_url or self.url
+        display(IFrame(base + "#projector", width="100%", height=height))
 
     def stop(self) -> None:
         """Stop the process and forget it."""
@@ -341,17 +388,33 @@ def _explain(err: Exception, token: str) -> LabkitError:
     return LabkitError(f"ngrok could not open the tunnel: {text}")
 
 
+@contextlib.contextmanager
+def _environ(name: str, value: str):
+    """``os.environ[name] = value`` for the duration of the block, then as it was."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
 def _pyngrok_connect(port: int, token: str, options: dict):
     import inspect
 
     from pyngrok import conf, ngrok
 
     params = inspect.signature(conf.PyngrokConfig).parameters
-    kwargs = {"auth_token": token}
-    if "config_version" in params:
-        kwargs["config_version"] = "2"  # ngrok's tunnels API, where basic_auth is an option
-    config = conf.PyngrokConfig(**kwargs)
-    tunnel = ngrok.connect(str(port), "http", pyngrok_config=config, **options)
+    kwargs = {"config_version": "2"} if "config_version" in params else {}
+    config = conf.PyngrokConfig(**kwargs)  # ngrok's tunnels API, where basic_auth is an option
+    # pyngrok passes a configured token as `--authtoken TOKEN`, where `ps` shows it to every
+    # user of the machine; the agent reads NGROK_AUTHTOKEN from its environment instead.
+    config.auth_token = None
+    with _environ(TOKEN_VAR, token):
+        tunnel = ngrok.connect(str(port), "http", pyngrok_config=config, **options)
     return tunnel.public_url
 
 
@@ -399,25 +462,57 @@ def open_tunnel(port: int, auth: bool = True, username: str = "labkit",
     return tunnel
 
 
-def open_tensorboard(logdir: str | Path, port: int = 6006, tunnel: bool | None = None,
-                     display: bool = True) -> TensorBoardServer:
-    """TensorBoard for a notebook: local server, shown inline; on Colab, behind a tunnel.
+COLAB_INLINE = (
+    "TensorBoard is shown below, inside the notebook, through Colab's own port proxy: no "
+    "tunnel needed. The projector does not load in Safari: use Chrome or Firefox, or the "
+    "explorer further down, which works in every browser.")
+COLAB_TOKEN_STEPS = (
+    "For TensorBoard in a full browser window (an ngrok tunnel), add your ngrok token:\n"
+    f"  1. get a token (free account) at {TOKEN_HELP}\n"
+    "  2. in Colab, click the key icon in the left bar, add a secret named NGROK_AUTHTOKEN "
+    "with the token as its value, and switch on 'Notebook access'\n"
+    "  3. run this cell again.")
 
-    ``tunnel=None`` opens one on Colab only.
+
+def _in_ipython() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None
+
+
+def open_tensorboard(logdir: str | Path, port: int = 6006, tunnel: bool | None = None,
+                     display: bool = True, height: int = 800) -> TensorBoardServer:
+    """TensorBoard for a notebook, wherever the notebook runs.
+
+    - Locally: served on ``127.0.0.1`` and shown inline (through jupyter-server-proxy where
+      it is installed, so a remote Jupyter works too).
+    - On Colab with an ngrok token: a full-window HTTPS tunnel protected by a password.
+    - On Colab without a token: shown inline through Colab's port proxy, with the steps to
+      add a token printed above it. No token is not an error: "Run all" goes on.
+
+    ``tunnel=None`` opens a tunnel on Colab when a token is there (and falls back to the
+    inline view, saying why, if the tunnel fails); ``True`` insists, ``False`` never opens one.
     """
     server = start_tensorboard(logdir, port=port)
+    insist = tunnel is True
     if tunnel is None:
-        tunnel = in_colab()
+        tunnel = in_colab() and ngrok_token() is not None
     if tunnel:
-        server.tunnel = open_tunnel(server.port)
-    elif display:
         try:
-            from IPython import get_ipython
-
-            if get_ipython() is not None:
-                server.display()
-                return server
-        except ImportError:
-            pass
+            server.tunnel = open_tunnel(server.port)
+            return server
+        except LabkitError as err:
+            if insist:
+                raise
+            print(f"No tunnel: {err}\n")
+    if in_colab():
+        print(COLAB_INLINE)
+        if ngrok_token() is None:
+            print(COLAB_TOKEN_STEPS)
+    if display and _in_ipython():
+        server.display(height=height)
+    else:
         print(f"TensorBoard: {server.projector_url}")
     return server

@@ -28,6 +28,7 @@ import numpy as np
 from . import __version__ as _version
 from ._io import atomic_write, write_json
 from .data import DataError, _Raw, _stratified_split, register_dataset
+from .paths import home
 
 __all__ = ["BBC_URL", "WIKIPEDIA_API", "WikipediaClient", "fetch_wikipedia", "load_bbc_csv",
            "tfidf_features"]
@@ -179,7 +180,7 @@ def _describe(params: dict) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-def fetch_wikipedia(topics: list[str], data_dir: str | Path = "data", per_topic: int = 100,
+def fetch_wikipedia(topics: list[str], data_dir: str | Path | None = None, per_topic: int = 100,
                     min_chars: int = 200, min_per_topic: int = 10,
                     api_url: str = WIKIPEDIA_API, contact: str | None = None,
                     refresh: bool = False, client: WikipediaClient | None = None,
@@ -195,7 +196,7 @@ def fetch_wikipedia(topics: list[str], data_dir: str | Path = "data", per_topic:
                         f'--topics "Astronomy,Cooking,Basketball"')
     if len({t.lower() for t in topics}) != len(topics):
         raise DataError(f"the topics repeat: {topics}")
-    root = Path(data_dir) / "wikipedia_articles"
+    root = Path(data_dir if data_dir is not None else home("data")) / "wikipedia_articles"
     client = client or WikipediaClient(api_url=api_url, contact=contact)
     found: dict[str, list[dict]] = {}
     for topic in topics:
@@ -293,7 +294,7 @@ def _write_topic(root: Path, topic: str, api_url: str, per_topic: int,
 # ---------------------------------------------------------------------------------------
 
 
-def load_bbc_csv(csv: str | Path | None = None, data_dir: str | Path = "data",
+def load_bbc_csv(csv: str | Path | None = None, data_dir: str | Path | None = None,
                  text_column: str = "text", label_column: str = "category",
                  download: bool = True) -> tuple[list[str], list[str]]:
     """Texts and labels from the BBC News CSV (a local path, or a URL fetched once into
@@ -302,7 +303,8 @@ def load_bbc_csv(csv: str | Path | None = None, data_dir: str | Path = "data",
 
     source = str(csv or BBC_URL)
     if re.match(r"^https?://", source):
-        local = Path(data_dir) / Path(source.split("?")[0]).name
+        folder = Path(data_dir) if data_dir is not None else home("data")
+        local = folder / Path(source.split("?")[0]).name
         if not local.exists():
             if not download:
                 raise DataError(f"{local} is missing and download=False")

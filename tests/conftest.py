@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -30,3 +33,23 @@ def deep_run(digits):
     model = labkit.build_model("deep-mlp", digits.input_shape, digits.n_classes, seed=0)
     snaps = labkit.train(model, digits, epochs=30, layers="all", seed=0, progress=False)
     return model, snaps
+
+
+@pytest.fixture
+def standin_colab(monkeypatch):
+    """The stand-in ``google.colab`` (tests/standin) imported, as Colab's kernel does at start;
+    removed again afterwards, so no other test believes it runs on Colab."""
+    from anywidget import _util
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "standin"))
+    monkeypatch.delenv("NGROK_AUTHTOKEN", raising=False)
+    _util.enable_custom_widget_manager_once.cache_clear()  # once per process, as on Colab
+    import google.colab
+
+    google.colab.output.calls.clear()
+    try:
+        yield google.colab
+    finally:
+        for name in [m for m in sys.modules if m.startswith("google.colab")]:
+            del sys.modules[name]
+        _util.enable_custom_widget_manager_once.cache_clear()

@@ -1,0 +1,115 @@
+"""A Colab runtime, as far as one can be built here, for the tests of the Colab path.
+
+What is real: a fresh Python environment that already holds what Colab preinstalls (torch,
+torchvision, tensorboard, ... from this machine's site-packages) but not labkit; pip >= 24, as
+on Colab; a Jupyter kernel in that environment; and a git repository of this checkout that
+the notebooks install the kit from (``file://``). What stands in for Google: the
+``google.colab`` package and the ngrok agent in ``tests/standin/`` (see its README).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STANDIN = ROOT / "tests" / "standin"
+GIT = ["git", "-c", "user.name=labkit tests", "-c", "user.email=tests@labkit.invalid",
+       "-c", "commit.gpgsign=false"]
+
+
+def copy_checkout(dest: Path) -> Path:
+    """This checkout as it is now (tracked and untracked-but-not-ignored files) in ``dest``,
+    committed to a fresh git repository on ``main``; returns ``dest``."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                           check=True, capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        src = ROOT / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    subprocess.run([*GIT, "init", "-q", "-b", "main"], cwd=dest, check=True)
+    subprocess.run([*GIT, "add", "-A"], cwd=dest, check=True)
+    subprocess.run([*GIT, "commit", "-q", "-m", "labkit"], cwd=dest, check=True)
+    return dest
+
+
+@dataclass
+class ColabRuntime:
+    """A kernel named ``kernel_name`` that believes it runs on Colab."""
+
+    folder: Path
+    python: Path
+    kernel_name: str
+    home: Path  # LABKIT_HOME: Colab's /content
+    secrets: Path  # the stand-in's store of Colab secrets
+    ngrok_record: Path  # what the stand-in ngrok agent saw
+
+    @property
+    def site_packages(self) -> Path:
+        return next((self.folder / "venv" / "lib").glob("python3*/site-packages"))
+
+    def set_secret(self, name: str, value: str) -> None:
+        self.secrets.write_text(json.dumps({name: value}), encoding="utf-8")
+
+    def agent_events(self) -> list[dict]:
+        if not self.ngrok_record.exists():
+            return []
+        return json.loads(self.ngrok_record.read_text())["events"]
+
+
+def make_colab_runtime(folder: Path) -> ColabRuntime:
+    """Build the environment, the stand-ins and a kernelspec under ``folder``.
+
+    The caller points ``JUPYTER_PATH`` at ``folder / "jupyter"`` to make the kernel known.
+    """
+    venv = folder / "venv"
+    # Colab's preinstalled packages are this machine's site-packages; labkit is not among
+    # them once the venv shadows it (the editable install is only a fallback on sys.path).
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
+                   check=True)
+    python = venv / "bin" / "python"
+    # pip >= 24 accepts `name @ git+file:///...`, as Colab's pip does.
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    "pip>=24"], check=True, capture_output=True)
+
+    ipython = folder / "ipython" / "profile_default" / "startup"
+    ipython.mkdir(parents=True)
+    # Colab's kernel imports google.colab at start-up: that is how notebooks tell they are there.
+    (ipython / "00-colab.py").write_text("import google.colab\n")
+    bin_dir = folder / "bin"
+    bin_dir.mkdir()
+    agent = bin_dir / "ngrok"
+    agent.write_text(f"#!{sys.executable}\n" + (STANDIN / "ngrok").read_text())
+    agent.chmod(0o755)
+    home = folder / "content"
+    home.mkdir()
+    (folder / "home").mkdir()
+
+    runtime = ColabRuntime(folder, python, "colab-standin", home, folder / "secrets.json",
+                           folder / "ngrok-record.json")
+    spec = folder / "jupyter" / "kernels" / runtime.kernel_name
+    spec.mkdir(parents=True)
+    env = {
+        "PYTHONPATH": str(STANDIN),
+        "IPYTHONDIR": str(folder / "ipython"),
+        "LABKIT_HOME": str(home),
+        "HOME": str(folder / "home"),
+        "PYNGROK_NGROK_PATH": str(agent),
+        "STANDIN_COLAB_SECRETS": str(runtime.secrets),
+        "STANDIN_NGROK_RECORD": str(runtime.ngrok_record),
+    }
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Colab (stand-in)", "language": "python", "env": env}))
+    return runtime
+
+
+def generate(out: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "generate_notebooks.py"), "--out",
+                           str(out), *args], capture_output=True, text=True, env=os.environ)

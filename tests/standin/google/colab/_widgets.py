@@ -1,0 +1,3 @@
+"""Where Colab notes the custom widget manager it installed (anywidget reads it)."""
+
+_installed_url = None
