@@ -17,6 +17,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from .colab import copy_checkout
 from .fakedata import write_cifar10, write_mnist
 from .mediawiki import FakeWiki, write_news_csv
 
@@ -60,8 +61,9 @@ def _params(lab: str, tmp: Path, wiki: FakeWiki) -> dict:
         return {"TOPICS": ["Astronomy", "Cooking", "Basketball"], "API_URL": wiki.url,
                 "DATA_DIR": str(tmp / "data"), "EPOCHS": 4, "REDUCER": "pca", "OUT": out}
     if lab == "02b_bbc_news":
-        write_news_csv(tmp / "bbc.csv")
-        return {"CSV": str(tmp / "bbc.csv"), "DATA_DIR": str(tmp / "data"),
+        (tmp / "data").mkdir(exist_ok=True)
+        write_news_csv(tmp / "data" / "bbc.csv")
+        return {"CSV": str(tmp / "data" / "bbc.csv"), "DATA_DIR": str(tmp / "data"),
                 "EPOCHS": 4, "REDUCER": "pca", "OUT": out}
     if lab == "04_layers_neural_collapse":
         return {"OUT": out}
@@ -107,19 +109,40 @@ def test_solution_notebook_runs_and_writes_its_files(lab, tmp_path, wiki, monkey
     assert not errors
 
 
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory):
+    """A git repository of this checkout, where the student notebooks run as a student's do."""
+    return copy_checkout(tmp_path_factory.mktemp("checkout"))
+
+
 @pytest.mark.parametrize("lab", LABS)
-def test_student_notebook_stops_at_the_first_exercise(lab, tmp_path, wiki):
+def test_student_notebook_stops_at_the_first_exercise_and_writes_outside_notebooks(
+        lab, checkout, wiki):
+    """Run from notebooks/student/ with the default folders: data and runs land in the
+    repository's root (ignored by git), and git sees nothing new under notebooks/."""
     nb = nbformat.read(STUDENT / f"{lab}.ipynb", as_version=4)
-    _inject(nb, _params(lab, tmp_path, wiki))
+    params = _params(lab, checkout, wiki)  # writes the fake data sets into checkout/data
+    for key in ("DATA_DIR", "OUT"):  # the notebook's own defaults
+        params.pop(key, None)
+    _inject(nb, params)
     first = next(i for i, c in enumerate(nb.cells) if "exercise" in c.metadata.get("tags", []))
     client = NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})
+                            resources={"metadata": {"path": str(checkout / "notebooks" /
+                                                                "student")}})
     with pytest.raises(CellExecutionError) as info:
         client.execute()
     assert info.value.ename == "NotImplementedError"
     failed = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
               and any(o.get("output_type") == "error" for o in c.get("outputs", []))]
     assert failed == [first]
+    default_out = next(x.params["OUT"] for x in generate_notebooks.labs() if x.name == lab)
+    assert (checkout / default_out / "figures").is_dir()
+    setup = next(c for c in nb.cells if "KIT_VERSION" in c.source)
+    assert f"this lab's run in {checkout / default_out}" in "".join(
+        o.get("text", "") for o in setup.outputs)
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"],
+                            cwd=checkout, capture_output=True, text=True, check=True).stdout
+    assert status == "", f"running {lab} left files git sees:\n{status}"
 
 
 @pytest.mark.parametrize("lab", LABS)

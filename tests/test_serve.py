@@ -271,3 +271,108 @@ def test_cli_tensorboard_serves_a_run_until_ctrl_c(logdir, tmp_path):
     finally:
         proc.kill()
     assert serve._port_free(6330)
+
+
+# -- where TensorBoard is shown: Colab without a token, a remote Jupyter -------------------------
+
+def _agent(tmp_path) -> str:
+    """The stand-in ngrok agent (tests/standin/ngrok), runnable with this Python."""
+    from pathlib import Path
+
+    agent = tmp_path / "bin" / "ngrok"
+    agent.parent.mkdir(parents=True, exist_ok=True)
+    source = (Path(__file__).parent / "standin" / "ngrok").read_text()
+    agent.write_text(f"#!{sys.executable}\n{source}")
+    agent.chmod(0o755)
+    return str(agent)
+
+
+def test_on_colab_without_a_token_tensorboard_is_inline_and_the_steps_are_printed(
+        logdir, standin_colab, capsys):
+    server = labkit.open_tensorboard(logdir, port=6340)
+    try:
+        out = capsys.readouterr().out
+        assert server.tunnel is None
+        assert "through Colab's own port proxy" in out and "Safari" in out
+        assert "1. get a token" in out and "key icon in the left bar" in out
+        assert "3. run this cell again" in out
+        server.display()  # what the notebook shows (IPython runs the cell there)
+        assert standin_colab.output.calls == [
+            ("serve_kernel_port_as_iframe", server.port, "/#projector")]
+    finally:
+        server.stop()
+
+
+def test_on_colab_a_failing_tunnel_falls_back_to_the_inline_view(
+        logdir, standin_colab, monkeypatch, tmp_path, capsys):
+    secrets_file = tmp_path / "secrets.json"
+    secrets_file.write_text(json.dumps({"NGROK_AUTHTOKEN": TOKEN}))
+    monkeypatch.setenv("STANDIN_COLAB_SECRETS", str(secrets_file))
+    plat = f"{installer.get_system()}_{installer.get_arch()}"  # the agent cannot be fetched
+    monkeypatch.setitem(installer.PLATFORMS, plat, "http://127.0.0.1:9/ngrok.tgz")
+    monkeypatch.setenv("PYNGROK_NGROK_PATH", str(tmp_path / "bin" / "ngrok"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    server = labkit.open_tensorboard(logdir, port=6350)
+    try:
+        out = capsys.readouterr().out
+        assert server.tunnel is None
+        assert "No tunnel: could not download the ngrok agent" in out
+        assert "through Colab's own port proxy" in out
+        assert "1. get a token" not in out  # the token is there: no need to explain it
+        assert TOKEN not in out
+        with pytest.raises(LabkitError, match="could not download the ngrok agent"):
+            labkit.open_tensorboard(logdir, port=6350, tunnel=True)  # insisting is an error
+    finally:
+        server.stop()
+
+
+def test_the_agent_gets_the_token_from_its_environment_not_its_command_line(
+        env_token, monkeypatch, tmp_path, capsys, caplog):
+    import hashlib
+
+    record = tmp_path / "agent.json"
+    monkeypatch.setenv("PYNGROK_NGROK_PATH", _agent(tmp_path))
+    monkeypatch.setenv("STANDIN_NGROK_RECORD", str(record))
+    try:
+        tunnel = serve.open_tunnel(6360)
+    finally:
+        serve.stop_tunnels()
+    events = json.loads(record.read_text())["events"]
+    start = next(e for e in events if e["event"] == "start")
+    assert TOKEN not in " ".join(start["argv"])
+    assert start["env_token_sha256"] == hashlib.sha256(TOKEN.encode()).hexdigest()
+    assert tunnel.public_url.startswith("https://") and tunnel.public_url.endswith(".ngrok-free.app")
+    assert os.environ["NGROK_AUTHTOKEN"] == TOKEN  # the kernel's own environment as it was
+    _leak_check(capsys, caplog, env_token)
+
+
+def test_jupyter_proxy_url_for_jupyterhub_and_for_no_server(monkeypatch):
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ada/")
+    assert serve.jupyter_proxy_url(6006) == "/user/ada/proxy/6006/"
+    monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX")
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", "/nonexistent")  # no Jupyter server started us
+    assert serve.jupyter_proxy_url(6006) is None
+
+
+def test_home_is_labkit_home_then_colab_then_the_checkout_then_here(monkeypatch, tmp_path):
+    from labkit import paths
+
+    checkout = tmp_path / "labkit-clone"
+    (checkout / "labkit").mkdir(parents=True)
+    (checkout / "labkit" / "__init__.py").write_text("")
+    (checkout / "notebooks" / "student").mkdir(parents=True)
+    monkeypatch.delenv("LABKIT_HOME", raising=False)
+    monkeypatch.chdir(checkout / "notebooks" / "student")
+    assert labkit.home() == checkout and labkit.home("runs", "x") == checkout / "runs" / "x"
+    assert labkit.home("/abs/runs") == paths.Path("/abs/runs")
+    monkeypatch.chdir(tmp_path)
+    assert labkit.home("data") == tmp_path / "data"
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    assert labkit.home("data") == paths.Path("/content/data")
+    monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "class"))
+    assert labkit.home("data") == tmp_path / "class" / "data"
+    from .fakedata import write_mnist
+
+    write_mnist(tmp_path / "class" / "data", n_train=100, n_test=60)
+    data = labkit.load_dataset("mnist", probe_size=20, download=False)  # found via home()
+    assert len(data.y_test) == 60
