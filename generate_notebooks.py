@@ -157,21 +157,19 @@ def badge(source: KitSource, path: str) -> str:
 
 
 def parameters(params: dict) -> Cell:
-    lines = ["# Parameters. Change them here, or inject them with papermill (this cell is",
-             "# tagged `parameters`)."]
+    lines = ["# This lab's parameters: change them here, then run the notebook again."]
     lines += [f"{key} = {value!r}" for key, value in params.items()]
     return Cell("parameters", "\n".join(lines))
 
 
-def setup(source: KitSource) -> Cell:
-    """Install the kit on Colab (one clear sentence if that fails), import, find the folders."""
+def install(source: KitSource) -> Cell:
+    """Colab only: install the kit, and say in one sentence what to do if that fails."""
     return code(f"""
-        # Set-up. On Colab this installs the kit (about a minute; what Colab already has, such
-        # as torch, is kept). Elsewhere install it once, from the repository's root:
-        #     pip install -r requirements.txt -e .
+        # @title Install the kit (on Colab only; about a minute) {{ display-mode: "form" }}
+        # Elsewhere, install it once from the repository's root:  pip install -r requirements.txt -e .
         import sys
 
-        KIT = "{source.pip_url}"  # python generate_notebooks.py --repo URL --ref REF
+        KIT = "{source.pip_url}"  # where the course keeps the kit
         KIT_VERSION = "{source.version}"
 
         if "google.colab" in sys.modules:
@@ -182,35 +180,43 @@ def setup(source: KitSource) -> Cell:
                 def _render_traceback_(self):  # Jupyter shows this message, no traceback
                     return [str(self)]
 
+            # pip keeps what Colab already has (torch, torchvision, tensorboard, ...).
             pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-color",
                                   f"labkit @ {{KIT}}"], capture_output=True, text=True,
                                  env={{**os.environ, "GIT_TERMINAL_PROMPT": "0"}})
             if pip.returncode != 0:  # git's own words say best what went wrong
                 said = [line.strip() for line in pip.stderr.splitlines() if line.strip()]
                 why = next((line for line in said if line.startswith("fatal:")), said[-1] if said else "")
-                raise SetupError(f"Could not install labkit from {{KIT}} ({{why}}): check the address "
-                                 f"with your instructor, who can regenerate the notebooks with "
-                                 f"python generate_notebooks.py --repo URL --ref REF.")
-
-        from pathlib import Path
-
-        import numpy as np
-        import pandas as pd
-        from IPython.display import Image, display
-
-        import labkit
-        from labkit import align, metrics, plots, workflows
-
-        if labkit.__version__ != KIT_VERSION:
-            print(f"Warning: this notebook was written for labkit {{KIT_VERSION}}, but labkit "
-                  f"{{labkit.__version__}} is installed; if a cell fails, install {{KIT}}")
-
-        # Data sets and runs go to one place, never beside the notebook: the repository's root
-        # when you run from a checkout, LABKIT_HOME when set, /content on Colab.
-        DATA_DIR, OUT = labkit.home(DATA_DIR), labkit.home(OUT)
-        (OUT / "figures").mkdir(parents=True, exist_ok=True)
-        print(f"labkit {{labkit.__version__}}: data sets in {{DATA_DIR}}, this lab's run in {{OUT}}")
+                if "could not read Username" in why:
+                    why = "the repository does not exist, or is private"
+                raise SetupError(f"Could not install labkit from {{KIT}} ({{why}}): students, send "
+                                 f"this message to your instructor; instructors, regenerate the "
+                                 f"notebooks with python generate_notebooks.py --repo URL --ref REF.")
     """)
+
+
+SETUP = code("""
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+    from IPython.display import Image, display
+
+    import labkit
+    from labkit import align, metrics, plots, workflows
+
+    if labkit.__version__ != KIT_VERSION:
+        print(f"Warning: this notebook was written for labkit {KIT_VERSION}, but labkit "
+              f"{labkit.__version__} is installed. On Colab: Runtime > Restart session, then run "
+              f"all again; elsewhere: pip install -e . in the repository. If the warning stays, "
+              f"tell your instructor.")
+
+    # Data sets and runs go to one place, never beside the notebook: the repository's root
+    # when you run from a checkout, /content on Colab, or LABKIT_HOME when you set it.
+    DATA_DIR, OUT = labkit.home(DATA_DIR), labkit.home(OUT)
+    (OUT / "figures").mkdir(parents=True, exist_ok=True)
+    print(f"labkit {labkit.__version__}: data sets in {DATA_DIR}, this lab's run in {OUT}")
+""")
 
 
 TENSORBOARD = [
@@ -218,12 +224,16 @@ TENSORBOARD = [
         ## The Embedding Projector
 
         We write the projector logs (one tensor per epoch, with the titles and labels as
-        metadata) and open TensorBoard, shown below. Locally it runs on
-        http://127.0.0.1:6006. On Colab it is shown through Colab's own proxy; for a full
-        browser window, put your ngrok token in Colab's secrets (`NGROK_AUTHTOKEN`, key icon
-        in the left bar) and the kit opens a password-protected tunnel instead. Never paste
-        the token into a cell. The projector does not load in Safari: use Chrome or Firefox,
-        or the explorer in the next section.
+        metadata) and open TensorBoard, shown below the cell: locally from
+        http://127.0.0.1:6006 (or the next free port), on Colab through Colab's own proxy.
+        The projector does not load in Safari: use Chrome or Firefox, or the explorer in the
+        next section.
+
+        *Optional, on Colab:* for TensorBoard in a full browser window, the kit can open an
+        ngrok tunnel (ngrok is a free service that gives TensorBoard its own
+        password-protected web address). It needs your ngrok token as a Colab secret; the
+        steps are printed under the cell. Never paste a token into a cell: notebooks get
+        shared.
     """),
     code("""
         labkit.write_projector(snaps, f"{OUT}/tensorboard")
@@ -232,17 +242,19 @@ TENSORBOARD = [
 ]
 
 
-def explorer(call: str = "labkit.explore(snaps)") -> list[Cell]:
+def explorer(call: str = "labkit.explore(snaps)", *, preview: str = "picture",
+             picture: str = "a PCA of each epoch, rotated to line up with the next; section "
+                            "4 explains PCA") -> list[Cell]:
     """The in-notebook explorer: works on Colab, JupyterLab and VS Code, with no tunnel."""
     return [
-        md("""
+        md(f"""
             ## The explorer: the same embeddings inside the notebook
 
             The explorer needs no TensorBoard and no tunnel. Drag the epoch slider (or press
             play) and watch every point travel from epoch 0 to the end; colour the points by
-            label, prediction or right/wrong; hover over a point for its title and picture;
-            click one (shift-drag to lasso several) to list its nearest neighbours in the full
-            embedding, not just in this 2-D picture.
+            `label`, `prediction` or `correct` (right/wrong); hover over a point for its
+            title and {preview}; click one (shift-drag to lasso several) to list its nearest
+            neighbours in the full embedding, not just in this 2-D picture ({picture}).
         """),
         code(call),
     ]
@@ -258,10 +270,11 @@ CLEAN_UP = [
     md("""
         ## Clean up
 
-        TensorBoard keeps running in the background until you stop it.
+        TensorBoard (and the tunnel, if you opened one) keeps running in the background until
+        you stop it: when you are done with the projector, remove the `#` and run the cell.
     """),
     code("""
-        labkit.serve.stop_all()
+        # labkit.serve.stop_all(); labkit.stop_tunnels()
     """),
 ]
 
@@ -337,8 +350,9 @@ def image_lab(number: str, dataset: str) -> Lab:
             false neighbours).
 
             **Exercise 1.** Project the last epoch's embeddings with every method in
-            `REDUCERS` (`labkit.reduce.reduce(x, method, seed=SEED)`) into a dict `views`,
-            and score each with `labkit.reduce.trustworthiness(x, view)` into a dict `scores`.
+            `REDUCERS` (`labkit.reduce.reduce(last, method, seed=SEED)`) into a dict `views`,
+            and score each with `labkit.reduce.trustworthiness(last, view)` into a dict
+            `scores`.
         """),
         exercise(f"""
             last = snaps.layer()[-1]  # [probe size, embedding dim] at the last epoch
@@ -381,8 +395,8 @@ def image_lab(number: str, dataset: str) -> Lab:
         intro=(f"A classifier turns each image into a vector, its *embedding*, one layer "
                f"before the output. We train a small CNN on {pretty}, record the embeddings "
                f"of a fixed set of test images before training and after every epoch, and "
-               f"look at them: in TensorBoard's Embedding Projector, and with PCA, t-SNE and "
-               f"UMAP side by side."),
+               f"look at them: in TensorBoard's Embedding Projector, in an explorer inside "
+               f"the notebook, and with PCA, t-SNE and UMAP side by side."),
         params={"DATASET": dataset, "DATA_DIR": "data", "EPOCHS": 10, "PROBE_SIZE": 2000,
                 "SEED": 0, "REDUCERS": ["pca", "tsne", "umap"], "OUT": f"runs/{dataset}"},
         cells=cells,
@@ -476,9 +490,15 @@ def text_lab(number: str, dataset: str) -> Lab:
             plots.epoch_grid(traj, snaps, method=REDUCER, path=f"{OUT}/figures/epoch_grid.png");
         """),
         code("""
-            # Hover over a point for its title; drag the slider through the epochs.
+            # Hover over a point for its title; drag the slider through the epochs. Saved as
+            # a web page too (figures/epochs.html), to open in a browser or hand in.
             plots.interactive(traj, snaps, path=f"{OUT}/figures/epochs.html")
         """),
+        *TENSORBOARD,
+        *explorer("labkit.explore(snaps, traj)  # the aligned trajectory of section 5",
+                  preview="the start of the article",
+                  picture="the trajectory of section 5; unlike the figure above, it finds "
+                          "neighbours"),
         md("""
             **Question 1.** At which epoch do the topics separate? Are some articles still
             between two clusters at the end?
@@ -503,8 +523,6 @@ def text_lab(number: str, dataset: str) -> Lab:
             article really about two topics? What does that say about the overlapping points
             in the picture?
         """),
-        *TENSORBOARD,
-        *explorer("labkit.explore(snaps, traj)  # the aligned trajectory of section 5"),
         *CLEAN_UP,
     ]
     source = "Wikipedia articles on topics you choose" if wiki else "BBC News articles"
@@ -514,7 +532,8 @@ def text_lab(number: str, dataset: str) -> Lab:
                f"{'Wikipedia topics' if wiki else 'BBC News'}"),
         intro=(f"We turn {source} into TF-IDF vectors, train a small MLP to tell the topics "
                f"apart, and watch the embedding of each article from epoch 0 to the end: in "
-               f"an aligned epoch grid, in Mantis, and in the Embedding Projector."),
+               f"an aligned epoch grid, in the Embedding Projector, in an explorer inside the "
+               f"notebook, and in Mantis (a CSV the kit writes for it)."),
         params=params,
         cells=cells,
         outputs=["mantis.csv", "tensorboard/projector_config.pbtxt",
@@ -715,12 +734,13 @@ def workflows_lab() -> Lab:
             table
         """),
         md("""
-            The same search, by hand: in the explorer below, click a point (shift-drag to
-            lasso several) and its nearest neighbours in the full embedding are listed under
-            the plot. Colour by `correct` to find the mistakes first.
+            The same search in the explorer: it opens on point 0's neighbours (the table
+            above) and coloured by `correct` (red = wrong). Click a red point, or shift-drag
+            to lasso several, and the neighbours of your selection in the full embedding are
+            listed under the plot.
         """),
         code("""
-            labkit.explore(snaps, colour="correct")
+            labkit.explore(snaps, colour="correct").select([0])
         """),
         md("""
             ## 3. Label-error candidates
@@ -796,10 +816,11 @@ def _blank(source: str) -> str:
 
 
 HOW_TO_RUN = (
-    "Run the cells from the top (on Colab, *Runtime → Run all* works: the set-up cell "
-    "installs the kit). Data sets are kept in `data/` and this lab's files are written to "
-    "`runs/`, both at the root of the repository (on Colab, under `/content`; anywhere else, "
-    "set `LABKIT_HOME`): the set-up cell prints the two folders.")
+    "Run the cells from the top (on Colab, *Runtime → Run all* runs everything up to the "
+    "first exercise, which waits for your code; the first cell installs the kit). Where "
+    "files go: on Colab, `/content/data` and `/content/runs` (the Files panel on the left); "
+    "in a checkout of the kit, `data/` and `runs/` at its root; set `LABKIT_HOME` to use "
+    "another folder. The set-up cell prints both.")
 
 
 def build(lab: Lab, student: bool, source: KitSource, path: str) -> nbformat.NotebookNode:
@@ -813,7 +834,7 @@ def build(lab: Lab, student: bool, source: KitSource, path: str) -> nbformat.Not
                    "outputs": lab.outputs},
     }
     title = f"# {lab.title}\n\n{badge(source, path)}\n\n{lab.intro}\n\n{HOW_TO_RUN}"
-    cells = [md(title), parameters(lab.params), setup(source), *lab.cells]
+    cells = [md(title), parameters(lab.params), install(source), SETUP, *lab.cells]
     n_ex = 0
     for k, cell in enumerate(cells):
         cid = f"{lab.name.replace('_', '-')}-{k:02d}"

@@ -247,7 +247,13 @@ class Explorer:
 
     # -- display -------------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        data = self.widget._repr_mimebundle_(**kwargs)
+        # On Colab, anywidget marks its output for Colab's custom widget manager; the box
+        # that holds the plot is what gets displayed, so it carries the same mark.
+        inner = self.scatter.widget._repr_mimebundle_(**kwargs)
+        if isinstance(inner, tuple) and inner[1]:
+            return data, inner[1]
+        return data
 
 
 def explore(snaps: Snapshots, traj: np.ndarray | None = None, *, layer: str | None = None,

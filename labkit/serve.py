@@ -467,7 +467,8 @@ COLAB_INLINE = (
     "tunnel needed. The projector does not load in Safari: use Chrome or Firefox, or the "
     "explorer further down, which works in every browser.")
 COLAB_TOKEN_STEPS = (
-    "For TensorBoard in a full browser window (an ngrok tunnel), add your ngrok token:\n"
+    "Optional: for TensorBoard in a full browser window (an ngrok tunnel), add your ngrok "
+    "token:\n"
     f"  1. get a token (free account) at {TOKEN_HELP}\n"
     "  2. in Colab, click the key icon in the left bar, add a secret named NGROK_AUTHTOKEN "
     "with the token as its value, and switch on 'Notebook access'\n"

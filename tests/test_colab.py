@@ -100,7 +100,7 @@ def _common_checks(nb, colab, repo: Path) -> dict:
     assert not Path(check["torch"]).is_relative_to(colab.site_packages)
     kept = ("torch", "torchvision", "tensorboard", "numpy")
     assert not [p for name in kept for p in colab.site_packages.glob(f"{name}*")]
-    setup = _texts(_cell(nb, "KIT_VERSION"))
+    setup = _texts(_cell(nb, "labkit.home("))
     assert "Warning" not in setup  # the installed kit is the version the notebook expects
     # Files land in Colab's /content (LABKIT_HOME here), not beside the notebook.
     assert check["out"] == str(colab.home / "runs" / "mnist")

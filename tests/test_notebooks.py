@@ -137,7 +137,7 @@ def test_student_notebook_stops_at_the_first_exercise_and_writes_outside_noteboo
     assert failed == [first]
     default_out = next(x.params["OUT"] for x in generate_notebooks.labs() if x.name == lab)
     assert (checkout / default_out / "figures").is_dir()
-    setup = next(c for c in nb.cells if "KIT_VERSION" in c.source)
+    setup = next(c for c in nb.cells if "labkit.home(" in c.source)
     assert f"this lab's run in {checkout / default_out}" in "".join(
         o.get("text", "") for o in setup.outputs)
     status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"],
@@ -158,6 +158,9 @@ def test_student_differs_from_solution_only_in_blanked_exercises(lab):
             assert "raise NotImplementedError()" in b.source and "BEGIN SOLUTION" not in b.source
             assert b.source == generate_notebooks._blank(a.source)
             assert a.metadata["nbgrader"]["solution"] is True
+        elif a.id == sol.cells[0].id:  # the title: each version's badge opens its own file
+            assert a.source.replace("/notebooks/solutions/", "/notebooks/student/") == b.source
+            assert f"/notebooks/solutions/{lab}.ipynb)" in a.source
         else:
             assert a == b
     assert exercises >= 1
@@ -216,3 +219,69 @@ def test_a_variant_changes_parameters_in_one_place(tmp_path):
          "--variant", "x", "--set", "EPOCH=3", "--out", str(tmp_path)],
         capture_output=True, text=True)
     assert bad.returncode == 2 and "has no parameter EPOCH" in bad.stderr
+
+
+def _install_and_badge(nb) -> tuple[str, str]:
+    setup = next(c.source for c in nb.cells if 'KIT_VERSION = "' in c.source)
+    kit = re.search(r'^KIT = "([^"]+)"', setup, re.M).group(1)
+    badge = re.search(r"\]\((https://colab\.research\.google\.com/github/[^)]+)\)",
+                      nb.cells[0].source)
+    return kit, badge.group(1) if badge else ""
+
+
+def test_repo_and_ref_reach_every_install_line_and_badge(tmp_path):
+    run = [sys.executable, str(ROOT / "generate_notebooks.py"), "--out", str(tmp_path)]
+    fork = ["--repo", "https://github.com/ada/labkit-fork.git", "--ref", "fall-2026"]
+    subprocess.run([*run, *fork], check=True, capture_output=True)
+    subprocess.run([*run, *fork, "--lab", "04_layers_neural_collapse", "--variant", "deeper",
+                    "--set", "DEPTH=8"], check=True, capture_output=True)
+    files = sorted(tmp_path.rglob("*.ipynb"))
+    assert len(files) == 2 * len(LABS) + 2
+    colab = "https://colab.research.google.com/github/ada/labkit-fork/blob/fall-2026/notebooks/"
+    for path in files:
+        kit, badge = _install_and_badge(nbformat.read(path, as_version=4))
+        assert kit == "git+https://github.com/ada/labkit-fork@fall-2026"
+        assert badge == colab + path.relative_to(tmp_path).as_posix()  # its own file
+    assert subprocess.run([*run, *fork, "--check"], capture_output=True).returncode == 0
+    assert subprocess.run([*run, "--check"], capture_output=True).returncode == 1
+
+
+def test_without_repo_the_origin_on_github_else_the_committed_url(tmp_path):
+    clone = copy_checkout(tmp_path / "clone")
+    script = [sys.executable, str(clone / "generate_notebooks.py"), "--lab",
+              "01_projector_mnist", "--out", str(tmp_path / "nb")]
+    notebook = tmp_path / "nb" / "student" / "01_projector_mnist.ipynb"
+    committed = re.search(r'^Repository = "https://github\.com/([^"]+)"',
+                          (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    subprocess.run(script, check=True, capture_output=True)
+    kit, badge = _install_and_badge(nbformat.read(notebook, as_version=4))
+    assert kit == f"git+https://github.com/{committed}@main" and f"/{committed}/blob/main/" in badge
+    subprocess.run(["git", "remote", "add", "origin", "git@github.com:bob/labkit.git"],
+                   cwd=clone, check=True)
+    subprocess.run(script, check=True, capture_output=True)
+    kit, badge = _install_and_badge(nbformat.read(notebook, as_version=4))
+    assert kit == "git+https://github.com/bob/labkit@main" and "/bob/labkit/blob/main/" in badge
+    subprocess.run(["git", "remote", "set-url", "origin", "https://gitlab.com/bob/labkit.git"],
+                   cwd=clone, check=True)
+    proc = subprocess.run([*script, "--repo", "https://gitlab.com/bob/labkit.git"],
+                          capture_output=True, text=True, check=True)
+    kit, badge = _install_and_badge(nbformat.read(notebook, as_version=4))
+    assert kit == "git+https://gitlab.com/bob/labkit.git@main" and badge == ""
+    assert "no Colab badge" in proc.stderr
+
+
+def test_the_set_up_cell_warns_when_the_installed_kit_is_another_version(tmp_path):
+    nb = nbformat.read(STUDENT / "06_working_with_embeddings.ipynb", as_version=4)
+    install = next(i for i, c in enumerate(nb.cells) if 'KIT_VERSION = "' in c.source)
+    setup = next(i for i, c in enumerate(nb.cells) if "labkit.home(" in c.source)
+    nb.cells = nb.cells[: setup + 1]
+    nb.cells[install].source = re.sub(r'KIT_VERSION = "[^"]+"', 'KIT_VERSION = "9.9.9"',
+                                      nb.cells[install].source)
+    _inject(nb, {"OUT": str(tmp_path / "runs" / "x"), "DATA_DIR": str(tmp_path / "data")})
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    text = "".join(o.get("text", "") for o in nb.cells[setup + 1].outputs)
+    import labkit
+
+    assert (f"Warning: this notebook was written for labkit 9.9.9, but labkit "
+            f"{labkit.__version__} is installed") in text
+    assert f"this lab's run in {tmp_path / 'runs' / 'x'}" in text
