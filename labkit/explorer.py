@@ -79,24 +79,25 @@ class Explorer:
         import pandas as pd
 
         traj = np.asarray(traj, np.float64)
-        if traj.ndim != 3 or traj.shape[1:] != (snaps.n_probe, 2):
-            raise ValueError(f"traj should be [epochs, {snaps.n_probe}, 2] (what "
-                             f"labkit.align.trajectory returns), got {traj.shape}")
+        shape = (snaps.epochs + 1, snaps.n_probe, 2)
+        if traj.shape != shape:
+            raise ValueError(f"traj should be {list(shape)}, one 2-D layout per epoch 0.."
+                             f"{snaps.epochs} (what labkit.align.trajectory(snaps) returns), "
+                             f"got {list(traj.shape)}")
         if colour not in COLOURINGS:
             raise ValueError(f"colour must be one of {COLOURINGS}, got {colour!r}")
         self.snaps, self.traj, self.k = snaps, traj, k
         self.layer = layer or snaps.penultimate
         self._emb = snaps.layer(self.layer)
-        self._n_epochs = len(traj)  # a trajectory may cover every epoch or only the first few
         self._colour = colour
-        self._epoch = self._n_epochs - 1
+        self._epoch = snaps.epochs
 
         names = snaps.class_names
         frame = {"x": traj[self._epoch, :, 0], "y": traj[self._epoch, :, 1],
                  "title": list(snaps.titles),
                  "label": pd.Categorical([names[i] for i in snaps.labels], categories=names)}
-        for e in range(self._n_epochs):
-            pred = snaps.predictions[min(e, snaps.epochs)]
+        for e in range(snaps.epochs + 1):
+            pred = snaps.predictions[e]
             frame[f"prediction_{e}"] = pd.Categorical([names[i] for i in pred],
                                                       categories=names)
             frame[f"correct_{e}"] = pd.Categorical(
@@ -124,7 +125,7 @@ class Explorer:
             height=height, tooltip=True, tooltip_properties=["title", "label", "color"],
             transition_points=True, transition_points_duration=700, **preview)
 
-        last = self._n_epochs - 1
+        last = snaps.epochs
         self.slider = widgets.IntSlider(value=last, min=0, max=last, description="epoch",
                                         continuous_update=False)
         self.play = widgets.Play(value=last, min=0, max=last, interval=1200,
@@ -149,7 +150,9 @@ class Explorer:
 
     def set_epoch(self, epoch: int) -> Explorer:
         """Move every point to its place at ``epoch`` (animated in the browser)."""
-        epoch = range(self._n_epochs)[epoch]  # negative indices count from the end
+        if not -self.snaps.epochs - 1 <= epoch <= self.snaps.epochs:
+            raise ValueError(f"epoch must be in 0..{self.snaps.epochs}, got {epoch}")
+        epoch = range(self.snaps.epochs + 1)[epoch]  # negative indices count from the end
         if epoch == self._epoch:
             return self
         self._epoch = epoch
@@ -182,12 +185,12 @@ class Explorer:
         import pandas as pd
 
         idx = np.atleast_1d(np.asarray(indices, np.int64))
-        unit = _unit(self._emb[min(self._epoch, self._emb.shape[0] - 1)])
+        unit = _unit(self._emb[self._epoch])
         query = unit[idx].mean(axis=0)
         cos = unit @ (query / (np.linalg.norm(query) or 1.0))
         cos[idx] = -np.inf
         order = np.argsort(-cos, kind="stable")[: self.k]
-        pred = self.snaps.predictions[min(self._epoch, self.snaps.epochs)]
+        pred = self.snaps.predictions[self._epoch]
         names = self.snaps.class_names
         return pd.DataFrame({
             "index": order, "title": [self.snaps.titles[j] for j in order],
@@ -205,7 +208,7 @@ class Explorer:
             self.scatter.color(by=f"correct_{e}", map=list(RIGHT_WRONG.values()))
         history = self.snaps.history[e] if e < len(self.snaps.history) else {}
         acc = history.get("test_acc")
-        wrong = int((~self.snaps.correct(min(e, self.snaps.epochs))).sum())
+        wrong = int((~self.snaps.correct(e)).sum())
         note = "before any update" if e == 0 else f"after epoch {e}"
         acc_text = f", test accuracy {acc:.1%}" if acc is not None else ""
         self.status.value = (f"<span style='padding-left:1em'>{note}{acc_text}; "

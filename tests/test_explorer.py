@@ -118,8 +118,13 @@ def test_tooltip_shows_the_thumbnail_or_the_snippet(run):
 
 def test_a_wrong_trajectory_is_one_clear_sentence(run):
     snaps, traj = run
-    with pytest.raises(ValueError, match=r"traj should be \[epochs, 450, 2\]"):
+    with pytest.raises(ValueError, match=r"traj should be \[5, 450, 2\], one 2-D layout per "
+                                         r"epoch 0..4 .* got \[5, 10, 2\]"):
         labkit.explore(snaps, traj[:, :10])
+    with pytest.raises(ValueError, match=r"got \[3, 450, 2\]"):
+        labkit.explore(snaps, traj[:3])
+    with pytest.raises(ValueError, match=r"epoch must be in 0..4, got 7"):
+        labkit.explore(snaps, traj).set_epoch(7)
 
 
 def test_on_colab_the_custom_widget_manager_is_switched_on(run, standin_colab):
