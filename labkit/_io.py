@@ -66,3 +66,54 @@ def _strict(obj: Any) -> Any:
     if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
         return _strict(obj.item())
     return obj
+
+
+def check_run_folder(folder: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Raise a clear error, before any work, if ``folder`` cannot become a run folder."""
+    from .errors import ConfigError, RunExistsError
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {folder} is a file, not a folder; choose another --out")
+    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+        raise RunExistsError(f"{folder} already holds a run; choose another --out, or pass "
+                             f"--overwrite (overwrite=True) to replace it")
+    parent = next((p for p in (folder.parent, *folder.parent.parents) if p.exists()), None)
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot create the run folder {folder}: {parent} is not a folder "
+                          f"this user can write to; choose another --out")
+    return folder
+
+
+@contextlib.contextmanager
+def atomic_folder(folder: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Build a folder beside ``folder`` and rename it into place when the block succeeds.
+
+    Readers see the old folder or the new one, never a mix: an error or Ctrl-C inside the
+    block leaves ``folder`` as it was and removes the half-built one. With ``overwrite`` an
+    existing folder is replaced whole (nothing of the old run stays listed beside the new).
+    """
+    import shutil
+    import uuid
+
+    folder = check_run_folder(folder, overwrite)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tag = uuid.uuid4().hex[:8]
+    building = folder.parent / f".{folder.name}.partial-{tag}"
+    building.mkdir()
+    try:
+        yield building
+        if folder.exists():
+            old = folder.parent / f".{folder.name}.replaced-{tag}"
+            os.rename(folder, old)
+            try:
+                os.rename(building, folder)
+            except BaseException:
+                os.rename(old, folder)  # put the previous run back
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(building, folder)
+    finally:
+        if building.exists():
+            shutil.rmtree(building, ignore_errors=True)

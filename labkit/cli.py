@@ -7,25 +7,58 @@
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
+import warnings
 from pathlib import Path
 
-from .data import DATASETS
-from .errors import LabkitError
-from .models import MODELS
+from .data import DATASETS, IMAGE_DATASETS
+from .errors import ConfigError, LabkitError
+from .models import MODELS, default_model
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text}") from None
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
 
 
 def _non_negative(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _learning_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _device(text: str) -> str:
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", text):
+        raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda, cuda:N or mps, got {text}")
+    return text
+
+
+def _port(text: str) -> int:
+    value = _whole(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number in 1..65535, got {text}")
     return value
 
 
@@ -50,13 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--api-url", default=None,
                    help="wikipedia: the MediaWiki api.php endpoint (another language, a mirror)")
     r.add_argument("--csv", default=None, help="bbc: path or URL of the BBC News CSV")
+    r.add_argument("--text-column", default=None,
+                   help="bbc: the CSV column with the texts (default: text)")
+    r.add_argument("--label-column", default=None,
+                   help="bbc: the CSV column with the labels (default: category)")
     r.add_argument("--data-dir", default="data", help="where data sets are downloaded/found")
     r.add_argument("--out", default=None, help="run folder (default: runs/DATASET)")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace an existing run folder (otherwise it is refused)")
+    r.add_argument("--seed", type=_non_negative, default=0)
+    r.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda[:N] or mps")
     r.add_argument("--batch-size", type=_positive, default=None,
                    help="default: 128, less for small data sets (at least 20 steps an epoch)")
-    r.add_argument("--lr", type=float, default=1e-3)
+    r.add_argument("--lr", type=_learning_rate, default=1e-3, help="peak learning rate")
     r.add_argument("--reducer", default="pca", choices=["pca", "tsne", "umap"],
                    help="projection for the figures (pca is fast and deterministic)")
     r.add_argument("--no-figures", action="store_true", help="skip figures and geometry")
@@ -65,27 +104,55 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tensorboard", help="serve a run's projector logs with TensorBoard",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     t.add_argument("run_dir", help="a run folder (or its tensorboard/ folder)")
-    t.add_argument("--port", type=_positive, default=6006, help="first port to try")
+    t.add_argument("--port", type=_port, default=6006, help="first port to try")
     t.add_argument("--tunnel", action="store_true",
                    help="also open a public ngrok tunnel (needs NGROK_AUTHTOKEN)")
     return parser
 
 
+def _check_run(args: argparse.Namespace) -> None:
+    """What can be said about the arguments before any data is loaded."""
+    from ._io import check_run_folder
+    from .models import build_model
+    from .train import has_batch_norm
+
+    model = args.model or default_model(args.dataset)
+    if model == "cnn" and args.dataset not in IMAGE_DATASETS:
+        raise ConfigError(f"the 'cnn' model needs images, and --dataset {args.dataset} is not "
+                          f"an image data set; use --model mlp (or an image data set: "
+                          f"{', '.join(sorted(IMAGE_DATASETS))})")
+    if args.batch_size is not None and args.batch_size < 2:
+        probe = build_model(model, (1, 8, 8) if model == "cnn" else (16,), 2)
+        if has_batch_norm(probe):
+            raise ConfigError(f"--batch-size must be at least 2 for --model {model} (its "
+                              f"BatchNorm layers need two samples a batch), got "
+                              f"{args.batch_size}")
+    for flag in ("topics", "api_url"):
+        if getattr(args, flag) is not None and args.dataset != "wikipedia":
+            raise ConfigError(f"--{flag.replace('_', '-')} is for --dataset wikipedia")
+    for flag in ("csv", "text_column", "label_column"):
+        if getattr(args, flag) is not None and args.dataset != "bbc":
+            raise ConfigError(f"--{flag.replace('_', '-')} is for --dataset bbc")
+    check_run_folder(args.out or Path("runs") / args.dataset, args.overwrite)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .experiment import run
 
+    _check_run(args)
     extra = {}
     if args.topics is not None:
         extra["topics"] = [t.strip() for t in args.topics.split(",") if t.strip()]
     if args.api_url is not None:
         extra["api_url"] = args.api_url
-    if args.csv is not None:
-        extra["csv"] = args.csv
+    for key in ("csv", "text_column", "label_column"):
+        if getattr(args, key) is not None:
+            extra[key] = getattr(args, key)
     result = run(
         dataset=args.dataset, model=args.model, epochs=args.epochs, probe_size=args.probe_size,
         layers=args.layers, data_dir=args.data_dir, out=args.out, seed=args.seed,
         device=args.device, progress=not args.no_progress, reducer=args.reducer,
-        figures=not args.no_figures,
+        figures=not args.no_figures, overwrite=args.overwrite,
         train_options={"batch_size": args.batch_size, "lr": args.lr}, **extra,
     )
     snaps, folder = result.snapshots, result.folder
@@ -104,8 +171,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_tensorboard(args: argparse.Namespace) -> int:
-    from .serve import open_tunnel, start_tensorboard
+    from .serve import _no_token_message, ngrok_token, open_tunnel, start_tensorboard
 
+    if args.tunnel and ngrok_token() is None:  # say so before starting anything
+        raise ConfigError(_no_token_message())
     run_dir = Path(args.run_dir)
     logdir = run_dir / "tensorboard" if (run_dir / "tensorboard").is_dir() else run_dir
     server = start_tensorboard(logdir, port=args.port)
@@ -125,8 +194,13 @@ def _cmd_tensorboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"  # a sentence for people, not a source location
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = _warning_line
     try:
         if args.command == "run":
             return _cmd_run(args)
@@ -136,6 +210,15 @@ def main(argv: list[str] | None = None) -> int:
         # Errors the kit raises are written for people: show them without a traceback.
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # disk full, permission denied...: say which file
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"error: {err.strerror or err}{where}; nothing was changed in the run folder",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: nothing was written, and an earlier run folder is as it was",
+              file=sys.stderr)
+        return 130
     raise AssertionError(f"unhandled command {args.command}")
 
 

@@ -25,10 +25,14 @@ import torch
 from .errors import LabkitError
 from .paths import home
 
-__all__ = ["DATASETS", "DataError", "LabData", "load_dataset", "probe_indices"]
+__all__ = ["DATASETS", "IMAGE_DATASETS", "DataError", "LabData", "load_dataset",
+           "probe_indices"]
+
+# The data sets whose samples are images (what the 'cnn' model needs).
+IMAGE_DATASETS = frozenset({"digits", "mnist", "fashion-mnist", "cifar10"})
 
 
-class DataError(LabkitError):
+class DataError(LabkitError, ValueError):
     """A data set could not be loaded; the message says what to do about it."""
 
 
@@ -308,6 +312,11 @@ def load_dataset(
     else:  # text features arrive already scaled (TF-IDF rows have unit norm)
         norm = {}
 
+    if probe_size > len(raw.y_test):
+        import warnings
+
+        warnings.warn(f"probe size {probe_size} is more than the {len(raw.y_test)} test samples "
+                      f"of {key}: the probe set is all {len(raw.y_test)} of them", stacklevel=2)
     probe = probe_indices(raw.y_test, probe_size, seed)
     titles = [raw.titles[i] for i in probe] if raw.titles else [f"test #{i}" for i in probe]
     thumbs = raw.images_uint8[probe] if raw.images_uint8 is not None else None

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ._io import write_json
+from ._io import atomic_folder, check_run_folder, write_json
 from .data import LabData, load_dataset
 from .mantis import write_mantis_csv
 from .models import build_model, default_model
@@ -110,18 +110,23 @@ def run(
     progress: bool = True,
     reducer: str = "pca",
     figures: bool = True,
+    overwrite: bool = False,
     model_options: dict | None = None,
     train_options: dict | None = None,
     **dataset_options,
 ) -> RunResult:
     """Train ``model`` on ``dataset`` with capture and write the run folder ``out``.
 
+    The folder is written as one unit: built beside ``out`` and renamed into place at the
+    end, so an error, a divergence or Ctrl-C leaves an earlier run there untouched. An
+    existing, non-empty ``out`` is refused unless ``overwrite=True`` (then replaced whole).
+
     >>> result = run("digits", epochs=10, out="runs/digits")    # doctest: +SKIP
     >>> result.snapshots.history[-1]["test_acc"] > 0.9          # doctest: +SKIP
     True
     """
     started = time.perf_counter()
-    out = Path(out) if out is not None else Path("runs") / dataset
+    out = check_run_folder(Path(out) if out is not None else Path("runs") / dataset, overwrite)
     data = load_dataset(dataset, data_dir=data_dir, probe_size=probe_size, seed=seed,
                         **dataset_options)
     model_name = model or default_model(data.name)
@@ -129,13 +134,16 @@ def run(
                       **(model_options or {}))
     snaps = train(net, data, epochs=epochs, layers=layers, seed=seed, device=device,
                   progress=progress, **(train_options or {}))
-    files = {"snapshots": snaps.save(out / "snapshots")}
-    files["mantis"] = write_mantis_csv(snaps, out / "mantis.csv")
-    files["tensorboard"] = write_projector(snaps, out / "tensorboard").parent
-    extra: dict = {}
-    if figures:
-        figure_files, extra["geometry"] = write_figures(snaps, out / "figures", reducer, seed)
-        files.update(figure_files)
-    extra["seconds_total"] = round(time.perf_counter() - started, 2)
-    files["summary"] = write_summary(out, snaps, extra)
+    with atomic_folder(out, overwrite) as building:
+        files = {"snapshots": snaps.save(building / "snapshots")}
+        files["mantis"] = write_mantis_csv(snaps, building / "mantis.csv")
+        files["tensorboard"] = write_projector(snaps, building / "tensorboard").parent
+        extra: dict = {}
+        if figures:
+            figure_files, extra["geometry"] = write_figures(snaps, building / "figures",
+                                                            reducer, seed)
+            files.update(figure_files)
+        extra["seconds_total"] = round(time.perf_counter() - started, 2)
+        files["summary"] = write_summary(building, snaps, extra)
+    files = {key: out / path.relative_to(building) for key, path in files.items()}
     return RunResult(folder=out, snapshots=snaps, data=data, model=net, files=files)

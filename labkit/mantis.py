@@ -35,7 +35,7 @@ _EMB = "embedding_epoch_"
 _COORD = "coordinate"
 
 
-class MantisFormatError(LabkitError):
+class MantisFormatError(LabkitError, ValueError):
     """A Mantis CSV that cannot be read; the message names the line and column."""
 
 

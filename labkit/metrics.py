@@ -78,8 +78,9 @@ def silhouette(features: np.ndarray, labels: np.ndarray, max_points: int = 2000,
     from sklearn.metrics import silhouette_score
 
     h = np.asarray(features, np.float64)
-    if len(np.unique(labels)) < 2:
-        return float("nan")
+    n_classes = len(np.unique(labels))
+    if n_classes < 2 or len(h) < n_classes + 1:
+        return float("nan")  # undefined: scikit-learn needs 2 <= classes < points
     size = min(max_points, len(h))
     return float(silhouette_score(h, labels, sample_size=size if size < len(h) else None,
                                   random_state=seed))
@@ -161,6 +162,24 @@ def geometry(snaps, layers: list[str] | None = None, epochs: list[int] | None = 
 
     layers = layers or snaps.layers
     epochs = list(range(snaps.epochs + 1)) if epochs is None else epochs
+    missing: set[str] = set()
+
+    def measure(name: str, fn, *args, **kwargs) -> float:
+        # A probe set too small for a metric (a class with one point, fewer points than
+        # classes + 1) makes that metric missing, not the whole table.
+        try:
+            value = fn(*args, **kwargs)
+        except ValueError:
+            value = float("nan")
+        if value != value:
+            missing.add(name)
+        return value
+
+    _, counts = np.unique(snaps.labels, return_counts=True)
+    if counts.min() < 2:  # a class with one point has no held-out half and no spread
+        missing.update({"knn_acc", "linear_probe_acc"})
+    if counts.max() < 2:
+        missing.add("nc1")
     rows = []
     for layer in layers:
         emb = snaps.layer(layer)
@@ -170,10 +189,19 @@ def geometry(snaps, layers: list[str] | None = None, epochs: list[int] | None = 
                                              and layer == snaps.penultimate) else None
             row = {"layer": layer, "epoch": e,
                    **neural_collapse(h, snaps.labels, head, snaps.predictions[e]),
-                   "silhouette": silhouette(h, snaps.labels, seed=seed),
-                   "knn_acc": knn_accuracy(h, snaps.labels, seed=seed),
-                   "linear_probe_acc": linear_probe_accuracy(h, snaps.labels, seed=seed),
+                   "silhouette": measure("silhouette", silhouette, h, snaps.labels, seed=seed),
+                   "knn_acc": measure("knn_acc", knn_accuracy, h, snaps.labels, seed=seed),
+                   "linear_probe_acc": measure("linear_probe_acc", linear_probe_accuracy, h,
+                                               snaps.labels, seed=seed),
                    "test_acc": snaps.history[e].get("test_acc") if e < len(snaps.history)
                    else None}
+            row.update({name: float("nan") for name in missing if name in row})
             rows.append(row)
+    if missing:
+        import warnings
+
+        n_classes = len(np.unique(snaps.labels))
+        warnings.warn(f"{snaps.n_probe} probe points in {n_classes} classes are too few for "
+                      f"{', '.join(sorted(missing))}: reported as missing; a larger probe set "
+                      f"(--probe-size) gives them", stacklevel=2)
     return pd.DataFrame(rows)

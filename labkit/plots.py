@@ -120,7 +120,8 @@ def metric_curves(table, snaps=None, path=None):
             axes[0].plot(*zip(*tr, strict=True), "k--", label="train")
     for colour, layer in zip(colours, layers, strict=True):
         part = table[table["layer"] == layer]
-        axes[1].semilogy(part["epoch"], part["nc1"], "-o", ms=3, color=colour, label=layer)
+        nc1 = axes[1].semilogy if (part["nc1"] > 0).any() else axes[1].plot  # NaN: missing
+        nc1(part["epoch"], part["nc1"], "-o", ms=3, color=colour, label=layer)
         axes[2].plot(part["epoch"], part["silhouette"], "-o", ms=3, color=colour, label=layer)
         axes[3].plot(part["epoch"], part["knn_acc"], "-o", ms=3, color=colour,
                      label=f"{layer} kNN")

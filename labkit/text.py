@@ -333,7 +333,8 @@ def load_bbc_csv(csv: str | Path | None = None, data_dir: str | Path | None = No
     if missing:
         raise DataError(f"{path} has no column {', '.join(map(repr, missing))}; its columns "
                         f"are {', '.join(map(repr, df.columns))}. Name the right ones with "
-                        f"text_column=... and label_column=...")
+                        f"--text-column NAME --label-column NAME (text_column=..., "
+                        f"label_column=... in Python)")
     df = df.dropna(subset=[text_column, label_column])
     texts = df[text_column].astype(str).tolist()
     labels = df[label_column].astype(str).str.strip().tolist()

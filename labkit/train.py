@@ -15,6 +15,7 @@ only the copy of the probe activations.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import LabData
-from .errors import LabkitError
+from .errors import ConfigError, DivergedError, LabkitError
 from .hooks import _resolve, capture, embedding_layers, head_layer, penultimate_layer
 from .snapshots import Snapshots
 
@@ -35,11 +36,52 @@ __all__ = ["evaluate", "pick_device", "resolve_layers", "train"]
 _WARN_BYTES = 2 * 1024**3
 
 
+def _whole(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def check_training(model: nn.Module, data: LabData | None = None, *, epochs: int = 10,
+                   batch_size: int | None = None, lr: float = 1e-3, seed: int = 0) -> None:
+    """Raise :class:`ConfigError` for arguments :func:`train` cannot use, before any work."""
+    if not _whole(epochs) or epochs < 0:
+        raise ConfigError(f"epochs must be a whole number >= 0, got {epochs!r}")
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) \
+            or lr <= 0:
+        raise ConfigError(f"the learning rate must be a finite number > 0, got {lr!r}")
+    if not _whole(seed) or seed < 0:
+        raise ConfigError(f"seed must be a whole number >= 0, got {seed!r}")
+    if batch_size is not None:
+        smallest = 2 if has_batch_norm(model) else 1
+        if not _whole(batch_size) or batch_size < smallest:
+            why = " (the model has BatchNorm, which needs two samples a batch)" \
+                if smallest == 2 else ""
+            raise ConfigError(f"batch size must be a whole number >= {smallest}{why}, "
+                              f"got {batch_size!r}")
+    if data is not None:
+        head = dict(model.named_modules()).get(head_layer(model))
+        outputs = getattr(head, "out_features", None)
+        if outputs is not None and outputs < data.n_classes:
+            raise ConfigError(
+                f"the data has {data.n_classes} classes but the model's head has {outputs} "
+                f"outputs; build the model with n_classes=data.n_classes")
+
+
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+
+
 def pick_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` gives CUDA when it is available, else the CPU."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"unknown device {str(device)!r}; use one of "
+                          f"{', '.join(DEVICES)}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise LabkitError("device='cuda' was asked for but torch sees no CUDA GPU; "
                            "use device='auto' or 'cpu' (on Colab: Runtime > Change runtime type)")
@@ -149,8 +191,7 @@ def train(
     ``batch_size=None`` picks 128, or less for small training sets so that an epoch takes
     at least 20 steps (a 100-article text set would otherwise learn one step an epoch).
     """
-    if epochs < 0:
-        raise ValueError(f"epochs must be >= 0, got {epochs}")
+    check_training(model, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     device = pick_device(device)
     names = resolve_layers(model, layers)
     model.to(device)
@@ -227,7 +268,12 @@ def train(
                     correct += (logits.detach().argmax(1) == y).sum()
                     if bar is not None:
                         bar.update(1)
-                last = snapshot(epoch, loss_sum.item() / n_train, correct.item() / n_train,
+                train_loss = loss_sum.item() / n_train
+                if not math.isfinite(train_loss):
+                    raise DivergedError(
+                        f"training diverged at epoch {epoch} (loss {train_loss}); try a lower "
+                        f"learning rate than {lr:g} (--lr, or lr= in train)")
+                last = snapshot(epoch, train_loss, correct.item() / n_train,
                                 time.perf_counter() - started)
                 if bar is not None:
                     bar.set_postfix(loss=f"{last['train_loss']:.3f}",
