@@ -174,7 +174,7 @@ def _cmd_tensorboard(args: argparse.Namespace) -> int:
     from .serve import _no_token_message, ngrok_token, open_tunnel, start_tensorboard
 
     if args.tunnel and ngrok_token() is None:  # say so before starting anything
-        raise ConfigError(_no_token_message())
+        raise ConfigError(_no_token_message(args.port))
     run_dir = Path(args.run_dir)
     logdir = run_dir / "tensorboard" if (run_dir / "tensorboard").is_dir() else run_dir
     server = start_tensorboard(logdir, port=args.port)
@@ -216,8 +216,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: nothing was written, and an earlier run folder is as it was",
-              file=sys.stderr)
+        kept = ("nothing was written, and an earlier run folder is as it was"
+                if args.command == "run" else "TensorBoard was stopped")
+        print(f"\ninterrupted: {kept}", file=sys.stderr)
         return 130
     raise AssertionError(f"unhandled command {args.command}")
 

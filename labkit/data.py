@@ -138,9 +138,16 @@ class _Raw:
     info: dict = field(default_factory=dict)
 
 
-def _stratified_split(x, y, test_size, seed):
+def _stratified_split(x, y, test_size, seed, class_names=None):
     from sklearn.model_selection import train_test_split
 
+    classes, counts = np.unique(y, return_counts=True)
+    if counts.min() < 2:  # say which, before scikit-learn's "least populated class" message
+        name = (lambda c: class_names[c]) if class_names is not None else (lambda c: c)
+        few = ", ".join(f"{name(c)!r} ({k})" for c, k in zip(classes, counts, strict=True)
+                        if k < 2)
+        raise DataError(f"the classes {few} have fewer than 2 samples; a stratified train/test "
+                        f"split needs at least 2 of each: add samples or leave them out")
     return train_test_split(x, y, test_size=test_size, stratify=y, random_state=seed)
 
 
@@ -188,6 +195,28 @@ def _short(err: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
+_IDX_DTYPES = {0x08: 1, 0x09: 1, 0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}  # type code -> bytes
+
+
+def _check_idx(path: Path) -> None:
+    """Raise :class:`DataError` naming ``path`` unless it is a whole IDX file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+            if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in _IDX_DTYPES:
+                raise DataError("it does not start with an IDX header")
+            dims = np.frombuffer(f.read(4 * head[3]), ">u4")
+        if len(dims) != head[3]:
+            raise DataError("its header is cut short")
+        expected = 4 + 4 * head[3] + int(np.prod(dims, dtype=np.int64)) * _IDX_DTYPES[head[2]]
+        size = path.stat().st_size
+        if size != expected:
+            raise DataError(f"it holds {size} bytes where its header promises {expected}")
+    except (DataError, OSError) as err:
+        raise DataError(f"{path} is not a usable MNIST file ({err}); delete it to download "
+                        f"again, or put a good copy there") from None
+
+
 def _torchvision_mnist(variant: str):
     def load(data_dir: Path, download: bool, **_) -> _Raw:
         from torchvision import datasets
@@ -198,6 +227,9 @@ def _torchvision_mnist(variant: str):
         missing = [f for f in needed if not (raw / f).exists()]
         if missing and not download:
             raise DataError(_offline_message(cls.__name__, raw, missing, "download=False"))
+        for name in needed:  # damaged files get their own message, not "missing"
+            if name not in missing:
+                _check_idx(raw / name)
         try:
             train = cls(str(data_dir), train=True, download=bool(missing))
             test = cls(str(data_dir), train=False, download=False)
@@ -218,20 +250,29 @@ CIFAR_FOLDER = "cifar-10-batches-py"
 _CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
 
 
+def _unpickle(path: Path):
+    try:
+        with open(path, "rb") as f:
+            # These are the data set's own pickles, which the user put there or torchvision
+            # fetched and checksummed.
+            return pickle.load(f, encoding="latin1")
+    except Exception as err:  # truncated or garbage: UnpicklingError, EOFError, ValueError...
+        raise DataError(f"{path} is damaged ({type(err).__name__}: {_short(err)}); delete it "
+                        f"to download again, or put a good copy there") from None
+
+
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    with open(path, "rb") as f:
-        # These are the data set's own pickles, which the user put there or torchvision
-        # fetched and checksummed.
-        batch = pickle.load(f, encoding="latin1")
+    batch = _unpickle(path)
     try:
         data = np.asarray(batch["data"], dtype=np.uint8)
         labels = np.asarray(batch["labels"], dtype=np.int64)
     except (KeyError, TypeError) as err:
         raise DataError(f"{path} is not a CIFAR-10 batch (expected keys 'data' and 'labels', "
-                        f"found {sorted(batch) if isinstance(batch, dict) else type(batch)})") from err
+                        f"found {sorted(batch) if isinstance(batch, dict) else type(batch)}); "
+                        f"delete it to download again") from err
     if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
         raise DataError(f"{path}: expected data of shape [N, 3072] and N labels, "
-                        f"got {data.shape} and {len(labels)}")
+                        f"got {data.shape} and {len(labels)}; delete it to download again")
     return data.reshape(-1, 3, 32, 32), labels
 
 
@@ -254,8 +295,11 @@ def _cifar10(data_dir: Path, download: bool, **_) -> _Raw:
     x_tr = np.concatenate([p[0] for p in parts])
     y_tr = np.concatenate([p[1] for p in parts])
     x_te, y_te = _read_cifar_batch(folder / "test_batch")
-    with open(folder / "batches.meta", "rb") as f:
-        names = list(pickle.load(f, encoding="latin1")["label_names"])
+    meta = _unpickle(folder / "batches.meta")
+    if not isinstance(meta, dict) or "label_names" not in meta:
+        raise DataError(f"{folder / 'batches.meta'} has no 'label_names'; delete it to "
+                        f"download again")
+    names = list(meta["label_names"])
     return _Raw(x_tr.astype(np.float32) / 255.0, y_tr, x_te.astype(np.float32) / 255.0, y_te,
                 names, kind="image", images_uint8=x_te.transpose(0, 2, 3, 1).copy(),
                 info={"source": str(folder)})

@@ -155,7 +155,7 @@ def _format_block(x: np.ndarray, digits: int, cell_len: int, row_len: int
     chars = np.empty((len(x), width + 6), np.uint8)
     keep = np.empty((len(x), width + 6), bool)
     chars[:, 0] = ord("-")
-    keep[:, 0] = np.signbit(x) & nonzero
+    keep[:, 0] = np.signbit(x)  # -0.0 keeps its sign, so it reads back as -0.0
     packed = keep_table[row * (digits + 1) + sig].view(bool).reshape(len(x), -1)
     keep[:, 1:width + 1] = packed[:, :width]
     for r in np.flatnonzero(np.bincount(row, minlength=len(src))):  # few distinct exponents
@@ -303,11 +303,21 @@ class MantisTable:
         return sorted(set(self.categories))
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a finite number")
+
+
 def read_mantis_csv(path: str | Path) -> MantisTable:
     """Read a Mantis CSV back into arrays; a malformed cell is reported by line and column."""
     path = Path(path)
-    with open(path, encoding="utf-8", newline="") as f:
-        text = f.read()
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        raise MantisFormatError(f"{path}, line {line}, column {column}: not UTF-8 (byte "
+                                f"{raw[err.start]:#04x}); a Mantis CSV is UTF-8") from None
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
@@ -318,8 +328,8 @@ def read_mantis_csv(path: str | Path) -> MantisTable:
             raise MantisFormatError(f"{path}, line 1: no {needed!r} column (found: "
                                     f"{', '.join(header)})")
     emb_cols = [i for i, h in enumerate(header) if h.startswith(_EMB)]
-    epochs = [int(header[i][len(_EMB):]) for i in emb_cols]
-    if not emb_cols or epochs != list(range(len(emb_cols))):
+    epochs = [header[i][len(_EMB):] for i in emb_cols]
+    if not emb_cols or epochs != [str(e) for e in range(len(emb_cols))]:
         raise MantisFormatError(f"{path}, line 1: expected columns {_EMB}0 .. {_EMB}N in "
                                 f"order, found {[header[i] for i in emb_cols]}")
     coord_cols = [i for i, h in enumerate(header) if h.startswith(_COORD)]
@@ -341,9 +351,11 @@ def read_mantis_csv(path: str | Path) -> MantisTable:
     for e, col in enumerate(emb_cols):
         for r, row in enumerate(rows):
             try:
-                values = json.loads(row[col])
+                # Strict JSON numbers: NaN and Infinity are not JSON, true/false not numbers.
+                values = json.loads(row[col], parse_constant=_no_constant)
                 if not isinstance(values, list) or not all(
-                        isinstance(v, (int, float)) for v in values):
+                        isinstance(v, (int, float)) and not isinstance(v, bool)
+                        for v in values):
                     raise ValueError("not a list of numbers")
             except ValueError as err:
                 cell = row[col] if len(row[col]) <= 40 else row[col][:37] + "..."

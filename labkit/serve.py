@@ -44,11 +44,25 @@ TOKEN_HELP = "https://dashboard.ngrok.com/get-started/your-authtoken"
 AGENTS_PAGE = "https://dashboard.ngrok.com/agents"
 
 
+REGISTRY_VAR = "LABKIT_TENSORBOARD_REGISTRY"
+
+
 def _registry() -> Path:
-    """Where the kit notes the TensorBoard processes it started (pid, port, logdir)."""
-    folder = Path(tempfile.gettempdir()) / f"labkit-tensorboard-{os.getuid()}"
-    folder.mkdir(exist_ok=True)
+    """Where the kit notes the TensorBoard processes it started (pid, port, logdir, owner).
+
+    ``LABKIT_TENSORBOARD_REGISTRY`` moves it (the tests keep their own, so they never touch
+    a TensorBoard a student's notebook started).
+    """
+    folder = Path(os.environ.get(REGISTRY_VAR) or
+                  Path(tempfile.gettempdir()) / f"labkit-tensorboard-{os.getuid()}")
+    folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def _ours(entry: dict) -> bool:
+    """Started by this process (this notebook's kernel), or by one that is gone."""
+    owner = entry.get("owner")
+    return owner is None or owner == os.getpid() or not _alive(owner)
 
 
 # ---------------------------------------------------------------------------------------
@@ -192,14 +206,21 @@ class TensorBoardServer:
                 f'<a href="{self.projector_url}" target="_blank">{self.projector_url}</a>')
 
 
-def stop_all() -> int:
-    """Stop every TensorBoard the kit started (on this machine, as this user); returns how many."""
+def stop_all(*, everyone: bool = False) -> int:
+    """Stop the TensorBoards this process (this notebook) started; returns how many.
+
+    Another notebook's TensorBoard keeps running; ``everyone=True`` stops every one the kit
+    started on this machine as this user.
+    """
     stopped = 0
     for entry_path in _registry().glob("*.json"):
         try:
-            pid = json.loads(entry_path.read_text())["pid"]
-        except (ValueError, KeyError):
-            pid = None
+            entry = json.loads(entry_path.read_text())
+            pid = entry["pid"]
+        except (ValueError, KeyError, TypeError):
+            entry, pid = {}, None
+        if not everyone and entry and not _ours(entry):
+            continue
         if pid and _alive(pid):
             _kill(pid)
             stopped += 1
@@ -263,11 +284,13 @@ def start_tensorboard(logdir: str | Path, port: int = 6006, host: str = "127.0.0
             fresh = _logs_mtime(logdir) <= entry["started"]
             if reuse and fresh and _projector_ready(host, entry["port"]):
                 return TensorBoardServer(logdir, entry["port"], entry["pid"], host, reused=True)
-            _kill(entry["pid"])  # serving outdated logs (or not answering): replace it
-            entry_path.unlink(missing_ok=True)
-        elif entry["port"] == port and entry["host"] == host:
-            # Another folder on the port the user asked for, started by the kit: students
-            # expect 6006 to show the run they just made.
+            if _ours(entry):  # serving outdated logs (or not answering): replace it
+                _kill(entry["pid"])
+                entry_path.unlink(missing_ok=True)
+        elif entry["port"] == port and entry["host"] == host and _ours(entry):
+            # Another folder on the port the user asked for, started by this notebook (or
+            # by one that is gone): students expect 6006 to show the run they just made.
+            # Another live notebook's TensorBoard stays; the next free port is used.
             _kill(entry["pid"])
             entry_path.unlink(missing_ok=True)
 
@@ -281,16 +304,20 @@ def start_tensorboard(logdir: str | Path, port: int = 6006, host: str = "127.0.0
     log.close()
     server = TensorBoardServer(logdir, port, proc.pid, host, process=proc)
     deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            tail = (_registry() / f"{port}.log").read_text(errors="replace")[-2000:]
-            raise LabkitError(f"TensorBoard exited with code {proc.returncode}:\n{tail}")
-        if _projector_ready(host, port):
-            write_json(_registry() / f"{port}.json", {
-                "pid": proc.pid, "port": port, "host": host, "logdir": str(logdir),
-                "started": started})
-            return server
-        time.sleep(0.25)
+    try:
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                tail = (_registry() / f"{port}.log").read_text(errors="replace")[-2000:]
+                raise LabkitError(f"TensorBoard exited with code {proc.returncode}:\n{tail}")
+            if _projector_ready(host, port):
+                write_json(_registry() / f"{port}.json", {
+                    "pid": proc.pid, "port": port, "host": host, "logdir": str(logdir),
+                    "started": started, "owner": os.getpid()})
+                return server
+            time.sleep(0.25)
+    except BaseException:  # Ctrl-C while it starts: no orphan left holding the port
+        server.stop()
+        raise
     server.stop()
     raise LabkitError(f"TensorBoard on {logdir} did not show its projector within "
                       f"{timeout:.0f} s; see {_registry() / f'{port}.log'}")
@@ -355,12 +382,13 @@ class Tunnel:
         return f'<a href="{self.public_url}" target="_blank">{self.public_url}</a>'
 
 
-def _no_token_message() -> str:
+def _no_token_message(port: int = 6006) -> str:
     where = ("add a secret named NGROK_AUTHTOKEN in Colab (key icon in the left bar) and "
              "switch on 'Notebook access'" if in_colab() else
              "export NGROK_AUTHTOKEN=... in the shell that starts Jupyter")
     return (f"no ngrok token found: {where}. Get a token (free account) at {TOKEN_HELP}. "
-            f"Running locally? You need no tunnel: open TensorBoard at http://127.0.0.1:6006/.")
+            f"Running locally? You need no tunnel: open TensorBoard at "
+            f"http://127.0.0.1:{port}/.")
 
 
 def _explain(err: Exception, token: str) -> LabkitError:
@@ -435,7 +463,7 @@ def open_tunnel(port: int, auth: bool = True, username: str = "labkit",
     """
     token = ngrok_token()
     if token is None:
-        raise LabkitError(_no_token_message())
+        raise LabkitError(_no_token_message(port))
     connect = connect or _pyngrok_connect
     options: dict = {}
     if auth:

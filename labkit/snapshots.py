@@ -10,14 +10,21 @@ exactly: arrays go to an uncompressed ``.npz`` (raw float32 bytes), the rest to 
 
 from __future__ import annotations
 
+import uuid
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ._io import atomic_write, write_json
+from .errors import LabkitError
 
-__all__ = ["Snapshots"]
+__all__ = ["Snapshots", "SnapshotsError"]
+
+
+class SnapshotsError(LabkitError, ValueError):
+    """A snapshots folder that cannot be read as one save; the message names the file."""
 
 FORMAT_VERSION = 1
 _ARRAYS = "arrays.npz"
@@ -112,10 +119,15 @@ class Snapshots:
         for key in _OPTIONAL_ARRAYS:
             if getattr(self, key) is not None:
                 arrays[key] = getattr(self, key)
+        # The same id in both files: a folder whose two files come from two saves (one of
+        # them interrupted) is caught when it is loaded.
+        save_id = uuid.uuid4().hex
+        arrays["save_id"] = np.array(save_id)
         with atomic_write(folder / _ARRAYS, "wb") as f:
             np.savez(f, **arrays)
         write_json(folder / _META, {
             "format_version": FORMAT_VERSION,
+            "save_id": save_id,
             "layers": self.layers,
             "titles": self.titles,
             "class_names": self.class_names,
@@ -136,12 +148,34 @@ class Snapshots:
         if not (folder / _META).exists():
             raise FileNotFoundError(f"no snapshots in {folder} (expected {_META} and {_ARRAYS}); "
                                     f"create them with `python -m labkit run --out {folder}`")
-        meta = json.loads((folder / _META).read_text(encoding="utf-8"))
+        again = "; write it again (python -m labkit run --overwrite, or snaps.save)"
+        try:
+            meta = json.loads((folder / _META).read_text(encoding="utf-8"))
+            if not isinstance(meta, dict) or not isinstance(meta.get("layers"), list):
+                raise ValueError("not the metadata of a save")
+        except (OSError, ValueError) as err:
+            raise SnapshotsError(f"{folder / _META} is damaged ({err}){again}") from None
         if meta.get("format_version", 0) > FORMAT_VERSION:
-            raise ValueError(f"{folder} was written by a newer labkit "
-                             f"(format {meta['format_version']}); upgrade labkit to read it")
-        with np.load(folder / _ARRAYS, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+            raise SnapshotsError(f"{folder} was written by a newer labkit "
+                                 f"(format {meta['format_version']}); upgrade labkit to read it")
+        try:
+            with np.load(folder / _ARRAYS, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise SnapshotsError(f"{folder / _ARRAYS} is damaged ({type(err).__name__}: "
+                                 f"{err}){again}") from None
+        if "save_id" in arrays and str(arrays["save_id"]) != meta.get("save_id"):
+            raise SnapshotsError(f"{folder / _ARRAYS} and {folder / _META} come from two "
+                                 f"different saves{again}")
+        missing = [k for k in ("labels", "predictions", "probabilities",
+                               *(f"emb/{name}" for name in meta["layers"])) if k not in arrays]
+        if missing:
+            raise SnapshotsError(f"{folder / _ARRAYS} lacks {', '.join(missing)}{again}")
+        if len(meta.get("history", [])) != len(arrays["predictions"]):
+            raise SnapshotsError(
+                f"{folder / _META} has a history of {len(meta.get('history', []))} epochs for "
+                f"{len(arrays['predictions'])} snapshots (epochs 0..{len(arrays['predictions']) - 1})"
+                f"{again}")
         return cls(
             embeddings={name: arrays[f"emb/{name}"] for name in meta["layers"]},
             labels=arrays["labels"],
@@ -159,7 +193,8 @@ class Snapshots:
         )
 
     def equals(self, other: Snapshots) -> bool:
-        """True when every array is bit-identical and the metadata is equal."""
+        """True when every array is bit-identical and the metadata is equal; how long each
+        epoch took (``history[e]["seconds"]``) does not count."""
         if self.layers != other.layers:
             return False
         pairs = [(self.embeddings[k], other.embeddings[k]) for k in self.layers]
@@ -171,5 +206,9 @@ class Snapshots:
             if a is not None and (a.dtype != b.dtype or a.shape != b.shape
                                   or a.tobytes() != b.tobytes()):
                 return False
-        return (self.titles, self.class_names, self.history, self.snippets, self.meta) == (
-            other.titles, other.class_names, other.history, other.snippets, other.meta)
+        def untimed(history: list[dict]) -> list[dict]:
+            return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+        return (self.titles, self.class_names, untimed(self.history), self.snippets,
+                self.meta) == (other.titles, other.class_names, untimed(other.history),
+                               other.snippets, other.meta)

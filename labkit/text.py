@@ -15,9 +15,11 @@ higher (on a tie, the topic listed first): a text can carry only one label.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import sys
 import time
 import unicodedata
 from dataclasses import dataclass, field
@@ -69,6 +71,7 @@ class WikipediaClient:
     max_wait: float = 60.0
     timeout: float = 30.0
     sleep: callable = field(default=time.sleep, repr=False)
+    verbose: bool = True  # say what a retry waits for
     requests_made: int = 0
 
     @property
@@ -108,7 +111,15 @@ class WikipediaClient:
                             f"the MediaWiki API at {self.api_url} sent something that is not "
                             f"JSON for {_describe(params)} (it starts with {head!r}); is "
                             f"--api-url the api.php endpoint?") from None
-                    error = reply.get("error") if isinstance(reply, dict) else None
+                    if not isinstance(reply, dict):
+                        raise DataError(
+                            f"the MediaWiki API at {self.api_url} answered {_describe(params)} "
+                            f"with a JSON {type(reply).__name__}, not an object; is --api-url "
+                            f"a MediaWiki api.php endpoint?")
+                    error = reply.get("error")
+                    if error is not None and not isinstance(error, dict):
+                        raise DataError(f"the MediaWiki API refused {_describe(params)}: "
+                                        f"{_short(error)}")
                     if error and error.get("code") == "maxlag":  # servers busy: wait, retry
                         last = "maxlag (the wiki's servers are lagging)"
                         wait = _retry_after(r.headers.get("Retry-After"), 5.0)
@@ -118,7 +129,12 @@ class WikipediaClient:
                     else:
                         return reply
             if attempt < self.retries:
-                self.sleep(min(wait, self.max_wait))
+                wait = min(wait, self.max_wait)
+                if self.verbose and wait >= 1:  # a long silent wait looks like a hang
+                    print(f"waiting {wait:.0f} s before asking {self.api_url} again for "
+                          f"{_describe(params)} (attempt {attempt + 2} of {self.retries + 1}; "
+                          f"last: {last})", file=sys.stderr, flush=True)
+                self.sleep(wait)
         raise DataError(f"the MediaWiki API at {self.api_url} failed {self.retries + 1} times "
                         f"for {_describe(params)} (last: {last}). Try again later, or run with "
                         f"the articles already cached in wikipedia_articles/.")
@@ -130,7 +146,12 @@ class WikipediaClient:
         while len(out) < limit:
             reply = self.get(list="search", srsearch=topic, srnamespace="0",
                              srlimit=str(min(50, limit - len(out))), srprop="", **cont)
-            hits = reply.get("query", {}).get("search", [])
+            hits = _field(reply, "query", "search", default=[])
+            if not isinstance(hits, list) or not all(
+                    isinstance(h, dict) and "pageid" in h and "title" in h for h in hits):
+                raise DataError(f"the MediaWiki API at {self.api_url} answered the search for "
+                                f"{topic!r} with results that are not pages (no pageid/title); "
+                                f"is --api-url a MediaWiki api.php endpoint?")
             out += [{"pageid": int(h["pageid"]), "title": h["title"]} for h in hits]
             if "continue" not in reply or not hits:
                 break
@@ -155,9 +176,27 @@ class WikipediaClient:
         return texts
 
 
+def _field(reply: dict, *keys: str, default):
+    for key in keys:
+        if not isinstance(reply, dict):
+            return default
+        reply = reply.get(key, default)
+    return reply
+
+
 def _pages(reply: dict) -> list[dict]:
-    pages = reply.get("query", {}).get("pages", [])
-    return list(pages.values()) if isinstance(pages, dict) else list(pages)
+    pages = _field(reply, "query", "pages", default=[])
+    pages = list(pages.values()) if isinstance(pages, dict) else pages
+    if not isinstance(pages, list) or not all(isinstance(p, dict) and "pageid" in p
+                                              for p in pages):
+        raise DataError("the MediaWiki API answered a request for extracts with pages that "
+                        "have no pageid; is --api-url a MediaWiki api.php endpoint?")
+    return pages
+
+
+def _short(value, n: int = 160) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 def _retry_after(header: str | None, default: float) -> float:
@@ -247,25 +286,56 @@ def _fetch_topic(client: WikipediaClient, topic: str, per_topic: int) -> list[di
 
 
 def _topic_dir(root: Path, topic: str) -> Path:
-    return root / _slug(topic)
+    # Readable, and unique per exact topic: "C" and "C++", or two topics in a script the
+    # slug cannot spell, never share a folder.
+    return root / f"{_slug(topic)}-{hashlib.sha1(topic.encode('utf-8')).hexdigest()[:8]}"
+
+
+def _read_json(path: Path) -> dict | None:
+    """A cache index, or None when it is missing or unreadable (then the cache is a miss)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _read_article_folder(folder: Path, per_topic: int) -> list[dict] | None:
+    """A folder of ``<Title>.txt`` files whose first line is ``Title: ...`` (as other
+    courses' notebooks save Wikipedia articles), read as it is."""
+    arts = []
+    for rank, path in enumerate(sorted(folder.glob("*.txt"))[:per_topic]):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        first, _, body = text.partition("\n")
+        if not first.startswith("Title:"):
+            return None
+        title = first[len("Title:"):].strip() or path.stem
+        # No page id in these files: a stable number from the title stands in for it, so
+        # an article two topics share is still found to be one article.
+        pageid = -int(hashlib.sha1(title.encode("utf-8")).hexdigest()[:12], 16)
+        arts.append({"pageid": pageid, "title": title, "rank": rank, "text": body.strip()})
+    return arts or None
 
 
 def _read_topic(root: Path, topic: str, api_url: str, per_topic: int) -> list[dict] | None:
     folder = _topic_dir(root, topic)
-    index = folder / "index.json"
-    if not index.exists():
+    meta = _read_json(folder / "index.json")
+    if meta is None:
+        for name in (topic, topic.replace(" ", "_")):  # an article folder from elsewhere
+            if (root / name).is_dir() and not (root / name / "index.json").exists():
+                return _read_article_folder(root / name, per_topic)
         return None
-    meta = json.loads(index.read_text(encoding="utf-8"))
     if meta.get("topic") != topic or meta.get("api_url") != api_url \
             or meta.get("per_topic", 0) < per_topic:
         return None
     arts = []
-    for a in meta["articles"][:per_topic]:
-        path = folder / a["file"]
-        if not path.exists():
-            return None  # a damaged cache is refetched, not half-used
-        arts.append({"pageid": a["pageid"], "title": a["title"], "rank": a["rank"],
-                     "text": path.read_text(encoding="utf-8")})
+    try:
+        for a in meta["articles"][:per_topic]:
+            path = folder / a["file"]
+            arts.append({"pageid": a["pageid"], "title": a["title"], "rank": a["rank"],
+                         "text": path.read_text(encoding="utf-8")})
+    except (OSError, KeyError, TypeError, ValueError):
+        return None  # a damaged cache is refetched, not half-used
     return arts
 
 
@@ -283,7 +353,9 @@ def _write_topic(root: Path, topic: str, api_url: str, per_topic: int,
                                        "per_topic": per_topic, "articles": entries})
     # The folder-wide index: which topic lives where.
     top = root / "index.json"
-    index = json.loads(top.read_text(encoding="utf-8")) if top.exists() else {"topics": {}}
+    index = _read_json(top) or {}
+    if not isinstance(index.get("topics"), dict):
+        index["topics"] = {}
     index["topics"][topic] = {"folder": folder.name, "api_url": api_url,
                               "articles": len(entries)}
     write_json(top, index)
@@ -318,6 +390,7 @@ def load_bbc_csv(csv: str | Path | None = None, data_dir: str | Path | None = No
                 raise DataError(f"could not download the BBC News CSV from {source} ({err}). "
                                 f"Download it by hand and pass --csv PATH, or use "
                                 f"--dataset digits offline.") from None
+            _check_csv_download(r.content, source, text_column, label_column)
             with atomic_write(local, "wb") as f:
                 f.write(r.content)
         path = local
@@ -343,6 +416,30 @@ def load_bbc_csv(csv: str | Path | None = None, data_dir: str | Path | None = No
     return texts, labels
 
 
+def _check_csv_download(content: bytes, source: str, text_column: str,
+                        label_column: str) -> None:
+    """Refuse, before it is cached, a download that is a web page or lacks the columns."""
+    import io
+
+    import pandas as pd
+
+    head = content[:512].lstrip().lower()
+    if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<")):
+        raise DataError(f"the download from {source} is a web page, not a CSV (a login or "
+                        f"error page?); download the CSV by hand and pass --csv PATH")
+    try:
+        columns = list(pd.read_csv(io.BytesIO(content), nrows=5).columns)
+    except Exception as err:
+        raise DataError(f"the download from {source} is not a CSV ({_short(err)}); download "
+                        f"it by hand and pass --csv PATH") from None
+    missing = [c for c in (text_column, label_column) if c not in columns]
+    if missing:
+        raise DataError(f"the download from {source} has no column "
+                        f"{', '.join(map(repr, missing))} (its columns: "
+                        f"{', '.join(map(repr, columns))}); name the right ones with "
+                        f"--text-column NAME --label-column NAME")
+
+
 # ---------------------------------------------------------------------------------------
 # Features and the loaders registered with load_dataset
 # ---------------------------------------------------------------------------------------
@@ -366,7 +463,7 @@ def _text_raw(texts: list[str], labels: list[str], titles: list[str], seed: int,
     classes = classes or sorted(set(labels))
     y = np.array([classes.index(label) for label in labels])
     idx = np.arange(len(texts))
-    tr, te, y_tr, y_te = _stratified_split(idx, y, test_size, seed)
+    tr, te, y_tr, y_te = _stratified_split(idx, y, test_size, seed, classes)
     x_tr, x_te, vocab = tfidf_features([texts[i] for i in tr], [texts[i] for i in te],
                                        vocab_size)
     return _Raw(x_tr, y_tr, x_te, y_te, classes, kind="text",

@@ -14,6 +14,20 @@ import labkit
 torch.set_num_threads(2)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_tensorboard_registry(tmp_path_factory):
+    """The tests note their TensorBoards in a registry of their own (kernels and commands they
+    start inherit it), so stopping them never touches one a student's notebook started."""
+    import os
+
+    from labkit import serve
+
+    os.environ[serve.REGISTRY_VAR] = str(tmp_path_factory.mktemp("tensorboard-registry"))
+    yield
+    serve.stop_all(everyone=True)
+    del os.environ[serve.REGISTRY_VAR]
+
+
 @pytest.fixture(scope="session")
 def digits():
     return labkit.load_dataset("digits")

@@ -82,7 +82,7 @@ class FakeWiki:
             self.results["astronomy"].insert(39, pid)
             self.shared = pid
         self.log: list[dict] = []
-        self.faults: deque = deque()  # ("429", retry_after) | ("503",) | ("maxlag",) | ("junk",)
+        self.faults: deque = deque()  # ("429", s) | ("503",) | ("maxlag",) | ("junk",) | ("reply", obj)
         self.always_503 = False
         self._server: ThreadingHTTPServer | None = None
 
@@ -98,6 +98,8 @@ class FakeWiki:
                 return 503, {}, b"Service Unavailable"
             if kind == "junk":
                 return 200, {}, b"<html><body>Wikimedia Error</body></html>"
+            if kind == "reply":  # any JSON at all, e.g. of the wrong shape
+                return 200, {}, json.dumps(arg[0]).encode()
             if kind == "maxlag":
                 body = {"error": {"code": "maxlag", "info": "Waiting for a database server"}}
                 return 200, {"Retry-After": "0"}, json.dumps(body).encode()

@@ -45,7 +45,7 @@ def colab(tmp_path, monkeypatch):
                 os.kill(event["pid"], signal.SIGKILL)
     from labkit import serve
 
-    serve.stop_all()
+    serve.stop_all(everyone=True)
 
 
 def _notebook(repo: Path, out: Path, *, url: str | None = None) -> nbformat.NotebookNode:

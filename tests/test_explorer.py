@@ -220,4 +220,4 @@ def test_explorer_and_proxied_tensorboard_in_jupyterlab(digits_run, tmp_path):
             state = read_projector(page, lab.base + proxied + "#projector")
             assert state["tensors_found"] == 2 and state["points"] == snaps.n_probe
     finally:
-        labkit.serve.stop_all()
+        labkit.serve.stop_all(everyone=True)

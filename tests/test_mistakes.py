@@ -285,3 +285,287 @@ def test_a_probe_larger_than_the_test_split_says_what_it_became(tmp_path):
     assert ("warning: probe size 5000 is more than the 450 test samples of digits: the probe "
             "set is all 450 of them") in proc.stderr
     assert labkit.Snapshots.load(tmp_path / "big").n_probe == 450
+
+
+# -- corrupt local data and caches ----------------------------------------------------------------
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_a_damaged_mnist_file_is_named(tmp_path, damage):
+    from .fakedata import write_mnist
+
+    write_mnist(tmp_path / "data", n_train=60, n_test=30)
+    bad = tmp_path / "data" / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    bad.write_bytes(bad.read_bytes()[:1000] if damage == "truncate" else b"<html>oops</html>")
+    proc = labkit_cli("run", "--dataset", "mnist", "--data-dir", str(tmp_path / "data"),
+                      "--out", str(tmp_path / "out"), *QUICK, cwd=tmp_path)
+    assert_one_sentence(proc, str(bad), "not a usable MNIST file", "delete it to download again")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_a_damaged_cifar_batch_is_named(tmp_path, damage):
+    from .fakedata import write_cifar10
+
+    write_cifar10(tmp_path / "data", per_batch=10, n_test=20)
+    bad = tmp_path / "data" / "cifar-10-batches-py" / "data_batch_3"
+    bad.write_bytes(bad.read_bytes()[:200] if damage == "truncate" else b"not a pickle")
+    proc = labkit_cli("run", "--dataset", "cifar10", "--data-dir", str(tmp_path / "data"),
+                      "--out", str(tmp_path / "out"), *QUICK, cwd=tmp_path)
+    assert_one_sentence(proc, str(bad), "is damaged", "delete it to download again")
+
+
+@pytest.fixture
+def http_files(tmp_path):
+    """A loopback web server for the files in ``tmp_path / "www"``."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.parametrize("body, words", [
+    (b"<!DOCTYPE html><html><body>Sign in</body></html>", "is a web page, not a CSV"),
+    (b"headline,section\nA day,news\n", "has no column 'text', 'category'"),
+])
+def test_a_bad_bbc_download_is_not_cached(tmp_path, http_files, body, words):
+    root, url = http_files
+    (root / "bbc-text.csv").write_bytes(body)
+    proc = labkit_cli("run", "--dataset", "bbc", "--csv", f"{url}/bbc-text.csv", "--data-dir",
+                      str(tmp_path / "data"), "--out", str(tmp_path / "out"), *QUICK,
+                      cwd=tmp_path)
+    assert_one_sentence(proc, words, "--")
+    assert not (tmp_path / "data" / "bbc-text.csv").exists()  # the next run downloads again
+
+
+def test_a_class_with_one_row_is_named_before_the_split(tmp_path):
+    from .mediawiki import write_news_csv
+
+    write_news_csv(tmp_path / "news.csv", per_section=20)
+    with open(tmp_path / "news.csv", "a", encoding="utf-8") as f:
+        f.write("weather,Rain again today in the north\n")
+    proc = labkit_cli("run", "--dataset", "bbc", "--csv", str(tmp_path / "news.csv"),
+                      "--out", str(tmp_path / "out"), *QUICK, cwd=tmp_path)
+    assert_one_sentence(proc, "'weather' (1)", "fewer than 2 samples")
+
+
+def test_wikipedia_caches_damaged_shared_or_from_elsewhere(tmp_path, capsys):
+    from labkit.text import WikipediaClient, _topic_dir, fetch_wikipedia
+
+    from .mediawiki import FakeWiki
+
+    topics = ["Astronomy", "Cooking"]
+    with FakeWiki(topics=topics, per_topic=20) as wiki:
+        fetch_wikipedia(topics, tmp_path, per_topic=20, api_url=wiki.url, verbose=False)
+        root = tmp_path / "wikipedia_articles"
+        (_topic_dir(root, "Cooking") / "index.json").write_text("{not json")  # damaged
+        (root / "index.json").write_text("[1, 2")
+        before = len(wiki.log)
+        again = fetch_wikipedia(topics, tmp_path, per_topic=20, api_url=wiki.url,
+                                verbose=False)
+        assert len(wiki.log) > before and len(again["Cooking"]) > 10  # refetched, no crash
+    # Topics that differ only in punctuation or script get folders of their own.
+    names = ["C", "C++", "Математика", "物理学"]
+    assert len({_topic_dir(root, t) for t in names}) == 4
+    # An article folder another course's notebook saved (<Topic>/<Title>.txt, first line
+    # "Title: ..."), no index: read as it is, with no network at all.
+    for topic in ("Jazz", "Opera"):
+        folder = tmp_path / "mit" / "wikipedia_articles" / topic
+        folder.mkdir(parents=True)
+        for i in range(12):
+            (folder / f"{topic} piece {i}.txt").write_text(
+                f"Title: {topic} piece {i}\n\n{topic} " + "music " * 40, encoding="utf-8")
+    closed = WikipediaClient(api_url="http://127.0.0.1:9/api.php", retries=0)
+    arts = fetch_wikipedia(["Jazz", "Opera"], tmp_path / "mit", client=closed, verbose=False)
+    assert [a["title"] for a in arts["Jazz"]][:2] == ["Jazz piece 0", "Jazz piece 1"]
+    assert arts["Opera"][0]["text"].startswith("Opera music")
+    assert closed.requests_made == 0
+
+
+@pytest.mark.parametrize("reply, words", [
+    ([1, 2, 3], "with a JSON list, not an object"),
+    ({"error": "nope"}, "refused the search for 'Astronomy': nope"),
+    ({"query": {"search": [{"title": "No id"}]}}, "results that are not pages"),
+])
+def test_a_mediawiki_answer_of_the_wrong_shape_is_a_clear_error(reply, words):
+    from labkit.data import DataError
+    from labkit.text import WikipediaClient
+
+    from .mediawiki import FakeWiki
+
+    with FakeWiki(topics=["Astronomy"], per_topic=5) as wiki:
+        wiki.faults.append(("reply", reply))
+        with pytest.raises(DataError, match=words.replace("(", r"\(").replace("'", ".")):
+            WikipediaClient(api_url=wiki.url).search("Astronomy", 5)
+
+
+def test_retries_say_what_they_wait_for(capsys):
+    from labkit.data import DataError
+    from labkit.text import WikipediaClient
+
+    waits = []
+    client = WikipediaClient(api_url="http://127.0.0.1:9/api.php", retries=2, backoff=1.0,
+                             sleep=waits.append)
+    with pytest.raises(DataError, match="failed 3 times"):
+        client.search("Astronomy", 5)
+    err = capsys.readouterr().err
+    assert waits == [1.0, 2.0]
+    assert "waiting 1 s before asking http://127.0.0.1:9/api.php again for the search for " \
+           "'Astronomy' (attempt 2 of 3; last: ConnectionError" in err
+    assert "waiting 2 s" in err
+
+
+# -- reading snapshots and Mantis CSVs back ------------------------------------------------------
+
+@pytest.fixture
+def saved(small, tmp_path):
+    data, model = small
+    snaps = labkit.train(model, data, epochs=1, progress=False)
+    snaps.save(tmp_path / "a")
+    return snaps, tmp_path / "a"
+
+
+def test_damaged_snapshots_name_the_file(saved, tmp_path):
+    import json
+
+    from labkit.snapshots import SnapshotsError
+
+    snaps, folder = saved
+    arrays, meta = (folder / "arrays.npz").read_bytes(), (folder / "meta.json").read_text()
+    (folder / "arrays.npz").write_bytes(arrays[: len(arrays) // 2])
+    with pytest.raises(SnapshotsError, match=r"arrays\.npz is damaged"):
+        labkit.Snapshots.load(folder)
+    (folder / "arrays.npz").write_bytes(arrays)
+    (folder / "meta.json").write_text(meta[:100])
+    with pytest.raises(SnapshotsError, match=r"meta\.json is damaged"):
+        labkit.Snapshots.load(folder)
+    (folder / "meta.json").write_text(meta)
+    snaps.save(tmp_path / "b")  # a second save: its arrays do not belong to the first's meta
+    (folder / "arrays.npz").write_bytes((tmp_path / "b" / "arrays.npz").read_bytes())
+    with pytest.raises(SnapshotsError, match="come from two different saves"):
+        labkit.Snapshots.load(folder)
+    (folder / "arrays.npz").write_bytes(arrays)
+    short = json.loads(meta)
+    short["history"] = short["history"][:-1]
+    (folder / "meta.json").write_text(json.dumps(short))
+    with pytest.raises(SnapshotsError, match="history of 1 epochs for 2 snapshots"):
+        labkit.Snapshots.load(folder)
+    (folder / "meta.json").write_text(meta)
+    assert labkit.Snapshots.load(folder).equals(snaps)
+
+
+def test_equals_ignores_how_long_epochs_took(saved):
+    import copy
+
+    snaps, _ = saved
+    other = copy.deepcopy(snaps)
+    other.history[1]["seconds"] += 5.0
+    assert snaps.equals(other)
+    other.history[1]["test_acc"] += 0.01
+    assert not snaps.equals(other)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda t: t.replace('"[', '"[NaN, ', 1), r"line 2, column \d+ .*NaN is not a finite number"),
+    (lambda t: t.replace('"[', '"[Infinity, ', 1), r"line 2, column \d+ .*Infinity"),
+    (lambda t: t.replace('"[', '"[true, ', 1), r"line 2, column \d+ .*not a list of numbers"),
+    (lambda t: t.replace("embedding_epoch_1", "embedding_epoch_x"), r"line 1: expected columns"),
+    (lambda t: t.replace("embedding_epoch_1", "embedding_epoch_01"), r"line 1: expected columns"),
+])
+def test_mantis_reader_rejects_what_is_not_a_float32_list(saved, tmp_path, edit, words):
+    from labkit.mantis import MantisFormatError
+
+    snaps, _ = saved
+    path = labkit.write_mantis_csv(snaps, tmp_path / "m.csv")
+    path.write_text(edit(path.read_text(encoding="utf-8")), encoding="utf-8")
+    with pytest.raises(MantisFormatError, match=words):
+        labkit.read_mantis_csv(path)
+
+
+def test_mantis_reader_names_a_byte_that_is_not_utf8_and_keeps_negative_zero(saved, tmp_path):
+    import numpy as np
+
+    from labkit.mantis import MantisFormatError
+
+    snaps, _ = saved
+    snaps.embeddings[snaps.penultimate][1, 0, :2] = [-0.0, 0.0]
+    path = labkit.write_mantis_csv(snaps, tmp_path / "m.csv")
+    back = labkit.read_mantis_csv(path).embeddings
+    assert np.signbit(back[1, 0, 0]) and not np.signbit(back[1, 0, 1])
+    raw = path.read_bytes()
+    second = raw.index(b"\n") + 1
+    path.write_bytes(raw[:second + 3] + b"\xff" + raw[second + 3:])
+    with pytest.raises(MantisFormatError, match=r"line 2, column 4: not UTF-8 \(byte 0xff\)"):
+        labkit.read_mantis_csv(path)
+
+
+# -- TensorBoard ---------------------------------------------------------------------------------
+
+def test_the_port_actually_used_is_printed(earlier_run, tmp_path):
+    import socket
+
+    port = labkit.serve.find_free_port(6480)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        proc = subprocess.Popen([sys.executable, "-m", "labkit", "tensorboard",
+                                 str(earlier_run), "--port", str(port)], cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            line = proc.stdout.readline()
+            assert f"http://127.0.0.1:{port + 1}/#projector" in line, line
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=30)
+    assert proc.returncode == 0
+
+
+def test_ctrl_c_while_tensorboard_starts_leaves_no_orphan(earlier_run, tmp_path):
+    port = labkit.serve.find_free_port(6490)
+    proc = subprocess.Popen([sys.executable, "-m", "labkit", "tensorboard", str(earlier_run),
+                             "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    registry = Path(os.environ[labkit.serve.REGISTRY_VAR])
+    deadline = time.time() + 60
+    while not (registry / f"{port}.log").exists() and time.time() < deadline:
+        time.sleep(0.05)  # TensorBoard's process exists from here on, not yet serving
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted: TensorBoard was stopped" in err
+    assert "Traceback" not in err and "Press Ctrl-C" not in out
+    time.sleep(0.5)
+    assert labkit.serve._port_free(port) and not (registry / f"{port}.json").exists()
+
+
+def test_another_notebooks_tensorboard_is_left_alone(earlier_run, tmp_path):
+    """Two kernels, as two notebooks: what one stops or replaces is only its own."""
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(earlier_run / "tensorboard", other / "tensorboard")
+    port = labkit.serve.find_free_port(6500)
+    code = ("import sys, time, labkit\n"
+            f"tb = labkit.start_tensorboard({str(earlier_run / 'tensorboard')!r}, port={port})\n"
+            "print(tb.port, tb.pid, flush=True)\n"
+            "sys.stdin.read()\n")  # keeps running, as an open notebook does
+    kernel = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        their_port, their_pid = map(int, kernel.stdout.readline().split())
+        assert their_port == port
+        assert labkit.serve.stop_all() == 0  # this "notebook" started nothing
+        assert labkit.serve._alive(their_pid)
+        mine = labkit.start_tensorboard(other / "tensorboard", port=port)
+        assert mine.port != port and labkit.serve._alive(their_pid)
+        assert labkit.serve.stop_all() == 1 and not labkit.serve._alive(mine.pid)
+        assert labkit.serve._alive(their_pid)
+    finally:
+        kernel.stdin.close()
+        kernel.wait(timeout=30)
+        assert labkit.serve.stop_all(everyone=True) == 1  # the other kernel's, now gone

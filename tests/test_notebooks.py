@@ -80,7 +80,7 @@ def no_tensorboard_left():
     yield
     from labkit import serve
 
-    serve.stop_all()
+    serve.stop_all(everyone=True)
 
 
 @pytest.fixture(scope="module")

@@ -335,10 +335,15 @@ def test_the_agent_gets_the_token_from_its_environment_not_its_command_line(
     monkeypatch.setenv("STANDIN_NGROK_RECORD", str(record))
     try:
         tunnel = serve.open_tunnel(6360)
+        events = json.loads(record.read_text())["events"]
+        start = next(e for e in events if e["event"] == "start")
+        # What `ps` shows every user of the machine: the live agent's command line.
+        from pathlib import Path
+
+        cmdline = Path(f"/proc/{start['pid']}/cmdline").read_bytes()
+        assert b"ngrok" in cmdline and TOKEN.encode() not in cmdline
     finally:
         serve.stop_tunnels()
-    events = json.loads(record.read_text())["events"]
-    start = next(e for e in events if e["event"] == "start")
     assert TOKEN not in " ".join(start["argv"])
     assert start["env_token_sha256"] == hashlib.sha256(TOKEN.encode()).hexdigest()
     assert tunnel.public_url.startswith("https://") and tunnel.public_url.endswith(".ngrok-free.app")

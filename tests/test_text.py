@@ -58,12 +58,16 @@ def test_the_cache_serves_a_second_run_with_the_server_stopped(tmp_path, capsys)
     assert "kept" in report and "Astronomy" in report
     assert n_requests > 0
     cache = tmp_path / "wikipedia_articles"
-    assert sorted(p.name for p in cache.iterdir()) == ["astronomy", "basketball", "cooking",
-                                                      "index.json"]
+    # One readable folder per topic (plus a hash of the exact topic, so none are shared).
+    names = sorted(p.name for p in cache.iterdir())
+    assert [n.rsplit("-", 1)[0] for n in names] == ["astronomy", "basketball", "cooking",
+                                                   "index.json"]
     index = json.loads((cache / "index.json").read_text())
     assert index["topics"]["Cooking"]["articles"] == 30  # every hit is cached, stubs too
+    folder = index["topics"]["Cooking"]["folder"]
+    assert folder.startswith("cooking-") and folder in names
     kept = first["Cooking"][0]
-    cached = (cache / "cooking" / f"{kept['pageid']}.txt").read_text(encoding="utf-8")
+    cached = (cache / folder / f"{kept['pageid']}.txt").read_text(encoding="utf-8")
     assert cached == kept["text"]
     # The server is gone: the same call must not touch the network.
     client = WikipediaClient(api_url=url, retries=0)
