@@ -164,13 +164,15 @@ def _fail_in(monkeypatch, target: str, error: BaseException):
 @pytest.mark.parametrize("target, error", [
     ("write_mantis_csv", KeyboardInterrupt()),  # Ctrl-C while the run folder is written
     ("write_projector", OSError(28, "No space left on device", "tensorboard/x.bin")),
+    # A read-only sub-folder (root, who runs CI, may write anywhere: the refusal is patched in).
+    ("write_figures", PermissionError(13, "Permission denied", "figures/epoch_grid.png")),
 ])
 def test_a_failure_while_writing_keeps_the_earlier_run(earlier_run, monkeypatch, target, error):
     before = contents(earlier_run)
     _fail_in(monkeypatch, target, error)
     with pytest.raises(type(error)):
         experiment.run("digits", epochs=1, probe_size=60, out=earlier_run, overwrite=True,
-                       figures=False, progress=False)
+                       figures=target == "write_figures", progress=False)
     assert contents(earlier_run) == before
     assert leftovers(earlier_run.parent) == []
 

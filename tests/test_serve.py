@@ -194,14 +194,16 @@ def test_offline_agent_download_is_explained(env_token, monkeypatch, capsys, cap
 
 # -- TensorBoard --------------------------------------------------------------------------
 
-def test_port_fallback_when_6300_is_taken(logdir):
+def test_port_fallback_when_the_port_is_taken(logdir):
+    port = serve.find_free_port(6300)  # free ports only: a student's TensorBoard stays alone
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 6300))
+        s.bind(("127.0.0.1", port))
         s.listen()
-        assert serve.find_free_port(6300) == 6301
-        server = serve.start_tensorboard(logdir, port=6300)
+        nxt = serve.find_free_port(port)
+        assert nxt > port
+        server = serve.start_tensorboard(logdir, port=port)
         try:
-            assert server.port == 6301 and not server.reused
+            assert server.port == nxt and not server.reused
             runs = json.loads(server.get("/data/plugin/projector/runs"))
             assert runs == ["."]
         finally:
@@ -210,15 +212,16 @@ def test_port_fallback_when_6300_is_taken(logdir):
 
 
 def test_reuse_then_replace_when_logs_change(logdir, digits_run):
-    first = serve.start_tensorboard(logdir, port=6310)
+    port = serve.find_free_port(6310)
+    first = serve.start_tensorboard(logdir, port=port)
     try:
-        again = serve.start_tensorboard(logdir, port=6310)
+        again = serve.start_tensorboard(logdir, port=port)
         assert again.reused and again.pid == first.pid and again.port == first.port
         time.sleep(1.1)
         _, snaps = digits_run
         labkit.write_projector(snaps, logdir, epochs=[2])  # new logs: the old server is stale
-        fresh = serve.start_tensorboard(logdir, port=6310)
-        assert not fresh.reused and fresh.pid != first.pid and fresh.port == 6310
+        fresh = serve.start_tensorboard(logdir, port=port)
+        assert not fresh.reused and fresh.pid != first.pid and fresh.port == port
         assert not serve._alive(first.pid)
         info = json.loads(fresh.get("/data/plugin/projector/info?run=."))
         assert len(info["embeddings"]) == 3
@@ -229,16 +232,17 @@ def test_reuse_then_replace_when_logs_change(logdir, digits_run):
 
 def test_a_dead_instance_is_forgotten_and_another_folder_is_replaced(logdir, tmp_path,
                                                                     digits_run):
-    server = serve.start_tensorboard(logdir, port=6320)
+    port = serve.find_free_port(6320)
+    server = serve.start_tensorboard(logdir, port=port)
     os.kill(server.pid, signal.SIGKILL)
     server.process.wait()
-    again = serve.start_tensorboard(logdir, port=6320)
+    again = serve.start_tensorboard(logdir, port=port)
     try:
-        assert not again.reused and again.port == 6320
+        assert not again.reused and again.port == port
         _, snaps = digits_run
         labkit.write_projector(snaps, tmp_path / "other", epochs=[0])
-        other = serve.start_tensorboard(tmp_path / "other", port=6320)
-        assert other.port == 6320 and not serve._alive(again.pid)
+        other = serve.start_tensorboard(tmp_path / "other", port=port)
+        assert other.port == port and not serve._alive(again.pid)
         other.stop()
     finally:
         again.stop()
@@ -256,12 +260,13 @@ def test_cli_tensorboard_serves_a_run_until_ctrl_c(logdir, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     logdir.rename(run / "tensorboard")
+    port = serve.find_free_port(6330)
     proc = subprocess.Popen([sys.executable, "-m", "labkit", "tensorboard", str(run),
-                             "--port", "6330"], stdout=subprocess.PIPE, text=True)
+                             "--port", str(port)], stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
-        assert "http://127.0.0.1:6330/#projector" in line and "started" in line
-        server = serve.TensorBoardServer(run / "tensorboard", 6330, -1)
+        assert f"http://127.0.0.1:{port}/#projector" in line and "started" in line
+        server = serve.TensorBoardServer(run / "tensorboard", port, -1)
         info = json.loads(server.get("/data/plugin/projector/info?run=."))
         assert [e["tensorName"] for e in info["embeddings"]] == [
             "01_embed/epoch_00", "01_embed/epoch_04"]
@@ -270,7 +275,7 @@ def test_cli_tensorboard_serves_a_run_until_ctrl_c(logdir, tmp_path):
         assert proc.wait(timeout=30) == 0
     finally:
         proc.kill()
-    assert serve._port_free(6330)
+    assert serve._port_free(port)
 
 
 # -- where TensorBoard is shown: Colab without a token, a remote Jupyter -------------------------
@@ -289,7 +294,7 @@ def _agent(tmp_path) -> str:
 
 def test_on_colab_without_a_token_tensorboard_is_inline_and_the_steps_are_printed(
         logdir, standin_colab, capsys):
-    server = labkit.open_tensorboard(logdir, port=6340)
+    server = labkit.open_tensorboard(logdir, port=serve.find_free_port(6340))
     try:
         out = capsys.readouterr().out
         assert server.tunnel is None
@@ -312,7 +317,8 @@ def test_on_colab_a_failing_tunnel_falls_back_to_the_inline_view(
     monkeypatch.setitem(installer.PLATFORMS, plat, "http://127.0.0.1:9/ngrok.tgz")
     monkeypatch.setenv("PYNGROK_NGROK_PATH", str(tmp_path / "bin" / "ngrok"))
     monkeypatch.setenv("HOME", str(tmp_path))
-    server = labkit.open_tensorboard(logdir, port=6350)
+    port = serve.find_free_port(6350)
+    server = labkit.open_tensorboard(logdir, port=port)
     try:
         out = capsys.readouterr().out
         assert server.tunnel is None
@@ -321,7 +327,7 @@ def test_on_colab_a_failing_tunnel_falls_back_to_the_inline_view(
         assert "1. get a token" not in out  # the token is there: no need to explain it
         assert TOKEN not in out
         with pytest.raises(LabkitError, match="could not download the ngrok agent"):
-            labkit.open_tensorboard(logdir, port=6350, tunnel=True)  # insisting is an error
+            labkit.open_tensorboard(logdir, port=port, tunnel=True)  # insisting is an error
     finally:
         server.stop()
 
