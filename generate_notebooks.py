@@ -158,7 +158,10 @@ def badge(source: KitSource, path: str) -> str:
 
 def parameters(params: dict) -> Cell:
     lines = ["# This lab's parameters: change them here, then run the notebook again."]
-    lines += [f"{key} = {value!r}" for key, value in params.items()]
+    for key, value in params.items():
+        note = "  # the whole test split, at most 2000 points" \
+            if key == "PROBE_SIZE" and value is None else ""
+        lines.append(f"{key} = {value!r}{note}")
     return Cell("parameters", "\n".join(lines))
 
 
@@ -412,7 +415,7 @@ def text_lab(number: str, dataset: str) -> Lab:
         params = {"DATASET": "wikipedia",
                   "TOPICS": ["Machine learning", "Renaissance art", "Basketball"],
                   "API_URL": "https://en.wikipedia.org/w/api.php", "DATA_DIR": "data",
-                  "EPOCHS": 10, "PROBE_SIZE": 2000, "SEED": 0, "REDUCER": "umap",
+                  "EPOCHS": 10, "PROBE_SIZE": None, "SEED": 0, "REDUCER": "umap",
                   "OUT": "runs/wikipedia"}
         load = ("data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, "
                 "seed=SEED,\n                           topics=TOPICS, api_url=API_URL)")
@@ -428,7 +431,7 @@ def text_lab(number: str, dataset: str) -> Lab:
         """)
     else:
         params = {"DATASET": "bbc", "CSV": "https://storage.googleapis.com/dataset-uploaded/bbc/bbc-text.csv",
-                  "DATA_DIR": "data", "EPOCHS": 10, "PROBE_SIZE": 2000, "SEED": 0,
+                  "DATA_DIR": "data", "EPOCHS": 10, "PROBE_SIZE": None, "SEED": 0,
                   "REDUCER": "umap", "OUT": "runs/bbc"}
         load = ("data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, "
                 "seed=SEED, csv=CSV)")
@@ -626,7 +629,7 @@ def layers_lab() -> Lab:
                "accuracy, record every layer, and measure: projections per layer, cluster "
                "metrics, and neural collapse of the penultimate layer."),
         params={"DATASET": "digits", "DATA_DIR": "data", "EPOCHS": 30, "DEPTH": 5,
-                "PROBE_SIZE": 2000, "SEED": 0, "OUT": "runs/layers"},
+                "PROBE_SIZE": None, "SEED": 0, "OUT": "runs/layers"},
         cells=cells,
         outputs=["figures/layer_grid.png", "figures/metric_curves.png",
                  "figures/cka_layers.png"],
@@ -701,7 +704,7 @@ def tour_lab() -> Lab:
         intro=("Projections of one embedding differ from run to run and epoch to epoch by "
                "rotations and flips. We take them out with Orthogonal Procrustes, tour a "
                "15-dimensional view smoothly, and compare two different models in one frame."),
-        params={"DATASET": "digits", "DATA_DIR": "data", "EPOCHS": 10, "PROBE_SIZE": 2000,
+        params={"DATASET": "digits", "DATA_DIR": "data", "EPOCHS": 10, "PROBE_SIZE": None,
                 "TOUR_DIMS": 15,
                 "TOUR_FRAMES": 90, "SEED": 0, "OUT": "runs/tour"},
         cells=cells,
@@ -790,7 +793,7 @@ def workflows_lab() -> Lab:
         intro=("What practitioners do with embeddings once they have them: find where the "
                "model and the labels disagree, search for similar items, flag labels that may "
                "be wrong, and group failures into patterns."),
-        params={"DATASET": "digits", "DATA_DIR": "data", "EPOCHS": 10, "PROBE_SIZE": 2000,
+        params={"DATASET": "digits", "DATA_DIR": "data", "EPOCHS": 10, "PROBE_SIZE": None,
                 "SEED": 0, "OUT": "runs/workflows"},
         cells=cells,
         outputs=["figures/agreement.png", "figures/neighbours.png",

@@ -75,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model (default: 'cnn' for images, 'mlp' otherwise; "
                         "'deep-mlp' for layer studies)")
     r.add_argument("--epochs", type=_non_negative, default=10)
-    r.add_argument("--probe-size", type=_positive, default=2000,
-                   help="test samples whose embeddings are recorded")
+    r.add_argument("--probe-size", type=_positive, default=None,
+                   help="test samples whose embeddings are recorded (default: 2000, or the "
+                        "whole test split when it is smaller)")
     r.add_argument("--layers", default="penultimate", choices=["penultimate", "all"])
     r.add_argument("--topics", default=None,
                    help='wikipedia: comma-separated topics, e.g. "Astronomy,Cooking,Basketball"')

@@ -28,6 +28,8 @@ from .paths import home
 __all__ = ["DATASETS", "IMAGE_DATASETS", "DataError", "LabData", "load_dataset",
            "probe_indices"]
 
+DEFAULT_PROBE_SIZE = 2000
+
 # The data sets whose samples are images (what the 'cnn' model needs).
 IMAGE_DATASETS = frozenset({"digits", "mnist", "fashion-mnist", "cifar10"})
 
@@ -322,7 +324,7 @@ def register_dataset(name: str, loader: Callable[..., _Raw]) -> None:
 def load_dataset(
     name: str = "digits",
     data_dir: str | Path | None = None,
-    probe_size: int = 2000,
+    probe_size: int | None = None,
     seed: int = 0,
     download: bool = True,
     device: str | torch.device = "cpu",
@@ -332,8 +334,9 @@ def load_dataset(
 
     ``name`` is one of ``DATASETS``. Downloads (torchvision) go to ``data_dir`` and are reused;
     by default that is ``data/`` in :func:`labkit.home` (the checkout's root, ``LABKIT_HOME``,
-    or ``/content`` on Colab), wherever the notebook runs.
-    Extra ``options`` go to the loader (e.g. ``n_samples`` for ``blobs``).
+    or ``/content`` on Colab), wherever the notebook runs. ``probe_size=None`` takes 2000
+    points, or the whole test split when it is smaller; a larger number is shrunk to the
+    split, with a warning. Extra ``options`` go to the loader (e.g. ``n_samples`` for ``blobs``).
     """
     key = name.lower().replace("_", "-")
     if key not in DATASETS:
@@ -356,7 +359,9 @@ def load_dataset(
     else:  # text features arrive already scaled (TF-IDF rows have unit norm)
         norm = {}
 
-    if probe_size > len(raw.y_test):
+    if probe_size is None:  # the default: 2000, or the whole test split when it is smaller
+        probe_size = min(DEFAULT_PROBE_SIZE, len(raw.y_test))
+    elif probe_size > len(raw.y_test):
         import warnings
 
         warnings.warn(f"probe size {probe_size} is more than the {len(raw.y_test)} test samples "

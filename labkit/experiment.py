@@ -101,7 +101,7 @@ def run(
     dataset: str = "digits",
     model: str | None = None,
     epochs: int = 10,
-    probe_size: int = 2000,
+    probe_size: int | None = None,
     layers: str = "penultimate",
     data_dir: str | Path = "data",
     out: str | Path | None = None,

@@ -58,7 +58,7 @@ def earlier_run(tmp_path_factory) -> Path:
 
 # -- arguments, refused before any data is loaded ---------------------------------------------
 
-@pytest.mark.parametrize("args, words", [
+BAD_ARGUMENTS = [
     (["--dataset", "blobs", "--model", "cnn"], ["'cnn' model needs images", "--model mlp"]),
     (["--lr", "0"], ["--lr", "finite number > 0"]),
     (["--lr", "nan"], ["--lr", "finite number > 0"]),
@@ -69,13 +69,45 @@ def earlier_run(tmp_path_factory) -> Path:
     (["--epochs", "1.5"], ["--epochs", "must be a whole number, got 1.5"]),
     (["--csv", "x.csv"], ["--csv is for --dataset bbc"]),
     (["--topics", "A,B"], ["--topics is for --dataset wikipedia"]),
-])
-def test_bad_run_arguments_are_one_sentence(tmp_path, args, words):
-    started = time.perf_counter()
-    proc = labkit_cli("run", "--out", str(tmp_path / "out"), *args, cwd=tmp_path)
-    assert_one_sentence(proc, *words)
-    assert not (tmp_path / "out").exists() and not (tmp_path / "data").exists()
-    assert time.perf_counter() - started < 60  # refused up front, not after training
+]
+
+_MAIN_ON_EACH = """
+import contextlib, io, json, sys
+from labkit import cli
+results = []
+for args in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(args)
+        except SystemExit as stop:  # argparse's own refusals
+            code = stop.code
+    results.append([code, err.getvalue()])
+print(json.dumps(results))
+"""
+
+
+def test_bad_run_arguments_are_one_sentence_before_any_data_is_loaded(tmp_path):
+    import json
+
+    # MNIST from an empty folder: had any case got as far as loading data, it would have
+    # failed on the missing files instead.
+    common = ["run", "--dataset", "mnist", "--data-dir", str(tmp_path / "empty"),
+              "--out", str(tmp_path / "out")]
+    cases = [[*common, *args] for args, _ in BAD_ARGUMENTS]
+    # Each `python -m labkit` spends seconds importing torch: the command line's main() runs
+    # every case in one process, and two cases also go through `python -m labkit` itself.
+    proc = subprocess.run([sys.executable, "-c", _MAIN_ON_EACH, json.dumps(cases)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for (code, err), (args, words) in zip(json.loads(proc.stdout), BAD_ARGUMENTS, strict=True):
+        assert code == 2 and "Traceback" not in err, (args, err)
+        assert "MNIST" not in err, (args, err)  # refused before loading
+        for word in words:
+            assert word in err, (args, word, err)
+    for args, words in (BAD_ARGUMENTS[0], BAD_ARGUMENTS[1]):
+        assert_one_sentence(labkit_cli(*common, *args, cwd=tmp_path), *words)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "empty").exists()
 
 
 @pytest.mark.parametrize("port", ["0", "70000"])
