@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import ConfigError
 from .reduce import reduce
 
 __all__ = ["Procrustes", "align_runs", "align_sequence", "layer_trajectory", "procrustes",
@@ -41,7 +42,7 @@ def procrustes(source: np.ndarray, target: np.ndarray, allow_reflection: bool = 
     x = np.asarray(source, np.float64)
     y = np.asarray(target, np.float64)
     if x.shape != y.shape:
-        raise ValueError(f"layouts must match point for point, got {x.shape} and {y.shape}")
+        raise ConfigError(f"layouts must match point for point, got {x.shape} and {y.shape}")
     xm, ym = x.mean(axis=0), y.mean(axis=0)
     xc, yc = x - xm, y - ym
     nx, ny = np.linalg.norm(xc), np.linalg.norm(yc)
@@ -124,7 +125,7 @@ def align_runs(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
     ref = np.asarray(reference, np.float64)
     oth = np.asarray(other, np.float64)
     if ref.shape[1:] != oth.shape[1:]:
-        raise ValueError(f"runs must share the probe set and dimension: {ref.shape} vs "
+        raise ConfigError(f"runs must share the probe set and dimension: {ref.shape} vs "
                          f"{oth.shape}")
     t = min(len(ref), len(oth))
     fit = procrustes(oth[:t].reshape(-1, oth.shape[2]), ref[:t].reshape(-1, ref.shape[2]))

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .errors import ConfigError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -81,11 +83,11 @@ class Explorer:
         traj = np.asarray(traj, np.float64)
         shape = (snaps.epochs + 1, snaps.n_probe, 2)
         if traj.shape != shape:
-            raise ValueError(f"traj should be {list(shape)}, one 2-D layout per epoch 0.."
+            raise ConfigError(f"traj should be {list(shape)}, one 2-D layout per epoch 0.."
                              f"{snaps.epochs} (what labkit.align.trajectory(snaps) returns), "
                              f"got {list(traj.shape)}")
         if colour not in COLOURINGS:
-            raise ValueError(f"colour must be one of {COLOURINGS}, got {colour!r}")
+            raise ConfigError(f"colour must be one of {COLOURINGS}, got {colour!r}")
         self.snaps, self.traj, self.k = snaps, traj, k
         self.layer = layer or snaps.penultimate
         self._emb = snaps.layer(self.layer)
@@ -151,7 +153,7 @@ class Explorer:
     def set_epoch(self, epoch: int) -> Explorer:
         """Move every point to its place at ``epoch`` (animated in the browser)."""
         if not -self.snaps.epochs - 1 <= epoch <= self.snaps.epochs:
-            raise ValueError(f"epoch must be in 0..{self.snaps.epochs}, got {epoch}")
+            raise ConfigError(f"epoch must be in 0..{self.snaps.epochs}, got {epoch}")
         epoch = range(self.snaps.epochs + 1)[epoch]  # negative indices count from the end
         if epoch == self._epoch:
             return self
@@ -166,7 +168,7 @@ class Explorer:
     def set_colour(self, colour: str) -> Explorer:
         """Colour by ``"label"``, ``"prediction"`` (at the current epoch) or ``"correct"``."""
         if colour not in COLOURINGS:
-            raise ValueError(f"colour must be one of {COLOURINGS}, got {colour!r}")
+            raise ConfigError(f"colour must be one of {COLOURINGS}, got {colour!r}")
         self._colour = colour
         if self.colouring.value != colour:
             self.colouring.value = colour

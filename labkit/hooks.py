@@ -20,6 +20,8 @@ from collections.abc import Iterable, Iterator
 import torch
 from torch import nn
 
+from .errors import ConfigError
+
 __all__ = ["capture", "embedding_layers", "head_layer", "layer_names", "penultimate_layer"]
 
 _PASS_THROUGH = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
@@ -81,7 +83,7 @@ def head_layer(model: nn.Module) -> str:
     if "head" in dict(model.named_children()):
         return "head"
     if not linear:
-        raise ValueError(f"{type(model).__name__} has no nn.Linear head; name the layers to "
+        raise ConfigError(f"{type(model).__name__} has no nn.Linear head; name the layers to "
                          f"capture explicitly, e.g. layers=['fc1']")
     return linear[-1]
 
@@ -100,7 +102,7 @@ def embedding_layers(model: nn.Module) -> list[str]:
     top = head.split(".")[0]
     children = list(model.named_children())
     if not children:
-        raise ValueError(f"{type(model).__name__} has no sub-modules to capture")
+        raise ConfigError(f"{type(model).__name__} has no sub-modules to capture")
     groups: list[str] = []
     for name, child in children:
         if name == top:
@@ -113,7 +115,7 @@ def embedding_layers(model: nn.Module) -> list[str]:
         else:
             groups[-1] = name  # activation/pool after a weighted layer: its output is the layer's
     if not groups:
-        raise ValueError(f"could not find layers before the head {head!r} of "
+        raise ConfigError(f"could not find layers before the head {head!r} of "
                          f"{type(model).__name__}; pass layers=[...] explicitly "
                          f"(labkit.layer_names(model) lists them)")
     return groups

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_write
-from .errors import LabkitError
+from .errors import ConfigError, LabkitError
 
 __all__ = ["MantisTable", "MantisFormatError", "read_mantis_csv", "write_mantis_csv"]
 
@@ -186,7 +186,7 @@ def _format_rows(emb: np.ndarray, digits: int, threads: int = 2) -> tuple[bytes,
     """
     if not np.isfinite(emb).all():
         bad = np.argwhere(~np.isfinite(emb))[0]
-        raise ValueError(f"embedding value at {tuple(int(i) for i in bad)} is "
+        raise ConfigError(f"embedding value at {tuple(int(i) for i in bad)} is "
                          f"{emb[tuple(bad)]} (NaN or infinity), which a Mantis CSV cannot "
                          f"store; check the training for divergence")
     emb = emb[:, None, :] if emb.ndim == 2 else emb
@@ -231,7 +231,7 @@ def write_mantis_csv(snaps, path: str | Path, layer: str | None = None, precisio
     adds columns after ``categoric``. ``precision`` is in significant digits (1-17).
     """
     if not 1 <= precision <= 17:
-        raise ValueError(f"precision is in significant digits, 1 to 17; got {precision}")
+        raise ConfigError(f"precision is in significant digits, 1 to 17; got {precision}")
     emb = snaps.layer(layer)
     n = emb.shape[1]
     columns: dict[str, list] = {"title": [_clean(t) for t in snaps.titles],
@@ -242,9 +242,9 @@ def write_mantis_csv(snaps, path: str | Path, layer: str | None = None, precisio
     columns["correct"] = [bool(c) for c in snaps.correct(-1)]
     for name, values in (extra or {}).items():
         if name in columns or name.startswith((_EMB, _COORD)):
-            raise ValueError(f"extra column {name!r} clashes with a column the format defines")
+            raise ConfigError(f"extra column {name!r} clashes with a column the format defines")
         if len(values) != n:
-            raise ValueError(f"extra column {name!r} has {len(values)} values for {n} rows")
+            raise ConfigError(f"extra column {name!r} has {len(values)} values for {n} rows")
         columns[name] = [_clean(v) for v in values]
 
     coords = None
@@ -254,7 +254,7 @@ def write_mantis_csv(snaps, path: str | Path, layer: str | None = None, precisio
         else:
             coords = np.asarray(coordinates, dtype=np.float64)
         if coords.ndim != 2 or coords.shape[0] != n or coords.shape[1] not in (2, 3):
-            raise ValueError(f"coordinates must be 2 or 3 columns for {n} rows, "
+            raise ConfigError(f"coordinates must be 2 or 3 columns for {n} rows, "
                              f"got shape {coords.shape}")
 
     header = list(columns) + [f"{_EMB}{e}" for e in range(emb.shape[0])]

@@ -17,6 +17,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from .errors import ConfigError
+
 __all__ = ["MODELS", "ConvNet", "MLP", "build_model", "default_model"]
 
 
@@ -44,7 +46,7 @@ class ConvNet(nn.Module):
         super().__init__()
         c, h, w = input_shape
         if min(h, w) < 2 ** len(channels):
-            raise ValueError(f"a {h}x{w} image is too small for {len(channels)} pooling blocks")
+            raise ConfigError(f"a {h}x{w} image is too small for {len(channels)} pooling blocks")
         self.embedding_layers: list[str] = []
         for i, width in enumerate(channels, start=1):
             self.add_module(f"block{i}", _conv_block(c, width))
@@ -97,7 +99,7 @@ class MLP(nn.Module):
 
 def _cnn(input_shape, n_classes, **kw) -> nn.Module:
     if len(input_shape) != 3:
-        raise ValueError(f"'cnn' needs image input [C, H, W], got shape {tuple(input_shape)}; "
+        raise ConfigError(f"'cnn' needs image input [C, H, W], got shape {tuple(input_shape)}; "
                          f"use 'mlp' for feature vectors")
     c, h, _w = input_shape
     if h <= 8:  # digits: two blocks take 8x8 down to 2x2
@@ -136,7 +138,7 @@ def build_model(name: str, input_shape: tuple[int, ...], n_classes: int, seed: i
     (``depth=5``, ``width=128``). ``options`` go to the model class.
     """
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = MODELS[name](tuple(input_shape), n_classes, **options)

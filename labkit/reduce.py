@@ -14,6 +14,8 @@ import warnings
 
 import numpy as np
 
+from .errors import ConfigError
+
 __all__ = ["REDUCERS", "SVDProjection", "reduce", "trustworthiness"]
 
 REDUCERS = ("pca", "tsne", "umap")
@@ -70,7 +72,7 @@ def reduce(x: np.ndarray, method: str = "pca", n_components: int = 2, seed: int 
         return tsne.fit_transform(x).astype(np.float64)
     if method == "umap":
         return _umap(x, n_components, seed, init, **options)
-    raise ValueError(f"unknown reducer {method!r}; choose one of {', '.join(REDUCERS)}")
+    raise ConfigError(f"unknown reducer {method!r}; choose one of {', '.join(REDUCERS)}")
 
 
 def _umap(x, n_components, seed, init, n_epochs=None, **options) -> np.ndarray:
