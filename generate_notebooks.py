@@ -156,12 +156,22 @@ def badge(source: KitSource, path: str) -> str:
     return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
 
 
+def _annotation(key: str, value) -> str:
+    """The type a parameter takes (papermill's --help-notebook shows it)."""
+    if key == "PROBE_SIZE":
+        return "int | None"
+    if isinstance(value, list):
+        kinds = sorted({type(v).__name__ for v in value}) or ["str"]
+        return f"list[{' | '.join(kinds)}]"
+    return type(value).__name__
+
+
 def parameters(params: dict) -> Cell:
     lines = ["# This lab's parameters: change them here, then run the notebook again."]
     for key, value in params.items():
         note = "  # the whole test split, at most 2000 points" \
             if key == "PROBE_SIZE" and value is None else ""
-        lines.append(f"{key} = {value!r}{note}")
+        lines.append(f"{key}: {_annotation(key, value)} = {value!r}{note}")
     return Cell("parameters", "\n".join(lines))
 
 
@@ -766,8 +776,9 @@ def workflows_lab() -> Lab:
         """),
         md("""
             **Exercise 1.** Take the model's most confident *wrong* prediction (`query`, its
-            index in the probe set), find its 8 nearest neighbours (`nbrs`), and compute the
-            share of them whose label is the class the model predicted (`share_predicted`).
+            index in the probe set) and the class name it predicted (`predicted`), find its 8
+            nearest neighbours (`nbrs`, with `workflows.similar`), and compute the share of
+            them whose label is `predicted` (`share_predicted`). The next lines use all four.
         """),
         exercise(f"""
             {BEGIN}
@@ -831,7 +842,11 @@ def build(lab: Lab, student: bool, source: KitSource, path: str) -> nbformat.Not
     nb = nbformat.v4.new_notebook()
     nb.metadata = {
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "language_info": {"name": "python"},
+        # In full, so `jupyter nbconvert --to script` writes a .py file.
+        "language_info": {"name": "python", "file_extension": ".py",
+                          "mimetype": "text/x-python", "pygments_lexer": "ipython3",
+                          "codemirror_mode": {"name": "ipython", "version": 3},
+                          "nbconvert_exporter": "python"},
         "colab": {"provenance": []},
         "labkit": {"lab": lab.name, "version": "student" if student else "solution",
                    "outputs": lab.outputs},

@@ -175,6 +175,11 @@ def test_committed_notebooks_are_clean_labs(lab):
         assert nb.metadata["kernelspec"]["name"] == "python3"
         assert "colab-badge.svg" in nb.cells[0].source
         assert nb.cells[1].metadata["tags"] == ["parameters"]
+        # Every parameter typed (papermill --help-notebook shows it), and a full
+        # language_info, so `jupyter nbconvert --to script` writes a .py file.
+        assigned = [line for line in nb.cells[1].source.splitlines() if " = " in line]
+        assert assigned and all(re.match(r"^[A-Z_]+: [\w\[\] |]+ = ", a) for a in assigned)
+        assert nb.metadata["language_info"]["file_extension"] == ".py"
         assert all(not c.get("outputs") and c.get("execution_count") is None
                    for c in nb.cells if c.cell_type == "code")
         # No secret in a committed notebook: no token assignment, nothing token-shaped.
@@ -212,8 +217,8 @@ def test_a_variant_changes_parameters_in_one_place(tmp_path):
     assert proc.returncode == 0, proc.stderr
     nb = nbformat.read(tmp_path / "variants" / "music" / "solutions" /
                        "02_wikipedia_topics.ipynb", as_version=4)
-    assert "TOPICS = ['Jazz', 'Opera', 'Hip hop']" in nb.cells[1].source
-    assert "EPOCHS = 15" in nb.cells[1].source
+    assert "TOPICS: list[str] = ['Jazz', 'Opera', 'Hip hop']" in nb.cells[1].source
+    assert "EPOCHS: int = 15" in nb.cells[1].source
     bad = subprocess.run(
         [sys.executable, str(ROOT / "generate_notebooks.py"), "--lab", "02_wikipedia_topics",
          "--variant", "x", "--set", "EPOCH=3", "--out", str(tmp_path)],
@@ -285,3 +290,13 @@ def test_the_set_up_cell_warns_when_the_installed_kit_is_another_version(tmp_pat
     assert (f"Warning: this notebook was written for labkit 9.9.9, but labkit "
             f"{labkit.__version__} is installed") in text
     assert f"this lab's run in {tmp_path / 'runs' / 'x'}" in text
+
+
+def test_nbconvert_writes_a_python_script(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "script",
+                           "--output-dir", str(tmp_path),
+                           str(STUDENT / "01_projector_mnist.ipynb")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    script = (tmp_path / "01_projector_mnist.py").read_text()
+    assert "EPOCHS: int = 10" in script and "labkit.home(DATA_DIR)" in script
