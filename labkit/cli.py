@@ -112,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_run(args: argparse.Namespace) -> None:
-    """What can be said about the arguments before any data is loaded."""
-    from ._io import check_run_folder
+    """What can be said about the arguments before any data is loaded (``run`` itself
+    checks the run folder, also before loading)."""
     from .models import build_model
     from .train import has_batch_norm
 
@@ -134,7 +134,6 @@ def _check_run(args: argparse.Namespace) -> None:
     for flag in ("csv", "text_column", "label_column"):
         if getattr(args, flag) is not None and args.dataset != "bbc":
             raise ConfigError(f"--{flag.replace('_', '-')} is for --dataset bbc")
-    check_run_folder(args.out or Path("runs") / args.dataset, args.overwrite)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -172,10 +171,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_tensorboard(args: argparse.Namespace) -> int:
-    from .serve import _no_token_message, ngrok_token, open_tunnel, start_tensorboard
+    from .serve import open_tunnel, require_token, start_tensorboard
 
-    if args.tunnel and ngrok_token() is None:  # say so before starting anything
-        raise ConfigError(_no_token_message(args.port))
+    if args.tunnel:
+        require_token(args.port)  # say so before starting anything
     run_dir = Path(args.run_dir)
     logdir = run_dir / "tensorboard" if (run_dir / "tensorboard").is_dir() else run_dir
     server = start_tensorboard(logdir, port=args.port)

@@ -192,7 +192,7 @@ def _offline_message(what: str, folder: Path, missing: list[str], reason: str) -
     )
 
 
-def _short(err: BaseException) -> str:
+def _short(err: object) -> str:
     text = " ".join(str(err).split())
     return text if len(text) <= 160 else text[:157] + "..."
 

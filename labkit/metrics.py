@@ -200,8 +200,7 @@ def geometry(snaps, layers: list[str] | None = None, epochs: list[int] | None = 
     if missing:
         import warnings
 
-        n_classes = len(np.unique(snaps.labels))
-        warnings.warn(f"{snaps.n_probe} probe points in {n_classes} classes are too few for "
+        warnings.warn(f"{snaps.n_probe} probe points in {len(counts)} classes are too few for "
                       f"{', '.join(sorted(missing))}: reported as missing; a larger probe set "
                       f"(--probe-size) gives them", stacklevel=2)
     return pd.DataFrame(rows)

@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._io import write_json
-from .errors import LabkitError
+from .errors import ConfigError, LabkitError
 from .paths import in_colab
 
 __all__ = ["Secret", "TensorBoardServer", "Tunnel", "find_free_port", "in_colab",
            "jupyter_proxy_url", "ngrok_token", "open_tensorboard", "open_tunnel",
-           "start_tensorboard", "stop_all", "stop_tunnels"]
+           "require_token", "start_tensorboard", "stop_all", "stop_tunnels"]
 
 TOKEN_VAR = "NGROK_AUTHTOKEN"
 TOKEN_HELP = "https://dashboard.ngrok.com/get-started/your-authtoken"
@@ -391,6 +391,14 @@ def _no_token_message(port: int = 6006) -> str:
             f"http://127.0.0.1:{port}/.")
 
 
+def require_token(port: int = 6006) -> Secret:
+    """The ngrok token, or a :class:`ConfigError` that says where to put one."""
+    token = ngrok_token()
+    if token is None:
+        raise ConfigError(_no_token_message(port))
+    return token
+
+
 def _explain(err: Exception, token: str) -> LabkitError:
     """A person-sized message for what pyngrok raised; the token never appears in it."""
     from pyngrok.exception import PyngrokNgrokInstallError
@@ -461,9 +469,7 @@ def open_tunnel(port: int, auth: bool = True, username: str = "labkit",
     The generated password is printed once; it lives only as long as the tunnel. ``connect``
     replaces the pyngrok call (used by the tests, which cannot reach the ngrok service).
     """
-    token = ngrok_token()
-    if token is None:
-        raise LabkitError(_no_token_message(port))
+    token = require_token(port)
     connect = connect or _pyngrok_connect
     options: dict = {}
     if auth:

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import __version__ as _version
 from ._io import atomic_write, write_json
-from .data import DataError, _Raw, _stratified_split, register_dataset
+from .data import DataError, _Raw, _short, _stratified_split, register_dataset
 from .paths import home
 
 __all__ = ["BBC_URL", "WIKIPEDIA_API", "WikipediaClient", "fetch_wikipedia", "load_bbc_csv",
@@ -193,10 +193,6 @@ def _pages(reply: dict) -> list[dict]:
                         "have no pageid; is --api-url a MediaWiki api.php endpoint?")
     return pages
 
-
-def _short(value, n: int = 160) -> str:
-    text = " ".join(str(value).split())
-    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 def _retry_after(header: str | None, default: float) -> float:
