@@ -249,6 +249,22 @@ def _projector_ready(host: str, port: int) -> bool:
     return bool(listing.get("projector", {}).get("enabled"))
 
 
+@contextlib.contextmanager
+def _sigint_deferred():
+    """Hold SIGINT back for the block (the main thread on POSIX); it is delivered after."""
+    import threading
+
+    if not hasattr(signal, "pthread_sigmask") or \
+            threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def _logs_mtime(logdir: Path) -> float:
     files = [p for p in logdir.rglob("*") if p.is_file()]
     return max((p.stat().st_mtime for p in files), default=0.0)
@@ -297,14 +313,19 @@ def start_tensorboard(logdir: str | Path, port: int = 6006, host: str = "127.0.0
     port = find_free_port(port, host)
     log = open(_registry() / f"{port}.log", "wb")  # noqa: SIM115 (the child keeps it open)
     started = time.time()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", host,
-         "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    log.close()
-    server = TensorBoardServer(logdir, port, proc.pid, host, process=proc)
-    deadline = time.time() + timeout
+    server = None
     try:
+        # Ctrl-C is held back while the process is created, so it can only land once
+        # `server` is known, and the handler below stops the process: never an orphan.
+        with _sigint_deferred():
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host",
+                 host, "--port", str(port)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+            server = TensorBoardServer(logdir, port, proc.pid, host, process=proc)
+        log.close()
+        deadline = time.time() + timeout
         while time.time() < deadline:
             if proc.poll() is not None:
                 tail = (_registry() / f"{port}.log").read_text(errors="replace")[-2000:]
@@ -316,7 +337,9 @@ def start_tensorboard(logdir: str | Path, port: int = 6006, host: str = "127.0.0
                 return server
             time.sleep(0.25)
     except BaseException:  # Ctrl-C while it starts: no orphan left holding the port
-        server.stop()
+        log.close()
+        if server is not None:
+            server.stop()
         raise
     server.stop()
     raise LabkitError(f"TensorBoard on {logdir} did not show its projector within "
