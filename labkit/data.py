@@ -316,6 +316,37 @@ DATASETS: dict[str, Callable[..., _Raw]] = {
 }
 
 
+def keep_classes(raw: _Raw, classes: list[int | str], name: str) -> _Raw:
+    """``raw`` with only ``classes`` (indices or names), relabelled 0..k-1 in the data set's
+    order; test titles keep naming the original test sample."""
+    known = list(raw.class_names)
+    keep = []
+    for c in classes:
+        if isinstance(c, str) and c in known:
+            keep.append(known.index(c))
+        elif isinstance(c, (int, np.integer)) and not isinstance(c, bool) \
+                and 0 <= c < len(known):
+            keep.append(int(c))
+        else:
+            raise DataError(f"{name} has no class {c!r}; its classes are 0..{len(known) - 1}: "
+                            f"{', '.join(known)}")
+    keep = sorted(set(keep))
+    if len(keep) < 2:
+        raise DataError(f"keep at least 2 classes of {name} to classify, got {classes!r}")
+    new = np.full(len(known), -1)
+    new[keep] = np.arange(len(keep))
+    tr, te = np.isin(raw.y_train, keep), np.isin(raw.y_test, keep)
+    te_index = np.flatnonzero(te)
+    titles = raw.titles or [f"test #{i}" for i in range(len(raw.y_test))]
+    return replace(
+        raw, x_train=raw.x_train[tr], y_train=new[raw.y_train[tr]], x_test=raw.x_test[te],
+        y_test=new[raw.y_test[te]], class_names=[known[c] for c in keep],
+        images_uint8=None if raw.images_uint8 is None else raw.images_uint8[te],
+        titles=[titles[i] for i in te_index],
+        snippets=None if raw.snippets is None else [raw.snippets[i] for i in te_index],
+        info={**raw.info, "classes": [known[c] for c in keep]})
+
+
 def register_dataset(name: str, loader: Callable[..., _Raw]) -> None:
     """Make ``load_dataset(name)`` use ``loader`` (used by the text track)."""
     DATASETS[name] = loader
@@ -328,6 +359,7 @@ def load_dataset(
     seed: int = 0,
     download: bool = True,
     device: str | torch.device = "cpu",
+    classes: list[int | str] | None = None,
     **options,
 ) -> LabData:
     """Load a data set whole, normalise it, and pick a stratified probe set of the test split.
@@ -336,13 +368,17 @@ def load_dataset(
     by default that is ``data/`` in :func:`labkit.home` (the checkout's root, ``LABKIT_HOME``,
     or ``/content`` on Colab), wherever the notebook runs. ``probe_size=None`` takes 2000
     points, or the whole test split when it is smaller; a larger number is shrunk to the
-    split, with a warning. Extra ``options`` go to the loader (e.g. ``n_samples`` for ``blobs``).
+    split, with a warning. ``classes`` keeps only those classes (indices or names, e.g.
+    ``[0, 1, 2]``), relabelled 0..k-1 in the data set's order: fewer classes, fewer points to
+    read. Extra ``options`` go to the loader (e.g. ``n_samples`` for ``blobs``).
     """
     key = name.lower().replace("_", "-")
     if key not in DATASETS:
         raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")
     data_dir = Path(data_dir) if data_dir is not None else home("data")
     raw = DATASETS[key](data_dir=data_dir, download=download, seed=seed, **options)
+    if classes is not None:
+        raw = keep_classes(raw, classes, key)
 
     x_tr, x_te = raw.x_train.astype(np.float32), raw.x_test.astype(np.float32)
     if raw.kind == "image":

@@ -122,3 +122,20 @@ def test_cli_prints_the_offline_error_without_a_traceback(tmp_path, no_network, 
 def test_unknown_dataset_lists_the_choices():
     with pytest.raises(DataError, match="digits, blobs, mnist"):
         labkit.load_dataset("imagenet")
+
+
+def test_a_class_subset_keeps_those_classes_relabelled_and_names_the_original_samples():
+    full = labkit.load_dataset("digits")
+    sub = labkit.load_dataset("digits", classes=[7, 2, "5"])
+    assert sub.class_names == ["2", "5", "7"] and sub.n_classes == 3
+    assert sorted(sub.y_train.unique().tolist()) == [0, 1, 2]
+    assert len(sub.y_train) == int(np.isin(full.y_train.numpy(), [2, 5, 7]).sum())
+    assert len(sub.y_test) == int(np.isin(full.y_test.numpy(), [2, 5, 7]).sum())
+    # A probe title still names the sample of the full test split it came from.
+    k = int(sub.titles[0].split("#")[1])
+    assert full.class_names[int(full.y_test[k])] == sub.class_names[int(sub.y_test[
+        sub.probe_index[0]])]
+    with pytest.raises(labkit.data.DataError, match="has no class 12; its classes are 0..9"):
+        labkit.load_dataset("digits", classes=[0, 12])
+    with pytest.raises(labkit.data.DataError, match="at least 2 classes"):
+        labkit.load_dataset("digits", classes=[3, 3])
