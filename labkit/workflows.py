@@ -114,7 +114,9 @@ def error_clusters(snaps, n_clusters: int | None = None, epoch: int = -1,
         members = wrong[assign == c]
         pairs = [(snaps.class_names[snaps.labels[i]], snaps.class_names[pred[i]])
                  for i in members]
-        (lab, pr), _ = max(((p, pairs.count(p)) for p in set(pairs)), key=lambda t: t[1])
+        # The most common (label, prediction) pair; a tie goes to the pair seen first, so
+        # the name is the same on every run (a set's order is not).
+        lab, pr = max(dict.fromkeys(pairs), key=pairs.count)
         rows.append({"cluster": c, "size": len(members), "main_confusion": f"{lab} -> {pr}",
                      "examples": [snaps.titles[i] for i in members[:5]]})
     df = pd.DataFrame(rows).sort_values("size", ascending=False, kind="stable")
