@@ -458,7 +458,9 @@ def questions(stem: str, sources: Path = SOURCES) -> list[QuestionText]:
     """A source's questions with their model answers, numbered as in its notebooks."""
     nb = read_source(stem, sources)
     number, out, section = stem.split("_")[0].lstrip("0"), [], ""
-    cells = nb.cells
+    dataset = source_params(nb).get("DATASET")
+    values = {**FACTS.get(dataset, {}), "lab": number, "variant": ""}
+    cells = [c for c in nb.cells if _included(c, dataset)]
     for i, cell in enumerate(cells):
         heading = re.search(r"^## (.+)$", cell.source, re.M) if cell.cell_type == "markdown" \
             else None
@@ -470,7 +472,9 @@ def questions(stem: str, sources: Path = SOURCES) -> list[QuestionText]:
         if after is None or _role(after) != "answer":
             raise SourceError(f"{stem}.py: question {cell.metadata['id']} must be followed by "
                               f"its answer cell (answer points=N)")
-        out.append(QuestionText(f"{number}.{len(out) + 1}", cell.source, after.source,
+        where = f"{stem}.py, cell {cell.metadata['id']}"
+        out.append(QuestionText(f"{number}.{len(out) + 1}", _fill(cell.source, values, where),
+                                _fill(after.source, values, where),
                                 float(after.metadata["points"]), section, stem))
     return out
 

@@ -464,7 +464,8 @@ def _text_raw(texts: list[str], labels: list[str], titles: list[str], seed: int,
                                        vocab_size)
     return _Raw(x_tr, y_tr, x_te, y_te, classes, kind="text",
                 titles=[titles[i] for i in te], snippets=[snippet(texts[i]) for i in te],
-                info={**info, "vocabulary": len(vocab), "n_texts": len(texts)})
+                # "terms": the word of each TF-IDF column, in column order (to read the vectors)
+                info={**info, "vocabulary": len(vocab), "terms": vocab, "n_texts": len(texts)})
 
 
 def _wikipedia(data_dir: Path, download: bool, seed: int, topics=None, api_url=WIKIPEDIA_API,

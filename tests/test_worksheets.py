@@ -1,5 +1,6 @@
-"""The worksheet: both PDFs built with pdflatex from one source, in sync with the Markdown
-version and the instructor's guide, every figure made by the kit and present."""
+"""The worksheet: both PDFs built with pdflatex, their questions and model answers taken from
+the lab sources, in sync with the notebooks, the Markdown version and the instructor's guide,
+every figure made by the kit and present."""
 
 from __future__ import annotations
 
@@ -7,14 +8,19 @@ import re
 import shutil
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
+import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "worksheets"
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
 import worksheet  # noqa: E402
+
+import generate_notebooks  # noqa: E402
 
 N_QUESTIONS = sum(len(s.questions) for s in worksheet.SECTIONS)
 NEEDS_TEX = pytest.mark.skipif(
@@ -27,26 +33,31 @@ NEEDS_TEX = pytest.mark.skipif(
 def _text(pdf: Path) -> str:
     out = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
                          text=True, check=True).stdout
-    return " ".join(out.split())
+    # NFKC undoes the typesetter's ligatures (fi, fl), and joining undoes hyphenation.
+    text = unicodedata.normalize("NFKC", out).replace("-\n", "")
+    text = text.translate(str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"',
+                                         "\u201d": '"'}))  # TeX's typographic quotes
+    return " ".join(text.split())
+
+
+def _words(markdown: str, n: int = 5) -> str:
+    """The first words of a Markdown text as a PDF shows them (no markup)."""
+    return " ".join(re.sub(r"[`*$\\{}]", "", markdown).split()[:n])
 
 
 @NEEDS_TEX
 def test_both_pdfs_build_and_only_the_solutions_hold_solutions(tmp_path):
     pdfs = worksheet.build_pdfs(out_dir=tmp_path)
     student, solutions = _text(pdfs["student"]), _text(pdfs["solutions"])
-    numbers = [f"{i}.{j}" for i, s in enumerate(worksheet.SECTIONS, 1)
-               for j in range(1, len(s.questions) + 1)]
-    assert len(numbers) == N_QUESTIONS >= 12
-    for n in numbers:
-        assert f"Question {n}." in student and f"Question {n}." in solutions
-        assert f"Solution {n}." in solutions, n
+    questions = [q for s in worksheet.SECTIONS for q in s.questions]
+    assert len(questions) == N_QUESTIONS >= 12
+    for q in questions:
+        assert f"Question {q.number}." in student and f"Question {q.number}." in solutions
+        assert f"Solution {q.number}." in solutions, q.number
+        assert _words(q.text) in student, q.number
+        assert _words(q.answer) in solutions, q.number
+        assert _words(q.answer) not in student
     assert "Solution" not in student
-    # The words of each solution are in the solutions PDF (first few words, hyphenation-safe).
-    for s in worksheet.SECTIONS:
-        for q in s.questions:
-            words = re.sub(r"\\[a-z]+\{|[{}$\\]", "", q.solution).split()[:4]
-            assert " ".join(words) in solutions, words
-            assert " ".join(words) not in student
     assert "(with solutions)" in solutions and "(with solutions)" not in student
 
 
@@ -63,25 +74,49 @@ def test_every_included_figure_exists_and_is_made_by_the_kit(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(included)
 
 
-def test_markdown_and_guide_are_in_sync_with_the_source():
+def test_markdown_and_guide_are_in_sync_with_the_sources():
     assert worksheet.main(["--check"]) == 0
     md = (HERE / "WORKSHEET.md").read_text()
     assert md.count("**Question ") == N_QUESTIONS and "Solution" not in md
 
 
-def test_every_question_maps_to_a_notebook_section_that_exists():
+def test_the_worksheet_asks_the_notebooks_questions_in_the_same_words_and_numbers():
+    """Each notebook's question cells, as students see them, are the worksheet's questions."""
+    md = (HERE / "WORKSHEET.md").read_text()
+    asked = dict(re.findall(r"^\*\*Question (\d+\.\d+)\.\*\* (.+?)(?=\n\n|\Z)", md,
+                            re.M | re.S))
+    assert len(asked) == N_QUESTIONS
+    seen = set()
+    for lab in generate_notebooks.LABS:
+        nb = nbformat.read(ROOT / "notebooks" / "student" / f"{lab.name}.ipynb", as_version=4)
+        for cell in nb.cells:
+            if "question" not in cell.metadata.get("tags", []):
+                continue
+            number, text = re.match(r"\*\*Question (\d+\.\d+)\.\*\* (.*)", cell.source,
+                                    re.S).groups()
+            if lab.name == lab.source:  # Labs 2b and 3 ask their source lab's questions
+                assert asked[number].strip() == text.strip(), (lab.name, number)
+                seen.add(number)
+            else:
+                assert number in asked, (lab.name, number)
+    assert seen == set(asked)
+
+
+def test_the_guide_lists_every_question_and_every_labs_points():
     guide = (HERE / "INSTRUCTOR_GUIDE.md").read_text()
     table = guide.split("<!-- questions:start -->")[1].split("<!-- questions:end -->")[0]
     assert len(re.findall(r"^\| \d+\.\d+ ", table, re.M)) == N_QUESTIONS
     for s in worksheet.SECTIONS:
+        nb = (ROOT / "notebooks" / "solutions" / f"{s.source}.ipynb").read_text()
         for q in s.questions:
-            name, where = q.notebook.split(",", 1)
-            nb = (ROOT / "notebooks" / "solutions" / f"{name.strip()}.ipynb").read_text()
-            for number in re.findall(r"sections? ([\d ,and-]+)", where):
-                for k in re.findall(r"\d+", number):
-                    assert f"## {k}." in nb, (name, k)
-            for ref in re.findall(r"(Exercise \d+|Question \d+)", where):
-                assert ref in nb, (name, ref)
+            assert f"| {q.number} " in table and f"## {q.section}" in nb, (q.number, q.section)
+    points = guide.split("<!-- points:start -->")[1].split("<!-- points:end -->")[0]
+    for lab in generate_notebooks.LABS:
+        nb = nbformat.read(ROOT / "notebooks" / "solutions" / f"{lab.name}.ipynb", as_version=4)
+        total = sum(c.metadata["nbgrader"].get("points", 0) for c in nb.cells
+                    if c.metadata.get("nbgrader", {}).get("grade"))
+        row = next(line for line in points.splitlines() if f"`{lab.name}`" in line)
+        assert row.endswith(f"| {total:g} |") and total > 0, row
     for heading in ("Learning goals", "Prerequisites", "Time plan", "Colab", "Variants",
-                    "nbgrader", "Common problems"):
+                    "nbgrader", "Common problems", "c.Execute.timeout"):
         assert heading in guide

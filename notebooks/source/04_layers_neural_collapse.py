@@ -9,7 +9,7 @@
 #
 # {{badge}}
 #
-# Do deeper layers give better clusters? We train a deep MLP to 100 % training accuracy, record every layer, and measure: projections per layer, cluster metrics, and neural collapse of the penultimate layer.
+# A classifier is a chain of functions, one per layer, and every layer re-embeds the data in a space of its own. Do deeper layers arrange the classes into better clusters? We train a deep MLP until it classifies (nearly) every training image correctly, record every layer, and look: you write the SVD projection and the NC1 measure of neural collapse yourself, then compare them with the kit's.
 #
 # {{how_to_run}}
 
@@ -18,51 +18,280 @@
 DATASET: str = "digits"
 DATA_DIR: str = "data"
 EPOCHS: int = 30
-DEPTH: int = 5
+DEPTH: int = 5  # hidden layers of the MLP
+LR: float = 1e-3  # the peak learning rate
 PROBE_SIZE: int | None = None  # the whole test split, at most 2000 points
 SEED: int = 0
 OUT: str = "runs/layers"
 
-# %% [markdown] id="a-deep-mlp-every-layer-recorde"
+# %% [markdown] id="deep-mlp-intro"
 # ## 1. A deep MLP, every layer recorded
 #
-# We train an MLP with `DEPTH` hidden layers until it classifies every training
-# image correctly, recording the embedding of **every** layer at every epoch.
+# We train an MLP with `DEPTH` hidden layers of 128 units on {{name}} ({{what}})
+# for `EPOCHS` epochs, long enough for the training accuracy to reach about 100 %:
+# we want to see how the network arranges the data once it has learnt them, so
+# overfitting does not worry us here. Before training and after every epoch the kit
+# records the embedding of **every** hidden layer for the probe set (test {{items}}
+# the model never trains on). `snaps.layer(name)` is an array
+# `[epochs + 1, n_probe, width]`, `snaps.layers` the layer names, `snaps.labels`
+# the probe labels.
 
-# %% id="data-labkit-load-dataset-datas"
+# %% id="train"
 data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, seed=SEED)
 model = labkit.build_model("deep-mlp", data.input_shape, data.n_classes, seed=SEED, depth=DEPTH)
-snaps = labkit.train(model, data, epochs=EPOCHS, layers="all", seed=SEED)
+snaps = labkit.train(model, data, epochs=EPOCHS, layers="all", lr=LR, seed=SEED)
+print(f"training accuracy after the last epoch: {snaps.history[-1]['train_acc']:.3f}")
 snaps
 
-# %% [markdown] id="svd-projections-layer-by-layer"
+# %% [markdown] id="svd-intro"
 # ## 2. SVD projections, layer by layer
 #
-# The same test images at the last epoch, seen through each layer (PCA computed by
-# the SVD, each layer rotated into the frame of the one before).
+# To see a 128-dimensional layer we must drop to two dimensions. The projection
+# that keeps the geometry most faithfully is PCA, computed with the singular value
+# decomposition: centre the points (subtract the mean of each column), write the
+# centred matrix as $X_c = U S V^\top$, and keep the coordinates along the first
+# $k$ right singular vectors (the rows of $V^\top$), the directions of largest
+# variance. It is a rotation followed by dropping axes, so distances can only
+# shrink and a gap seen in the picture is really there.
+#
+# Singular vectors have no preferred sign: $v$ and $-v$ are equally good, and a
+# refit may flip an axis for no reason. The kit (like scikit-learn) fixes each sign
+# so that the entry of largest absolute value in each row of $V^\top$ is positive.
 
-# %% id="lt-align-layer-trajectory-snap"
+# %% [markdown] id="svd-instructions"
+# **Exercise.** Write `svd_projection(x, k=2)`: for an array `x` `[n, d]`, return
+# the `[n, k]` float64 coordinates of the centred rows on the top `k` right singular
+# vectors, with the sign convention above. Work in float64
+# (`np.asarray(x, dtype=np.float64)`), use
+# `np.linalg.svd(xc, full_matrices=False)`, flip the sign of each of the first `k`
+# rows of `vt` whose largest-magnitude entry is negative, and return `xc @ vt[:k].T`.
+# (The kit's `labkit.reduce.reduce(x, "pca")` casts its input to float32 first; the
+# layers here are float32 already, so on them the two must agree exactly.)
+
+# %% id="svd" exercise
+def svd_projection(x: np.ndarray, k: int = 2) -> np.ndarray:
+    """Coordinates [n, k] of the centred rows of x on its top-k right singular vectors."""
+    ### BEGIN SOLUTION
+    x = np.asarray(x, dtype=np.float64)
+    xc = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(xc, full_matrices=False)
+    vt = vt[:k]
+    # The largest-magnitude entry of each axis positive: the same picture on every refit.
+    signs = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])
+    signs[signs == 0] = 1
+    return xc @ (vt * signs[:, None]).T
+    ### END SOLUTION
+
+
+xy = svd_projection(snaps.layer()[-1])  # the last hidden layer after the last epoch
+print(f"{xy.shape}; the first three points:\n{xy[:3].round(3)}")
+
+# %% id="svd-check" test points=3
+_xy = svd_projection(snaps.layer()[-1])
+assert isinstance(_xy, np.ndarray) and _xy.shape == (snaps.n_probe, 2), \
+    f"expected an array [{snaps.n_probe}, 2], got {getattr(_xy, 'shape', type(_xy))}"
+assert _xy.dtype == np.float64, f"work in float64 (np.asarray(x, dtype=np.float64)), got {_xy.dtype}"
+assert np.allclose(_xy.mean(axis=0), 0, atol=1e-8), \
+    "the coordinates should have mean 0: centre the rows (subtract x.mean(axis=0)) before the SVD"
+_t = np.arange(-2.0, 3.0)  # points on a line along (3, 4), and along (-3, -4)
+assert np.allclose(svd_projection(np.outer(_t, [3.0, 4.0]), k=1)[:, 0], 5 * _t), \
+    "on points t * (3, 4) the first coordinate should be 5 * t: check the centring and the scale"
+assert np.allclose(svd_projection(np.outer(_t, [-3.0, -4.0]), k=1)[:, 0], -5 * _t), \
+    ("on points t * (-3, -4) the first coordinate should be -5 * t: the axis must be (0.6, 0.8), "
+     "whose largest entry is positive; flip the rows of vt whose largest-magnitude entry is "
+     "negative")
+### BEGIN HIDDEN TESTS
+for _name in snaps.layers:  # the kit's projection, exactly, on every layer and two epochs
+    for _e in (0, -1):
+        _h = snaps.layer(_name)[_e]
+        assert np.allclose(svd_projection(_h), labkit.reduce.reduce(_h, "pca"), rtol=0,
+                           atol=1e-9), f"differs from the kit on {_name}, epoch {_e}"
+_rng = np.random.default_rng(1)
+_x = _rng.normal(size=(300, 12)) * _rng.uniform(0.1, 3.0, 12) + 5.0
+for _k in (1, 3, 5):
+    assert np.allclose(svd_projection(_x, _k),
+                       labkit.reduce.SVDProjection(_k).fit_transform(_x), rtol=0, atol=1e-9)
+    assert np.allclose(svd_projection(_x.astype(np.float32), _k),
+                       labkit.reduce.reduce(_x, "pca", n_components=_k), rtol=0, atol=1e-9)
+### END HIDDEN TESTS
+
+# %% [markdown] id="svd-layers-instructions"
+# **Exercise.** Draw the last epoch through every layer: one row of scatter plots,
+# one panel per layer in the order of `snaps.layers`, each showing
+# `svd_projection(snaps.layer(name)[-1])` with the points coloured by
+# `snaps.labels` (a qualitative colour map such as `"tab10"`) and titled with the
+# layer's name. Call the figure `fig` (the test cell looks at its panels). Then compare
+# it with the kit's grid below.
+
+# %% id="svd-layers" exercise
+import matplotlib.pyplot as plt
+
+### BEGIN SOLUTION
+fig, axes = plt.subplots(1, len(snaps.layers), figsize=(2.8 * len(snaps.layers), 3),
+                         squeeze=False, layout="constrained")
+for ax, name in zip(axes[0], snaps.layers, strict=True):
+    xy = svd_projection(snaps.layer(name)[-1])
+    ax.scatter(xy[:, 0], xy[:, 1], c=snaps.labels, cmap="tab10", s=4, linewidths=0)
+    ax.set_title(name, fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+fig.suptitle("last epoch, SVD projection per layer (each in its own axes)")
+plt.show()
+### END SOLUTION
+
+# %% id="svd-layers-check" test points=1
+assert "fig" in globals(), "call your figure `fig`: fig, axes = plt.subplots(1, len(snaps.layers))"
+panels = [ax for ax in fig.axes if ax.collections]
+assert len(panels) == len(snaps.layers), (
+    f"draw one scatter panel per layer ({len(snaps.layers)}), found {len(panels)}")
+### BEGIN HIDDEN TESTS
+for ax, name in zip(panels, snaps.layers, strict=True):
+    assert ax.get_title() == name, f"title each panel with its layer's name ({name})"
+    assert len(ax.collections[0].get_offsets()) == len(snaps.labels)
+### END HIDDEN TESTS
+
+# %% [markdown] id="layer-grid-intro"
+# The kit draws the same projections, with one change: each layer's picture is
+# rotated (and possibly reflected, rescaled and shifted) onto the picture of the
+# layer before it, by Orthogonal Procrustes, so the whole row shares the first
+# layer's frame.
+
+# %% id="layer-grid"
 lt = align.layer_trajectory(snaps, method="pca")
 plots.layer_grid(lt, snaps, method="pca (SVD)", path=f"{OUT}/figures/layer_grid.png");
+
+# %% [markdown] id="q-own-projections" question
+# Compare your row of projections with the kit's grid. What is the same, what
+# differs? Why does the kit rotate each layer onto the one before, when every
+# layer's projection already has its signs fixed?
+
+# %% [markdown] id="a-own-projections" answer points=2
+# The point clouds are the same up to a rotation or reflection and a change of
+# scale: every cluster has the same shape and the same neighbours in both rows,
+# because Procrustes moves a layout rigidly and never bends it. What differs is the
+# orientation. In my row the zeros sit on the right in `hidden1`, top right in
+# `hidden2`, bottom left in `hidden3`, top left in `hidden4` and at the bottom in
+# `hidden5`; in the kit's grid they stay on the right, the fours at the top and the
+# threes at the bottom, so one can follow each class down the layers. The sign
+# convention only chooses between $v$ and $-v$ within one layer; two layers are
+# different spaces, with axes of their own (and possibly different widths), so
+# nothing ties the axes of one to the axes of the next, and when two singular
+# values are close even the order of the axes can change. Only a fit to the
+# previous picture gives them a common frame.
 
 # %% [markdown] id="measuring-the-clusters"
 # ## 3. Measuring the clusters
 #
-# For every layer and epoch: **NC1** (within-class spread relative to the spread of
-# the class means; 0 = every image on its class mean), the **silhouette** of the
-# classes, and the accuracy of a k-nearest-neighbour and a linear probe trained on
-# half of the probe set.
+# The pictures show two dimensions; measures look at all of them. **Neural
+# collapse** (Papyan, Han & Donoho, 2020) is the claim that when a classifier
+# reaches (nearly) perfect training accuracy, its penultimate layer collapses each
+# class onto a single point, the class mean; the last layer then only has to tell
+# which point is which class. Its first measure, **NC1**, compares the spread
+# *within* classes with the spread *between* class means. With $C$ classes, class
+# means $\mu_c$, their average $\mu_G$ (the mean of the class means, so class
+# sizes do not tilt it) and $n$ points $h_i$ with labels $y_i$:
+#
+# $$\Sigma_W = \frac1n \sum_i (h_i - \mu_{y_i})(h_i - \mu_{y_i})^\top, \qquad
+# \Sigma_B = \frac1C \sum_c (\mu_c - \mu_G)(\mu_c - \mu_G)^\top, \qquad
+# \mathrm{NC1} = \frac1C \operatorname{Tr}\left(\Sigma_W \Sigma_B^{+}\right).$$
+#
+# $\Sigma_B^{+}$ is the pseudo-inverse: $\Sigma_B$ has rank at most $C - 1$, fewer
+# than the layer's width, so it has no inverse; the pseudo-inverse inverts it on
+# the directions the class means span and ignores the others. NC1 thus measures
+# the within-class spread in units of the between-class spread, direction by
+# direction, and is 0 when every point sits on its class mean.
 
-# %% id="table-metrics-geometry-snaps"
+# %% [markdown] id="nc1-instructions"
+# **Exercise.** Write `nc1_by_hand(h, y)`: `h` is an array `[n, d]`, `y` the `n`
+# labels; return NC1 as a Python `float`, exactly as above. Take the classes in the
+# order of `np.unique(y)`, work in float64, and compute the pseudo-inverse with
+# `np.linalg.pinv(sigma_b, rcond=1e-10)`, which treats eigenvalues below
+# $10^{-10}$ times the largest as zero, as the kit does (without it, rounding
+# errors in the directions $\Sigma_B$ does not span would be inverted into huge
+# numbers). The cell then tabulates NC1 for every layer before training and after
+# the last epoch: `nc1_table`, indexed by layer.
+
+# %% id="nc1" exercise
+def nc1_by_hand(h: np.ndarray, y: np.ndarray) -> float:
+    """NC1 = Tr(Sigma_W Sigma_B^+) / C of the features h [n, d] with labels y [n]."""
+    ### BEGIN SOLUTION
+    h = np.asarray(h, dtype=np.float64)
+    y = np.asarray(y)
+    classes = np.unique(y)
+    means = np.stack([h[y == c].mean(axis=0) for c in classes])
+    between = means - means.mean(axis=0)  # mu_c - mu_G
+    within = h - means[np.searchsorted(classes, y)]  # h_i - mu_{y_i}
+    sigma_w = within.T @ within / len(h)
+    sigma_b = between.T @ between / len(classes)
+    return float(np.trace(sigma_w @ np.linalg.pinv(sigma_b, rcond=1e-10)) / len(classes))
+    ### END SOLUTION
+
+
+nc1_table = pd.DataFrame(
+    {"epoch 0": [nc1_by_hand(snaps.layer(name)[0], snaps.labels) for name in snaps.layers],
+     "last epoch": [nc1_by_hand(snaps.layer(name)[-1], snaps.labels) for name in snaps.layers]},
+    index=pd.Index(snaps.layers, name="layer"))
+nc1_table.round(3)
+
+# %% id="nc1-check" test points=3
+_v = nc1_by_hand(snaps.layer()[-1], snaps.labels)
+assert isinstance(_v, float), f"return a Python float (float(...)), got {type(_v).__name__}"
+assert _v >= 0, f"NC1 is a trace of a product of two covariances, never negative; got {_v}"
+_y = np.array([0, 0, 1, 1])
+assert abs(nc1_by_hand(np.array([[-1.0, 2.0], [-1.0, 2.0], [1.0, 0.0], [1.0, 0.0]]), _y)) < 1e-12, \
+    "points sitting exactly on their class means must give NC1 = 0"
+assert np.isclose(nc1_by_hand(np.array([[-2.0], [0.0], [0.0], [2.0]]), _y), 0.5), \
+    ("two classes {-2, 0} and {0, 2} in one dimension: Sigma_W = 1 (averaged over all n points), "
+     "Sigma_B = 1 (averaged over the C class means), so NC1 = 1 / C = 0.5; "
+     f"got {nc1_by_hand(np.array([[-2.0], [0.0], [0.0], [2.0]]), _y)}")
+### BEGIN HIDDEN TESTS
+_rng = np.random.default_rng(2)
+for _n, _d, _labels in ((200, 6, [0, 1, 2]), (301, 40, [2, 5, 7, 9]), (90, 3, [0, 1, 2, 3, 4])):
+    _h = _rng.normal(size=(_n, _d)) * _rng.uniform(0.2, 2.0, _d)
+    _yy = _rng.choice(_labels, size=_n)
+    _h += 3 * _rng.normal(size=(max(_labels) + 1, _d))[_yy]  # class offsets
+    assert np.isclose(nc1_by_hand(_h, _yy), metrics.neural_collapse(_h, _yy)["nc1"],
+                      rtol=1e-9, atol=0)
+for _name in snaps.layers:
+    for _e in (0, -1):
+        _h = snaps.layer(_name)[_e]
+        assert np.isclose(nc1_by_hand(_h, snaps.labels),
+                          metrics.neural_collapse(_h, snaps.labels)["nc1"], rtol=1e-9, atol=0), \
+            f"differs from the kit on {_name}, epoch {_e}"
+### END HIDDEN TESTS
+
+# %% [markdown] id="q-nc1-epochs" question
+# Read your `nc1_table`. How does NC1 change from the first layer to the last
+# before training (epoch 0), and after the last epoch? What does the difference
+# tell you about what training did to the deeper layers?
+
+# %% [markdown] id="a-nc1-epochs" answer points=2
+# Before training NC1 *grows* with depth (about 0.82, 0.91, 1.14, 1.42, 1.72 from
+# `hidden1` to `hidden5`): each random layer mixes the classes a little more, so
+# the deeper the layer, the more the class means blur into the spread within
+# classes. After 30 epochs the order is reversed and NC1 *falls* with depth (about
+# 0.57, 0.34, 0.21, 0.13, 0.08). Training lowered NC1 in every layer, but by far
+# the most in the deepest ones (twentyfold in `hidden5`, by a third in `hidden1`):
+# the later layers are where the network pulls each class towards its mean.
+
+# %% [markdown] id="kit-measures"
+# The kit computes NC1 (the same number as yours) and more for every layer and
+# epoch: the **silhouette** of the classes (how much closer a point is to its own
+# class than to the nearest other, from -1 to 1), and the accuracy of a
+# k-nearest-neighbour and a linear probe fitted on one half of the probe set and
+# scored on the other.
+
+# %% id="geometry"
 table = metrics.geometry(snaps)
 plots.metric_curves(table, snaps, path=f"{OUT}/figures/metric_curves.png");
 
-# %% [markdown] id="text-6"
-# **Exercise 1.** From `table`, make `last`: the rows of the last epoch indexed by
-# layer, with columns `nc1`, `silhouette` and `knn_acc`. Set `better_with_depth` to
-# whether the silhouette grows from each layer to the next.
+# %% [markdown] id="depth-instructions"
+# **Exercise.** From `table` (one row per layer and epoch), make `last`: the rows of
+# the last epoch, indexed by layer (in the order of `snaps.layers`), with exactly
+# the columns `nc1`, `silhouette` and `knn_acc`. Set `better_with_depth` to a
+# `bool`: whether the silhouette grows from each layer to the next.
 
-# %% id="ex-begin-solution" exercise
+# %% id="depth" exercise
 ### BEGIN SOLUTION
 last = table[table.epoch == table.epoch.max()].set_index("layer")[["nc1", "silhouette", "knn_acc"]]
 better_with_depth = bool((last["silhouette"].diff().dropna() > 0).all())
@@ -70,30 +299,101 @@ better_with_depth = bool((last["silhouette"].diff().dropna() > 0).all())
 print(last.round(3))
 print("better clusters with depth:", better_with_depth)
 
-# %% [markdown] id="does-the-penultimate-layer-col"
-# **Question 1.** Is "better clusters with depth" true here? Is the kNN accuracy
-# better with depth too, and by as much?
-#
-# ## 4. Does the penultimate layer collapse to k points?
-#
-# Neural collapse predicts that at the end of training the class means of the
-# penultimate layer form a *simplex*: equal lengths, and every pair at the same
-# angle, with cosine -1/(C-1).
+# %% id="depth-check" test points=2
+assert isinstance(last, pd.DataFrame), f"last should be a DataFrame, got {type(last).__name__}"
+assert list(last.index) == list(snaps.layers), \
+    f"index last by layer, in the order {snaps.layers}; got {list(last.index)}"
+assert list(last.columns) == ["nc1", "silhouette", "knn_acc"], \
+    f"keep exactly the columns nc1, silhouette, knn_acc; got {list(last.columns)}"
+assert isinstance(better_with_depth, bool), \
+    f"better_with_depth should be a bool (bool(...)), got {type(better_with_depth).__name__}"
+### BEGIN HIDDEN TESTS
+_end = table[table.epoch == snaps.epochs].set_index("layer").loc[list(snaps.layers)]
+assert np.allclose(last.to_numpy(float), _end[["nc1", "silhouette", "knn_acc"]].to_numpy(float),
+                   equal_nan=True), "these are not the last epoch's values"
+assert better_with_depth == bool(np.all(np.diff(_end["silhouette"].to_numpy()) > 0))
+### END HIDDEN TESTS
 
-# %% id="nc-metrics-neural-collapse-sna"
-nc = metrics.neural_collapse(snaps.layer()[-1], snaps.labels, snaps.head_weights[-1],
-                             snaps.predictions[-1])
+# %% [markdown] id="q-depth" question
+# Is "better clusters with depth" true here? Quote the silhouette and NC1 of each
+# layer at the last epoch. Does the kNN accuracy improve with depth as much, and
+# what does the linear probe on the first layer say?
+
+# %% [markdown] id="a-depth" answer points=2
+# Yes, in this run: the silhouette rises from layer to layer (about 0.16, 0.22,
+# 0.30, 0.43, 0.61 for `hidden1` to `hidden5`) and NC1 falls (0.57, 0.34, 0.21,
+# 0.13, 0.08). The kNN accuracy improves much less, from about 0.92 to 0.98 (with
+# a small dip at `hidden2`), and a linear probe on `hidden1` already reaches about
+# 0.93 (0.98 on `hidden5`). So the first layers already hold almost all the
+# information needed to classify; the deeper layers mostly *arrange* it, pulling
+# each class into a tight cluster far from the others.
+
+# %% [markdown] id="collapse-intro"
+# ## 4. Does the penultimate layer collapse to C points?
+#
+# Neural collapse says more than NC1 going to 0. The centred class means
+# $\mu_c - \mu_G$ of the penultimate layer should form a **simplex**: equal lengths
+# (*equinorm*, measured by the spread of the lengths relative to their mean) and
+# every pair at the same angle, with cosine $-1/(C-1)$ (*equiangular*, measured by
+# the standard deviation of the pairwise cosines). The classifier's weight vectors
+# should point along those means (NC3, 0 when they do), and the nearest class mean
+# should predict what the network predicts (NC4). Below, before training and after
+# the last epoch.
+
+# %% id="collapse"
 c = len(snaps.class_names)
-print(f"NC1 at epoch 0: {table.query('epoch == 0').nc1.iloc[-1]:.3f}, at the end: {nc['nc1']:.3f}")
-print(f"mean cosine between class means: {nc['nc2_mean_cosine']:.3f} (simplex: {-1 / (c - 1):.3f})")
-print(f"classifier vs class means (NC3, 0 = aligned): {nc['nc3']:.3f}")
-print(f"nearest-class-mean agrees with the model (NC4): {nc['nc4_agreement']:.1%}")
+print(f"{'':44s}{'epoch 0':>9s}{'last':>9s}")
+nc = {}
+for e in (0, -1):
+    nc[e] = metrics.neural_collapse(snaps.layer()[e], snaps.labels, snaps.head_weights[e],
+                                    snaps.predictions[e])
+for key, what in [("nc1", "NC1 (0 = collapsed)"),
+                  ("nc2_equinorm", "spread of the mean lengths (0 = equal)"),
+                  ("nc2_mean_cosine", f"mean cosine between means (simplex {-1 / (c - 1):.3f})"),
+                  ("nc2_equiangularity", "std of the cosines (0 = equiangular)"),
+                  ("nc3", "classifier vs class means (NC3, 0 = aligned)"),
+                  ("nc4_agreement", "nearest class mean agrees with the model")]:
+    print(f"{what:44s}{nc[0][key]:9.3f}{nc[-1][key]:9.3f}")
 
-# %% id="reps-snaps-layer-name-1-for-na"
+# %% [markdown] id="q-collapse" question
+# Does the penultimate layer collapse onto $C$ points? The mean cosine between
+# the centred class means is close to $-1/(C-1)$ already at epoch 0: why is that
+# no evidence of a simplex (hint: what do the centred means sum to?), and which
+# numbers do show the simplex forming?
+
+# %% [markdown] id="a-collapse" answer points=3
+# Largely, but not completely. The centred means sum to zero, so
+# $\lVert\sum_c m_c\rVert^2 = 0$ and, when the lengths are nearly equal, the
+# average pairwise cosine is forced to about $-1/(C-1)$: it was already -0.102 in
+# the untrained network, and -0.111 at the end. What shows the simplex forming is
+# the spread: the standard deviation of the cosines falls from 0.27 to 0.07 and
+# the spread of the lengths from 0.24 to 0.05, so the means become equally long
+# and equally far apart. NC1 falls about twentyfold (1.72 to 0.08), NC3 from 1.42
+# to 0.57 (the classifier's rows turn towards the means, but not all the way) and
+# the nearest class mean agrees with the network on 99.6 % of the probe images.
+# The points of the collapse are the class means, the vertices of that simplex.
+# It is not total: NC1 is measured on test images, which keep some spread, and
+# after 30 epochs the training accuracy is just short of 100 %.
+
+# %% [markdown] id="cka-intro"
+# How alike are the layers themselves? **Linear CKA** (centred kernel alignment)
+# compares two representations of the same points and is 1 when one is a rotation
+# and a rescaling of the other, whatever their widths. Lab 5 has you write it.
+
+# %% id="cka-layers"
 reps = [snaps.layer(name)[-1] for name in snaps.layers]
 plots.cka_heatmap(metrics.cka_matrix(reps), snaps.layers,
                   path=f"{OUT}/figures/cka_layers.png", title="linear CKA between layers");
 
-# %% [markdown] id="text-11"
-# **Question 2.** How close is the penultimate layer to the simplex? Which layers
-# are most alike according to CKA, and does that match the pictures in section 2?
+# %% [markdown] id="q-cka-layers" question
+# Which layers are most alike according to linear CKA, and which least? Does that
+# match the pictures per layer in section 2?
+
+# %% [markdown] id="a-cka-layers" answer points=2
+# Neighbouring layers are the most alike (CKA about 0.91 for `hidden1`/`hidden2`,
+# rising to 0.96 for `hidden4`/`hidden5`) and similarity falls steadily with the
+# distance between layers, down to about 0.66 between `hidden1` and `hidden5`. The
+# deeper pairs are more alike than the early ones: the representation changes
+# most in the first layers and settles towards the end. The aligned grid shows the
+# same gradual change: the clusters sharpen from one layer to the next without
+# jumping, and the last two panels look much alike.

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   labkit:
-#     outputs: [figures/tour.gif, figures/epochs.gif, figures/two_models.png]
+#     outputs: [figures/tour.gif, figures/procrustes.png, figures/epochs.gif, figures/two_models.png]
 # ---
 
 # %% [markdown] id="title"
@@ -9,7 +9,7 @@
 #
 # {{badge}}
 #
-# Projections of one embedding differ from run to run and epoch to epoch by rotations and flips. We take them out with Orthogonal Procrustes, tour a 15-dimensional view smoothly, and compare two different models in one frame.
+# Projections of one embedding differ from run to run and epoch to epoch by rotations and flips. We tour a 15-dimensional view smoothly, take the arbitrary rotations out with Orthogonal Procrustes (which you write), and compare two different models in one frame and with linear CKA (which you write too).
 #
 # {{how_to_run}}
 
@@ -17,42 +17,181 @@
 # This lab's parameters: change them here, then run the notebook again.
 DATASET: str = "digits"
 DATA_DIR: str = "data"
+MODEL: str = "cnn"  # the first model: "cnn", "mlp" or "deep-mlp"; the second is an MLP
 EPOCHS: int = 10
+LR: float = 1e-3  # the peak learning rate, for both models
 PROBE_SIZE: int | None = None  # the whole test split, at most 2000 points
 TOUR_DIMS: int = 15
 TOUR_FRAMES: int = 90
 SEED: int = 0
 OUT: str = "runs/tour"
 
-# %% id="data-labkit-load-dataset-datas"
+# %% [markdown] id="train-intro"
+# We train the first model (`MODEL`, a small CNN by default) on {{name}} ({{what}})
+# and record, before training and after every epoch, its penultimate layer for the
+# probe set (test {{items}} the model never trains on): `snaps.layer()` is an array
+# `[epochs + 1, n_probe, width]`. Expect a final test accuracy of {{expected}}.
+
+# %% id="train"
 data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, seed=SEED)
-model = labkit.build_model("cnn", data.input_shape, data.n_classes, seed=SEED)
-snaps = labkit.train(model, data, epochs=EPOCHS, seed=SEED)
+model = labkit.build_model(MODEL, data.input_shape, data.n_classes, seed=SEED)
+snaps = labkit.train(model, data, epochs=EPOCHS, lr=LR, seed=SEED)
+snaps
 
 # %% [markdown] id="the-grand-tour"
 # ## 1. The Grand Tour
 #
 # A 2-D picture must drop dimensions. The Grand Tour shows *many* 2-D linear views
 # in a smooth sequence, rotating the data in every plane at once. Every view is a
-# plain projection, so what you see is really in the data. We first reduce to
-# `TOUR_DIMS` dimensions with UMAP, then tour them.
+# plain projection, so what you see is really in the data. We first reduce the last
+# epoch to `TOUR_DIMS` dimensions with UMAP (more room than two dimensions lets it
+# keep more of the structure), then tour them.
 
-# %% id="x-labkit-reduce-reduce-snaps-l"
+# %% id="tour"
 x = labkit.reduce.reduce(snaps.layer()[-1], "umap", n_components=TOUR_DIMS, seed=SEED)
 frames = labkit.tour.grand_tour(x, n_frames=TOUR_FRAMES, seed=SEED)
 plots.tour_animation(frames, snaps, path=f"{OUT}/figures/tour.gif")
 display(Image(filename=f"{OUT}/figures/tour.gif"))
 
+# %% [markdown] id="q-tour" question
+# Watch the tour. Which classes stay apart in every view, and which only in some?
+# What does that tell you about how many dimensions separate them, and what does
+# the tour show that a single 2-D UMAP picture cannot?
+
+# %% [markdown] id="a-tour" answer points=2
+# In our run the zeros stay apart from everything in practically every view, the
+# threes in nearly every view; the ones and sixes (and the eights beside them) run into each
+# other in many views and come apart only in some, as do the twos and nines now and
+# then. A class that is apart in every 2-D view differs from the others along many
+# of the 15 directions; one that separates only in some views differs along few,
+# and only the views that include those directions show the gap. Because every
+# frame is a linear projection, a gap or a direction seen in the tour exists in the
+# 15-D data. A single UMAP picture is one non-linear view: its gaps and cluster
+# sizes may be artefacts of the layout (here every class is squeezed into a tight
+# blob), and it cannot show which separations need which directions.
+
 # %% [markdown] id="aligned-across-epochs"
-# **Question 1.** Some classes stay apart in every view; others only in some. What
-# does that tell you about how many dimensions separate them?
-#
 # ## 2. Aligned across epochs
 #
-# UMAP per epoch, each started from the previous layout and rotated into one frame
-# (Orthogonal Procrustes), played as an animation.
+# Two 2-D layouts of the same points, say the probe set after epoch $k$ and after
+# epoch $k + 1$, each projected in its own axes, can differ by things that mean
+# nothing: a rotation, a reflection (an axis flipped), a change of scale and a
+# shift. To watch the points move we must take those out, and nothing else.
+#
+# **Orthogonal Procrustes** does it. Centre both layouts and scale each to unit
+# Frobenius norm, giving $A$ (the source) and $B$ (the target), both `[n, k]`. The
+# orthogonal matrix $R$ that minimises $\lVert A R - B \rVert_F$ comes from one
+# SVD: if $A^\top B = U S V^\top$, then $R = U V^\top$ (a rotation, or a rotation
+# and a reflection). The best scale for the rotated $A$ is then the sum of the
+# singular values, $\operatorname{tr} S$. A source point $x$ is mapped to
+#
+# $$\operatorname{tr}(S)\,\frac{\lVert Y_c \rVert_F}{\lVert X_c \rVert_F}\,(x -
+# \bar x)\,R + \bar y,$$
+#
+# where $X_c$ and $Y_c$ are the centred source and target layouts and $\bar x$,
+# $\bar y$ their means: rotated, brought to the target's size and moved onto the
+# target's centre. This is what `align.procrustes(source, target).transform(source)`
+# computes.
 
-# %% id="traj-align-trajectory-snaps-me"
+# %% [markdown] id="procrustes-instructions"
+# **Exercise.** Write `procrustes_by_hand(source, target)`: both are arrays
+# `[n, k]` with the same points in the same order; return `source` mapped onto
+# `target` as above, an array `[n, k]` of float64. With `a` and `b` the centred,
+# unit-size layouts, use `u, s, vt = np.linalg.svd(a.T @ b)` and `r = u @ vt`.
+
+# %% id="procrustes" exercise
+def procrustes_by_hand(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """`source` [n, k] rotated (or reflected), scaled and shifted onto `target` [n, k]."""
+    ### BEGIN SOLUTION
+    x = np.asarray(source, dtype=np.float64)
+    y = np.asarray(target, dtype=np.float64)
+    x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
+    a, b = x - x_mean, y - y_mean
+    nx, ny = np.linalg.norm(a), np.linalg.norm(b)
+    a, b = a / nx, b / ny  # unit size: the rotation does not depend on the scales
+    u, s, vt = np.linalg.svd(a.T @ b)
+    r = u @ vt
+    return s.sum() * ny * (a @ r) + y_mean  # s.sum() * ny / nx * (x - x_mean) @ r + y_mean
+    ### END SOLUTION
+
+
+square = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+mirrored = 2 * square[:, ::-1] + 5  # x and y swapped (a reflection), twice as large, shifted
+print("a mirrored copy of the unit square, mapped back onto it:")
+print(procrustes_by_hand(mirrored, square).round(6) + 0.0)  # + 0.0 turns -0.0 into 0.0
+
+# %% id="procrustes-check" test points=3
+_rng = np.random.default_rng(0)
+_target = _rng.normal(size=(50, 2))
+_out = procrustes_by_hand(_rng.normal(size=(50, 2)), _target)
+assert isinstance(_out, np.ndarray) and _out.shape == (50, 2), \
+    f"return an array shaped like source, [50, 2]; got {getattr(_out, 'shape', type(_out))}"
+_turn = np.array([[np.cos(0.7), -np.sin(0.7)], [np.sin(0.7), np.cos(0.7)]])
+_moved = 2.5 * _target @ _turn + np.array([3.0, -1.0])  # rotated, scaled and shifted
+assert np.allclose(procrustes_by_hand(_moved, _target), _target, atol=1e-9), \
+    ("a rotated, scaled and shifted copy of target must map back onto target exactly: centre "
+     "both, scale each to norm 1, rotate by u @ vt, then scale by s.sum() times target's norm "
+     "and add target's mean")
+assert np.allclose(procrustes_by_hand(_target * [1.0, -1.0], _target), _target, atol=1e-9), \
+    "a mirrored copy (one axis flipped) must map back too: R may include a reflection"
+### BEGIN HIDDEN TESTS
+for _k in (2, 3):
+    _s, _t = _rng.normal(size=(80, _k)) * 3 + 1, _rng.normal(size=(80, _k))
+    assert np.allclose(procrustes_by_hand(_s, _t), align.procrustes(_s, _t).transform(_s),
+                       rtol=0, atol=1e-9)
+_before = labkit.reduce.reduce(snaps.layer()[-2], "pca")
+_after = labkit.reduce.reduce(snaps.layer()[-1], "pca")
+assert np.allclose(procrustes_by_hand(_before, _after),
+                   align.procrustes(_before, _after).transform(_before), rtol=0, atol=1e-9)
+### END HIDDEN TESTS
+
+# %% [markdown] id="procrustes-demo-intro"
+# Here it is on the last two epochs, each projected by PCA in its own axes (the
+# kit's sign convention fixes each axis' sign by its largest loading, which does not
+# stop an axis from flipping when the largest loading moves to another
+# coordinate). The numbers are root-mean-square distances between the same points.
+
+# %% id="procrustes-demo"
+emb = snaps.layer()  # [epochs + 1, n_probe, width]
+before = labkit.reduce.reduce(emb[-2], "pca")  # the second-to-last epoch, in its own axes
+after = labkit.reduce.reduce(emb[-1], "pca")  # the last epoch, in its own axes
+mapped = procrustes_by_hand(before, after)
+last_epoch = len(emb) - 1
+plots.compare({f"epoch {last_epoch - 1}, own axes": before,
+               f"epoch {last_epoch - 1}, mapped onto epoch {last_epoch}": mapped,
+               f"epoch {last_epoch}": after}, snaps, path=f"{OUT}/figures/procrustes.png")
+
+
+def rms(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(((a - b) ** 2).sum(axis=1).mean()))
+
+
+print(f"distance to epoch {last_epoch}: {rms(before, after):.2f} in its own axes, "
+      f"{rms(mapped, after):.2f} mapped (the layout's own radius: {rms(after, after.mean(0)):.2f})")
+
+# %% [markdown] id="q-procrustes" question
+# What did the map do to the second-to-last epoch's layout, and how much closer did
+# it bring it to the last? Why does the alignment allow only a rotation, a
+# reflection, a scale and a shift, and not any linear map that would fit better?
+
+# %% [markdown] id="a-procrustes" answer points=2
+# In our run the second PCA axis flipped between epochs 9 and 10: the raw layouts
+# are mirror images top to bottom, and the points are on average 9.1 apart, more
+# than the layout's own radius of 7.3. The map found the reflection (with almost no
+# rotation) and brought the distance down to 1.1; what remains is how the points
+# really moved in the last epoch. A rotation, reflection, uniform scale and shift
+# keep every distance ratio and angle, so they change nothing one could read from
+# the picture. A general linear map could stretch one direction and shear another:
+# it would fit better, but by deforming the layout, making clusters look closer
+# or rounder than they are and hiding real change between the epochs.
+
+# %% [markdown] id="kit-trajectory"
+# The kit aligns a whole run this way: UMAP for every epoch, each started from the
+# previous epoch's layout (so the clusters keep their places; two UMAP runs from
+# scratch can arrange the clusters differently, which no rotation undoes), then each
+# epoch rotated onto the one before (Procrustes), played as an animation.
+
+# %% id="traj"
 traj = align.trajectory(snaps, method="umap", seed=SEED)
 plots.animate(traj, snaps, path=f"{OUT}/figures/epochs.gif")
 display(Image(filename=f"{OUT}/figures/epochs.gif"))
@@ -61,28 +200,148 @@ display(Image(filename=f"{OUT}/figures/epochs.gif"))
 # ## 3. Two models, one frame
 #
 # A second model, an MLP that sees the pixels as a flat vector, learns from the
-# same data. Its pictures come out in an arbitrary orientation; Procrustes fitted
-# on the whole trajectory brings them into the CNN's frame without changing them.
-#
-# **Exercise 1.** Put the MLP's trajectory into the CNN's frame with
-# `align.align_runs` (call it `mlp_in_cnn_frame`), and compute the linear CKA
-# between the two models' last-epoch embeddings (`cka`).
+# same data with the same settings. Do the two models represent the {{items}} alike?
 
-# %% id="mlp-labkit-build-model-mlp-dat"
+# %% id="train-mlp"
 mlp = labkit.build_model("mlp", data.input_shape, data.n_classes, seed=SEED)
-snaps_mlp = labkit.train(mlp, data, epochs=EPOCHS, seed=SEED)
-traj_cnn = align.trajectory(snaps, method="pca")
+snaps_mlp = labkit.train(mlp, data, epochs=EPOCHS, lr=LR, seed=SEED)
+traj_cnn = align.trajectory(snaps, method="pca")  # the first model (MODEL), every epoch
 traj_mlp = align.trajectory(snaps_mlp, method="pca")
+print(f"embedding widths: {MODEL} {snaps.layer().shape[-1]}, MLP {snaps_mlp.layer().shape[-1]}")
 
-# %% id="ex-begin-solution" exercise
+# %% [markdown] id="cka-intro"
+# Pictures show two dimensions. **Linear CKA** (centred kernel alignment, Kornblith
+# et al. 2019) compares two whole representations of the same $n$ points, $X$
+# `[n, p]` and $Y$ `[n, q]`, even of different widths. Centre the columns of both
+# (subtract each column's mean), then
+#
+# $$\mathrm{CKA}(X, Y) = \frac{\lVert Y^\top X \rVert_F^2}{\lVert X^\top X
+# \rVert_F\, \lVert Y^\top Y \rVert_F}.$$
+#
+# It lies between 0 and 1, and is 1 when $Y$ is a rotation (or reflection) of $X$
+# times a number: the neurons of a layer have no fixed order or meaning, and the
+# next layer can undo any rotation, so such copies are the same representation.
+
+# %% [markdown] id="cka-instructions"
+# **Exercise.** Write `linear_cka_by_hand(x, y)`: `x` is `[n, p]`, `y` is `[n, q]`,
+# the same points in the same order; return the linear CKA as a Python `float`,
+# computed in float64. The cell then checks it on a rotated and scaled copy of the
+# first model's last epoch, and compares the two models before and after training.
+
+# %% id="cka" exercise
+def linear_cka_by_hand(x: np.ndarray, y: np.ndarray) -> float:
+    """Linear CKA between two representations [n, p] and [n, q] of the same n points."""
+    ### BEGIN SOLUTION
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    x = x - x.mean(axis=0)
+    y = y - y.mean(axis=0)
+    return float(np.linalg.norm(y.T @ x) ** 2
+                 / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)))
+    ### END SOLUTION
+
+
+h = snaps.layer()[-1]
+q, _ = np.linalg.qr(np.random.default_rng(SEED).normal(size=(h.shape[1], h.shape[1])))
+print(f"CKA with a rotated copy, 3 times as large: {linear_cka_by_hand(h, 3 * h @ q):.6f}")
+for e, when in ((0, "before training"), (-1, "after the last epoch")):
+    print(f"CKA({MODEL}, MLP) {when}: {linear_cka_by_hand(snaps.layer()[e], snaps_mlp.layer()[e]):.3f}")
+
+# %% id="cka-check" test points=2
+_rng = np.random.default_rng(3)
+_x = _rng.normal(size=(100, 6))
+_v = linear_cka_by_hand(_x, _rng.normal(size=(100, 4)))
+assert isinstance(_v, float), f"return a Python float (float(...)), got {type(_v).__name__}"
+assert 0 <= _v <= 1, f"linear CKA lies between 0 and 1, got {_v}"
+_q, _ = np.linalg.qr(_rng.normal(size=(6, 6)))
+assert np.isclose(linear_cka_by_hand(_x, 0.2 * _x @ _q + 7.0), 1.0), \
+    ("a rotated, scaled and shifted copy must give CKA = 1: centre the columns of both, and "
+     "check the formula (the numerator is squared, the two norms below are not)")
+### BEGIN HIDDEN TESTS
+for _p, _qd in ((6, 4), (30, 30), (3, 50)):
+    _a, _b = _rng.normal(size=(120, _p)), _rng.normal(size=(120, _qd))
+    _b[:, : min(_p, _qd)] += _a[:, : min(_p, _qd)]  # some shared structure
+    assert np.isclose(linear_cka_by_hand(_a, _b), metrics.linear_cka(_a, _b), rtol=1e-9, atol=0)
+for _e in (0, -1):
+    assert np.isclose(linear_cka_by_hand(snaps.layer()[_e], snaps_mlp.layer()[_e]),
+                      metrics.linear_cka(snaps.layer()[_e], snaps_mlp.layer()[_e]),
+                      rtol=1e-9, atol=0)
+assert linear_cka_by_hand(_x, _x * np.arange(1.0, 7.0)) < 0.99  # stretching is not a rotation
+### END HIDDEN TESTS
+
+# %% [markdown] id="q-cka" question
+# Your CKA is 1 for a rotated and scaled copy, but below 1 for a copy stretched
+# more along some axes than others. Why is that the right behaviour for comparing
+# two networks? And why can CKA compare layers of different widths, while
+# Procrustes needs both layouts in the same dimension?
+
+# %% [markdown] id="a-cka" answer points=2
+# A layer's neurons have no fixed order or meaning: permuting or rotating them,
+# with the next layer's weights rotated back, gives the same network, and a common
+# scale says nothing about the arrangement of the points, so representations that
+# differ only by a rotation and a scale should count as identical. A stretch along
+# some axes does change the geometry (which points are nearest, which directions
+# dominate), so CKA rightly falls below 1. CKA never matches the axes of one layer
+# with those of the other: $\lVert Y^\top X \rVert_F^2$ equals the inner product of
+# the two $n \times n$ similarity matrices $X X^\top$ and $Y Y^\top$, which exist
+# whatever the widths. Procrustes instead looks for a square orthogonal matrix that
+# maps one space onto the other, so both must have the same dimension; that is why
+# we align 2-D projections and compare the full embeddings with CKA.
+
+# %% [markdown] id="two-models-instructions"
+# The MLP's pictures come out in an arbitrary orientation. We bring them into the
+# first model's frame with **one** map for the whole trajectory, fitted on all
+# epochs at once, so that the MLP's own motion from epoch to epoch is kept and only
+# its frame changes.
+#
+# **Exercise.** `traj_cnn` and `traj_mlp` are arrays `[epochs + 1, n_probe, 2]`.
+# Set `mlp_in_cnn_frame` (same shape as `traj_mlp`) to the MLP's trajectory mapped
+# into the first model's frame by your `procrustes_by_hand`, fitted on every epoch
+# at once (stack the frames: `reshape(-1, 2)`, then reshape back). Set `cka` to
+# the linear CKA (your `linear_cka_by_hand`) between the two models' last-epoch
+# embeddings, `snaps.layer()[-1]` and `snaps_mlp.layer()[-1]`. The cell compares
+# your alignment with the kit's `align.align_runs`.
+
+# %% id="two-models" exercise
 ### BEGIN SOLUTION
-mlp_in_cnn_frame = align.align_runs(traj_cnn, traj_mlp)
-cka = metrics.linear_cka(snaps.layer()[-1], snaps_mlp.layer()[-1])
+mlp_in_cnn_frame = procrustes_by_hand(traj_mlp.reshape(-1, 2),
+                                      traj_cnn.reshape(-1, 2)).reshape(traj_mlp.shape)
+cka = linear_cka_by_hand(snaps.layer()[-1], snaps_mlp.layer()[-1])
 ### END SOLUTION
-plots.compare({"CNN": traj_cnn[-1], "MLP, in the CNN's frame": mlp_in_cnn_frame[-1]},
-              snaps, path=f"{OUT}/figures/two_models.png")
+print("largest difference from align.align_runs:",
+      f"{np.abs(mlp_in_cnn_frame - align.align_runs(traj_cnn, traj_mlp)).max():.1e}")
+plots.compare({MODEL: traj_cnn[-1], f"MLP, in the {MODEL}'s frame": mlp_in_cnn_frame[-1],
+               "MLP, own frame": traj_mlp[-1]}, snaps, path=f"{OUT}/figures/two_models.png")
 print(f"linear CKA between the two models' embeddings: {cka:.3f}")
 
-# %% [markdown] id="text-8"
-# **Question 2.** Do the two models put the same classes next to each other? Does
-# the CKA value agree with what you see?
+# %% id="two-models-check" test points=2
+assert isinstance(mlp_in_cnn_frame, np.ndarray) and mlp_in_cnn_frame.shape == traj_mlp.shape, \
+    (f"mlp_in_cnn_frame should be shaped like traj_mlp, {traj_mlp.shape}; "
+     f"got {getattr(mlp_in_cnn_frame, 'shape', type(mlp_in_cnn_frame))}")
+assert np.sum((mlp_in_cnn_frame - traj_cnn) ** 2) <= np.sum((traj_mlp - traj_cnn) ** 2) + 1e-9, \
+    "in the first model's frame the MLP's points should be closer to the first model's, not further"
+assert isinstance(cka, float) and 0 <= cka <= 1, f"cka should be a float in [0, 1], got {cka!r}"
+### BEGIN HIDDEN TESTS
+assert np.allclose(mlp_in_cnn_frame, align.align_runs(traj_cnn, traj_mlp), rtol=0, atol=1e-9)
+assert np.isclose(cka, metrics.linear_cka(snaps.layer()[-1], snaps_mlp.layer()[-1]),
+                  rtol=1e-9, atol=0)
+### END HIDDEN TESTS
+
+# %% [markdown] id="q-two-models" question
+# Do the two models put the same classes next to each other? Does the CKA value
+# agree with what you see? Why fit one map for the whole trajectory rather than one
+# per epoch?
+
+# %% [markdown] id="a-two-models" answer points=2
+# Largely yes. In the common frame both models put the sixes in a group of their
+# own at the top right, the threes on the left with the nines beside them, the
+# zeros and fours on the right, the sevens at the bottom, and the ones, twos, fives
+# and eights crowded in the middle. The details differ: the MLP separates the
+# threes from the nines and the zeros from the rest more clearly, and its middle
+# group sits higher. The linear CKA of the last epochs is about 0.83 (0.53 before
+# training): high, the two representations share most of their structure, but not
+# 1, as the differing details show. One map for all epochs changes only the frame
+# and keeps each model's own motion across the epochs. A map fitted per epoch would
+# turn every frame as close to the first model's as a rotation allows, making the
+# runs look more alike than they are and adding turns to the MLP's animation that
+# it never made.

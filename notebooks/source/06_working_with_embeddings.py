@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   labkit:
-#     outputs: [figures/agreement.png, figures/neighbours.png, figures/confident_mistake.png]
+#     outputs: [figures/agreement.png, figures/neighbours_by_hand.png, figures/neighbours.png, figures/confident_mistake.png, figures/suspects.png]
 # ---
 
 # %% [markdown] id="title"
@@ -9,7 +9,7 @@
 #
 # {{badge}}
 #
-# What practitioners do with embeddings once they have them: find where the model and the labels disagree, search for similar items, flag labels that may be wrong, and group failures into patterns.
+# What practitioners do with embeddings once they have them: find where the model and the labels disagree, search for similar items, flag labels that may be wrong, and group failures into patterns. You write the similarity search and a first label-error detector yourself, then compare them with the kit's.
 #
 # {{how_to_run}}
 
@@ -17,72 +17,233 @@
 # This lab's parameters: change them here, then run the notebook again.
 DATASET: str = "digits"
 DATA_DIR: str = "data"
+MODEL: str = "cnn"  # "cnn" or "mlp"
 EPOCHS: int = 10
+LR: float = 1e-3  # the peak learning rate
 PROBE_SIZE: int | None = None  # the whole test split, at most 2000 points
 SEED: int = 0
 OUT: str = "runs/workflows"
 
-# %% id="data-labkit-load-dataset-datas"
-data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, seed=SEED)
-model = labkit.build_model("cnn", data.input_shape, data.n_classes, seed=SEED)
-snaps = labkit.train(model, data, epochs=EPOCHS, seed=SEED)
+# %% [markdown] id="intro-train"
+# We train a small network on {{name}} ({{what}}) and record, before training and
+# after every epoch, the penultimate layer's embedding of the **probe set**: test
+# {{items}} the model never trains on. Expect a final test accuracy of {{expected}}.
+# Everything below reads `snaps`, the recorded embeddings with their labels,
+# predictions and probabilities.
 
-# %% [markdown] id="where-the-model-disagrees-with"
+# %% id="train-cnn"
+data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, seed=SEED)
+model = labkit.build_model(MODEL, data.input_shape, data.n_classes, seed=SEED)
+snaps = labkit.train(model, data, epochs=EPOCHS, lr=LR, seed=SEED)
+snaps
+
+# %% [markdown] id="disagreement-intro"
 # ## 1. Where the model disagrees with the labels
 #
-# Coloured by label, with a black ring where the model's prediction differs.
+# A classifier's embedding comes with a second opinion on every point: the model's
+# prediction. Colouring the points by label and marking where the prediction
+# differs shows *where* in the embedding the disagreements live. Below: a PCA view
+# of the last epoch, coloured by label, with a black ring where the model's
+# prediction differs; then the number of disagreements at every epoch.
 
-# %% id="xy-align-trajectory-snaps-meth"
+# %% id="disagreement"
 xy = align.trajectory(snaps, method="pca")[-1]
 plots.agreement(xy, snaps, path=f"{OUT}/figures/agreement.png")
 workflows.disagreement(snaps).set_index("epoch").T
 
+# %% [markdown] id="q-disagree" question
+# Where in the picture does the model disagree with the labels (which parts of
+# the clusters carry the black rings)? How does the number of disagreements change
+# from epoch 0 to the last epoch?
+
+# %% [markdown] id="a-disagree" answer points=2
+# On digits there are only five rings at the last epoch. They sit where clusters
+# touch or overlap (in the crowded middle of the PCA view) or on a lone point
+# inside another class's cluster, never in the core of a cluster, and the clusters
+# that stand well apart from the rest carry none. The table shows the count
+# falling fast: at epoch 0 the untrained model disagrees with 394 of the 450 probe
+# points (88 %, chance level), after one epoch with 148, after two with 34, and
+# from epoch 6 on with only 4 or 5 (about 1 %). The few that remain are the hard or
+# doubtful cases the rest of the lab looks at.
+
 # %% [markdown] id="similarity-search"
 # ## 2. Similarity search
 #
-# The nearest neighbours of a point by cosine similarity of the embeddings: the
-# images the model considers most alike.
+# Which {{items}} does the model consider most alike? Two embeddings are alike
+# when they point the same way: the **cosine similarity**
+# $\cos(a, b) = a \cdot b \,/\, (\lVert a \rVert \lVert b \rVert)$ is 1 for the
+# same direction and ignores the vectors' lengths, which vary with how strongly a
+# layer fires rather than with what it sees. Normalise every row to length 1 and
+# one matrix product gives the cosine of one point with all the others. Searching
+# a data set for the neighbours of an interesting example (a failure, a rare case)
+# is how teams find more of it to label.
 
-# %% id="table-workflows-similar-snaps-"
+# %% [markdown] id="search-instructions"
+# **Exercise.** In the next cell, `emb` is the embedding after the last epoch, an
+# array `[n_probe, dim]`. Write
+#
+# 1. `cosine_neighbours(emb, query, k=8)`: the indices (an integer array of
+#    length `k`) of the `k` points most similar to point `query` by cosine
+#    similarity, most similar first, the query itself excluded. Work in float64,
+#    and sort with `np.argsort(-cos, kind="stable")` so that ties keep index
+#    order, as the kit does.
+# 2. `draw_neighbours(images, labels, query, nbrs)`: one matplotlib row of
+#    `len(nbrs) + 1` images, the query first, then its neighbours; every image
+#    titled with its label (`labels[i]`), and the query marked as such (a coloured
+#    frame, or "query" in its title). Return the `Figure`.
+#
+# Then set `images` to the probe set's images, an array `[n_probe, H, W]` (look
+# at what `snaps` holds, or at `data.x_probe`), `by_hand` to the 8 neighbours of
+# point 0, and `fig` to their drawing (with `snaps.label_names` as the labels).
+# The cell saves `fig`.
+
+# %% id="search" exercise
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+emb = snaps.layer()[-1]  # the penultimate layer after the last epoch: [n_probe, dim]
+
+
+def cosine_neighbours(emb: np.ndarray, query: int, k: int = 8) -> np.ndarray:
+    """Indices of the k points most like point `query` (cosine), most similar first."""
+    ### BEGIN SOLUTION
+    x = np.asarray(emb, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    unit = x / np.where(norms == 0, 1, norms)  # a zero row stays zero rather than NaN
+    cos = unit @ unit[query]
+    cos[query] = -np.inf  # a point is not its own neighbour
+    return np.argsort(-cos, kind="stable")[:k]
+    ### END SOLUTION
+
+
+def draw_neighbours(images: np.ndarray, labels: list[str], query: int,
+                    nbrs: np.ndarray) -> Figure:
+    """The query's image, then its neighbours', in one row titled by their labels."""
+    ### BEGIN SOLUTION
+    shown = [query, *nbrs]
+    fig, axes = plt.subplots(1, len(shown), figsize=(1.3 * len(shown), 1.9),
+                             squeeze=False, layout="constrained")
+    for ax, i in zip(axes[0], shown, strict=True):
+        ax.imshow(images[i], cmap="gray")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"query: {labels[i]}" if i == query else labels[i], fontsize=9)
+    for spine in axes[0, 0].spines.values():  # a red frame round the query
+        spine.set_edgecolor("red")
+        spine.set_linewidth(3)
+    return fig
+    ### END SOLUTION
+
+
+### BEGIN SOLUTION
+images = snaps.thumbnails  # uint8 [n_probe, H, W], in probe order
+by_hand = cosine_neighbours(emb, 0)
+fig = draw_neighbours(images, snaps.label_names, 0, by_hand)
+### END SOLUTION
+fig.savefig(OUT / "figures" / "neighbours_by_hand.png", dpi=120)
+print("the 8 neighbours of point 0:", by_hand)
+
+# %% id="search-check" test points=3
+assert isinstance(by_hand, np.ndarray) and by_hand.shape == (8,), \
+    f"by_hand should be an array of 8 indices, got {type(by_hand).__name__} " \
+    f"{getattr(by_hand, 'shape', '')}: return the first k of the sorted indices"
+assert np.issubdtype(by_hand.dtype, np.integer), \
+    f"by_hand holds {by_hand.dtype}, not integer indices: argsort gives indices, not cosines"
+assert 0 not in by_hand, \
+    "point 0 is among its own neighbours: set its own cosine to -np.inf before sorting"
+kit_order = workflows.similar(snaps, 0, k=8)["index"].to_numpy()
+assert np.array_equal(by_hand, kit_order), \
+    f"by_hand is {by_hand.tolist()}, the kit finds {kit_order.tolist()}: divide each row by " \
+    f"its length (np.linalg.norm(..., axis=1, keepdims=True)) and sort the cosines from " \
+    f"largest to smallest"
+assert isinstance(fig, Figure) and len(fig.axes) == 9, \
+    f"fig should be a matplotlib Figure with 9 axes (the query and 8 neighbours), got " \
+    f"{type(fig).__name__} with {len(getattr(fig, 'axes', []))}: return the figure"
+assert snaps.label_names[0] in fig.axes[0].get_title(), \
+    "the first image should be the query, titled with its label (ax.set_title)"
+assert all(snaps.label_names[i] in ax.get_title()
+           for ax, i in zip(fig.axes[1:], by_hand, strict=True)), \
+    "title every neighbour with its label, in the order of by_hand"
+### BEGIN HIDDEN TESTS
+# Scale does not matter, ties keep index order, the query is excluded.
+toy = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0], [1.0, 1.0], [-1.0, 0.0], [5.0, 0.0]])
+assert cosine_neighbours(toy, 0, k=4).tolist() == [1, 5, 3, 2]
+assert cosine_neighbours(toy, 2, k=2).tolist() == [3, 0]
+assert len(cosine_neighbours(toy, 4, k=5)) == 5 and 4 not in cosine_neighbours(toy, 4, k=5)
+last = snaps.n_probe - 1
+assert np.array_equal(cosine_neighbours(emb, last, k=5),
+                      workflows.similar(snaps, last, k=5)["index"].to_numpy())
+small = draw_neighbours(np.zeros((4, 5, 5), np.uint8), ["a", "b", "c", "d"], 2, np.array([0, 3]))
+assert isinstance(small, Figure) and len(small.axes) == 3
+assert "c" in small.axes[0].get_title() and "a" in small.axes[1].get_title()
+plt.close(small)
+### END HIDDEN TESTS
+
+# %% [markdown] id="similar-kit"
+# The kit's `workflows.similar` does the same search and returns a table with the
+# titles, labels, predictions and cosines; `plots.neighbours` draws it. The cell
+# after it runs the same search in the embedding of epoch 0, before any training,
+# and prints how alike a typical pair of points is before and after training.
+
+# %% id="similar-kit-table"
 table = workflows.similar(snaps, 0, k=8)
 plots.neighbours(snaps, table, path=f"{OUT}/figures/neighbours.png")
 table
 
-# %% [markdown] id="text-5"
+# %% id="similar-before-training"
+def median_cosine(x: np.ndarray) -> float:
+    """The median cosine similarity over all pairs of rows of x."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    unit = x / np.where(norms == 0, 1, norms)
+    return float(np.median((unit @ unit.T)[np.triu_indices(len(x), 1)]))
+
+
+print(f"median cosine over all pairs of probe points: epoch 0 "
+      f"{median_cosine(snaps.layer()[0]):.2f}, last epoch {median_cosine(emb):.2f}")
+workflows.similar(snaps, 0, k=8, epoch=0)
+
+# %% [markdown] id="q-cosine" question
+# Compare point 0's neighbours after training with its neighbours at epoch 0 (the
+# last two tables). What changed, and what does it tell you about reading a
+# cosine similarity on its own?
+
+# %% [markdown] id="a-cosine" answer points=2
+# On digits, point 0 is a 2. After training all eight neighbours are 2s, with
+# cosines between 0.93 and 0.96. At epoch 0 seven of the eight are 3s (the eighth
+# is a 2), yet the cosines are just as high, 0.95 to 0.96: the untrained network's
+# features (after a ReLU, so never negative) point in nearly the same direction
+# for every image, and the median cosine over all pairs is 0.88 at epoch 0
+# against 0.58 after training. So a high cosine on its own means little; what
+# counts is how a point's neighbours rank against all the other points, and that
+# ranking is only as good as the embedding, which training made useful.
+
+# %% [markdown] id="explorer-intro"
 # The same search in the explorer: it opens on point 0's neighbours (the table
 # above) and coloured by `correct` (red = wrong). Click a red point, or shift-drag
 # to lasso several, and the neighbours of your selection in the full embedding are
 # listed under the plot.
 
-# %% id="labkit-explore-snaps-colour-co"
+# %% id="explore"
 labkit.explore(snaps, colour="correct").select([0])
 
-# %% [markdown] id="label-error-candidates"
-# ## 3. Label-error candidates
+# %% [markdown] id="the-most-confident-mistake"
+# ## 3. The most confident mistake
 #
-# A point is a candidate when the model *and* most of its neighbours agree on a
-# class other than its label. Candidates are not proof: look before relabelling.
-
-# %% id="candidates-workflows-label-err"
-candidates = workflows.label_error_candidates(snaps)
-candidates.head(10)
-
-# %% [markdown] id="clusters-of-failures"
-# ## 4. Clusters of failures
+# Among the points the model gets wrong, the one it is surest about deserves a
+# look first: either the model has learnt something wrong, or the label is.
+# Its neighbours are a second opinion that does not come from the classifier's
+# head.
 #
-# The misclassified points grouped by where they sit in the embedding: each group
-# is a failure pattern, named by its most common confusion.
+# **Exercise.** Set `query` (an `int`) to the index in the probe set of the
+# model's most confident *wrong* prediction at the last epoch (a prediction is
+# wrong where `snaps.correct(-1)` is False; its confidence is the probability
+# `snaps.probabilities[-1]` gives to the predicted class `snaps.predictions[-1]`),
+# `predicted` (a `str`) to the class name it predicted (`snaps.class_names`),
+# `nbrs` to its 8 nearest neighbours as `workflows.similar` returns them (a
+# DataFrame), and `share_predicted` (a `float`) to the share of those neighbours
+# whose label is `predicted`. The lines after your code use all four.
 
-# %% id="workflows-error-clusters-snaps"
-workflows.error_clusters(snaps)
-
-# %% [markdown] id="text-11"
-# **Exercise 1.** Take the model's most confident *wrong* prediction (`query`, its
-# index in the probe set) and the class name it predicted (`predicted`), find its 8
-# nearest neighbours (`nbrs`, with `workflows.similar`), and compute the share of
-# them whose label is `predicted` (`share_predicted`). The next lines use all four.
-
-# %% id="ex-begin-solution" exercise
+# %% id="mistake" exercise
 ### BEGIN SOLUTION
 wrong = np.flatnonzero(~snaps.correct(-1))
 confidence = snaps.probabilities[-1][wrong, snaps.predictions[-1][wrong]]
@@ -92,9 +253,174 @@ predicted = snaps.class_names[snaps.predictions[-1][query]]
 share_predicted = float((nbrs["label"] == predicted).mean())
 ### END SOLUTION
 plots.neighbours(snaps, nbrs, path=f"{OUT}/figures/confident_mistake.png")
-print(f"{snaps.titles[query]}: label {snaps.label_names[query]}, "
-      f"predicted {predicted}; {share_predicted:.0%} of its neighbours carry the prediction")
+print(f"{snaps.titles[query]}: label {snaps.label_names[query]}, predicted {predicted} "
+      f"with probability {snaps.probabilities[-1][query].max():.2f}; "
+      f"{share_predicted:.0%} of its neighbours carry the prediction")
 
-# %% [markdown] id="text-13"
-# **Question 1.** Is the most confident mistake a mistake of the model or of the
-# label? What would you check before deciding?
+# %% id="mistake-check" test points=2
+assert isinstance(query, int) and 0 <= query < snaps.n_probe, \
+    f"query should be an int index into the probe set (0 to {snaps.n_probe - 1}): " \
+    f"wrap it in int(...)"
+assert snaps.predictions[-1][query] != snaps.labels[query], \
+    "the model gets point query right: pick among the indices where snaps.correct(-1) is False"
+assert predicted == snaps.class_names[snaps.predictions[-1][query]], \
+    "predicted should be the class name of the model's prediction for query " \
+    "(snaps.class_names[...]), not its label"
+assert len(nbrs) == 8 and query not in set(nbrs["index"]), \
+    "nbrs should be workflows.similar(snaps, query, k=8)"
+assert isinstance(share_predicted, float) and 0 <= share_predicted <= 1, \
+    "share_predicted should be a float between 0 and 1 (a mean of True/False)"
+### BEGIN HIDDEN TESTS
+_wrong = np.flatnonzero(snaps.predictions[-1] != snaps.labels)
+_conf = snaps.probabilities[-1][_wrong, snaps.predictions[-1][_wrong]]
+assert query == _wrong[np.argmax(_conf)]
+assert nbrs["index"].tolist() == workflows.similar(snaps, query, k=8)["index"].tolist()
+_labels = [snaps.label_names[i] for i in nbrs["index"]]
+assert abs(share_predicted - _labels.count(predicted) / 8) < 1e-9
+### END HIDDEN TESTS
+
+# %% [markdown] id="q-mistake" question
+# Is the most confident mistake a mistake of the model or of the label? What would
+# you check before relabelling it?
+
+# %% [markdown] id="a-mistake" answer points=3
+# On digits with the default parameters it is test #64, labelled 2 and predicted
+# 1 with probability 0.72; 7 of its 8 nearest neighbours are 1s (share 88 %), and
+# the nearest of all is another 2. The embedding puts it among the 1s, so the
+# model is consistent with its neighbourhood, and only the picture can decide. Its
+# thumbnail is a narrow upright stroke with a foot at the bottom, much like the
+# footed 1s beside it, but with a hook at the top that reads as a 2: an ambiguous
+# image, more likely an unusual 2 the model has seen too few of than a wrong label.
+# Before relabelling, look at the image itself, at its neighbours, and at whether
+# other models make the same call (here a CNN trained with `SEED = 1` also reads it
+# as a 1, while `MODEL = "mlp"` reads it as a 2): a disagreement is a reason to
+# look, not proof.
+
+# %% [markdown] id="label-error-candidates"
+# ## 4. Label-error candidates
+#
+# Labels are made by people and some are wrong. A trained embedding puts alike
+# {{items}} together, so a point whose neighbours carry other labels than its own
+# stands out: either its label is wrong, or it is an unusual example of its
+# class. Counting, for every point, how many of its neighbours share its label
+# turns this into a number.
+#
+# **Exercise.** Write `neighbour_agreement(emb, labels, k=8)`: for every point,
+# the share of its `k` cosine nearest neighbours (itself excluded) whose label is
+# its own, an array of floats of shape `[n]` (`labels` is an integer array
+# `[n]`). Compute all the cosines at once as a matrix product of the normalised
+# rows. Then set `agreement` to `neighbour_agreement(emb, snaps.labels)` and
+# `suspects` to the indices of the 10 points with the lowest agreement (lowest
+# first). The lines after your code list and draw them.
+
+# %% id="agreement" exercise
+def neighbour_agreement(emb: np.ndarray, labels: np.ndarray, k: int = 8) -> np.ndarray:
+    """Per point: the share of its k cosine nearest neighbours that carry its label."""
+    ### BEGIN SOLUTION
+    x = np.asarray(emb, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    unit = x / np.where(norms == 0, 1, norms)
+    cos = unit @ unit.T  # [n, n]: every pair at once
+    np.fill_diagonal(cos, -np.inf)  # no point is its own neighbour
+    nearest = np.argsort(-cos, axis=1, kind="stable")[:, :k]
+    labels = np.asarray(labels)
+    return (labels[nearest] == labels[:, None]).mean(axis=1)
+    ### END SOLUTION
+
+
+### BEGIN SOLUTION
+agreement = neighbour_agreement(emb, snaps.labels)
+suspects = np.argsort(agreement, kind="stable")[:10]
+### END SOLUTION
+fig_suspects, axes = plt.subplots(1, len(suspects), figsize=(1.3 * len(suspects), 1.9),
+                                  squeeze=False, layout="constrained")
+for ax, i in zip(axes[0], suspects, strict=True):
+    if snaps.thumbnails is not None:
+        ax.imshow(snaps.thumbnails[i], cmap="gray")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"{snaps.label_names[i]} -> {snaps.class_names[snaps.predictions[-1][i]]}\n"
+                 f"{agreement[i]:.2f}", fontsize=8)
+fig_suspects.savefig(OUT / "figures" / "suspects.png", dpi=120)
+pd.DataFrame({"index": suspects, "title": [snaps.titles[i] for i in suspects],
+              "label": [snaps.label_names[i] for i in suspects],
+              "prediction": [snaps.class_names[snaps.predictions[-1][i]] for i in suspects],
+              "agreement": agreement[suspects]})
+
+# %% id="agreement-check" test points=3
+assert isinstance(agreement, np.ndarray) and agreement.shape == (snaps.n_probe,), \
+    f"agreement should be an array with one value per probe point, shape " \
+    f"({snaps.n_probe},), got {getattr(agreement, 'shape', type(agreement).__name__)}"
+assert agreement.min() >= 0 and agreement.max() <= 1, \
+    "agreement values are shares: between 0 and 1 (the mean of True/False per row)"
+# Two tight clusters, and one point labelled 1 sitting in the cluster of 0s.
+toy = np.array([[1, 0], [1, 0.1], [1, 0.2], [1, -0.1],
+                [0, 1], [0.1, 1], [0.2, 1], [-0.1, 1], [1, 0.05]])
+toy_labels = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1])
+toy_agreement = neighbour_agreement(toy, toy_labels, k=3)
+assert toy_agreement[6] == 1, \
+    f"a point inside a pure cluster should get 1, got {toy_agreement[6]}: compare the " \
+    f"neighbours' labels with the point's own label"
+assert toy_agreement[8] == 0, \
+    f"a point labelled 1 among 0s should get 0, got {toy_agreement[8]}: is the point " \
+    f"counted among its own neighbours? (np.fill_diagonal(cos, -np.inf))"
+assert len(suspects) == 10 and agreement[suspects].max() <= np.delete(agreement, suspects).min(), \
+    "suspects should be the indices of the 10 smallest agreements (np.argsort(agreement)[:10])"
+### BEGIN HIDDEN TESTS
+_rng = np.random.default_rng(1)
+_x = _rng.normal(size=(60, 5))
+_y = _rng.integers(0, 3, size=60)
+_unit = _x / np.linalg.norm(_x, axis=1, keepdims=True)
+_expect = []
+for _i in range(60):
+    _cos = [(-(_unit[_i] @ _unit[_j]), _j) for _j in range(60) if _j != _i]
+    _near = [j for _, j in sorted(_cos)[:5]]
+    _expect.append(sum(_y[j] == _y[_i] for j in _near) / 5)
+assert np.allclose(neighbour_agreement(_x, _y, k=5), _expect)
+assert np.allclose(neighbour_agreement(toy, toy_labels), neighbour_agreement(toy, toy_labels, k=8))
+assert list(agreement[suspects]) == sorted(agreement[suspects])
+### END HIDDEN TESTS
+
+# %% [markdown] id="candidates-kit"
+# The kit's `workflows.label_error_candidates` asks for more evidence. A point is a
+# candidate only when the **model predicts another class** than its label *and* at
+# least 60 % of its 10 nearest neighbours carry **that same predicted class**;
+# candidates are ranked by the model's confidence, not by agreement. Your rule uses
+# the neighbours alone, so it also flags points the model classifies correctly
+# but whose neighbourhood is mixed, and points whose neighbours disagree with the
+# label without agreeing on any one other class. Candidates are not proof either:
+# look before relabelling.
+
+# %% id="candidates"
+candidates = workflows.label_error_candidates(snaps)
+print("in both lists:", sorted(set(suspects.tolist()) & set(candidates["index"])))
+candidates.head(10)
+
+# %% [markdown] id="q-suspects" question
+# Which of your `suspects` are also kit candidates, and what are the others?
+# Which list would you hand to someone who checks labels, and why?
+
+# %% [markdown] id="a-suspects" answer points=2
+# On digits the kit finds 4 candidates (#64, #85, #204 and #299, the model's
+# mistakes whose neighbours side with the model) and all 4 are among the 10
+# suspects, with agreements between 0 and 0.25. The other six suspects (#54 and
+# #38, two 4s; #37 and #176, 8s; #66 and #96, 9s) are points the model classifies
+# correctly but whose neighbourhood is mixed (agreement 0.25 to 0.5): unusual
+# examples sitting between two classes, not label errors. The kit's list is
+# shorter and each entry has two independent signs against its label, so it wastes
+# less of a checker's time; the neighbour-only list is a wider net that also finds
+# borderline examples worth collecting more of, and works when there is no
+# classifier at all.
+
+# %% [markdown] id="clusters-of-failures"
+# ## 5. Clusters of failures
+#
+# The misclassified points grouped by where they sit in the embedding: each group
+# is a failure pattern, named by its most common confusion. A pattern (say, 8s
+# read as 7s) tells you what kind of data to collect more of, and similarity
+# search finds more of it in unlabelled data. With the default parameters the
+# model makes so few mistakes that they form a single group; run the lab with
+# `EPOCHS = 3` to see several patterns.
+
+# %% id="error-clusters"
+workflows.error_clusters(snaps)
