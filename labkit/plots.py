@@ -162,11 +162,16 @@ def _gif(frames: np.ndarray, titles: list[str], snaps, path, fps: int, size: flo
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(size, size), layout="constrained")
+    fig, ax = plt.subplots(figsize=(size, size + 0.6), layout="constrained")
     xlim, ylim = _limits(frames)
     colours = _colours(len(snaps.class_names))
     scat = ax.scatter(frames[0][:, 0], frames[0][:, 1], s=6, linewidths=0,
                       c=[colours[c] for c in snaps.labels])
+    # The classes' colours, named: an animation is read by the classes it moves.
+    handles = [plt.Line2D([], [], marker="o", ls="", color=colours[i], label=name)
+               for i, name in enumerate(snaps.class_names)]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(5, len(handles)),
+               fontsize=7, frameon=False)
     ax.set_xlim(xlim)
     ax.set_ylim(ylim)
     ax.set_xticks([])

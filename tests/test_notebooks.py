@@ -183,7 +183,8 @@ def test_committed_notebooks_are_clean_labs(lab):
                    for c in nb.cells if c.cell_type == "code")
         # No secret in a committed notebook: no token assignment, nothing token-shaped.
         assert not re.search(r"(?i)(authtoken|ngrok_token|api_key|password)\s*=\s*['\"]", text)
-        assert not re.search(r"['\"][A-Za-z0-9_]{32,}['\"]", text)
+        unchecked = re.sub(r'"checksum": "[0-9a-f]{32}"', "", text)  # nbgrader's, not secrets
+        assert not re.search(r"['\"][A-Za-z0-9_]{32,}['\"]", unchecked)
         # Reads like a lab: explanations between the calls.
         kinds = [c.cell_type for c in nb.cells]
         assert kinds.count("markdown") >= 5 and "Question" in text
@@ -235,11 +236,14 @@ def test_a_fashion_variant_names_fashion_mnist_everywhere_a_reader_looks(tmp_pat
     for version in ("solutions", "student"):
         path = folder / version / "01_projector_mnist.ipynb"
         nb = nbformat.read(path, as_version=4)
-        prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        # What a reader sees; the model answers (solutions only) also quote the lab's two
+        # default data sets, MNIST and CIFAR-10, by name.
+        prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown"
+                          and "answer" not in c.metadata.get("tags", []))
         assert nb.cells[0].source.startswith("# Lab 1: ") and "Fashion-MNIST" in \
             nb.cells[0].source.splitlines()[0] and "(variant: fashion)" in nb.cells[0].source
         assert "MNIST" not in prose.replace("Fashion-MNIST", ""), "prose still names MNIST"
-        assert "digit" not in prose.lower(), "prose still speaks of digits"
+        assert "handwritten" not in prose, "prose still speaks of handwritten digits"
         assert generate_notebooks.FACTS["fashion-mnist"]["expected"] in prose
         params = nb.cells[1].source
         assert 'DATASET: str = "fashion-mnist"' in params

@@ -17,7 +17,9 @@
 # This lab's parameters: change them here, then run the notebook again.
 DATASET: str = "mnist"
 DATA_DIR: str = "data"
+CLASSES: list[int] | None = None  # e.g. [0, 1, 2]: only these classes (None: all of them)
 EPOCHS: int = 10
+LR: float = 1e-3  # the peak learning rate (AdamW, cosine schedule)
 PROBE_SIZE: int | None = 2000
 SEED: int = 0
 REDUCERS: list[str] = ["pca", "tsne", "umap"]
@@ -32,7 +34,8 @@ OUT: str = "runs/mnist"
 # the same {{items}} can be followed through training.
 
 # %% id="load-data"
-data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, seed=SEED)
+data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, seed=SEED,
+                           classes=CLASSES)
 display(data)
 
 # %% [markdown] id="the-model-and-its-layers"
@@ -191,10 +194,11 @@ print("hooks left on the layer:", len(dict(model.named_modules())[layer]._forwar
 # `labkit.train` does what your `capture_by_hand` does, on the penultimate layer: it
 # records the probe set at **epoch 0, before any update**, and after every epoch, each
 # time with the model in evaluation mode and the hook removed as soon as the probe set has
-# passed through.
+# passed through. This is the lab's long cell: {{train_time}}. On Colab, a GPU runtime
+# (*Runtime → Change runtime type*) makes it much faster; the kit uses the GPU by itself.
 
 # %% id="train"
-snaps = labkit.train(model, data, epochs=EPOCHS, seed=SEED)
+snaps = labkit.train(model, data, epochs=EPOCHS, lr=LR, seed=SEED)
 pd.DataFrame(snaps.history).set_index("epoch").round(4)
 
 # %% [markdown] id="look-for-accuracy"
@@ -477,8 +481,9 @@ fig = plots.compare(views, snaps, scores, path=OUT / "figures" / "reducers.png")
 # %% [markdown] id="from-epoch-0-to-the-end"
 # ## 7. From epoch 0 to the end, in one frame
 #
-# Each epoch gets its own PCA; Orthogonal Procrustes rotates each into the frame of
-# the one before, so points do not jump between panels.
+# Each epoch gets its own PCA; Orthogonal Procrustes (the rotation, possibly with a reflection, that best lines up two sets of matching points; Lab 5 has you write it)
+# rotates each into the frame of the one before, so that a point moves between panels
+# only as much as the embedding itself changed, not because PCA's axes flipped.
 
 # %% id="epoch-grid"
 traj = align.trajectory(snaps, method="pca")

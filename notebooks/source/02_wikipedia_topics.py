@@ -59,7 +59,7 @@ data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, se
 # %% [markdown] id="load-intro" only="bbc"
 # ## 1. Load the articles
 #
-# {{what}}. The CSV is downloaded once into `data/`. An article's label is the section
+# The data set holds {{what}}. The CSV is downloaded once into `data/`. An article's label is the section
 # the BBC filed it under.
 
 # %% id="load" only="bbc"
@@ -192,22 +192,12 @@ model = labkit.build_model(MODEL, data.input_shape, data.n_classes, seed=SEED)
 snaps = labkit.train(model, data, epochs=EPOCHS, lr=LR, seed=SEED)
 pd.DataFrame(snaps.history).set_index("epoch").round(4)
 
-# %% [markdown] id="the-mantis-csv"
-# ## 4. The Mantis CSV
-#
-# One row per article: `title`, `categoric` (its topic), the snippet, the model's
-# prediction, and one column `embedding_epoch_k` per epoch, each a list of numbers.
-# `coordinate1`/`coordinate2` give Mantis a ready projection of the last epoch.
-
-# %% id="mantis-csv"
-labkit.write_mantis_csv(snaps, f"{OUT}/mantis.csv", coordinates=2)
-pd.read_csv(f"{OUT}/mantis.csv").iloc[:3, :6]
-
 # %% [markdown] id="aligned-intro"
-# ## 5. Epoch 0 to the end, aligned
+# ## 4. Epoch 0 to the end, aligned
 #
 # Each epoch is projected to 2-D (`REDUCER`; UMAP starts from the previous epoch's
-# layout) and rotated into one frame, so you can follow each article.
+# layout) and rotated into one frame by Orthogonal Procrustes (the rotation, possibly with a reflection, that best lines up two sets of matching points; Lab 5 has you write it),
+# so you can follow each article.
 
 # %% id="epoch-grid"
 traj = align.trajectory(snaps, method=REDUCER)
@@ -239,16 +229,15 @@ plots.interactive(traj, snaps, path=f"{OUT}/figures/epochs.html")
 
 # %% [markdown] id="a-separate" answer points=2
 # At epoch 0 the test accuracy is at chance ({{chance}}) and the grid shows one mixed
-# cloud. Within the first two or three epochs (the learning rate warms up during the
-# first one and a half) the accuracy jumps to near its final value, {{expected}}, and the
+# cloud. Within the first two or three epochs the accuracy jumps to near its final value, {{expected}}, and the
 # grid shows the topics pulling apart into clusters at the same time. After that the
 # accuracy changes little, but the loss keeps falling and the clusters keep tightening and
 # moving apart: the geometry goes on improving after the decisions are made. At the end a
 # few articles still sit between clusters or inside another topic's cluster; they are
-# mostly the mistakes of section 8.
+# mostly the mistakes of section 7.
 
 # %% [markdown] id="the-embedding-projector"
-# ## 6. The Embedding Projector
+# ## 5. The Embedding Projector
 #
 # We write the projector logs (one tensor per epoch, with the titles and labels as
 # metadata) and open TensorBoard, shown below the cell: locally from
@@ -267,20 +256,20 @@ labkit.write_projector(snaps, f"{OUT}/tensorboard")
 tb = labkit.open_tensorboard(f"{OUT}/tensorboard")
 
 # %% [markdown] id="the-explorer"
-# ## 7. The explorer: the same embeddings inside the notebook
+# ## 6. The explorer: the same embeddings inside the notebook
 #
 # The explorer needs no TensorBoard and no tunnel. Drag the epoch slider (or press
 # play) and watch every point travel from epoch 0 to the end; colour the points by
 # `label`, `prediction` or `correct` (right/wrong); hover over a point for its
 # title and the start of the article. Click one (shift-drag to lasso several) to list its
 # nearest neighbours in the full 64-number embedding, not just in this 2-D picture. The
-# positions are the aligned trajectory of section 5.
+# positions are the aligned trajectory of section 4.
 
 # %% id="explore"
-labkit.explore(snaps, traj)  # the aligned trajectory of section 5
+labkit.explore(snaps, traj)  # the aligned trajectory of section 4
 
 # %% [markdown] id="the-mistakes"
-# ## 8. The articles the model gets wrong
+# ## 7. The articles the model gets wrong
 #
 # Make a DataFrame `mistakes` with one row per probe article whose prediction at the last
 # epoch differs from its label, and exactly the columns `title`, `topic` (its label, as a
@@ -341,7 +330,7 @@ assert sorted(map(tuple, mistakes.itertuples(index=False))) == _expected
 # labels, not only a weakness of the model.
 
 # %% [markdown] id="what-the-network-adds"
-# ## 9. What the network adds over TF-IDF
+# ## 8. What the network adds over TF-IDF
 #
 # TF-IDF alone already places articles: do we need the network to find which articles are
 # alike? A simple test of a representation is a vote of neighbours: for each probe
@@ -352,12 +341,13 @@ assert sorted(map(tuple, mistakes.itertuples(index=False))) == _expected
 #
 # Write `knn_accuracy(x, y, k=5)`: `x` is an array `[n, d]` (one row per article), `y` the
 # topic index of each row. Scale every row to length 1 (divide by
-# `np.linalg.norm(x, axis=1, keepdims=True)`), compute the similarity matrix `[n, n]`, set
+# `np.linalg.norm(x, axis=1, keepdims=True)`; an article with none of the vocabulary's
+# words has a zero row: divide by `np.maximum(norm, 1e-12)` so it stays zero), compute the similarity matrix `[n, n]`, set
 # its diagonal to `-np.inf` (`np.fill_diagonal`) so that an article is not its own
 # neighbour (this is *leave-one-out*), take the `k` most similar rows of each article
 # (`np.argsort(-sim, axis=1)[:, :k]`), and predict the topic most of them carry
-# (`np.bincount(..., minlength=n_classes).argmax()`, which picks the smallest topic index
-# on a tie). Return the fraction of articles predicted right, as a float. The cell then
+# (`np.bincount(votes, minlength=n_classes).argmax()` with `n_classes = y.max() + 1`,
+# which picks the smallest topic index on a tie). Return the fraction of articles predicted right, as a float. The cell then
 # compares TF-IDF (`knn_tfidf`) with the network's embedding at the last epoch
 # (`knn_embedding`).
 
@@ -440,8 +430,8 @@ pd.DataFrame({
 
 # %% [markdown] id="q-knn" question
 # Compare `knn_tfidf` with `knn_embedding`, and follow the vote through the epochs in the
-# table. What does the network add over TF-IDF? Why is the vote at epoch 0 no better than
-# TF-IDF's, although the embedding is computed from the TF-IDF vectors?
+# table. What does the network add over TF-IDF? Is the vote at epoch 0 better or worse
+# than TF-IDF's, although the embedding is computed from the TF-IDF vectors, and why?
 
 # %% [markdown] id="a-knn" answer points=3
 # TF-IDF's neighbours are already mostly of the same topic (`knn_tfidf` is far above
@@ -455,6 +445,17 @@ pd.DataFrame({
 # so the vote is at best as good as TF-IDF's and can fall towards chance. The table shows
 # the gain arriving in the first epochs, together with the accuracy, and the kit's
 # `knn_acc` following the same curve.
+
+# %% [markdown] id="the-mantis-csv"
+# ## 9. The Mantis CSV
+#
+# One row per article: `title`, `categoric` (its topic), the snippet, the model's
+# prediction, and one column `embedding_epoch_k` per epoch, each a list of numbers.
+# `coordinate1`/`coordinate2` give Mantis a ready projection of the last epoch.
+
+# %% id="mantis-csv"
+labkit.write_mantis_csv(snaps, f"{OUT}/mantis.csv", coordinates=2)
+pd.read_csv(f"{OUT}/mantis.csv").iloc[:3, :6]
 
 # %% [markdown] id="clean-up"
 # ## Clean up

@@ -17,6 +17,7 @@
 # This lab's parameters: change them here, then run the notebook again.
 DATASET: str = "digits"
 DATA_DIR: str = "data"
+CLASSES: list[int] | None = None  # e.g. [0, 1, 2]: only these classes (None: all of them)
 EPOCHS: int = 30
 DEPTH: int = 5  # hidden layers of the MLP
 LR: float = 1e-3  # the peak learning rate
@@ -37,7 +38,8 @@ OUT: str = "runs/layers"
 # the probe labels.
 
 # %% id="train"
-data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, seed=SEED)
+data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, seed=SEED,
+                           classes=CLASSES)
 model = labkit.build_model("deep-mlp", data.input_shape, data.n_classes, seed=SEED, depth=DEPTH)
 snaps = labkit.train(model, data, epochs=EPOCHS, layers="all", lr=LR, seed=SEED)
 print(f"training accuracy after the last epoch: {snaps.history[-1]['train_acc']:.3f}")
@@ -119,8 +121,9 @@ for _k in (1, 3, 5):
 # **Exercise.** Draw the last epoch through every layer: one row of scatter plots,
 # one panel per layer in the order of `snaps.layers`, each showing
 # `svd_projection(snaps.layer(name)[-1])` with the points coloured by
-# `snaps.labels` (a qualitative colour map such as `"tab10"`) and titled with the
-# layer's name. Call the figure `fig` (the test cell looks at its panels). Then compare
+# `snaps.labels` with the colour map `"tab10"` (the kit's colours: class 0 blue,
+# 1 orange, 2 green, ... as in the kit's legends below) and titled with the layer's
+# name. Call the figure `fig` (the test cell looks at its panels). Then compare
 # it with the kit's grid below.
 
 # %% id="svd-layers" exercise
@@ -153,8 +156,8 @@ for ax, name in zip(panels, snaps.layers, strict=True):
 # %% [markdown] id="layer-grid-intro"
 # The kit draws the same projections, with one change: each layer's picture is
 # rotated (and possibly reflected, rescaled and shifted) onto the picture of the
-# layer before it, by Orthogonal Procrustes, so the whole row shares the first
-# layer's frame.
+# layer before it, by Orthogonal Procrustes (the rotation, possibly with a reflection, that best lines up two sets of matching points; Lab 5 has you write it), so the
+# whole row shares the first layer's frame.
 
 # %% id="layer-grid"
 lt = align.layer_trajectory(snaps, method="pca")
@@ -283,13 +286,17 @@ for _name in snaps.layers:
 
 # %% id="geometry"
 table = metrics.geometry(snaps)
-plots.metric_curves(table, snaps, path=f"{OUT}/figures/metric_curves.png");
+plots.metric_curves(table, snaps, path=f"{OUT}/figures/metric_curves.png")
+table[["layer", "epoch", "nc1", "silhouette", "knn_acc", "linear_probe_acc"]].tail(len(snaps.layers)).round(3)
 
 # %% [markdown] id="depth-instructions"
-# **Exercise.** From `table` (one row per layer and epoch), make `last`: the rows of
-# the last epoch, indexed by layer (in the order of `snaps.layers`), with exactly
-# the columns `nc1`, `silhouette` and `knn_acc`. Set `better_with_depth` to a
-# `bool`: whether the silhouette grows from each layer to the next.
+# **Exercise.** `table` is a DataFrame with one row per layer and epoch: the columns
+# `layer` (a name from `snaps.layers`) and `epoch` (0 to `EPOCHS`) say which, the
+# others hold the measures (`nc1`, `silhouette`, `knn_acc`, `linear_probe_acc`, ...;
+# the last rows are shown above). Make `last`: the rows of the last epoch, indexed by
+# layer (in the order of `snaps.layers`), with exactly the columns `nc1`, `silhouette`
+# and `knn_acc`. Set `better_with_depth` to a `bool`: whether the silhouette grows
+# from each layer to the next.
 
 # %% id="depth" exercise
 ### BEGIN SOLUTION

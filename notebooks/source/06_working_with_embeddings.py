@@ -17,6 +17,7 @@
 # This lab's parameters: change them here, then run the notebook again.
 DATASET: str = "digits"
 DATA_DIR: str = "data"
+CLASSES: list[int] | None = None  # e.g. [0, 1, 2]: only these classes (None: all of them)
 MODEL: str = "cnn"  # "cnn" or "mlp"
 EPOCHS: int = 10
 LR: float = 1e-3  # the peak learning rate
@@ -32,7 +33,8 @@ OUT: str = "runs/workflows"
 # predictions and probabilities.
 
 # %% id="train-cnn"
-data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, seed=SEED)
+data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, seed=SEED,
+                           classes=CLASSES)
 model = labkit.build_model(MODEL, data.input_shape, data.n_classes, seed=SEED)
 snaps = labkit.train(model, data, epochs=EPOCHS, lr=LR, seed=SEED)
 snaps
@@ -49,7 +51,7 @@ snaps
 # %% id="disagreement"
 xy = align.trajectory(snaps, method="pca")[-1]
 plots.agreement(xy, snaps, path=f"{OUT}/figures/agreement.png")
-workflows.disagreement(snaps).set_index("epoch").T
+workflows.disagreement(snaps).set_index("epoch").round({"share": 3})  # wrong: count; share: of the probe set
 
 # %% [markdown] id="q-disagree" question
 # Where in the picture does the model disagree with the labels (which parts of
@@ -92,8 +94,8 @@ workflows.disagreement(snaps).set_index("epoch").T
 #    titled with its label (`labels[i]`), and the query marked as such (a coloured
 #    frame, or "query" in its title). Return the `Figure`.
 #
-# Then set `images` to the probe set's images, an array `[n_probe, H, W]` (look
-# at what `snaps` holds, or at `data.x_probe`), `by_hand` to the 8 neighbours of
+# Then set `images` to the probe set's images, `snaps.thumbnails` (a `uint8` array
+# `[n_probe, H, W]`, or `[n_probe, H, W, 3]` for colour images), `by_hand` to the 8 neighbours of
 # point 0, and `fig` to their drawing (with `snaps.label_names` as the labels).
 # The cell saves `fig`.
 
