@@ -351,6 +351,10 @@ def build_solution(lab: Lab, source: KitSource, path: str, *, variant: str | Non
         raise SourceError(f"no prose for DATASET={dataset!r}; add it to FACTS in "
                           f"generate_notebooks.py (known: {', '.join(FACTS)})")
     number = lab.source.split("_")[0].lstrip("0")  # questions are numbered by source
+    # The data sets the source's model answers speak of: its own and its labs'.
+    written_for = [FACTS[d]["name"] for d in dict.fromkeys(
+        [source_params(src).get("DATASET")] +
+        [x.params["DATASET"] for x in LABS if x.source == lab.source and "DATASET" in x.params])]
     values = {**FACTS[dataset], "lab": lab.number, "badge": badge(source, path),
               "how_to_run": HOW_TO_RUN + (
                   "" if lab.name == lab.source else
@@ -382,6 +386,10 @@ def build_solution(lab: Lab, source: KitSource, path: str, *, variant: str | Non
             if role == "question":
                 questions += 1
                 text = f"**Question {number}.{questions}.** {text}"
+            if role == "answer" and FACTS[dataset]["name"] not in written_for:
+                text = (f"*(A model answer written for {' and '.join(written_for)}: check "
+                        f"it against what your run on {FACTS[dataset]['name']} shows.)*\n\n"
+                        + text)
             out = nbformat.v4.new_markdown_cell(text, id=cid)
         else:
             if "parameters" in tags:

@@ -252,7 +252,7 @@ def test_figures_are_written_with_the_expected_sizes(deep_run, tmp_path):
     gif = Image.open(tmp_path / "epochs.gif")
     # 3 epochs x 3 steps + the last epoch; the 5-frame hold at the end is merged by the GIF
     # encoder into one long frame.
-    assert gif.size == (500, 500) and gif.n_frames == 3 * 3 + 1
+    assert gif.size == (500, 560) and gif.n_frames == 3 * 3 + 1  # the legend below: +60 px
     durations = []
     for k in range(gif.n_frames):
         gif.seek(k)

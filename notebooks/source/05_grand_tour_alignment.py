@@ -22,6 +22,7 @@ MODEL: str = "cnn"  # the first model: "cnn", "mlp" or "deep-mlp"; the second is
 EPOCHS: int = 10
 LR: float = 1e-3  # the peak learning rate, for both models
 PROBE_SIZE: int | None = None  # the whole test split, at most 2000 points
+REDUCER: str = "umap"  # "umap", or "pca" to tour a linear view of the embedding itself
 TOUR_DIMS: int = 15
 TOUR_FRAMES: int = 90
 SEED: int = 0
@@ -46,17 +47,18 @@ snaps
 # A 2-D picture must drop dimensions. The Grand Tour shows *many* 2-D linear views
 # in a smooth sequence, rotating the data in every plane at once. Every view is a
 # plain projection of the data it tours, so a gap you see there is really in that
-# data. We first reduce the last epoch to `TOUR_DIMS` dimensions with UMAP (more room
-# than two dimensions lets it keep more of the structure), then tour those: the tour
-# is faithful to the 15-D UMAP space, which is itself a non-linear picture of the
-# embedding. For comparison, the first panel below is an ordinary 2-D UMAP of the
-# same epoch. (UMAP compiles itself on first use: this cell takes a minute the first
+# data. We first reduce the last epoch to `TOUR_DIMS` dimensions with `REDUCER`, UMAP
+# by default (more room than two dimensions lets it keep more of the structure), then
+# tour those: the tour is faithful to the 15-D UMAP space, which is itself a non-linear
+# picture of the embedding (set `REDUCER = "pca"` to tour a linear view of the embedding
+# itself). For comparison, the first panel below is an ordinary 2-D picture made the
+# same way. (UMAP compiles itself on first use: this cell takes a minute the first
 # time.)
 
 # %% id="tour"
-flat = labkit.reduce.reduce(snaps.layer()[-1], "umap", seed=SEED)
-plots.compare({"one 2-D UMAP of the last epoch": flat}, snaps);
-x = labkit.reduce.reduce(snaps.layer()[-1], "umap", n_components=TOUR_DIMS, seed=SEED)
+flat = labkit.reduce.reduce(snaps.layer()[-1], REDUCER, seed=SEED)
+plots.compare({f"one 2-D {REDUCER} view of the last epoch": flat}, snaps);
+x = labkit.reduce.reduce(snaps.layer()[-1], REDUCER, n_components=TOUR_DIMS, seed=SEED)
 frames = labkit.tour.grand_tour(x, n_frames=TOUR_FRAMES, seed=SEED)
 plots.tour_animation(frames, snaps, path=f"{OUT}/figures/tour.gif")
 display(Image(filename=f"{OUT}/figures/tour.gif"))
@@ -194,13 +196,13 @@ print(f"distance to epoch {last_epoch}: {rms(before, after):.2f} in its own axes
 # or rounder than they are and hiding real change between the epochs.
 
 # %% [markdown] id="kit-trajectory"
-# The kit aligns a whole run this way: UMAP for every epoch, each started from the
+# The kit aligns a whole run this way: `REDUCER` (UMAP) for every epoch, each started from the
 # previous epoch's layout (so the clusters keep their places; two UMAP runs from
 # scratch can arrange the clusters differently, which no rotation undoes), then each
 # epoch rotated onto the one before (Procrustes), played as an animation.
 
 # %% id="traj"
-traj = align.trajectory(snaps, method="umap", seed=SEED)
+traj = align.trajectory(snaps, method=REDUCER, seed=SEED)
 plots.animate(traj, snaps, path=f"{OUT}/figures/epochs.gif")
 display(Image(filename=f"{OUT}/figures/epochs.gif"))
 
