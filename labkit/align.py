@@ -59,10 +59,12 @@ def procrustes(source: np.ndarray, target: np.ndarray, allow_reflection: bool = 
 
 
 def align_sequence(layouts: list[np.ndarray] | np.ndarray, reference: int = -1) -> np.ndarray:
-    """Align each layout to its predecessor (a chain), then the whole chain to ``reference``.
+    """Align each layout to its predecessor (a chain), then give every frame the size of
+    ``reference``.
 
-    Chaining keeps consecutive frames close (what an animation needs); the final alignment to
-    one reference (the last epoch by default) gives every frame its orientation.
+    Chaining keeps consecutive frames close (what an animation needs), so every frame keeps
+    the orientation of the first one; each frame is then centred and scaled to the size of
+    the reference (the last epoch by default), which keeps the axes of a grid comparable.
     """
     out = [np.asarray(layouts[0], np.float64)]
     for layout in layouts[1:]:
