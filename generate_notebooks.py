@@ -400,8 +400,9 @@ def build_solution(lab: Lab, source: KitSource, path: str, *, variant: str | Non
             points = cell.metadata.get("points")
             graded = role in ("test", "answer")
             if graded != (points is not None):
-                raise SourceError(f"{where}: " + ("a test or answer needs points=N" if graded
-                                                  else f"an {role} cell has no points"))
+                raise SourceError(f"{where}: " + (
+                    "a test or answer cell needs points=N" if graded else
+                    "an exercise or question takes no points (its test or answer does)"))
             meta = {**NBGRADER, "grade_id": cid, "solution": role in ("exercise", "answer"),
                     "grade": graded, "locked": role in ("test", "question")}
             if graded:
@@ -416,6 +417,9 @@ def build_solution(lab: Lab, source: KitSource, path: str, *, variant: str | Non
         if "parameters" in tags:  # the kit's plumbing, the same in every lab
             nb.cells.append(nbformat.v4.new_code_cell(install(source), id="install"))
             nb.cells.append(nbformat.v4.new_code_cell(SETUP, id="setup"))
+    if not any("parameters" in c.metadata.get("tags", []) for c in nb.cells):
+        raise SourceError(f"{lab.source}.py has no parameters cell for DATASET={dataset!r} "
+                          f"(its parameters cells are only for other data sets)")
     nbformat.validate(nb)
     return nb
 

@@ -341,3 +341,31 @@ def test_nbconvert_writes_a_python_script(tmp_path):
     assert proc.returncode == 0, proc.stderr
     script = (tmp_path / "01_projector_mnist.py").read_text()
     assert "EPOCHS: int = 10" in script and "labkit.home(DATA_DIR)" in script
+
+
+def test_a_faulty_source_is_refused_with_the_file_and_cell_named(tmp_path):
+    good = (ROOT / "notebooks" / "source" / "06_working_with_embeddings.py").read_text()
+    lab = generate_notebooks.Lab("06_working_with_embeddings", "06_working_with_embeddings")
+    source = generate_notebooks.KitSource("https://github.com/a/b")
+    cases = {
+        'id="search-check" test points=3': ('id="search-check" test',
+                                           "cell search-check: a test or answer cell needs"),
+        '# %% id="search" exercise': ('# %% id="search" exercise points=2',
+                                      "an exercise or question takes no points"),
+        '# %% id="search-check"': ('# %% id="search"', "cell ids are used twice: search"),
+        '# %% [markdown] id="title"': ("# %% [markdown]", "every cell needs id="),
+    }
+    for old, (new, message) in cases.items():
+        assert old in good, old
+        (tmp_path / "06_working_with_embeddings.py").write_text(good.replace(old, new, 1))
+        with pytest.raises(generate_notebooks.SourceError, match=re.escape(message)):
+            generate_notebooks.build_solution(lab, source, "x.ipynb", sources=tmp_path)
+    (tmp_path / "06_working_with_embeddings.py").write_text(good)
+    with pytest.raises(generate_notebooks.SourceError, match="no parameter EPOCH; the par"):
+        generate_notebooks.build_solution(lab, source, "x.ipynb", overrides={"EPOCH": 3},
+                                          sources=tmp_path)
+    with pytest.raises(generate_notebooks.SourceError,
+                       match="no parameters cell for DATASET='digits'"):
+        generate_notebooks.build_solution(
+            generate_notebooks.Lab("02_wikipedia_topics", "02_wikipedia_topics"), source,
+            "x.ipynb", overrides={"DATASET": "digits"})
