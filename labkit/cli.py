@@ -49,6 +49,23 @@ def _learning_rate(text: str) -> float:
     return value
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a share from 0 to below 1, got {text}")
+    return value
+
+
+def _classes(text: str) -> list[int | str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if len(names) < 2:
+        raise argparse.ArgumentTypeError(f"name at least 2 classes, e.g. 0,1,2; got {text!r}")
+    return [int(t) if t.isdigit() else t for t in names]
+
+
 def _device(text: str) -> str:
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", text):
         raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda, cuda:N or mps, got {text}")
@@ -92,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="run folder (default: runs/DATASET)")
     r.add_argument("--overwrite", action="store_true",
                    help="replace an existing run folder (otherwise it is refused)")
+    r.add_argument("--classes", type=_classes, default=None, metavar="A,B,...",
+                   help="only these classes (indices or names), e.g. 0,1,2")
+    r.add_argument("--label-noise", type=_share, default=0.0, metavar="SHARE",
+                   help="give this share of the labels another class (e.g. 0.1), to find "
+                        "them again with label_error_candidates")
     r.add_argument("--seed", type=_non_negative, default=0)
     r.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda[:N] or mps")
     r.add_argument("--batch-size", type=_positive, default=None,
@@ -145,6 +167,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         extra["topics"] = [t.strip() for t in args.topics.split(",") if t.strip()]
     if args.api_url is not None:
         extra["api_url"] = args.api_url
+    if args.classes is not None:
+        extra["classes"] = args.classes
+    if args.label_noise:
+        extra["label_noise"] = args.label_noise
     for key in ("csv", "text_column", "label_column"):
         if getattr(args, key) is not None:
             extra[key] = getattr(args, key)

@@ -44,8 +44,8 @@ class LabData:
 
     ``x_*`` are float32 tensors (images as ``[N, C, H, W]``, vectors as ``[N, D]``), ``y_*``
     int64 class indices. ``probe_index`` indexes the test split; ``titles``, ``thumbnails``
-    (uint8 ``[n, H, W]`` or ``[n, H, W, 3]``) and ``snippets`` describe the probe samples
-    in that order.
+    (uint8 ``[n, H, W]`` or ``[n, H, W, 3]``), ``snippets`` and ``flipped`` (the probe labels
+    that ``label_noise`` changed) describe the probe samples in that order.
     """
 
     name: str
@@ -60,6 +60,7 @@ class LabData:
     thumbnails: np.ndarray | None = None
     snippets: list[str] | None = None
     info: dict = field(default_factory=dict)
+    flipped: np.ndarray | None = None  # bool [n_probe]: labels changed by label_noise
 
     @property
     def n_classes(self) -> int:
@@ -347,6 +348,25 @@ def keep_classes(raw: _Raw, classes: list[int | str], name: str) -> _Raw:
         info={**raw.info, "classes": [known[c] for c in keep]})
 
 
+def flip_labels(raw: _Raw, share: float, seed: int) -> tuple[_Raw, np.ndarray]:
+    """``raw`` with ``round(share * n)`` labels of each split moved to another class, chosen
+    uniformly from ``seed``; and the mask of the test labels that were changed."""
+    rng = np.random.default_rng([seed, 0x6C6E])  # its own stream: the split stays as it is
+    c = len(raw.class_names)
+
+    def flip(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        y = np.array(y, copy=True)
+        which = rng.choice(len(y), size=round(share * len(y)), replace=False)
+        y[which] = (y[which] + rng.integers(1, c, size=len(which))) % c  # never its own
+        mask = np.zeros(len(y), bool)
+        mask[which] = True
+        return y, mask
+
+    y_train, _ = flip(raw.y_train)
+    y_test, flipped = flip(raw.y_test)
+    return replace(raw, y_train=y_train, y_test=y_test), flipped
+
+
 def register_dataset(name: str, loader: Callable[..., _Raw]) -> None:
     """Make ``load_dataset(name)`` use ``loader`` (used by the text track)."""
     DATASETS[name] = loader
@@ -360,6 +380,7 @@ def load_dataset(
     download: bool = True,
     device: str | torch.device = "cpu",
     classes: list[int | str] | None = None,
+    label_noise: float = 0.0,
     **options,
 ) -> LabData:
     """Load a data set whole, normalise it, and pick a stratified probe set of the test split.
@@ -370,7 +391,10 @@ def load_dataset(
     points, or the whole test split when it is smaller; a larger number is shrunk to the
     split, with a warning. ``classes`` keeps only those classes (indices or names, e.g.
     ``[0, 1, 2]``), relabelled 0..k-1 in the data set's order: fewer classes, fewer points to
-    read. Extra ``options`` go to the loader (e.g. ``n_samples`` for ``blobs``).
+    read. ``label_noise=0.1`` gives 10 % of the training and of the test labels another
+    class, drawn from ``seed`` (the same flips on every run); ``data.flipped`` marks the
+    probe samples whose label was changed, so label-error methods can be scored. Extra
+    ``options`` go to the loader (e.g. ``n_samples`` for ``blobs``).
     """
     key = name.lower().replace("_", "-")
     if key not in DATASETS:
@@ -379,6 +403,12 @@ def load_dataset(
     raw = DATASETS[key](data_dir=data_dir, download=download, seed=seed, **options)
     if classes is not None:
         raw = keep_classes(raw, classes, key)
+    if not 0 <= label_noise < 1:
+        raise DataError(f"label_noise is the share of labels to flip, from 0 to below 1; "
+                        f"got {label_noise}")
+    flipped_test = np.zeros(len(raw.y_test), bool)
+    if label_noise:
+        raw, flipped_test = flip_labels(raw, label_noise, seed)
 
     x_tr, x_te = raw.x_train.astype(np.float32), raw.x_test.astype(np.float32)
     if raw.kind == "image":
@@ -418,5 +448,7 @@ def load_dataset(
         kind=raw.kind,
         thumbnails=thumbs,
         snippets=snippets,
-        info={**raw.info, "normalisation": norm, "seed": seed},
+        info={**raw.info, "normalisation": norm, "seed": seed,
+              **({"label_noise": label_noise} if label_noise else {})},
+        flipped=flipped_test[probe] if label_noise else None,
     )

@@ -29,7 +29,7 @@ class SnapshotsError(LabkitError, ValueError):
 FORMAT_VERSION = 1
 _ARRAYS = "arrays.npz"
 _META = "meta.json"
-_OPTIONAL_ARRAYS = ("head_weights", "head_bias", "thumbnails")
+_OPTIONAL_ARRAYS = ("head_weights", "head_bias", "thumbnails", "flipped")
 
 
 @dataclass
@@ -54,6 +54,7 @@ class Snapshots:
     thumbnails: np.ndarray | None = None
     snippets: list[str] | None = None
     meta: dict = field(default_factory=dict)
+    flipped: np.ndarray | None = None  # bool [n_probe]: labels the data's label_noise changed
 
     def __post_init__(self) -> None:
         n = len(self.labels)
@@ -188,6 +189,7 @@ class Snapshots:
             head_weights=arrays.get("head_weights"),
             head_bias=arrays.get("head_bias"),
             thumbnails=arrays.get("thumbnails"),
+            flipped=arrays.get("flipped"),
             snippets=meta.get("snippets"),
             meta=meta.get("meta", {}),
         )

@@ -296,6 +296,7 @@ def train(
         head_weights=np.stack(head_w) if head_w else None,
         head_bias=np.stack(head_b) if head_b else None,
         thumbnails=data.thumbnails,
+        flipped=data.flipped,
         snippets=list(data.snippets) if data.snippets else None,
         meta={
             "dataset": data.name,

@@ -139,3 +139,50 @@ def test_a_class_subset_keeps_those_classes_relabelled_and_names_the_original_sa
         labkit.load_dataset("digits", classes=[0, 12])
     with pytest.raises(labkit.data.DataError, match="at least 2 classes"):
         labkit.load_dataset("digits", classes=[3, 3])
+
+
+def test_label_noise_flips_a_tenth_of_the_labels_reproducibly_and_marks_them(digits):
+    noisy = labkit.load_dataset("digits", label_noise=0.1)
+    again = labkit.load_dataset("digits", label_noise=0.1)
+    other = labkit.load_dataset("digits", label_noise=0.1, seed=1)
+    for split in ("y_train", "y_test"):
+        changed = (getattr(noisy, split) != getattr(digits, split)).float().mean().item()
+        assert abs(changed - 0.1) <= 0.01, (split, changed)
+        assert torch.equal(getattr(noisy, split), getattr(again, split))
+    assert not torch.equal(noisy.y_train, other.y_train)
+    # The mask marks exactly the probe labels that differ from the true ones.
+    truth = digits.y_probe.numpy()
+    assert noisy.flipped.dtype == bool and len(noisy.flipped) == len(truth)
+    np.testing.assert_array_equal(noisy.flipped, noisy.y_probe.numpy() != truth)
+    assert abs(noisy.flipped.mean() - 0.1) <= 0.01
+    assert torch.equal(noisy.x_train, digits.x_train)  # the images are the same
+    assert digits.flipped is None
+    with pytest.raises(DataError, match="label_noise is the share of labels to flip"):
+        labkit.load_dataset("digits", label_noise=1.0)
+
+
+def test_the_embedding_finds_the_flipped_labels(tmp_path, capsys):
+    """On digits with 10 % of labels flipped, the candidates at k = number of flips (model
+    and neighbours agree on another class) hold at least half of the flips; the run folder
+    keeps the mask, and the command line takes --classes and --label-noise."""
+    from labkit import workflows
+
+    code = main(["run", "--label-noise", "0.1", "--epochs", "10", "--no-figures",
+                 "--no-progress", "--out", str(tmp_path / "noisy")])
+    assert code == 0
+    snaps = labkit.Snapshots.load(tmp_path / "noisy")
+    k = int(snaps.flipped.sum())
+    assert k == round(0.1 * len(snaps.labels))
+    found = workflows.label_error_candidates(snaps)["index"].to_numpy()[:k]
+    assert snaps.flipped[found].sum() >= k / 2
+    code = main(["run", "--classes", "0,1,2", "--epochs", "1", "--no-figures", "--no-progress",
+                 "--out", str(tmp_path / "three")])
+    assert code == 0
+    assert labkit.Snapshots.load(tmp_path / "three").class_names == ["0", "1", "2"]
+    capsys.readouterr()
+    assert main(["run", "--classes", "0,12", "--out", str(tmp_path / "x")]) == 2
+    assert "digits has no class 12" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--label-noise", "1.5"])
+    assert exit_.value.code == 2
+    assert "must be a share from 0 to below 1, got 1.5" in capsys.readouterr().err
