@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace an existing run folder (otherwise it is refused)")
     r.add_argument("--classes", type=_classes, default=None, metavar="A,B,...",
                    help="only these classes (indices or names), e.g. 0,1,2")
+    r.add_argument("--probe-split", default="test", choices=["test", "train"],
+                   help="the split the probe set is drawn from (train: watch the data the "
+                        "network is fitted on, e.g. for neural collapse)")
     r.add_argument("--label-noise", type=_share, default=0.0, metavar="SHARE",
                    help="give this share of the labels another class (e.g. 0.1), to find "
                         "them again with label_error_candidates")
@@ -169,6 +172,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         extra["api_url"] = args.api_url
     if args.classes is not None:
         extra["classes"] = args.classes
+    if args.probe_split != "test":
+        extra["probe_split"] = args.probe_split
     if args.label_noise:
         extra["label_noise"] = args.label_noise
     for key in ("csv", "text_column", "label_column"):

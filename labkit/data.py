@@ -43,7 +43,8 @@ class LabData:
     """A data set held in memory, ready for training and capture.
 
     ``x_*`` are float32 tensors (images as ``[N, C, H, W]``, vectors as ``[N, D]``), ``y_*``
-    int64 class indices. ``probe_index`` indexes the test split; ``titles``, ``thumbnails``
+    int64 class indices. ``probe_index`` indexes the ``probe_split`` (the test split by
+    default, or the training split); ``titles``, ``thumbnails``
     (uint8 ``[n, H, W]`` or ``[n, H, W, 3]``), ``snippets`` and ``flipped`` (the probe labels
     that ``label_noise`` changed) describe the probe samples in that order.
     """
@@ -61,6 +62,7 @@ class LabData:
     snippets: list[str] | None = None
     info: dict = field(default_factory=dict)
     flipped: np.ndarray | None = None  # bool [n_probe]: labels changed by label_noise
+    probe_split: str = "test"  # the split probe_index indexes: "test" or "train"
 
     @property
     def n_classes(self) -> int:
@@ -72,11 +74,13 @@ class LabData:
 
     @property
     def x_probe(self) -> torch.Tensor:
-        return self.x_test[self.probe_index.to(self.x_test.device)]
+        x = self.x_train if self.probe_split == "train" else self.x_test
+        return x[self.probe_index.to(x.device)]
 
     @property
     def y_probe(self) -> torch.Tensor:
-        return self.y_test[self.probe_index.to(self.y_test.device)]
+        y = self.y_train if self.probe_split == "train" else self.y_test
+        return y[self.probe_index.to(y.device)]
 
     @property
     def device(self) -> torch.device:
@@ -348,9 +352,15 @@ def keep_classes(raw: _Raw, classes: list[int | str], name: str) -> _Raw:
         info={**raw.info, "classes": [known[c] for c in keep]})
 
 
-def flip_labels(raw: _Raw, share: float, seed: int) -> tuple[_Raw, np.ndarray]:
+def _thumbnails(images: np.ndarray) -> np.ndarray:
+    """uint8 thumbnails (``[n, H, W]`` or ``[n, H, W, 3]``) of images in [0, 1], ``[n, C, H, W]``."""
+    x = np.round(np.clip(images, 0, 1) * 255).astype(np.uint8)
+    return x[:, 0] if x.shape[1] == 1 else x.transpose(0, 2, 3, 1).copy()
+
+
+def flip_labels(raw: _Raw, share: float, seed: int) -> tuple[_Raw, dict[str, np.ndarray]]:
     """``raw`` with ``round(share * n)`` labels of each split moved to another class, chosen
-    uniformly from ``seed``; and the mask of the test labels that were changed."""
+    uniformly from ``seed``; and, per split, the mask of the labels that were changed."""
     rng = np.random.default_rng([seed, 0x6C6E])  # its own stream: the split stays as it is
     c = len(raw.class_names)
 
@@ -362,9 +372,9 @@ def flip_labels(raw: _Raw, share: float, seed: int) -> tuple[_Raw, np.ndarray]:
         mask[which] = True
         return y, mask
 
-    y_train, _ = flip(raw.y_train)
-    y_test, flipped = flip(raw.y_test)
-    return replace(raw, y_train=y_train, y_test=y_test), flipped
+    y_train, in_train = flip(raw.y_train)
+    y_test, in_test = flip(raw.y_test)
+    return replace(raw, y_train=y_train, y_test=y_test), {"train": in_train, "test": in_test}
 
 
 def register_dataset(name: str, loader: Callable[..., _Raw]) -> None:
@@ -381,6 +391,7 @@ def load_dataset(
     device: str | torch.device = "cpu",
     classes: list[int | str] | None = None,
     label_noise: float = 0.0,
+    probe_split: str = "test",
     **options,
 ) -> LabData:
     """Load a data set whole, normalise it, and pick a stratified probe set of the test split.
@@ -393,7 +404,9 @@ def load_dataset(
     ``[0, 1, 2]``), relabelled 0..k-1 in the data set's order: fewer classes, fewer points to
     read. ``label_noise=0.1`` gives 10 % of the training and of the test labels another
     class, drawn from ``seed`` (the same flips on every run); ``data.flipped`` marks the
-    probe samples whose label was changed, so label-error methods can be scored. Extra
+    probe samples whose label was changed, so label-error methods can be scored.
+    ``probe_split="train"`` draws the probe (still fixed and stratified) from the training
+    split, to watch what the network does to the data it is fitted on. Extra
     ``options`` go to the loader (e.g. ``n_samples`` for ``blobs``).
     """
     key = name.lower().replace("_", "-")
@@ -403,12 +416,15 @@ def load_dataset(
     raw = DATASETS[key](data_dir=data_dir, download=download, seed=seed, **options)
     if classes is not None:
         raw = keep_classes(raw, classes, key)
+    if probe_split not in ("test", "train"):
+        raise DataError(f"probe_split is 'test' or 'train', got {probe_split!r}")
     if not 0 <= label_noise < 1:
         raise DataError(f"label_noise is the share of labels to flip, from 0 to below 1; "
                         f"got {label_noise}")
-    flipped_test = np.zeros(len(raw.y_test), bool)
+    flipped = {"train": np.zeros(len(raw.y_train), bool),
+               "test": np.zeros(len(raw.y_test), bool)}
     if label_noise:
-        raw, flipped_test = flip_labels(raw, label_noise, seed)
+        raw, flipped = flip_labels(raw, label_noise, seed)
 
     x_tr, x_te = raw.x_train.astype(np.float32), raw.x_test.astype(np.float32)
     if raw.kind == "image":
@@ -425,17 +441,24 @@ def load_dataset(
     else:  # text features arrive already scaled (TF-IDF rows have unit norm)
         norm = {}
 
-    if probe_size is None:  # the default: 2000, or the whole test split when it is smaller
-        probe_size = min(DEFAULT_PROBE_SIZE, len(raw.y_test))
-    elif probe_size > len(raw.y_test):
+    y_split = raw.y_train if probe_split == "train" else raw.y_test
+    if probe_size is None:  # the default: 2000, or the whole split when it is smaller
+        probe_size = min(DEFAULT_PROBE_SIZE, len(y_split))
+    elif probe_size > len(y_split):
         import warnings
 
-        warnings.warn(f"probe size {probe_size} is more than the {len(raw.y_test)} test samples "
-                      f"of {key}: the probe set is all {len(raw.y_test)} of them", stacklevel=2)
-    probe = probe_indices(raw.y_test, probe_size, seed)
-    titles = [raw.titles[i] for i in probe] if raw.titles else [f"test #{i}" for i in probe]
-    thumbs = raw.images_uint8[probe] if raw.images_uint8 is not None else None
-    snippets = [raw.snippets[i] for i in probe] if raw.snippets else None
+        warnings.warn(f"probe size {probe_size} is more than the {len(y_split)} {probe_split} "
+                      f"samples of {key}: the probe set is all {len(y_split)} of them",
+                      stacklevel=2)
+    probe = probe_indices(y_split, probe_size, seed)
+    if probe_split == "train":  # titles, thumbnails and snippets describe test samples only
+        titles = [f"train #{i}" for i in probe]
+        thumbs = _thumbnails(raw.x_train[probe]) if raw.images_uint8 is not None else None
+        snippets = None
+    else:
+        titles = [raw.titles[i] for i in probe] if raw.titles else [f"test #{i}" for i in probe]
+        thumbs = raw.images_uint8[probe] if raw.images_uint8 is not None else None
+        snippets = [raw.snippets[i] for i in probe] if raw.snippets else None
     return LabData(
         name=key,
         x_train=torch.from_numpy(np.ascontiguousarray(x_tr)).to(device),
@@ -450,5 +473,6 @@ def load_dataset(
         snippets=snippets,
         info={**raw.info, "normalisation": norm, "seed": seed,
               **({"label_noise": label_noise} if label_noise else {})},
-        flipped=flipped_test[probe] if label_noise else None,
+        flipped=flipped[probe_split][probe] if label_noise else None,
+        probe_split=probe_split,
     )

@@ -122,14 +122,18 @@ def evaluate(model: nn.Module, data: LabData, layers: Sequence[str] = (),
     """Loss and accuracy on the whole test split, plus the probe set's captured activations.
 
     Returns ``{"test_loss", "test_acc", "embeddings": {layer: [n_probe, dim]},
-    "probabilities": [n_probe, C]}`` (arrays as float32 numpy).
+    "probabilities": [n_probe, C]}`` (arrays as float32 numpy). A test-split probe's forward
+    pass counts towards the test metrics (each test sample goes through once).
     """
     was_training = model.training
     model.eval()
     device = data.x_test.device
     probe = data.probe_index.to(device)
+    in_test = data.probe_split == "test"
+    x_probe, y_probe = (data.x_test, data.y_test) if in_test else (data.x_train, data.y_train)
     rest = torch.ones(len(data.y_test), dtype=torch.bool, device=device)
-    rest[probe] = False
+    if in_test:
+        rest[probe] = False
     rest_idx = rest.nonzero().squeeze(1)
 
     loss_sum, correct = 0.0, 0
@@ -138,10 +142,11 @@ def evaluate(model: nn.Module, data: LabData, layers: Sequence[str] = (),
     with capture(model, list(layers)) as acts:
         for sl in _batches(len(probe), batch_size):
             idx = probe[sl]
-            logits = model(data.x_test[idx])
-            y = data.y_test[idx]
-            loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(1) == y).sum().item()
+            logits = model(x_probe[idx])
+            if in_test:
+                y = y_probe[idx]
+                loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+                correct += (logits.argmax(1) == y).sum().item()
             probs.append(logits.float().softmax(1).cpu())
             for name in layers:
                 chunks[name].append(acts[name].flatten(1).float().cpu())
@@ -286,7 +291,7 @@ def train(
     preds = probabilities.argmax(2).astype(np.int64)
     return Snapshots(
         embeddings=emb,
-        labels=data.y_test[data.probe_index.to(device)].cpu().numpy().astype(np.int64),
+        labels=data.y_probe.cpu().numpy().astype(np.int64),
         predictions=preds,
         probabilities=probabilities,
         titles=list(data.titles),
@@ -301,6 +306,7 @@ def train(
         meta={
             "dataset": data.name,
             "kind": data.kind,
+            "probe_split": data.probe_split,
             "model": getattr(model, "kit_name", type(model).__name__),
             "model_class": type(model).__name__,
             "penultimate": _penultimate_among(model, names) if names else None,

@@ -186,3 +186,39 @@ def test_the_embedding_finds_the_flipped_labels(tmp_path, capsys):
         main(["run", "--label-noise", "1.5"])
     assert exit_.value.code == 2
     assert "must be a share from 0 to below 1, got 1.5" in capsys.readouterr().err
+
+
+def test_a_training_split_probe_of_three_classes_collapses_as_the_homework_says(tmp_path):
+    """The deep MLP on digits 0, 1, 2 fits its training probe perfectly, and the penultimate
+    layer's NC1 on that probe falls at least 20-fold from epoch 0."""
+    from labkit import metrics
+
+    data = labkit.load_dataset("digits", classes=[0, 1, 2], probe_split="train")
+    full = labkit.load_dataset("digits")
+    assert data.probe_split == "train" and len(data.probe_index) == len(data.y_train)
+    assert torch.equal(data.x_probe, data.x_train[data.probe_index])
+    assert set(data.y_probe.tolist()) == {0, 1, 2} and data.class_names == ["0", "1", "2"]
+    assert data.titles[0] == f"train #{int(data.probe_index[0])}"
+    assert data.thumbnails.shape == (len(data.probe_index), 8, 8)
+    # Images of digits 0-2 only, and none of them a test image.
+    from sklearn.datasets import load_digits
+
+    raw = load_digits()
+    pixels = {tuple(np.round(im / 16 * 255).astype(np.uint8).ravel()): int(t)
+              for im, t in zip(raw.images, raw.target, strict=True)}
+    assert {pixels[tuple(t.ravel())] for t in data.thumbnails} == {0, 1, 2}
+    tests = {tuple(t.ravel()) for t in full.thumbnails}
+    assert not any(tuple(t.ravel()) in tests for t in data.thumbnails)
+
+    model = labkit.build_model("deep-mlp", data.input_shape, data.n_classes, seed=0)
+    snaps = labkit.train(model, data, epochs=30, layers="all", seed=0, progress=False)
+    assert snaps.correct(-1).mean() == 1.0  # training accuracy on the probe
+    last = snaps.layer()  # the penultimate layer
+    nc1 = [metrics.neural_collapse(last[e], snaps.labels)["nc1"] for e in (0, -1)]
+    assert nc1[1] * 20 <= nc1[0], nc1
+    assert snaps.meta["probe_split"] == "train"
+    assert main(["run", "--classes", "0,1,2", "--probe-split", "train", "--epochs", "1",
+                 "--no-figures", "--no-progress", "--out", str(tmp_path / "r")]) == 0
+    assert labkit.Snapshots.load(tmp_path / "r").titles[0].startswith("train #")
+    with pytest.raises(DataError, match="probe_split is 'test' or 'train'"):
+        labkit.load_dataset("digits", probe_split="validation")
