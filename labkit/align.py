@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConfigError
-from .reduce import reduce
+from .reduce import SVDProjection, reduce
 
-__all__ = ["Procrustes", "align_runs", "align_sequence", "layer_trajectory", "procrustes",
-           "trajectory"]
+__all__ = ["Procrustes", "align_runs", "align_sequence", "common_pca", "layer_trajectory",
+           "procrustes", "trajectory"]
 
 
 @dataclass
@@ -70,9 +70,13 @@ def align_sequence(layouts: list[np.ndarray] | np.ndarray, reference: int = -1) 
     for layout in layouts[1:]:
         fit = procrustes(layout, out[-1])
         out.append(fit.transform(layout))
-    out = np.stack(out)
+    return same_size(np.stack(out), reference)
+
+
+def same_size(frames: np.ndarray, reference: int = -1) -> np.ndarray:
+    """Every frame ``[n, k]`` centred and scaled to the RMS radius of ``frames[reference]``."""
+    out = np.asarray(frames, np.float64)
     ref = out[reference]
-    # Normalise the scale: every frame as big as the reference, centred at the origin.
     size = np.linalg.norm(ref - ref.mean(0)) / np.sqrt(len(ref))
     centred = out - out.mean(axis=1, keepdims=True)
     norms = np.linalg.norm(centred, axis=(1, 2), keepdims=True) / np.sqrt(out.shape[1])
@@ -92,21 +96,51 @@ def _layouts(embs: list[np.ndarray], method: str, n_components: int, seed: int,
 
 def trajectory(snaps, layer: str | None = None, method: str = "pca", n_components: int = 2,
                seed: int = 0, epochs: list[int] | None = None, warm_start: bool = True,
-               progress: bool = False, **options) -> np.ndarray:
+               progress: bool = False, keep_scale: bool = False, **options) -> np.ndarray:
     """Aligned projections of ``layer`` at every epoch: ``[len(epochs), n, n_components]``.
 
-    For UMAP and t-SNE each epoch starts from the previous epoch's layout (``warm_start``),
-    then Procrustes puts all in one frame. For PCA each epoch gets its own axes, aligned.
+    PCA: every epoch in one common basis (:func:`common_pca`), so a point moves only as much
+    as the embedding changed. UMAP and t-SNE: each epoch starts from the previous epoch's
+    layout (``warm_start``), then Procrustes puts all in one frame. Every frame is then
+    scaled to the last one's size: the embedding's spread grows tens of times during
+    training, and at true scale epoch 0 would be a dot. ``keep_scale=True`` keeps the PCA
+    frames' true sizes (their growth) instead.
     """
     emb = snaps.layer(layer)
     epochs = list(range(emb.shape[0])) if epochs is None else list(epochs)
     embs = [emb[e] for e in epochs]
+    if method == "pca" and not options:
+        frames = common_pca(embs, n_components)
+        return frames if keep_scale else same_size(frames)
     if progress:
         from tqdm.auto import tqdm
 
         embs = tqdm(embs, desc=f"{method} per epoch", leave=False)
     return align_sequence(_layouts(list(embs), method, n_components, seed, warm_start,
                                    **options))
+
+
+def common_pca(embeddings: list[np.ndarray] | np.ndarray, n_components: int = 2) -> np.ndarray:
+    """Every epoch's embedding ``[n, d]`` projected on one set of axes: ``[T, n, k]``.
+
+    Each epoch is centred and rotated (Orthogonal Procrustes, in all ``d`` dimensions, no
+    scaling) onto the one before, which takes out the arbitrary rotations the network may
+    make between epochs; then one PCA of all epochs stacked gives the axes. A per-epoch PCA
+    changes its axes whenever two variances cross, and a 2-D rotation cannot undo that: the
+    picture reconfigures although the embedding barely moved.
+    """
+    from scipy.linalg import orthogonal_procrustes
+
+    aligned = []
+    for emb in embeddings:
+        x = np.asarray(emb, np.float64)
+        x = x - x.mean(axis=0)
+        if aligned:
+            r, _ = orthogonal_procrustes(x, aligned[-1])
+            x = x @ r
+        aligned.append(x)
+    axes = SVDProjection(n_components).fit(np.concatenate(aligned))
+    return np.stack([axes.transform(x) for x in aligned])
 
 
 def layer_trajectory(snaps, epoch: int = -1, method: str = "pca", n_components: int = 2,

@@ -26,10 +26,12 @@ def givens_step(dim: int, step: float = 0.02, seed: int = 0) -> np.ndarray:
     for i in range(dim):
         for j in range(i + 1, dim):
             theta = step * rng.uniform(0.5, 1.5)
-            g = np.eye(dim)
-            g[i, i] = g[j, j] = np.cos(theta)
-            g[i, j], g[j, i] = -np.sin(theta), np.sin(theta)
-            rot = rot @ g
+            c, s = np.cos(theta), np.sin(theta)
+            # rot @ G(i, j, theta) changes only columns i and j: O(dim) work, not O(dim^3),
+            # so touring a raw layer of a few hundred units stays cheap
+            col_i, col_j = rot[:, i].copy(), rot[:, j].copy()
+            rot[:, i] = c * col_i + s * col_j
+            rot[:, j] = c * col_j - s * col_i
     return rot
 
 

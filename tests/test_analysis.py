@@ -108,6 +108,16 @@ def test_grand_tour_is_a_smooth_sequence_of_linear_projections():
     assert frames.shape == (60, 300, 2)
     rot = givens_step(15, seed=0)
     np.testing.assert_allclose(rot @ rot.T, np.eye(15), atol=1e-12)  # a rotation
+    # The product of one Givens rotation per plane, in order (each computed in O(dim)).
+    rng, explicit = np.random.default_rng(0), np.eye(15)
+    for i in range(15):
+        for j in range(i + 1, 15):
+            t = 0.02 * rng.uniform(0.5, 1.5)
+            g = np.eye(15)
+            g[i, i] = g[j, j] = np.cos(t)
+            g[i, j], g[j, i] = -np.sin(t), np.sin(t)
+            explicit = explicit @ g
+    np.testing.assert_allclose(rot, explicit, atol=1e-12)
     xn = (x - x.mean(0)) / np.sqrt(((x - x.mean(0)) ** 2).sum(1).mean())
     # Frame k is xn @ (rot^k)[:, :2]: orthonormal columns, so no distance grows.
     r = np.linalg.matrix_power(rot, 17)
@@ -153,6 +163,16 @@ def test_pca_and_tsne_trajectories_are_aligned(digits_run):
     # Aligned: a consecutive pair moves less than the same pair with independent axes.
     raw = np.stack([reduce(e, "pca") for e in snaps.layer()])
     assert mean_displacement(traj) <= mean_displacement(raw) + 1e-9
+    # One common basis moves points less than a per-epoch PCA aligned in 2-D, and keeps
+    # the embedding's growth when asked to.
+    from labkit.align import _layouts, align_sequence
+
+    per_epoch = align_sequence(_layouts(list(snaps.layer()), "pca", 2, 0, True))
+    assert mean_displacement(traj) < mean_displacement(per_epoch)
+    true = trajectory(snaps, method="pca", keep_scale=True)
+    spread = np.sqrt((true**2).sum(axis=2).mean(axis=1))
+    assert spread[-1] > 5 * spread[0]
+    np.testing.assert_allclose(np.sqrt((traj**2).sum(axis=2).mean(axis=1)), spread[-1])
     tsne = trajectory(snaps, method="tsne", epochs=[3, 4])
     assert tsne.shape == (2, 450, 2)
     assert trustworthiness(snaps.layer()[4], tsne[1]) > 0.9
