@@ -105,9 +105,9 @@ def tex(markdown: str) -> str:
         else:
             text = _escape(piece)
             text = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r"\1", text)
-            text = re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}", text)
-            text = re.sub(r"\*(.+?)\*", r"\\emph{\1}", text)
-            text = re.sub(r'"(.+?)"', r"``\1''", text)
+            text = re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}", text, flags=re.S)
+            text = re.sub(r"\*(.+?)\*", r"\\emph{\1}", text, flags=re.S)
+            text = re.sub(r'"(.+?)"', r"``\1''", text, flags=re.S)
             out.append(text)
     return re.sub(r"\n\s*\n", r"\n\n\\par ", "".join(out)).strip()
 

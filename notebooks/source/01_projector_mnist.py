@@ -172,6 +172,84 @@ print(f"{layer!r}: {tuple(by_hand.shape)} by hand, {tuple(acts[layer].shape)} wi
       f"labkit.capture, equal: {torch.allclose(by_hand, acts[layer], atol=1e-6)}")
 print("hooks left on the layer:", len(dict(model.named_modules())[layer]._forward_hooks))
 
+# %% [markdown] id="detach-demo-intro"
+# ### What `.detach()` saves
+#
+# Your hook ran under `torch.no_grad()`, so no graph was recorded anyway. During training
+# it is: every operation on a tensor that depends on the weights adds a node to the
+# autograd graph, and a node keeps the tensors its backward step will need (a layer's
+# input, the output of a ReLU, batch-norm statistics). The cell below runs the first 256
+# probe images once with autograd on, as in a training step, and keeps the penultimate
+# layer's output twice: as it is, and detached. `graph_behind(t)` walks the graph back from
+# `t.grad_fn` and adds up the bytes of the tensors its nodes saved for the backward pass
+# (the weights are left out: the model holds them in any case).
+
+# %% id="detach-demo"
+def graph_behind(t: torch.Tensor) -> tuple[int, int]:
+    """The number of nodes in the autograd graph behind t, and the bytes its nodes saved."""
+    weights = {p.data_ptr() for p in model.parameters()}
+    nodes, todo, saved = set(), [t.grad_fn], {}
+    while todo:
+        node = todo.pop()
+        if node is None or node in nodes:
+            continue
+        nodes.add(node)
+        for attr in dir(node):  # a node shows what it saved as _saved_* attributes
+            if not attr.startswith("_saved_"):
+                continue
+            try:
+                value = getattr(node, attr)
+            except RuntimeError:  # already freed by a backward pass
+                continue
+            for v in value if isinstance(value, (tuple, list)) else [value]:
+                if isinstance(v, torch.Tensor) and v.data_ptr() not in weights:
+                    saved[(v.data_ptr(), tuple(v.shape))] = v.nbytes
+        todo += [fn for fn, _ in node.next_functions]
+    return len(nodes), sum(saved.values())
+
+
+kept = {}
+
+
+def keep_both(_module, _inputs, output):
+    kept["output"] = output  # what a hook without .detach() would store
+    kept["output.detach()"] = output.detach()
+
+
+handle = dict(model.named_modules())[layer].register_forward_hook(keep_both)
+try:
+    model.eval()  # eval mode changes no running statistics; autograd still records
+    with torch.enable_grad():
+        model(data.x_probe[:256])
+finally:
+    handle.remove()
+for name, t in kept.items():
+    n_nodes, n_bytes = graph_behind(t)
+    print(f"{name:>16}: requires_grad={t.requires_grad!s:5}  "
+          f"grad_fn={t.grad_fn.name() if t.grad_fn is not None else None}  "
+          f"graph: {n_nodes} nodes, {n_bytes / 2**20:.2f} MiB saved")
+print(f"the embedding itself: {kept['output'].nbytes / 2**20:.2f} MiB")
+
+# %% [markdown] id="q-detach" question
+# The cell after the hook exercise keeps the penultimate layer's output of one forward pass
+# twice, as `output` and as `output.detach()`, and prints what each holds. What does
+# `.detach()` save, and what would happen if the kit's hook stored `output` instead of
+# `output.detach()` while recording the probe set at every epoch?
+
+# %% [markdown] id="a-detach" answer points=2
+# `output` has `requires_grad=True` and a `grad_fn` (`ReluBackward0`, the ReLU of `embed`):
+# it is the end of an autograd graph (20 nodes on MNIST, 27 on CIFAR-10) that reaches back
+# through every layer to the input, and that graph keeps alive what its backward step would
+# need, the activations of every layer and the input batch. For 256 {{items}} that is about
+# 77 MiB on MNIST (about 157 MiB on CIFAR-10), several hundred times the 0.12 MiB (0.25 MiB)
+# of the embedding itself; `output.detach()` holds the same numbers with no graph
+# (`requires_grad=False`, `grad_fn=None`, 0 bytes). Without `.detach()`, every stored
+# recording keeps its own graph: 2000 probe images at 11 epochs would hold over 6 GB on
+# MNIST, and memory would grow with each epoch until it runs out, on a GPU first. The stored
+# tensors would also stay connected to the weights: a loss computed from them later would
+# send gradients back into the model through an old graph (or fail because that graph was
+# already freed). `.detach()` keeps the values only.
+
 # %% [markdown] id="q-penultimate" question
 # We record the penultimate layer, the input of the classifier head, rather than the
 # head's output (one score per class). What would a picture of the head's outputs lose?
@@ -212,6 +290,29 @@ pd.DataFrame(snaps.history).set_index("epoch").round(4)
 emb = snaps.layer()  # [epochs + 1, probe size, embedding width]
 print(f"k-NN accuracy in the embedding: epoch 0 {metrics.knn_accuracy(emb[0], snaps.labels):.2f}, "
       f"epoch {snaps.epochs} {metrics.knn_accuracy(emb[-1], snaps.labels):.2f}")
+
+# %% [markdown] id="q-high-lr" question
+# `LR` is the peak learning rate, `1e-3` by default. Predict what happens with `LR = 10`,
+# then try it (set it in the parameters cell and run the notebook up to section 3, or train
+# a fresh `labkit.build_model("cnn", ...)` with `lr=10`). What do the history table and the
+# k-NN accuracy show, what would the projector show, and when does the kit stop with an
+# error instead?
+
+# %% [markdown] id="a-high-lr" answer points=2
+# Each step moves the weights too far: the steps overshoot every minimum, the loss jumps up
+# instead of down, and the weights and activations blow up. On the small digits set
+# (`labkit.load_dataset("digits")`, the kit's CNN, `lr=10`) the test accuracy drops to
+# chance ({{chance}}) after epoch 1 and stays there; the training loss reads 35 after epoch
+# 1 and the test loss 43775 after epoch 2, when the mean length of an embedding has grown
+# from about 1 to over 2600. Then every ReLU of `embed` dies: from epoch 3 on, every
+# embedding is the zero vector, and the k-NN accuracy falls from 0.76 at epoch 0 to 0.10.
+# The projector would show all points on one spot. The kit does not stop here, because the
+# loss stays finite (AdamW's steps have a bounded size and batch normalisation rescales the
+# activations); when the loss becomes NaN or infinite, `labkit.train` raises
+# `DivergedError`, with the message
+# *training diverged at epoch N (loss nan); try a lower learning rate than 10*. Expect the
+# same on {{name}}: either way nothing is learnt, while `1e-3` brings digits to about 99 %
+# test accuracy.
 
 # %% [markdown] id="the-embedding-projector"
 # ## 4. The Embedding Projector
@@ -481,9 +582,16 @@ fig = plots.compare(views, snaps, scores, path=OUT / "figures" / "reducers.png")
 # %% [markdown] id="from-epoch-0-to-the-end"
 # ## 7. From epoch 0 to the end, in one frame
 #
-# Each epoch gets its own PCA; Orthogonal Procrustes (the rotation, possibly with a reflection, that best lines up two sets of matching points; Lab 5 has you write it)
-# rotates each into the frame of the one before, so that a point moves between panels
-# only as much as the embedding itself changed, not because PCA's axes flipped.
+# Every epoch is drawn on the same two axes. First each epoch's embedding is turned onto
+# the one before it by Orthogonal Procrustes (the rotation, possibly with a reflection,
+# that best lines up two sets of matching points; Lab 5 has you write it), in all its
+# dimensions: the network may rotate its embedding between epochs without changing
+# anything that matters. Then one PCA of all epochs together gives the axes. So a point
+# moves between panels only as much as the embedding itself changed. (A PCA per epoch
+# would switch axes whenever two directions' variances cross, and the picture would
+# reconfigure although the embedding barely moved.) Each panel is scaled to the last
+# one's size: the embedding's spread grows tens of times during training, and at true
+# scale epoch 0 would be a dot.
 
 # %% id="epoch-grid"
 traj = align.trajectory(snaps, method="pca")

@@ -178,6 +178,25 @@ table
 # separable from single words: the classifier's task is easy, which is why the accuracy
 # climbs within a few epochs.
 
+# %% [markdown] id="q-tfidf-blind" question
+# A TF-IDF vector records which words of the vocabulary an article uses, and how heavily.
+# Name things about an article that its vector cannot see, and point to an example among the
+# words of the `top_words` table (or the heaviest words of the first probe article).
+
+# %% [markdown] id="a-tfidf-blind" answer points=2
+# It cannot see word order: *the dog bit the man* and *the man bit the dog* get the same
+# vector. It cannot see negation: *not*, *no* and *never* are English stop words and are
+# dropped, so *not a painting* counts as *painting*. It cannot see meaning: every word is
+# its own column, so synonyms (*painter* and *artist*) are as unrelated as any two words,
+# the forms of one word are separate columns (the table may list both *painting* and
+# *paintings*, or *game* and *games*), and a word with two senses (*court*, *network*,
+# *model*) is one column whatever it means in the article. And it cannot see words outside
+# its vocabulary: only the 5000 most frequent words of the training split that occur in at
+# least two training articles get a column; any other word, such as a name that only a test
+# article uses, weighs nothing, and an article with none of the vocabulary's words becomes
+# the zero vector. What is left is the table's view of a topic, a list of typical words; the
+# network can only reweight and combine these columns, not recover what they lost.
+
 # %% [markdown] id="train-intro"
 # ## 3. Train an MLP, recording every epoch
 #
@@ -329,6 +348,26 @@ assert sorted(map(tuple, mistakes.itertuples(index=False))) == _expected
 # inside the other cluster: overlapping points are often a property of the data and its
 # labels, not only a weakness of the model.
 
+# %% [markdown] id="q-confusable" question
+# Which two topics does the network confuse most often? Count the pairs in `mistakes`
+# (`mistakes.value_counts(["topic", "prediction"])`) and look for clusters that touch in the
+# explorer at the last epoch. Then name two topics that would fool the network into one
+# overlapping cluster, and say why. (On Wikipedia you can try them: change `TOPICS`.)
+
+# %% [markdown] id="a-confusable" answer points=2
+# *Example answer for the default topics:* Machine learning, Renaissance art and Basketball
+# share almost no vocabulary, so the three clusters separate and the few mistakes are single
+# articles between two topics, such as a sports-analytics article (Basketball or Machine
+# learning) or one on art made by computers (Renaissance art or Machine learning). On BBC
+# News, expect business to be mixed most with politics and tech (stories on the economy,
+# taxes or technology companies). Two topics whose articles use the same words would fool
+# the network, for example *Astronomy* and *Astrophysics*, or *Machine learning* and
+# *Statistics*: their TF-IDF vectors are nearly the same (stars, galaxy, telescope; data,
+# model, regression), and the label only says which search found an article, so many
+# articles would fit either label. The network sees nothing but those vectors, so it cannot
+# pull the two apart: their clusters overlap at the last epoch and the test accuracy stays
+# clearly lower than with the default topics.
+
 # %% [markdown] id="what-the-network-adds"
 # ## 8. What the network adds over TF-IDF
 #
@@ -447,15 +486,50 @@ pd.DataFrame({
 # `knn_acc` following the same curve.
 
 # %% [markdown] id="the-mantis-csv"
-# ## 9. The Mantis CSV
+# ## 9. Mantis: the whole run on one map
 #
-# One row per article: `title`, `categoric` (its topic), the snippet, the model's
-# prediction, and one column `embedding_epoch_k` per epoch, each a list of numbers.
-# `coordinate1`/`coordinate2` give Mantis a ready projection of the last epoch.
+# Mantis is an online workbench that draws embeddings as maps you can explore. It reads a
+# CSV with one row per article: `title`, `categoric` (its topic), the snippet, the model's
+# prediction, and one column `embedding_epoch_k` per epoch, from `embedding_epoch_0`
+# (before training) to the last epoch (`embedding_epoch_10` with `EPOCHS = 10`), each a
+# list of the 64 numbers of that epoch's embedding. Mantis computes the projection itself,
+# with UMAP, from the epoch you choose, so this one file replays the whole of training.
+#
+# `coordinates=2` adds two more columns, `coordinate1` and `coordinate2`: a ready 2-D
+# projection of the last epoch (a PCA). Mantis can show it directly, without computing a
+# projection of its own: use it when Mantis' own projection is slow (a large probe set),
+# or when you want Mantis to show a picture you know. To show exactly the last panel of
+# the grid of section 4 (the aligned `REDUCER` layout), pass that instead:
+# `coordinates=traj[-1]`, an array [probe size, 2].
 
 # %% id="mantis-csv"
 labkit.write_mantis_csv(snaps, f"{OUT}/mantis.csv", coordinates=2)
 pd.read_csv(f"{OUT}/mantis.csv").iloc[:3, :6]
+
+# %% [markdown] id="mantis-walkthrough"
+# ### In Mantis
+#
+# 1. Download `mantis.csv` from the run folder `OUT` (on Colab, from the file browser on
+#    the left) and open Mantis in your browser, from the link your course gives.
+# 2. Create a new project, giving it a project name and a map name, and drag the CSV onto
+#    the page. Mantis reads the column names from the header; check that `title` is taken
+#    as the title and `categoric` as a categoric field.
+# 3. Choose `embedding_epoch_0` as the vector column (the space Mantis projects), have
+#    UMAP reduce it to 3-D, and colour the points by `categoric`. This is the untrained
+#    network: expect one mixed cloud.
+# 4. Move through training by choosing another `embedding_epoch_k` as the vector column:
+#    `embedding_epoch_1`, `embedding_epoch_2`, ..., up to the last epoch. The points move
+#    to their new places; watch when the topics break away from each other, which
+#    articles stay between two clusters at the end, and compare with the grid of
+#    section 4 and the mistakes of section 7.
+# 5. For the ready projection instead, tag `coordinate1` and `coordinate2` as custom
+#    coordinates that override the embedding, and choose
+#    *Direct Projection (no embedding)* as the reduction model: Mantis then places the
+#    points at these coordinates and computes no embedding or projection itself. This
+#    shows the last epoch only.
+#
+# **What to hand in:** the worksheet as a PDF, with your answers to its questions, and
+# your `mantis.csv`.
 
 # %% [markdown] id="clean-up"
 # ## Clean up

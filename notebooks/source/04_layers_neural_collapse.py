@@ -9,7 +9,7 @@
 #
 # {{badge}}
 #
-# A classifier is a chain of functions, one per layer, and every layer re-embeds the data in a space of its own. Do deeper layers arrange the classes into better clusters? We train a deep MLP until it classifies (nearly) every training image correctly, record every layer, and look: you write the SVD projection and the NC1 measure of neural collapse yourself, then compare them with the kit's.
+# A classifier is a chain of functions, one per layer, and every layer re-embeds the data in a space of its own. Do deeper layers arrange the classes into better clusters? We start, as the homework does, with three classes, train a deep MLP until it classifies every training image correctly, record every layer on the training images, and look: you write the SVD projection and the NC1 measure of neural collapse yourself, then compare them with the kit's. At the end you vary the depth and go to all ten classes.
 #
 # {{how_to_run}}
 
@@ -17,33 +17,56 @@
 # This lab's parameters: change them here, then run the notebook again.
 DATASET: str = "digits"
 DATA_DIR: str = "data"
-CLASSES: list[int] | None = None  # e.g. [0, 1, 2]: only these classes (None: all of them)
+CLASSES: list[int] | None = [0, 1, 2]  # start with three classes, as the homework does (None: all ten)
+PROBE_SPLIT: str = "train"  # the probe's images: "train" (what the network is fitted on) or "test"
 EPOCHS: int = 30
 DEPTH: int = 5  # hidden layers of the MLP
 LR: float = 1e-3  # the peak learning rate
-PROBE_SIZE: int | None = None  # the whole test split, at most 2000 points
+PROBE_SIZE: int | None = None  # the whole probe split, at most 2000 points
 SEED: int = 0
 OUT: str = "runs/layers"
 
 # %% [markdown] id="deep-mlp-intro"
 # ## 1. A deep MLP, every layer recorded
 #
-# We train an MLP with `DEPTH` hidden layers of 128 units on {{name}} ({{what}})
-# for `EPOCHS` epochs, long enough for the training accuracy to reach about 100 %:
-# we want to see how the network arranges the data once it has learnt them, so
-# overfitting does not worry us here. Before training and after every epoch the kit
-# records the embedding of **every** hidden layer for the probe set (test {{items}}
-# the model never trains on). `snaps.layer(name)` is an array
+# We train an MLP with `DEPTH` hidden layers of 128 units on the classes `CLASSES`
+# of {{name}} ({{what}}) for `EPOCHS` epochs, long enough for the training accuracy
+# to reach 100 %: we want to see how the network arranges the data it is fitted on,
+# so overfitting does not worry us here. Before training and after every epoch the
+# kit records the embedding of **every** hidden layer for a fixed probe set. With
+# `PROBE_SPLIT = "train"` the probe is drawn from the **training** {{items}} (all of
+# them here, stratified by class): everything below, pictures and measures alike,
+# is about the image of the training data. `snaps.layer(name)` is an array
 # `[epochs + 1, n_probe, width]`, `snaps.layers` the layer names, `snaps.labels`
-# the probe labels.
+# the probe labels (relabelled 0, 1, 2, ... in the order of `CLASSES`).
 
 # %% id="train"
 data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, seed=SEED,
-                           classes=CLASSES)
+                           classes=CLASSES, probe_split=PROBE_SPLIT)
 model = labkit.build_model("deep-mlp", data.input_shape, data.n_classes, seed=SEED, depth=DEPTH)
 snaps = labkit.train(model, data, epochs=EPOCHS, layers="all", lr=LR, seed=SEED)
-print(f"training accuracy after the last epoch: {snaps.history[-1]['train_acc']:.3f}")
+print(f"classes {snaps.class_names}; {snaps.n_probe} probe points from the {PROBE_SPLIT} split")
 snaps
+
+# %% [markdown] id="fit-intro"
+# Why insist on 100 %? Neural collapse (Papyan, Han & Donoho, 2020) is a claim about
+# the *terminal phase of training*: the epochs after the network has fitted every
+# training example, when the loss can still fall only by moving the training points
+# further apart and closer together. It is a statement about the data the network
+# is fitted on; {{items}} it has never seen need not obey it. So before measuring
+# anything we check both conditions: the probe is training data, and the network
+# classifies all of it correctly. The table follows the accuracy on the probe (the
+# model as it stands after each epoch) next to the accuracy on the held-out test split.
+
+# %% id="fit"
+fit = pd.DataFrame({
+    "epoch": range(snaps.epochs + 1),
+    f"probe ({PROBE_SPLIT}) accuracy": [snaps.correct(e).mean() for e in range(snaps.epochs + 1)],
+    "test accuracy": [row["test_acc"] for row in snaps.history]}).set_index("epoch")
+perfect = fit.index[fit.iloc[:, 0] == 1.0]
+print(f"probe accuracy first 100 % at epoch {perfect[0]}; last epoch {fit.iloc[-1, 0]:.1%}"
+      if len(perfect) else "the probe accuracy never reaches 100 %: train longer (EPOCHS)")
+fit.loc[sorted({*range(0, snaps.epochs + 1, 5), snaps.epochs})].round(3)  # every 5th epoch
 
 # %% [markdown] id="svd-intro"
 # ## 2. SVD projections, layer by layer
@@ -121,9 +144,10 @@ for _k in (1, 3, 5):
 # **Exercise.** Draw the last epoch through every layer: one row of scatter plots,
 # one panel per layer in the order of `snaps.layers`, each showing
 # `svd_projection(snaps.layer(name)[-1])` with the points coloured by
-# `snaps.labels` with the colour map `"tab10"` (the kit's colours: class 0 blue,
-# 1 orange, 2 green, ... as in the kit's legends below) and titled with the layer's
-# name. Call the figure `fig` (the test cell looks at its panels). Then compare
+# `snaps.labels` with the colour map `"tab10"` and `vmin=0, vmax=9` (the kit's
+# colours: class 0 blue, 1 orange, 2 green, ... as in the kit's legends below; the
+# fixed range gives class `i` the `i`-th colour however many classes there are) and
+# titled with the layer's name. Call the figure `fig` (the test cell looks at its panels). Then compare
 # it with the kit's grid below.
 
 # %% id="svd-layers" exercise
@@ -134,7 +158,8 @@ fig, axes = plt.subplots(1, len(snaps.layers), figsize=(2.8 * len(snaps.layers),
                          squeeze=False, layout="constrained")
 for ax, name in zip(axes[0], snaps.layers, strict=True):
     xy = svd_projection(snaps.layer(name)[-1])
-    ax.scatter(xy[:, 0], xy[:, 1], c=snaps.labels, cmap="tab10", s=4, linewidths=0)
+    ax.scatter(xy[:, 0], xy[:, 1], c=snaps.labels, cmap="tab10", vmin=0, vmax=9, s=4,
+               linewidths=0)
     ax.set_title(name, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -172,10 +197,12 @@ plots.layer_grid(lt, snaps, method="pca (SVD)", path=f"{OUT}/figures/layer_grid.
 # The point clouds are the same up to a rotation or reflection and a change of
 # scale: every cluster has the same shape and the same neighbours in both rows,
 # because Procrustes moves a layout rigidly and never bends it. What differs is the
-# orientation. In my row the zeros sit on the right in `hidden1`, top right in
-# `hidden2`, bottom left in `hidden3`, top left in `hidden4` and at the bottom in
-# `hidden5`; in the kit's grid they stay on the right, the fours at the top and the
-# threes at the bottom, so one can follow each class down the layers. The sign
+# orientation. In my row the zeros (blue) sit on the left in `hidden1`, on the
+# right in `hidden2`, on the left again in `hidden3`, bottom left in `hidden4` and
+# at the top in `hidden5`, and the ones and twos swap places just as freely; in the
+# kit's grid the zeros stay on the left, the ones top right and the twos bottom
+# right, so one can follow each class down the layers into the triangle of
+# `hidden5`. The sign
 # convention only chooses between $v$ and $-v$ within one layer; two layers are
 # different spaces, with axes of their own (and possibly different widths), so
 # nothing ties the axes of one to the axes of the next, and when two singular
@@ -202,7 +229,8 @@ plots.layer_grid(lt, snaps, method="pca (SVD)", path=f"{OUT}/figures/layer_grid.
 # than the layer's width, so it has no inverse; the pseudo-inverse inverts it on
 # the directions the class means span and ignores the others. NC1 thus measures
 # the within-class spread in units of the between-class spread, direction by
-# direction, and is 0 when every point sits on its class mean.
+# direction, and is 0 when every point sits on its class mean. Here $h_i$ are the
+# probe's **training** {{items}}, the data the collapse is claimed for.
 
 # %% [markdown] id="nc1-instructions"
 # **Exercise.** Write `nc1_by_hand(h, y)`: `h` is an array `[n, d]`, `y` the `n`
@@ -269,13 +297,14 @@ for _name in snaps.layers:
 # tell you about what training did to the deeper layers?
 
 # %% [markdown] id="a-nc1-epochs" answer points=2
-# Before training NC1 *grows* with depth (about 0.82, 0.91, 1.14, 1.42, 1.72 from
+# Before training NC1 *grows* with depth (about 0.16, 0.19, 0.23, 0.30, 0.31 from
 # `hidden1` to `hidden5`): each random layer mixes the classes a little more, so
 # the deeper the layer, the more the class means blur into the spread within
 # classes. After 30 epochs the order is reversed and NC1 *falls* with depth (about
-# 0.57, 0.34, 0.21, 0.13, 0.08). Training lowered NC1 in every layer, but by far
-# the most in the deepest ones (twentyfold in `hidden5`, by a third in `hidden1`):
-# the later layers are where the network pulls each class towards its mean.
+# 0.12, 0.068, 0.039, 0.016, 0.008). Training lowered NC1 in every layer, but by
+# far the most in the deepest ones (almost fortyfold in `hidden5`, by only a quarter
+# in `hidden1`): the later layers are where the network pulls the training images
+# of each class towards their mean.
 
 # %% [markdown] id="kit-measures"
 # The kit computes NC1 (the same number as yours) and more for every layer and
@@ -327,13 +356,14 @@ assert better_with_depth == bool(np.all(np.diff(_end["silhouette"].to_numpy()) >
 # what does the linear probe on the first layer say?
 
 # %% [markdown] id="a-depth" answer points=2
-# Yes, in this run: the silhouette rises from layer to layer (about 0.16, 0.22,
-# 0.30, 0.43, 0.61 for `hidden1` to `hidden5`) and NC1 falls (0.57, 0.34, 0.21,
-# 0.13, 0.08). The kNN accuracy improves much less, from about 0.92 to 0.98 (with
-# a small dip at `hidden2`), and a linear probe on `hidden1` already reaches about
-# 0.93 (0.98 on `hidden5`). So the first layers already hold almost all the
-# information needed to classify; the deeper layers mostly *arrange* it, pulling
-# each class into a tight cluster far from the others.
+# Yes, in this run: the silhouette rises from layer to layer (about 0.23, 0.26,
+# 0.31, 0.43, 0.67 for `hidden1` to `hidden5`), slowly at first and steeply in the
+# last two layers, and NC1 falls (0.12, 0.068, 0.039, 0.016, 0.008). The kNN
+# accuracy hardly changes, from 0.975 on `hidden1` to 0.99 and then 1.0 from
+# `hidden3` on, and a linear probe on `hidden1` already reaches 0.98 (1.0 from
+# `hidden2` on). So with three classes the first layer already holds almost all
+# the information needed to classify; the deeper layers mostly *arrange* it,
+# pulling each class into a tight cluster far from the others.
 
 # %% [markdown] id="collapse-intro"
 # ## 4. Does the penultimate layer collapse to C points?
@@ -344,8 +374,10 @@ assert better_with_depth == bool(np.all(np.diff(_end["silhouette"].to_numpy()) >
 # every pair at the same angle, with cosine $-1/(C-1)$ (*equiangular*, measured by
 # the standard deviation of the pairwise cosines). The classifier's weight vectors
 # should point along those means (NC3, 0 when they do), and the nearest class mean
-# should predict what the network predicts (NC4). Below, before training and after
-# the last epoch.
+# should predict what the network predicts (NC4). With three classes the simplex is
+# an equilateral triangle centred at $\mu_G$, cosine $-1/2$; with ten, a regular
+# 9-dimensional simplex, cosine $-1/9$. Below, on the training probe, before
+# training and after the last epoch.
 
 # %% id="collapse"
 c = len(snaps.class_names)
@@ -369,18 +401,85 @@ for key, what in [("nc1", "NC1 (0 = collapsed)"),
 # numbers do show the simplex forming?
 
 # %% [markdown] id="a-collapse" answer points=3
-# Largely, but not completely. The centred means sum to zero, so
-# $\lVert\sum_c m_c\rVert^2 = 0$ and, when the lengths are nearly equal, the
-# average pairwise cosine is forced to about $-1/(C-1)$: it was already -0.102 in
-# the untrained network, and -0.111 at the end. What shows the simplex forming is
-# the spread: the standard deviation of the cosines falls from 0.27 to 0.07 and
-# the spread of the lengths from 0.24 to 0.05, so the means become equally long
-# and equally far apart. NC1 falls about twentyfold (1.72 to 0.08), NC3 from 1.42
-# to 0.57 (the classifier's rows turn towards the means, but not all the way) and
-# the nearest class mean agrees with the network on 99.6 % of the probe images.
-# The points of the collapse are the class means, the vertices of that simplex.
-# It is not total: NC1 is measured on test images, which keep some spread, and
-# after 30 epochs the training accuracy is just short of 100 %.
+# Yes, nearly: on the training probe, which the network classifies 100 % correctly
+# from epoch 3 on, NC1 of `hidden5` falls from 0.308 to 0.008. The centred means
+# $m_c$ sum to zero, so $\lVert\sum_c m_c\rVert^2 = 0$ and, when the lengths are
+# nearly equal, the average pairwise cosine is forced to about $-1/(C-1)$ (with
+# three equally long means it is exactly $-1/2$): it was already -0.485 in the
+# untrained network, and is -0.499 at the end. What shows the simplex forming is
+# the spread: the standard deviation of the cosines falls from 0.196 to 0.044 and
+# the spread of the lengths from 0.153 to 0.030, so the means become equally long
+# and equally far apart. NC3 falls from 1.43 to 0.65 (the classifier's rows turn
+# towards the means, but not all the way in 30 epochs) and the nearest class mean
+# agrees with the network on all the probe images (0.341 before training).
+
+# %% [markdown] id="collapse-points-intro"
+# Collapse onto *which* points? The table gives, for each class of the penultimate
+# layer, the root-mean-square distance of its training {{items}} to their class mean
+# (the spread), the same spread counting only the directions the centred class means
+# span (the only ones NC1 and the simplex look at), and the distance of the class
+# mean from the centre $\mu_G$; below it, the distances between the class means. The picture projects the last epoch onto its
+# top two singular directions and marks the class means (crosses) and $\mu_G$ (a
+# black dot).
+
+# %% id="collapse-points"
+import matplotlib.pyplot as plt
+
+
+def class_geometry(h: np.ndarray, y: np.ndarray):
+    """Class means [C, d], their centre mu_G, and per class: the RMS distance of its points
+    to their mean, in all directions and in the span of the centred means only."""
+    means = np.stack([h[y == k].mean(axis=0) for k in range(c)])
+    centre = means.mean(axis=0)
+    basis = np.linalg.svd((means - centre).T, full_matrices=False)[0][:, :c - 1]
+    off = h - means[y]  # each point minus its class mean
+    rms = [np.sqrt((off[y == k] ** 2).sum(axis=1).mean()) for k in range(c)]
+    rms_plane = [np.sqrt(((off[y == k] @ basis) ** 2).sum(axis=1).mean()) for k in range(c)]
+    return means, centre, np.array(rms), np.array(rms_plane)
+
+
+h_pen = {e: snaps.layer()[e].astype(np.float64) for e in (0, -1)}  # the penultimate layer
+geo = {e: class_geometry(h_pen[e], snaps.labels) for e in (0, -1)}
+print(pd.DataFrame({(when, what): col for e, when in ((0, "epoch 0"), (-1, "last"))
+                    for what, col in (("spread", geo[e][2]), ("in span", geo[e][3]),
+                                      ("to centre", np.linalg.norm(geo[e][0] - geo[e][1],
+                                                                   axis=1)))},
+                   index=pd.Index(snaps.class_names, name="class")).round(2))
+for e, when in ((0, "epoch 0"), (-1, "last")):
+    d = [np.linalg.norm(geo[e][0][i] - geo[e][0][j]) for i in range(c) for j in range(i + 1, c)]
+    print(f"{when}: distances between class means {min(d):.2f} to {max(d):.2f}; "
+          f"largest spread {geo[e][2].max():.2f}, in the span of the means {geo[e][3].max():.2f}")
+
+# The top two singular directions of the last epoch; the means projected with them.
+centre = h_pen[-1].mean(axis=0)
+_, _, vt = np.linalg.svd(h_pen[-1] - centre, full_matrices=False)
+xy, means_xy, mu_g_xy = ((a - centre) @ vt[:2].T for a in (h_pen[-1], geo[-1][0], geo[-1][1]))
+fig2, ax = plt.subplots(figsize=(4, 4), layout="constrained")
+ax.scatter(xy[:, 0], xy[:, 1], c=snaps.labels, cmap="tab10", vmin=0, vmax=9, s=4, alpha=0.5)
+ax.scatter(means_xy[:, 0], means_xy[:, 1], c=np.arange(c), cmap="tab10", vmin=0, vmax=9,
+           marker="X", s=120, edgecolors="black")
+ax.scatter(*mu_g_xy, c="black", s=30)
+ax.set_aspect("equal")
+ax.set_title(f"{snaps.layers[-1]}, last epoch: class means and their centre", fontsize=9)
+plt.show()
+
+# %% [markdown] id="q-collapse-points" question
+# How many points does each class collapse to in the penultimate layer? Which
+# points? Answer with the numbers above: the spread within each class against the
+# distances between the class means, and the cosines against $-1/(C-1)$.
+
+# %% [markdown] id="a-collapse-points" answer points=2
+# One point per class, three in all: each class's training images end near their
+# class mean, and the three means are the vertices of a nearly equilateral triangle
+# (a 2-simplex) centred at the global mean $\mu_G$, the black dot in the picture.
+# At the last epoch the means lie 6.42, 6.90 and 6.72 from $\mu_G$ and 11.18 to
+# 12.01 from each other (an equilateral triangle of radius 6.7 has sides 11.6),
+# with mean cosine -0.499 against $-1/(C-1) = -0.5$ and a std of the cosines of
+# 0.044. Within the plane of the triangle each class spreads only 0.62 to 0.79 round
+# its mean, a small fraction of the distance to the next vertex; the whole spread
+# (2.21 to 3.31) is larger but lies mostly in directions the means do not span. Before
+# training there was no triangle: all three means sat within 0.03 of $\mu_G$,
+# inside the spread of each class (0.04 to 0.06).
 
 # %% [markdown] id="cka-intro"
 # How alike are the layers themselves? **Linear CKA** (centred kernel alignment)
@@ -397,10 +496,39 @@ plots.cka_heatmap(metrics.cka_matrix(reps), snaps.layers,
 # match the pictures per layer in section 2?
 
 # %% [markdown] id="a-cka-layers" answer points=2
-# Neighbouring layers are the most alike (CKA about 0.91 for `hidden1`/`hidden2`,
-# rising to 0.96 for `hidden4`/`hidden5`) and similarity falls steadily with the
-# distance between layers, down to about 0.66 between `hidden1` and `hidden5`. The
-# deeper pairs are more alike than the early ones: the representation changes
-# most in the first layers and settles towards the end. The aligned grid shows the
-# same gradual change: the clusters sharpen from one layer to the next without
-# jumping, and the last two panels look much alike.
+# Neighbouring layers are the most alike (CKA about 0.95 for `hidden1`/`hidden2`,
+# 0.94, 0.95, and 0.96 for `hidden4`/`hidden5`) and similarity falls steadily with
+# the distance between layers, down to about 0.71 between `hidden1` and `hidden5`
+# (0.82 from `hidden1` to `hidden4`, 0.76 from `hidden2` to `hidden5`). No single
+# step changes the representation much; the differences add up. The aligned grid
+# shows the same gradual change: the three clusters keep their places and tighten
+# from one layer to the next without jumping, until `hidden5` holds three thin
+# clusters at the corners of a triangle.
+
+# %% [markdown] id="your-turn"
+# ## 5. Your turn: depth, then all ten classes
+#
+# The homework asks you to experiment. Change a parameter in the parameters cell at
+# the top, run the whole notebook again, and compare the line printed below (copy
+# it somewhere first: a new run replaces it).
+#
+# 1. **Depth.** Set `DEPTH = 2`, then `DEPTH = 8` (keep `CLASSES = [0, 1, 2]`).
+#    Does the training accuracy still reach 100 %? Does NC1 still fall layer by
+#    layer, and how low does it get in the penultimate layer? Is the silhouette
+#    still better with every layer?
+# 2. **Ten classes.** Set `DEPTH = 5` again and `CLASSES = None`. The simplex now
+#    has ten vertices in nine dimensions, so its cosine is $-1/9 \approx -0.111$,
+#    and a two-dimensional picture can no longer show it whole: look at the numbers
+#    (NC1, the spread of the lengths, the std of the cosines) rather than at the
+#    scatter plot. Is the collapse as complete as with three classes after the same
+#    30 epochs? If not, what happens with more epochs (`EPOCHS = 60`)?
+# 3. **Unseen data.** Set `PROBE_SPLIT = "test"`: the same measures on test
+#    {{items}} the network never fitted. How much of the collapse survives?
+
+# %% id="run-summary"
+print(f"DEPTH={DEPTH}, {c} classes, EPOCHS={EPOCHS}, probe from {PROBE_SPLIT}: "
+      f"probe accuracy {snaps.correct(-1).mean():.3f}, test accuracy "
+      f"{snaps.history[-1]['test_acc']:.3f}; penultimate NC1 {nc[-1]['nc1']:.3f}, "
+      f"length spread {nc[-1]['nc2_equinorm']:.3f}, mean cosine "
+      f"{nc[-1]['nc2_mean_cosine']:.3f} (simplex {-1 / (c - 1):.3f}), std of cosines "
+      f"{nc[-1]['nc2_equiangularity']:.3f}")

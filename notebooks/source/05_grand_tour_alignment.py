@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   labkit:
-#     outputs: [figures/tour.gif, figures/procrustes.png, figures/epochs.gif, figures/two_models.png]
+#     outputs: [figures/tour_raw.gif, figures/tour.gif, figures/procrustes.png, figures/epochs.gif, figures/two_models.png]
 # ---
 
 # %% [markdown] id="title"
@@ -9,7 +9,7 @@
 #
 # {{badge}}
 #
-# Projections of one embedding differ from run to run and epoch to epoch by rotations and flips. We tour a 15-dimensional view smoothly, take the arbitrary rotations out with Orthogonal Procrustes (which you write), and compare two different models in one frame and with linear CKA (which you write too).
+# Projections of one embedding differ from run to run and epoch to epoch by rotations and flips. We tour the embedding itself and a 15-dimensional map of it smoothly, compare what each tour can claim, take the arbitrary rotations out with Orthogonal Procrustes (which you write), and compare two different models in one frame and with linear CKA (which you write too).
 #
 # {{how_to_run}}
 
@@ -22,7 +22,7 @@ MODEL: str = "cnn"  # the first model: "cnn", "mlp" or "deep-mlp"; the second is
 EPOCHS: int = 10
 LR: float = 1e-3  # the peak learning rate, for both models
 PROBE_SIZE: int | None = None  # the whole test split, at most 2000 points
-REDUCER: str = "umap"  # "umap", or "pca" to tour a linear view of the embedding itself
+REDUCER: str = "umap"  # the second tour's map: "umap", or "pca" (then it is a linear view too)
 TOUR_DIMS: int = 15
 TOUR_FRAMES: int = 90
 SEED: int = 0
@@ -45,13 +45,36 @@ snaps
 # ## 1. The Grand Tour
 #
 # A 2-D picture must drop dimensions. The Grand Tour shows *many* 2-D linear views
-# in a smooth sequence, rotating the data in every plane at once. Every view is a
-# plain projection of the data it tours, so a gap you see there is really in that
-# data. We first reduce the last epoch to `TOUR_DIMS` dimensions with `REDUCER`, UMAP
-# by default (more room than two dimensions lets it keep more of the structure), then
-# tour those: the tour is faithful to the 15-D UMAP space, which is itself a non-linear
-# picture of the embedding (set `REDUCER = "pca"` to tour a linear view of the embedding
-# itself). For comparison, the first panel below is an ordinary 2-D picture made the
+# in a smooth sequence, rotating the data in every plane at once and watching the
+# first two coordinates. A linear projection can only bring points closer, never
+# push them apart, so a gap seen in any view is a gap in the data being toured.
+# *Which* data is toured decides what the pictures can claim, so we take two tours.
+#
+# The first tours the **raw embedding**: the last epoch's penultimate layer for the
+# probe set, `snaps.layer()[-1]`, all of its units, with no reduction at all
+# (normalised only: centred and scaled to unit radius). Every frame is a linear
+# projection of the embedding itself. The tour starts from the view of units 0 and
+# 1 alone (the points pressed onto the axes are those the ReLU sets to zero), then
+# turns into mixtures of all the units.
+
+# %% id="tour-raw"
+raw = snaps.layer()[-1]  # [n_probe, width]: the penultimate layer after the last epoch
+# every plane (i, j) of all `width` units turns at once: the rotation is rebuilt from
+# width * (width - 1) / 2 Givens turns, cheap for a layer of a few hundred units
+frames_raw = labkit.tour.grand_tour(raw, n_frames=TOUR_FRAMES, seed=SEED)
+print(f"touring all {raw.shape[1]} units of the embedding: frames {frames_raw.shape}")
+plots.tour_animation(frames_raw, snaps, path=f"{OUT}/figures/tour_raw.gif")
+display(Image(filename=f"{OUT}/figures/tour_raw.gif"))
+
+# %% [markdown] id="tour-reduced-intro"
+# The second tour follows the Distill *UMAP Tour*: first reduce the embedding to
+# `TOUR_DIMS` dimensions with `REDUCER` (UMAP by default; more room than two
+# dimensions lets it keep more of the structure), then tour those. Its frames are
+# linear views of that 15-D map, not of the embedding: UMAP bends, tears and
+# squeezes the space to keep neighbourhoods, so a gap or a tight cluster seen here
+# may be UMAP's doing. (With `REDUCER = "pca"` the map is linear too, the 15
+# directions of largest variance, and this tour is a faithful view of part of the
+# embedding.) For comparison, the first panel is an ordinary 2-D picture made the
 # same way. (UMAP compiles itself on first use: this cell takes a minute the first
 # time.)
 
@@ -64,21 +87,24 @@ plots.tour_animation(frames, snaps, path=f"{OUT}/figures/tour.gif")
 display(Image(filename=f"{OUT}/figures/tour.gif"))
 
 # %% [markdown] id="q-tour" question
-# Watch the tour. Which classes stay apart in every view, and which only in some?
-# What does that tell you about how many dimensions separate them, and what does
-# the tour show that a single 2-D UMAP picture cannot?
+# Compare the two tours. Which classes stay apart in every view of each, and which
+# only in some? For each tour, say whether a gap you see there must exist in the
+# embedding itself, and why. What do the differences between the two tours tell
+# you about what a tour of the UMAP map can and cannot claim?
 
 # %% [markdown] id="a-tour" answer points=2
-# In our run the zeros stay apart from everything in practically every view, the
-# threes in nearly every view; the ones and sixes (and the eights beside them) run into each
-# other in many views and come apart only in some, as do the twos and nines now and
-# then. A class that is apart in every 2-D view differs from the others along many
-# of the 15 directions; one that separates only in some views differs along few,
-# and only the views that include those directions show the gap. Because every
-# frame is a linear projection, a gap or a direction seen in the tour exists in the
-# 15-D data. A single UMAP picture is one non-linear view: its gaps and cluster
-# sizes may be artefacts of the layout (here every class is squeezed into a tight
-# blob), and it cannot show which separations need which directions.
+# In our run the raw tour (all 64 units) shows broad, overlapping clouds: no view
+# separates all ten classes, but each view pulls a few apart, the fours most
+# often, the sevens, sixes, threes, zeros and ones in some views, while twos,
+# fives, eights and nines stay mixed in the middle. Those gaps are linear
+# projections of the embedding, so they are really there: the classes differ
+# along many directions, each view catching only some. The UMAP tour shows ten
+# tight, far-apart blobs in nearly every view (some touch now and then, the ones,
+# sixes and eights, the fives and nines); its frames are linear views of UMAP's
+# 15-D map, not of the embedding, so its wide empty gaps and compact clusters are
+# largely UMAP's doing: it keeps which points are neighbours, not distances or
+# spreads. It can claim which points sit together, not how far apart or how wide
+# the classes are in the embedding.
 
 # %% [markdown] id="aligned-across-epochs"
 # ## 2. Aligned across epochs
