@@ -167,7 +167,7 @@ table
 # tell the topics apart before any training?
 
 # %% [markdown] id="a-top-words" answer points=2
-# The lists read like short descriptions of the topics and overlap little. With the default
+# *Example answer for the default topics (yours depend on the topics you chose):* The lists read like short descriptions of the topics and overlap little. With the default
 # Wikipedia topics expect words such as *learning*, *data* and *algorithms* under Machine
 # learning, *art*, *painting* and *italian* under Renaissance art, *basketball*, *nba* and
 # *team* under Basketball; on BBC News, *film* and *music* (entertainment), *labour* and
@@ -338,7 +338,7 @@ assert sorted(map(tuple, mistakes.itertuples(index=False))) == _expected
 # say about the points that overlap in the picture?
 
 # %% [markdown] id="a-mistakes" answer points=2
-# Most mistakes are articles that straddle two topics or say little: on Wikipedia, an intro
+# *Example answer for the default topics (yours depend on the topics you chose):* Most mistakes are articles that straddle two topics or say little: on Wikipedia, an intro
 # that a topic's search found but that is mostly about something else (for example a
 # statistics or sports-analytics article), or a short intro with few topic words; on BBC
 # News, stories between sections, such as the business of film or music (business or
