@@ -35,9 +35,11 @@ OUT: str = "runs/layers"
 # so overfitting does not worry us here. Before training and after every epoch the
 # kit records the embedding of **every** hidden layer for a fixed probe set. With
 # `PROBE_SPLIT = "train"` the probe is drawn from the **training** {{items}} (all of
-# them here, stratified by class): everything below, pictures and measures alike,
-# is about the image of the training data. `snaps.layer(name)` is an array
-# `[epochs + 1, n_probe, width]`, `snaps.layers` the layer names, `snaps.labels`
+# them here; a smaller `PROBE_SIZE` draws a sample stratified by class): everything
+# below, pictures and measures alike, is about the image of the training data.
+# `snaps.layer(name)` is an array `[epochs + 1, n_probe, width]`; `snaps.layer()`
+# with no name is the penultimate layer (the last hidden one, `snaps.layers[-1]`),
+# the one neural collapse is about. `snaps.layers` are the layer names, `snaps.labels`
 # the probe labels (relabelled 0, 1, 2, ... in the order of `CLASSES`).
 
 # %% id="train"
@@ -51,8 +53,8 @@ snaps
 # %% [markdown] id="fit-intro"
 # Why insist on 100 %? Neural collapse (Papyan, Han & Donoho, 2020) is a claim about
 # the *terminal phase of training*: the epochs after the network has fitted every
-# training example, when the loss can still fall only by moving the training points
-# further apart and closer together. It is a statement about the data the network
+# training example, when the loss can still fall only by pulling the training points
+# of each class closer together and pushing the classes further apart. It is a statement about the data the network
 # is fitted on; {{items}} it has never seen need not obey it. So before measuring
 # anything we check both conditions: the probe is training data, and the network
 # classifies all of it correctly. The table follows the accuracy on the probe (the
@@ -324,8 +326,9 @@ table[["layer", "epoch", "nc1", "silhouette", "knn_acc", "linear_probe_acc"]].ta
 # others hold the measures (`nc1`, `silhouette`, `knn_acc`, `linear_probe_acc`, ...;
 # the last rows are shown above). Make `last`: the rows of the last epoch, indexed by
 # layer (in the order of `snaps.layers`), with exactly the columns `nc1`, `silhouette`
-# and `knn_acc`. Set `better_with_depth` to a `bool`: whether the silhouette grows
-# from each layer to the next.
+# and `knn_acc`. Set `better_with_depth` to a `bool`: `True` only if the silhouette
+# at the last epoch rises at every step from one layer to the next
+# (`last["silhouette"].diff()` positive throughout).
 
 # %% id="depth" exercise
 ### BEGIN SOLUTION
