@@ -342,10 +342,11 @@ def build_solution(lab: Lab, source: KitSource, path: str, *, variant: str | Non
     """The solution (nbgrader source) notebook of ``lab``; ``path`` is where it is committed
     (its Colab badge opens that file)."""
     src = read_source(lab.source, sources)
+    defaults = source_params(src)
     overrides = {**lab.params, **(overrides or {})}
-    dataset = overrides.get("DATASET", source_params(src).get("DATASET"))
+    dataset = overrides.get("DATASET", defaults.get("DATASET"))
     if variant and "OUT" not in overrides:  # a variant's run does not overwrite the lab's
-        base = {**source_params(src), **lab.params}["OUT"]
+        base = {**defaults, **lab.params}["OUT"]
         overrides["OUT"] = f"{base.rstrip('/')}-{variant}"
     if dataset not in FACTS:
         raise SourceError(f"no prose for DATASET={dataset!r}; add it to FACTS in "
@@ -353,7 +354,7 @@ def build_solution(lab: Lab, source: KitSource, path: str, *, variant: str | Non
     number = lab.source.split("_")[0].lstrip("0")  # questions are numbered by source
     # The data sets the source's model answers speak of: its own and its labs'.
     written_for = [FACTS[d]["name"] for d in dict.fromkeys(
-        [source_params(src).get("DATASET")] +
+        [defaults.get("DATASET")] +
         [x.params["DATASET"] for x in LABS if x.source == lab.source and "DATASET" in x.params])]
     values = {**FACTS[dataset], "lab": lab.number, "badge": badge(source, path),
               "how_to_run": HOW_TO_RUN + (
