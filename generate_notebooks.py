@@ -14,6 +14,11 @@ comments, code is code, and a cell's header line carries its stable id and its r
     # %% [markdown] id="q-views" question    a question, numbered "Question <lab>.<k>" here
     # %% [markdown] id="a-views" answer points=2   its model answer, graded by hand
     # %% id="fetch" only="wikipedia"        a cell for some data sets only
+    # %% [markdown] id="a-views-cifar10" answer points=2 only="cifar10"   ... and
+    # %% [markdown] id="a-views" answer points=2 only="!cifar10"   for all but CIFAR-10
+
+A question may be followed by several answer cells, one per data set (``only=``): each
+notebook shows the one for its data set, the worksheet's solutions show them all.
 
 The solution notebook is the nbgrader *source* notebook; the student notebook is made from it
 by nbgrader's own preprocessors, in the order ``nbgrader generate_assignment`` runs them, so
@@ -332,8 +337,15 @@ def _role(cell) -> str | None:
 
 
 def _included(cell, dataset: str) -> bool:
+    """Whether ``cell`` belongs in the notebook for ``dataset``: ``only="a,b"`` names the data
+    sets it is for, ``only="!a,!b"`` those it is not for."""
     only = cell.metadata.get("only")
-    return only is None or dataset in [d.strip() for d in str(only).split(",")]
+    if only is None:
+        return True
+    names = [d.strip() for d in str(only).split(",")]
+    if all(n.startswith("!") for n in names):
+        return f"!{dataset}" not in names
+    return dataset in names
 
 
 def build_solution(lab: Lab, source: KitSource, path: str, *, variant: str | None = None,
@@ -353,9 +365,9 @@ def build_solution(lab: Lab, source: KitSource, path: str, *, variant: str | Non
                           f"generate_notebooks.py (known: {', '.join(FACTS)})")
     number = lab.source.split("_")[0].lstrip("0")  # questions are numbered by source
     # The data sets the source's model answers speak of: its own and its labs'.
-    written_for = [FACTS[d]["name"] for d in dict.fromkeys(
+    written_for = {d: FACTS[d]["name"] for d in dict.fromkeys(
         [defaults.get("DATASET")] +
-        [x.params["DATASET"] for x in LABS if x.source == lab.source and "DATASET" in x.params])]
+        [x.params["DATASET"] for x in LABS if x.source == lab.source and "DATASET" in x.params])}
     values = {**FACTS[dataset], "lab": lab.number, "badge": badge(source, path),
               "how_to_run": HOW_TO_RUN + (
                   "" if lab.name == lab.source else
@@ -387,8 +399,10 @@ def build_solution(lab: Lab, source: KitSource, path: str, *, variant: str | Non
             if role == "question":
                 questions += 1
                 text = f"**Question {number}.{questions}.** {text}"
-            if role == "answer" and FACTS[dataset]["name"] not in written_for:
-                text = (f"*(A model answer written for {' and '.join(written_for)}: check "
+            # An answer cell for some data sets only speaks of those.
+            speaks_of = [n for d, n in written_for.items() if _included(cell, d)]
+            if role == "answer" and FACTS[dataset]["name"] not in speaks_of:
+                text = (f"*(A model answer written for {' and '.join(speaks_of)}: check "
                         f"it against what your run on {FACTS[dataset]['name']} shows.)*\n\n"
                         + text)
             out = nbformat.v4.new_markdown_cell(text, id=cid)
@@ -469,10 +483,15 @@ def notebooks(lab: Lab, source: KitSource, out: Path, notebooks_dir: Path = NOTE
 class QuestionText:
     number: str  # "4.2"
     text: str  # Markdown, without the "**Question 4.2.**" prefix
-    answer: str  # the model answer, Markdown
+    answer: str  # the model answer for the source's own data set, Markdown
     points: float
     section: str  # the heading of the notebook section the question is in
     lab: str  # the source's stem
+    id: str = ""  # the question cell's id
+    answer_id: str = ""
+    # model answers for other data sets of the same source's labs: {data set name: Markdown}
+    other_answers: dict[str, str] = field(default_factory=dict)
+    other_answer_ids: dict[str, str] = field(default_factory=dict)  # {data set name: cell id}
 
 
 def questions(stem: str, sources: Path = SOURCES) -> list[QuestionText]:
@@ -481,22 +500,38 @@ def questions(stem: str, sources: Path = SOURCES) -> list[QuestionText]:
     number, out, section = stem.split("_")[0].lstrip("0"), [], ""
     dataset = source_params(nb).get("DATASET")
     values = {**FACTS.get(dataset, {}), "lab": number, "variant": ""}
-    cells = [c for c in nb.cells if _included(c, dataset)]
-    for i, cell in enumerate(cells):
+    for i, cell in enumerate(nb.cells):
+        if not _included(cell, dataset):
+            continue
         heading = re.search(r"^## (.+)$", cell.source, re.M) if cell.cell_type == "markdown" \
             else None
         if heading:
             section = heading.group(1).strip()
         if _role(cell) != "question":
             continue
-        after = cells[i + 1] if i + 1 < len(cells) else None
-        if after is None or _role(after) != "answer":
+        answers = []  # the answer cells right after the question, one per data set
+        for after in nb.cells[i + 1:]:
+            if _role(after) != "answer":
+                break
+            answers.append(after)
+        own = [a for a in answers if _included(a, dataset)]
+        if len(own) != 1:
             raise SourceError(f"{stem}.py: question {cell.metadata['id']} must be followed by "
-                              f"its answer cell (answer points=N)")
+                              f"its answer cell (answer points=N), one per data set")
         where = f"{stem}.py, cell {cell.metadata['id']}"
+        others, other_ids = {}, {}
+        for lab in LABS:
+            other = lab.params.get("DATASET")
+            if lab.source == stem and other and other != dataset:
+                for a in answers:
+                    if a is not own[0] and _included(a, other):
+                        name = FACTS[other]["name"]
+                        others[name] = _fill(a.source, {**values, **FACTS[other]}, where)
+                        other_ids[name] = a.metadata["id"]
         out.append(QuestionText(f"{number}.{len(out) + 1}", _fill(cell.source, values, where),
-                                _fill(after.source, values, where),
-                                float(after.metadata["points"]), section, stem))
+                                _fill(own[0].source, values, where),
+                                float(own[0].metadata["points"]), section, stem,
+                                cell.metadata["id"], own[0].metadata["id"], others, other_ids))
     return out
 
 

@@ -53,10 +53,14 @@ def test_both_pdfs_build_and_only_the_solutions_hold_solutions(tmp_path):
     assert len(questions) == N_QUESTIONS >= 12
     for q in questions:
         assert f"Question {q.number}." in student and f"Question {q.number}." in solutions
-        assert f"Solution {q.number}." in solutions, q.number
+        assert re.search(rf"Solution {re.escape(q.number)}( \([^)]+\))?\.", solutions), q.number
         assert _words(q.text) in student, q.number
         assert _words(q.answer) in solutions, q.number
         assert _words(q.answer) not in student
+        for name, answer in q.other_answers.items():  # Lab 3's answers on CIFAR-10
+            assert f"Solution {q.number} ({name})." in solutions, (q.number, name)
+            assert _words(answer) in solutions and _words(answer) not in student
+    assert sum(len(q.other_answers) for q in questions) >= 3
     assert "Solution" not in student
     assert "(with solutions)" in solutions and "(with solutions)" not in student
 
@@ -120,3 +124,41 @@ def test_the_guide_lists_every_question_and_every_labs_points():
     for heading in ("Learning goals", "Prerequisites", "Time plan", "Colab", "Variants",
                     "nbgrader", "Common problems", "c.Execute.timeout"):
         assert heading in guide
+
+
+def test_every_activity_of_the_source_material_points_at_a_section_question_and_answer():
+    rows = worksheet.coverage()
+    assert len(rows) >= 64
+    assert {r.source for r in rows} == set(worksheet.SOURCE_MATERIAL)
+    md = (HERE / "WORKSHEET.md").read_text()
+    for r in rows:
+        # the section's cell, the question and its model answer are in the solution notebooks
+        # made from that source (a section may be in one data set's notebook only)
+        ids = {c.get("id") for lab in generate_notebooks.LABS if lab.source == r.lab
+               for c in nbformat.read(ROOT / "notebooks" / "solutions" / f"{lab.name}.ipynb",
+                                      as_version=4).cells}
+        assert {r.section, r.question, r.q.answer_id} <= ids, r.activity
+        assert f"**Question {r.q.number}.**" in md and r.q.answer.strip(), r.activity
+    guide = (HERE / "INSTRUCTOR_GUIDE.md").read_text()
+    table = guide.split("<!-- coverage:start -->")[1].split("<!-- coverage:end -->")[0]
+    assert len(re.findall(r"^\| \d+ \| `", table, re.M)) == len(rows)
+    # Every lab has activities, and the CIFAR-10 answers are listed beside the MNIST ones.
+    assert {r.lab for r in rows} == {s.source for s in worksheet.SECTIONS}
+    assert "CIFAR-10: `a-epoch-0-cifar10`" in table
+
+
+def test_a_coverage_row_that_points_at_nothing_is_refused_by_line(tmp_path):
+    bad = tmp_path / "coverage.csv"
+    lines = (HERE / "coverage.csv").read_text().splitlines()
+    header, first = lines[0], lines[1]
+    bad.write_text("\n".join([header, first,
+                               first.replace("train-recording-the-embeddings", "no-such-cell"),
+                               first.replace("q-epoch-0", "q-no-such-question"),
+                               first.replace("projecting-your-data.txt", "lecture.pdf")]) + "\n")
+    with pytest.raises(generate_notebooks.SourceError) as err:
+        worksheet.coverage(bad)
+    message = str(err.value)
+    assert "line 2" not in message
+    assert "line 3: 01_projector_mnist.py has no cell 'no-such-cell'" in message
+    assert "line 4: 01_projector_mnist.py has no question 'q-no-such-question'" in message
+    assert "line 5: unknown source 'lecture.pdf'" in message

@@ -29,6 +29,14 @@ HERE = Path(__file__).resolve().parent
 GUIDE = HERE / "INSTRUCTOR_GUIDE.md"
 TABLE_START, TABLE_END = "<!-- questions:start -->", "<!-- questions:end -->"
 POINTS_START, POINTS_END = "<!-- points:start -->", "<!-- points:end -->"
+COVERAGE_START, COVERAGE_END = "<!-- coverage:start -->", "<!-- coverage:end -->"
+COVERAGE = HERE / "coverage.csv"
+# The source material the labs are built from (shared/sources/ beside the repository).
+SOURCE_MATERIAL = ("projecting-your-data.txt", "layerwise-embeddings-homework.txt",
+                   "grand-tour-umap-tour.txt", "aquarium-embeddings.txt",
+                   "mit-6390-lab8-readme.txt", "mit-lab8-part1_text_classification.py",
+                   "mit-lab8-part1_image_classification.py", "mit-lab8-assignment.tex",
+                   "mit-lab8-worksheet.md")
 
 sys.path.insert(0, str(HERE.parent))
 import generate_notebooks  # noqa: E402
@@ -152,9 +160,21 @@ second question of Lab 4. Hand in this sheet with your answers as a PDF, and the
         for q in s.questions:
             points = f"{q.points:g} point{'s' if q.points != 1 else ''}"
             lines.append(f"\\question{{{q.number}}}{{{points}}}{{{tex(q.text)}}}\n"
-                         f"\\solution{{{q.number}}}{{{tex(q.answer)}}}\n")
+                         f"\\solution{{{q.number}{_for(s, q)}}}{{{tex(q.answer)}}}\n")
+            for name, answer in q.other_answers.items():  # e.g. Lab 3's answer on CIFAR-10
+                lines.append(f"\\solution{{{q.number} ({tex(name)})}}{{{tex(answer)}}}\n")
     lines.append("\\end{document}\n")
     return "\n".join(lines)
+
+
+def _for(section: Section, q: generate_notebooks.QuestionText) -> str:
+    """" (MNIST)" after a solution's number when the question has answers for other data
+    sets too."""
+    if not q.other_answers:
+        return ""
+    dataset = generate_notebooks.source_params(
+        generate_notebooks.read_source(section.source)).get("DATASET")
+    return f" ({tex(generate_notebooks.FACTS[dataset]['name'])})"
 
 
 def markdown() -> str:
@@ -209,6 +229,81 @@ def points_table() -> str:
     return "\n".join(rows)
 
 
+@dataclass
+class Coverage:
+    """One activity of the source material, and where the labs teach and ask it."""
+
+    source: str  # a file of SOURCE_MATERIAL
+    activity: str
+    goal: str  # the learning goal
+    lab: str  # the lab source's stem
+    section: str  # the id of the cell where the student does it
+    question: str  # the id of the question cell that asks about it
+    where: str = ""  # filled by coverage(): "Lab 1, 3 §4 The Embedding Projector"
+    q: generate_notebooks.QuestionText | None = None
+
+
+def _section_of(stem: str, cell_id: str) -> str | None:
+    """The lab section (its ``##`` heading, and a ``###`` one inside it) holding the cell."""
+    nb = generate_notebooks.read_source(stem)
+    section = ""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            heading = re.search(r"^## (.+)$", cell.source, re.M)
+            section = heading.group(1).strip() if heading else section
+        if cell.metadata.get("id") == cell_id:
+            sub = re.search(r"^### (.+)$", cell.source, re.M) if cell.cell_type == "markdown" \
+                else None
+            return section + (f": {sub.group(1).strip()}" if sub else "")
+    return None
+
+
+def coverage(path: Path = COVERAGE) -> list[Coverage]:
+    """The coverage table's rows, each checked: the source is one of SOURCE_MATERIAL, the
+    lab source and the section's cell exist, and the question is one of that lab's
+    questions with a model answer. A row that points at nothing raises SourceError."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = [Coverage(**row) for row in csv.DictReader(f)]
+    stems = {lab.source for lab in generate_notebooks.LABS}
+    problems = []
+    for i, row in enumerate(rows, start=2):  # line 1 is the header
+        at = f"{path.name}, line {i}"
+        if row.source not in SOURCE_MATERIAL:
+            problems.append(f"{at}: unknown source {row.source!r}")
+        if row.lab not in stems:
+            problems.append(f"{at}: no lab source {row.lab!r}")
+            continue
+        section = _section_of(row.lab, row.section)
+        if not section:
+            problems.append(f"{at}: {row.lab}.py has no cell {row.section!r}")
+            continue
+        found = [q for q in generate_notebooks.questions(row.lab) if q.id == row.question]
+        if not found or not found[0].answer.strip():
+            problems.append(f"{at}: {row.lab}.py has no question {row.question!r} "
+                            f"with a model answer")
+            continue
+        numbers = [lab.number for lab in generate_notebooks.LABS if lab.source == row.lab]
+        labs = f"Lab {numbers[0]}" if len(numbers) == 1 else f"Labs {' and '.join(numbers)}"
+        row.where, row.q = f"{labs} §{section.replace('. ', ' ', 1)}", found[0]
+    if problems:
+        raise generate_notebooks.SourceError("\n".join(problems))
+    return rows
+
+
+def coverage_table() -> str:
+    rows = ["| # | source | activity | learning goal | lab § | question | model answer |",
+            "| ---: | --- | --- | --- | --- | --- | --- |"]
+    for i, c in enumerate(coverage(), start=1):
+        q = c.q
+        answers = f"`{q.answer_id}`" + "".join(f"; {name}: `{cell}`"
+                                                for name, cell in q.other_answer_ids.items())
+        rows.append(f"| {i} | `{c.source}` | {c.activity} | {c.goal} | {c.where} | "
+                    f"{q.number} | {answers} ({q.points:g} points) |")
+    return "\n".join(rows)
+
+
 def _between(text: str, start: str, end: str, table: str) -> str:
     i, j = text.index(start) + len(start), text.index(end)
     return text[:i] + "\n" + table + "\n" + text[j:]
@@ -216,6 +311,7 @@ def _between(text: str, start: str, end: str, table: str) -> str:
 
 def guide_with_tables(text: str) -> str:
     text = _between(text, TABLE_START, TABLE_END, question_table())
+    text = _between(text, COVERAGE_START, COVERAGE_END, coverage_table())
     return _between(text, POINTS_START, POINTS_END, points_table())
 
 

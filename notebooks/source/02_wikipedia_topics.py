@@ -255,6 +255,50 @@ plots.interactive(traj, snaps, path=f"{OUT}/figures/epochs.html")
 # few articles still sit between clusters or inside another topic's cluster; they are
 # mostly the mistakes of section 7.
 
+# %% [markdown] id="topic-distances-intro"
+# How far apart do the topics move? The cell below measures, at epoch 0 and at the last
+# epoch, the distance between the centres (mean embeddings) of every two topics, in units
+# of the mean distance of an article from its own topic's centre: at 1 two topics'
+# centres are as far apart as a typical article is from its own centre, and the topics
+# overlap; far above 1 they are apart. Units, not raw distances, because the whole
+# embedding grows during training.
+
+# %% id="topic-distances"
+def centre_distances(x: np.ndarray) -> pd.DataFrame:
+    """Distances between topic centres, in units of the mean distance to one's own centre."""
+    topics = range(len(snaps.class_names))
+    centres = np.stack([x[snaps.labels == t].mean(axis=0) for t in topics])
+    spread = np.linalg.norm(x - centres[snaps.labels], axis=1).mean()
+    gaps = np.linalg.norm(centres[:, None] - centres[None], axis=2) / spread
+    return pd.DataFrame(gaps, index=snaps.class_names, columns=snaps.class_names)
+
+
+emb = snaps.layer()
+pd.concat({"epoch 0": centre_distances(emb[0]),
+           f"epoch {snaps.epochs}": centre_distances(emb[-1])}).round(2)
+
+# %% [markdown] id="q-distances" question
+# How did the distances between the topic centres change from epoch 0 to the last epoch,
+# and which two topics end closest? Quote the table. Then predict the table for a pair of
+# related topics, say "Machine learning" and "Pure mathematics", next to an unrelated
+# one such as "Renaissance art", and say why.
+
+# %% [markdown] id="a-distances" answer points=2
+# *(An example for the default topics; the numbers depend on yours.)* At epoch 0 every
+# pair of centres is close, about one unit or less: the untrained network maps the
+# topics into one cloud.
+# At the last epoch every pair is several units apart: training pulls each topic's
+# articles towards their centre (the unit shrinks relative to the embedding) and pushes
+# the centres apart, because the cross-entropy loss falls only when the head can
+# separate the topics. The closest pair is the one whose articles share most
+# vocabulary. With "Machine learning" and "Pure mathematics" beside "Renaissance art",
+# expect the two related topics to stay the closest pair, their gap the smallest and
+# growing the least, while "Renaissance art" moves far from both: their articles share
+# words (function, theorem, probability, model), so their TF-IDF vectors overlap and
+# some articles could belong to either; the network separates them only as far as the
+# words allow. The unrelated topic shares almost no words with them and is easy to push
+# away.
+
 # %% [markdown] id="the-embedding-projector"
 # ## 5. The Embedding Projector
 #
@@ -527,7 +571,28 @@ pd.read_csv(f"{OUT}/mantis.csv").iloc[:3, :6]
 #    *Direct Projection (no embedding)* as the reduction model: Mantis then places the
 #    points at these coordinates and computes no embedding or projection itself. This
 #    shows the last epoch only.
-#
+
+# %% [markdown] id="q-mantis" question
+# In Mantis, at the last epoch coloured by `categoric`: are the topics completely
+# separate, or are there fuzzy zones where two meet? Find one article in such a zone and
+# say, from its title and snippet, why the network may find it ambiguous. Then select a
+# group of neighbouring articles inside one topic's cluster (a lasso selection): do
+# their titles share a theme narrower than the topic, a sub-topic?
+
+# %% [markdown] id="a-mantis" answer points=2
+# *(What to expect with the default topics; the articles themselves depend on your
+# run.)* The topics form separate islands, but not cleanly everywhere: a few articles sit
+# between two islands or at the edge of the wrong one, mostly the mistakes of section 7.
+# Such an article is usually about both topics or about neither, for example a sports
+# article full of statistics and prediction words, a biography that names an artist and
+# a scientist, or a stub whose snippet is mostly names and dates, which the TF-IDF
+# vocabulary barely covers. Inside an island the neighbours are not random: expect
+# groups such as players apart from leagues and rules in "Basketball", or painters
+# apart from works and places in "Renaissance art". The network was told only the
+# topic, yet articles with shared vocabulary end up near each other, so the embedding
+# holds structure the labels never named.
+
+# %% [markdown] id="hand-in"
 # **What to hand in:** the worksheet as a PDF, with your answers to its questions, and
 # your `mantis.csv`.
 

@@ -535,3 +535,43 @@ print(f"DEPTH={DEPTH}, {c} classes, EPOCHS={EPOCHS}, probe from {PROBE_SPLIT}: "
       f"length spread {nc[-1]['nc2_equinorm']:.3f}, mean cosine "
       f"{nc[-1]['nc2_mean_cosine']:.3f} (simplex {-1 / (c - 1):.3f}), std of cosines "
       f"{nc[-1]['nc2_equiangularity']:.3f}")
+
+# %% [markdown] id="q-findings" question
+# Write up your findings as the homework asks: for each run of this section (depth 2
+# and 8, ten classes, then the test split), the parameters and the printed line, and
+# what they say. Does the heuristic "better clusters with every layer" hold up? How
+# complete is neural collapse, and on which data? Add the figures that support your
+# answer, and enough detail (data, classes, depth, width, epochs, learning rate, seed)
+# that someone could rerun your experiment.
+
+# %% [markdown] id="a-findings" answer points=3
+# Setup: scikit-learn's digits, the kit's `deep-mlp` (hidden layers of 128 units, each
+# linear, batch norm and ReLU), AdamW with a peak learning rate of 1e-3, 30 epochs,
+# seed 0, the probe = the whole training split of the chosen classes (402 images for
+# 0, 1, 2). Findings, with the penultimate layer's numbers at the last epoch:
+#
+# - **Depth 5, three classes** (the lab's run): 100 % training accuracy from epoch 3;
+#   NC1 0.308 → 0.008, the silhouette rising with every layer (0.23 → 0.67).
+# - **Depth 2:** 100 % from epoch 4; NC1 0.013, silhouette 0.30 then 0.57: the same
+#   picture with fewer steps, and the last layer still the tightest.
+# - **Depth 8:** 100 % from epoch 3; NC1 0.011 and silhouette 0.70 in `hidden8`, but
+#   the first three layers hardly improve on each other (silhouette 0.22, 0.21, 0.22)
+#   before it climbs: "better with every layer" is not strictly true; most of the
+#   clustering happens in the last few layers, whatever the depth.
+# - **Ten classes, depth 5:** 100 % from epoch 7; NC1 1.78 → 0.030, mean cosine
+#   -0.111 (the 9-simplex's -1/9), std of the cosines 0.068, length spread 0.039: a
+#   collapse nearly as complete as with three classes. With 60 epochs it is no tighter
+#   (NC1 0.035): the learning rate schedule spans the whole run, so more epochs are not
+#   simply more of the terminal phase.
+# - **Test split** (135 unseen images, same model): NC1 0.017, std of cosines 0.026,
+#   100 % test accuracy: on three well-separated digit classes the collapse carries
+#   over to unseen data almost fully; it is a property of the training data in
+#   principle, and on harder data the test images would collapse less.
+#
+# So the heuristic holds in the weak sense (the last layer is always the most
+# clustered, and NC1 falls with depth at the end of training) but not layer by layer
+# in a deep network, and neural collapse is close to complete whenever the training
+# accuracy reaches 100 %: the penultimate layer puts each class near one point, the
+# vertices of a simplex, and the head only has to tell which vertex is which (NC4 = 1,
+# the nearest class mean agrees with the network).
+
