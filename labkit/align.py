@@ -121,7 +121,13 @@ def _layouts(embs: list[np.ndarray], method: str, n_components: int, seed: int,
             rate = STEADY_UMAP_RATE * neighbour_change(embs[i - 1], emb)
             step.setdefault("n_epochs", STEADY_UMAP_EPOCHS)
             step.setdefault("learning_rate", max(rate, STEADY_UMAP_MIN_RATE))
-        layouts.append(reduce(emb, method, n_components, seed=seed, init=layouts[-1], **step))
+        layout = reduce(emb, method, n_components, seed=seed, init=layouts[-1], **step)
+        if method == "umap":
+            # umap-learn stretches a given layout to [0, 10] on each axis before it
+            # optimises; undo the stretch, or it alone would move points between epochs.
+            lo, hi = layouts[-1].min(axis=0), layouts[-1].max(axis=0)
+            layout = layout / 10 * np.where(hi > lo, hi - lo, 1) + lo
+        layouts.append(layout)
     return layouts
 
 

@@ -18,6 +18,7 @@ from labkit.align import (
     align_sequence,
     layer_trajectory,
     mean_displacement,
+    neighbour_change,
     procrustes,
     trajectory,
 )
@@ -176,6 +177,23 @@ def test_pca_and_tsne_trajectories_are_aligned(digits_run):
     tsne = trajectory(snaps, method="tsne", epochs=[3, 4])
     assert tsne.shape == (2, 450, 2)
     assert trustworthiness(snaps.layer()[4], tsne[1]) > 0.9
+
+
+def test_neighbour_change_and_a_umap_trajectory_that_moves_only_as_the_embedding_does(
+        digits_run):
+    _, snaps = digits_run
+    emb = snaps.layer()
+    noise = np.random.default_rng(0).normal(size=emb[-1].shape)
+    assert neighbour_change(emb[-1], emb[-1]) == 0.0
+    assert neighbour_change(emb[-1], noise) > 0.9  # a random cloud shares almost none
+    assert 0 < neighbour_change(emb[-2], emb[-1]) < neighbour_change(emb[0], emb[-1]) < 0.9
+    # The same embedding three times: nothing changed, so the layout should stay put. The
+    # previous way (200 epochs at UMAP's own learning rate) moved points all the same.
+    still = trajectory(snaps, method="umap", epochs=[4, 4, 4])
+    before = trajectory(snaps, method="umap", epochs=[4, 4, 4], n_epochs=200,
+                        learning_rate=1.0)
+    assert mean_displacement(still) < 0.06
+    assert mean_displacement(still) < mean_displacement(before) / 4
 
 
 def test_umap_warm_started_trajectory_is_steadier_than_independent_fits(deep_run):

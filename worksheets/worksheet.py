@@ -73,9 +73,13 @@ SECTIONS = [
             "through training. The `coordinate1`/`coordinate2` columns are a ready 2-D "
             "projection of the last epoch (Mantis' *Direct Projection*): use them to see the "
             "notebook's own picture without Mantis computing one.",
-            figure="epoch_grid.png",
-            caption="The probe set from epoch 0 to the last epoch, one PCA per epoch aligned "
-                    "by Orthogonal Procrustes (made by `labkit.plots.epoch_grid`)."),
+            figure="epoch_grid_text.png",
+            caption="A text run as Lab 2 makes it: TF-IDF vectors, the MLP trained 10 epochs, "
+                    "the probe articles' embedding from epoch 0 to the last epoch, UMAP per "
+                    "epoch started from the one before and aligned by Orthogonal Procrustes "
+                    "(`labkit.plots.epoch_grid`). Drawn offline from generated news in three "
+                    "sections, of which science and technology share part of their words; "
+                    "your run on real articles will be less tidy."),
     Section("04_layers_neural_collapse", "Better clusters with depth? Neural collapse", "Lab 4",
             "The deep MLP is trained until it classifies its training set almost perfectly; "
             "every layer was recorded.",

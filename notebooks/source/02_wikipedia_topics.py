@@ -214,9 +214,14 @@ pd.DataFrame(snaps.history).set_index("epoch").round(4)
 # %% [markdown] id="aligned-intro"
 # ## 4. Epoch 0 to the end, aligned
 #
-# Each epoch is projected to 2-D (`REDUCER`; UMAP starts from the previous epoch's
-# layout) and rotated into one frame by Orthogonal Procrustes (the rotation, possibly with a reflection, that best lines up two sets of matching points; Lab 5 has you write it),
-# so you can follow each article.
+# Each epoch is projected to 2-D (`REDUCER`) and rotated into one frame by Orthogonal
+# Procrustes (the rotation, possibly with a reflection, that best lines up two sets of
+# matching points; Lab 5 has you write it), so you can follow each article. With UMAP
+# each epoch starts from the previous epoch's layout and gets a short optimisation whose
+# step size is proportional to how much the neighbourhoods changed since the epoch
+# before (on average over the articles, the share of their 15 nearest neighbours in the
+# embedding that are new): the layout moves a lot in the first epochs and little at the
+# end.
 
 # %% id="epoch-grid"
 traj = align.trajectory(snaps, method=REDUCER)
@@ -239,7 +244,7 @@ plots.interactive(traj, snaps, path=f"{OUT}/figures/epochs.html")
 # Procrustes finds the rotation (with scale and shift) that best maps each epoch's layout
 # onto the previous one and removes only that arbitrary part, so what still moves in the
 # grid is real change in the embedding; for UMAP the kit also starts each epoch from the
-# previous layout.
+# previous layout and moves it less the less the neighbourhoods changed.
 
 # %% [markdown] id="q-separate" question
 # Using the history table of section 3 and the grid: at which epoch do the topics
@@ -258,10 +263,9 @@ plots.interactive(traj, snaps, path=f"{OUT}/figures/epochs.html")
 # %% [markdown] id="topic-distances-intro"
 # How far apart do the topics move? The cell below measures, at epoch 0 and at the last
 # epoch, the distance between the centres (mean embeddings) of every two topics, in units
-# of the mean distance of an article from its own topic's centre: at 1 two topics'
-# centres are as far apart as a typical article is from its own centre, and the topics
-# overlap; far above 1 they are apart. Units, not raw distances, because the whole
-# embedding grows during training.
+# of the mean distance of an article from its own topic's centre: at about 1 two topics'
+# clouds are about as far apart as they are wide; far above 1 they are well apart. Units,
+# not raw distances, because the whole embedding grows during training.
 
 # %% id="topic-distances"
 def centre_distances(x: np.ndarray) -> pd.DataFrame:
@@ -279,25 +283,25 @@ pd.concat({"epoch 0": centre_distances(emb[0]),
 
 # %% [markdown] id="q-distances" question
 # How did the distances between the topic centres change from epoch 0 to the last epoch,
-# and which two topics end closest? Quote the table. Then predict the table for a pair of
-# related topics, say "Machine learning" and "Pure mathematics", next to an unrelated
-# one such as "Renaissance art", and say why.
+# and which two topics end closest? Quote the table. Then predict the table for
+# `TOPICS = ["Machine learning", "Pure mathematics", "Renaissance art"]`: which pair ends
+# closest, and how does its distance change from epoch 0? Say why.
 
 # %% [markdown] id="a-distances" answer points=2
-# *(An example for the default topics; the numbers depend on yours.)* At epoch 0 every
-# pair of centres is close, about one unit or less: the untrained network maps the
-# topics into one cloud.
-# At the last epoch every pair is several units apart: training pulls each topic's
-# articles towards their centre (the unit shrinks relative to the embedding) and pushes
-# the centres apart, because the cross-entropy loss falls only when the head can
-# separate the topics. The closest pair is the one whose articles share most
-# vocabulary. With "Machine learning" and "Pure mathematics" beside "Renaissance art",
-# expect the two related topics to stay the closest pair, their gap the smallest and
-# growing the least, while "Renaissance art" moves far from both: their articles share
-# words (function, theorem, probability, model), so their TF-IDF vectors overlap and
-# some articles could belong to either; the network separates them only as far as the
-# words allow. The unrelated topic shares almost no words with them and is easy to push
-# away.
+# *(What to expect; the numbers depend on your topics and run.)* At epoch 0 every pair
+# of centres is close, about one unit or less: the untrained network maps all the
+# articles into one cloud. At the last epoch every pair is several units apart: training
+# pulls each topic's articles towards their centre and pushes the centres apart, because
+# the cross-entropy loss falls only when the head can separate the topics. The closest
+# pair is the one whose articles share most vocabulary: with the default topics, all
+# three unrelated, the gaps are similar; on BBC News, expect business closest to politics
+# and to tech (stories on the economy, taxes and technology companies). With "Machine
+# learning", "Pure mathematics" and "Renaissance art", expect the two related topics to
+# end the closest pair, their gap growing the least, while "Renaissance art" moves far
+# from both: their articles share words (function, theorem, probability, model), so their
+# TF-IDF vectors overlap and some articles could belong to either; the network separates
+# them only as far as the words allow. The unrelated topic shares almost no words with
+# them and is easy to push away.
 
 # %% [markdown] id="the-embedding-projector"
 # ## 5. The Embedding Projector
@@ -576,21 +580,24 @@ pd.read_csv(f"{OUT}/mantis.csv").iloc[:3, :6]
 # In Mantis, at the last epoch coloured by `categoric`: are the topics completely
 # separate, or are there fuzzy zones where two meet? Find one article in such a zone and
 # say, from its title and snippet, why the network may find it ambiguous. Then select a
-# group of neighbouring articles inside one topic's cluster (a lasso selection): do
-# their titles share a theme narrower than the topic, a sub-topic?
+# group of neighbouring articles inside one topic's cluster (in Mantis, or in the
+# explorer of section 6: shift-drag to lasso them): do their titles share a theme
+# narrower than the topic, a sub-topic?
 
 # %% [markdown] id="a-mantis" answer points=2
-# *(What to expect with the default topics; the articles themselves depend on your
-# run.)* The topics form separate islands, but not cleanly everywhere: a few articles sit
-# between two islands or at the edge of the wrong one, mostly the mistakes of section 7.
-# Such an article is usually about both topics or about neither, for example a sports
-# article full of statistics and prediction words, a biography that names an artist and
-# a scientist, or a stub whose snippet is mostly names and dates, which the TF-IDF
-# vocabulary barely covers. Inside an island the neighbours are not random: expect
-# groups such as players apart from leagues and rules in "Basketball", or painters
-# apart from works and places in "Renaissance art". The network was told only the
-# topic, yet articles with shared vocabulary end up near each other, so the embedding
-# holds structure the labels never named.
+# *(What to expect; the articles depend on your topics and run.)* The topics form
+# separate islands, but not cleanly everywhere: a few articles sit between two islands
+# or at the edge of the wrong one, mostly the mistakes of section 7. Such an article is
+# usually about both topics or about neither: with the default topics, for example, a
+# sports article full of statistics and prediction words, a biography that names an
+# artist and a scientist, or a short intro that is mostly names and dates, which the
+# TF-IDF vocabulary barely covers; on BBC News, a story on a technology company's
+# results (business or tech) or on a minister's sports policy (politics or sport).
+# Inside an island the neighbours are not random: expect groups such as players apart
+# from leagues and rules in "Basketball", painters apart from works and places in
+# "Renaissance art", or, on BBC News, football apart from tennis and athletics in sport.
+# The network was told only the topic, yet articles with shared vocabulary end up near
+# each other, so the embedding holds structure the labels never named.
 
 # %% [markdown] id="hand-in"
 # **What to hand in:** the worksheet as a PDF, with your answers to its questions, and
