@@ -21,9 +21,9 @@ from torch import nn
 
 from ._io import atomic_folder, check_run_folder, write_json
 from .data import LabData, load_dataset
-from .mantis import write_mantis_csv
+from .export.mantis import write_mantis_csv
 from .models import build_model, default_model
-from .projector import write_projector
+from .export.projector import write_projector
 from .snapshots import Snapshots
 from .train import train
 

@@ -22,23 +22,27 @@ REDUCERS = ("pca", "tsne", "umap")
 
 
 class SVDProjection:
-    """PCA computed with the SVD of the centred data, scikit-learn style.
+    """PCA computed with the SVD of the centred data, scikit-learn style: the one PCA of the
+    kit (figures, trajectories, the Mantis CSV's coordinates).
 
     >>> p = SVDProjection(2).fit(x)          # doctest: +SKIP
     >>> p.transform(x).shape, p.explained_variance_ratio_   # doctest: +SKIP
+
+    Each axis' sign follows scikit-learn's ``svd_flip`` (the largest loading of each
+    component positive, as ``sklearn.decomposition.PCA`` does), so a refit never mirrors
+    the picture and the kit's axes are scikit-learn's.
     """
 
     def __init__(self, n_components: int = 2):
         self.n_components = n_components
 
     def fit(self, x: np.ndarray) -> SVDProjection:
+        from sklearn.utils.extmath import svd_flip
+
         x = np.asarray(x, dtype=np.float64)
         self.mean_ = x.mean(axis=0)
-        _, s, vt = np.linalg.svd(x - self.mean_, full_matrices=False)
-        # Fix each axis' sign (largest loading positive) so refits don't flip the picture.
-        signs = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])
-        signs[signs == 0] = 1
-        vt *= signs[:, None]
+        u, s, vt = np.linalg.svd(x - self.mean_, full_matrices=False)
+        _, vt = svd_flip(u, vt, u_based_decision=False)
         k = min(self.n_components, len(s))
         self.components_ = vt[:k]
         var = s**2

@@ -157,6 +157,19 @@ def test_deeper_layers_cluster_better_at_the_end(deep_run):
     assert linear_probe_accuracy(pen, snaps.labels) > 0.9
 
 
+def test_the_kit_pca_is_scikit_learns_signs_included(digits_run):
+    from sklearn.decomposition import PCA
+
+    _, snaps = digits_run
+    x = snaps.layer()[-1].astype(np.float64)
+    ours = SVDProjection(3).fit(x)
+    theirs = PCA(3, svd_solver="full").fit(x)
+    np.testing.assert_allclose(ours.components_, theirs.components_, atol=1e-10)
+    np.testing.assert_allclose(ours.transform(x), theirs.transform(x), atol=1e-8)
+    np.testing.assert_allclose(ours.explained_variance_ratio_,
+                               theirs.explained_variance_ratio_, rtol=1e-10)
+
+
 def test_pca_and_tsne_trajectories_are_aligned(digits_run):
     _, snaps = digits_run
     traj = trajectory(snaps, method="pca")

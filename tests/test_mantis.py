@@ -1,4 +1,4 @@
-"""Mantis CSV: the contract in DESIGN.md, exact round trips, and errors that point at the cell."""
+"""Mantis CSV: the format contract, exact round trips, and errors that point at the cell."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import labkit
-from labkit.mantis import MantisFormatError, read_mantis_csv, write_mantis_csv
+from labkit.export.mantis import MantisFormatError, read_mantis_csv, write_mantis_csv
 
 ODD_TITLES = ['comma, inside', 'say "hi"', "two\nlines", "tab\there", "ünïcödé ✓ 日本語",
               "", "=SUM(A1)", "trailing space "]
@@ -44,44 +44,59 @@ def test_header_rows_and_cells_follow_the_contract(odd, tmp_path):
             a, b = json.loads(cell), ast.literal_eval(cell)
             assert a == b and len(a) == emb.shape[2]
         if r < 3:
-            np.testing.assert_allclose(a, emb[4, r], rtol=1e-6, atol=0)
+            assert np.array_equal(np.float32(a), emb[4, r])
     assert raw.count(b"\r\n") >= 1 + odd.n_probe  # RFC 4180 line ends
 
 
-def test_round_trip_within_the_stated_precision(odd, tmp_path):
+def test_round_trip_is_exact(odd, tmp_path):
     write_mantis_csv(odd, tmp_path / "m.csv")
     table = read_mantis_csv(tmp_path / "m.csv")
     assert table.titles == [t.replace("\r", "\n") for t in odd.titles]
     assert table.categories == odd.label_names
     assert table.embeddings.dtype == np.float32 and table.embeddings.shape == odd.layer().shape
-    emb = odd.layer()
-    rel = np.abs(table.embeddings - emb) / np.maximum(np.abs(emb), 1e-30)
-    assert rel.max() <= 1e-6  # default: 7 significant digits
+    assert np.array_equal(table.embeddings.view(np.uint32), odd.layer().view(np.uint32))
     assert table.columns["prediction"] == [odd.class_names[p] for p in odd.predictions[-1]]
+    with pytest.deprecated_call(match="precision"):
+        write_mantis_csv(odd, tmp_path / "p.csv", precision=4)
+    assert (tmp_path / "p.csv").read_bytes() == (tmp_path / "m.csv").read_bytes()
 
 
-def test_precision_9_is_exact_for_float32_and_lower_precision_is_smaller(odd, tmp_path):
-    write_mantis_csv(odd, tmp_path / "exact.csv", precision=9)
-    assert np.array_equal(read_mantis_csv(tmp_path / "exact.csv").embeddings, odd.layer())
-    write_mantis_csv(odd, tmp_path / "p4.csv", precision=4)
-    back = read_mantis_csv(tmp_path / "p4.csv").embeddings
-    emb = odd.layer()
-    nz = emb != 0
-    assert (np.abs(back - emb)[nz] / np.abs(emb[nz])).max() <= 5e-4
-    assert (tmp_path / "p4.csv").stat().st_size < (tmp_path / "exact.csv").stat().st_size
+F32 = np.finfo(np.float32)
+ADVERSARIAL = np.array([
+    0.0, -0.0, 1.0, -1.0, 0.1, 1 / 3, 2.5, -7.0,
+    9999995.0, 0.099999994, 1.5e-7, 16777217.0, 123456789.0,  # 7-digit roundings that fail
+    1e-45, -1e-45, 1.4e-45, 1e-40, F32.tiny, -F32.tiny,  # subnormals and the smallest normal
+    F32.max, -F32.max, F32.eps, 1 + F32.eps, 1e10, 1e-10, 65504.0, 3.4e38,
+    np.nextafter(np.float32(1), np.float32(2)), np.nextafter(np.float32(0.1), np.float32(1)),
+], dtype=np.float32)
 
 
-def test_extremes_survive(tmp_path, digits_run):
+def test_every_float32_survives_exactly_adversarial_and_random(tmp_path, digits_run):
     _, snaps = digits_run
     snaps = copy.deepcopy(snaps)
-    values = np.array([0.0, -0.0, 1e-45, -3.4e38, 123456789.0, 1e-5, 0.1, 2.5, -7.0],
-                      np.float32)
-    snaps.embeddings = {"x": np.tile(values, (1, snaps.n_probe, 1)).astype(np.float32)}
+    rng = np.random.default_rng(0)
+    n, d = snaps.n_probe, len(ADVERSARIAL)
+    # epoch 0: the adversarial values in every row; epoch 1: random bit patterns, every
+    # finite float32 equally likely by its bits (a harder mix than any layer's output)
+    bits = rng.integers(0, 2**32, (n, d), dtype=np.uint64).astype(np.uint32).view(np.float32)
+    bits = np.where(np.isfinite(bits), bits, np.float32(1.0))
+    emb = np.stack([np.tile(ADVERSARIAL, (n, 1)), bits]).astype(np.float32)
+    snaps.embeddings = {"x": emb}
     snaps.meta = {**snaps.meta, "penultimate": "x"}
-    snaps.predictions = snaps.predictions[:1]
-    write_mantis_csv(snaps, tmp_path / "m.csv", precision=9)
-    back = read_mantis_csv(tmp_path / "m.csv").embeddings
-    assert np.array_equal(back, snaps.embeddings["x"])
+    snaps.predictions = snaps.predictions[:2]
+    path = write_mantis_csv(snaps, tmp_path / "m.csv")
+    back = read_mantis_csv(path).embeddings
+    assert np.array_equal(back.view(np.uint32), emb.view(np.uint32))  # -0.0 stays -0.0
+    # Each written number is what float(np.float32(x)) reads back, in its shortest form.
+    with open(path, encoding="utf-8", newline="") as f:
+        first = next(r for i, r in enumerate(csv.reader(f)) if i == 1)
+    written = first[-2][1:-1].split(", ")
+    assert [float(np.float32(w)) for w in written] == [float(v) for v in ADVERSARIAL]
+    assert written[8:10] == ["9999995", "0.099999994"]
+    assert written[1] == "-0.0" and written[13] == "1e-45"  # "-0" would read as the int 0
+    for w, v in zip(written, ADVERSARIAL, strict=True):  # no shorter text reads back the same
+        digits = len(w.split("e")[0].replace("-", "").replace(".", "").strip("0") or "0")
+        assert digits <= 9 and (digits == 1 or np.float32(f"{v:.{digits - 2}e}") != v), w
 
 
 def test_snippets_extra_columns_and_direct_projection(odd, tmp_path):
@@ -97,6 +112,8 @@ def test_snippets_extra_columns_and_direct_projection(odd, tmp_path):
     s = np.linalg.svd(centred, compute_uv=False)
     var = (table.coordinates ** 2).sum(0)
     np.testing.assert_allclose(var, s[:2] ** 2, rtol=1e-5)
+    # ... and they are the kit's own PCA, signs included: Mantis shows the figures' picture.
+    np.testing.assert_array_equal(table.coordinates, labkit.reduce.reduce(last, "pca"))
     with open(tmp_path / "m.csv", encoding="utf-8", newline="") as f:
         header = next(csv.reader(f))
     assert header[-2:] == ["coordinate1", "coordinate2"]
@@ -135,12 +152,12 @@ def test_wrong_dimension_and_missing_columns_are_reported(tmp_path):
 def test_interrupted_write_keeps_the_previous_file(odd, tmp_path, monkeypatch):
     path = write_mantis_csv(odd, tmp_path / "m.csv")
     before = path.read_bytes()
-    import labkit.mantis as mantis
+    import labkit.export.mantis as mantis
 
     def boom(*a, **k):
         raise KeyboardInterrupt  # as if the student pressed stop mid-export
 
-    monkeypatch.setattr(mantis, "_format_rows", boom)
+    monkeypatch.setattr(mantis, "format_cells", boom)
     with pytest.raises(KeyboardInterrupt):
         write_mantis_csv(odd, path)
     assert path.read_bytes() == before

@@ -513,7 +513,7 @@ def test_equals_ignores_how_long_epochs_took(saved):
     (lambda t: t.replace("embedding_epoch_1", "embedding_epoch_01"), r"line 1: expected columns"),
 ])
 def test_mantis_reader_rejects_what_is_not_a_float32_list(saved, tmp_path, edit, words):
-    from labkit.mantis import MantisFormatError
+    from labkit.export.mantis import MantisFormatError
 
     snaps, _ = saved
     path = labkit.write_mantis_csv(snaps, tmp_path / "m.csv")
@@ -525,7 +525,7 @@ def test_mantis_reader_rejects_what_is_not_a_float32_list(saved, tmp_path, edit,
 def test_mantis_reader_names_a_byte_that_is_not_utf8_and_keeps_negative_zero(saved, tmp_path):
     import numpy as np
 
-    from labkit.mantis import MantisFormatError
+    from labkit.export.mantis import MantisFormatError
 
     snaps, _ = saved
     snaps.embeddings[snaps.penultimate][1, 0, :2] = [-0.0, 0.0]

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import labkit
-from labkit.projector import CONFIG, SPRITE_LIMIT_PX, _sprite, write_projector
+from labkit.export.projector import CONFIG, SPRITE_LIMIT_PX, _sprite, write_projector
 
 from .browser import browser_page, chromium_path, read_projector
 
@@ -145,7 +145,7 @@ def test_sprite_shrinks_to_the_8192_px_limit():
 
 
 def test_warns_past_the_projector_point_limit(digits_run, tmp_path, monkeypatch):
-    import labkit.projector as projector
+    import labkit.export.projector as projector
 
     monkeypatch.setattr(projector, "PROJECTOR_POINT_LIMIT", 100)
     _, snaps = digits_run
@@ -183,7 +183,7 @@ def test_projector_page_renders_in_headless_chromium(tb, logged, tmp_path):
 
 def test_an_interrupted_export_leaves_the_previous_logs_valid(digits_run, tmp_path,
                                                               monkeypatch):
-    import labkit.projector as projector
+    import labkit.export.projector as projector
 
     _, snaps = digits_run
     write_projector(snaps, tmp_path, epochs=[0, 1], scalars=False)
