@@ -22,8 +22,8 @@ from torch import nn
 from ._io import atomic_folder, check_run_folder, write_json
 from .data import LabData, load_dataset
 from .export.mantis import write_mantis_csv
-from .models import build_model, default_model
 from .export.projector import write_projector
+from .models import build_model, default_model
 from .snapshots import Snapshots
 from .train import train
 

@@ -42,8 +42,9 @@ class ConvNet(nn.Module):
 
     def __init__(self, input_shape: tuple[int, int, int], n_classes: int,
                  channels: tuple[int, ...] = (32, 64), embed_dim: int = 128,
-                 dropout: float = 0.25):
+                 dropout: float = 0.25, kind: str = "cnn"):
         super().__init__()
+        self.kind = kind  # the name in MODELS, recorded with the snapshots
         c, h, w = input_shape
         if min(h, w) < 2 ** len(channels):
             raise ConfigError(f"a {h}x{w} image is too small for {len(channels)} pooling blocks")
@@ -73,8 +74,9 @@ class MLP(nn.Module):
     """
 
     def __init__(self, in_features: int, n_classes: int, hidden: tuple[int, ...] = (256, 64),
-                 batch_norm: bool = True, dropout: float = 0.0):
+                 batch_norm: bool = True, dropout: float = 0.0, kind: str = "mlp"):
         super().__init__()
+        self.kind = kind  # the name in MODELS, recorded with the snapshots
         self.flatten = nn.Flatten()
         self.embedding_layers: list[str] = []
         d = in_features
@@ -116,7 +118,7 @@ def _mlp(input_shape, n_classes, **kw) -> nn.Module:
 
 
 def _deep_mlp(input_shape, n_classes, depth: int = 5, width: int = 128, **kw) -> nn.Module:
-    return MLP(math.prod(input_shape), n_classes, hidden=(width,) * depth, **kw)
+    return MLP(math.prod(input_shape), n_classes, hidden=(width,) * depth, kind="deep-mlp", **kw)
 
 
 MODELS = {"cnn": _cnn, "mlp": _mlp, "deep-mlp": _deep_mlp}
@@ -141,6 +143,4 @@ def build_model(name: str, input_shape: tuple[int, ...], n_classes: int, seed: i
         raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = MODELS[name](tuple(input_shape), n_classes, **options)
-    model.kit_name = name
-    return model
+        return MODELS[name](tuple(input_shape), n_classes, **options)

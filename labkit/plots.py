@@ -20,11 +20,8 @@ DPI = 100
 
 
 def _plt():
-    import matplotlib
-
-    if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_inline",
-                                                "inline", "agg"):
-        matplotlib.use("Agg")  # no display needed; notebooks keep their inline backend
+    # pyplot with whatever backend the user chose (inline, widget, a window, or Agg where
+    # there is no display): the kit never switches it.
     import matplotlib.pyplot as plt
 
     return plt

@@ -195,6 +195,11 @@ def train(
     epoch. With the same ``seed`` a CPU run is repeatable bit for bit; the global RNG state is restored afterwards.
     ``batch_size=None`` picks 128, or less for small training sets so that an epoch takes
     at least 20 steps (a 100-article text set would otherwise learn one step an epoch).
+
+    What it does to ``model``: trains its weights in place (they end as the last epoch's),
+    moves it to ``device``, puts an image model in channels-last memory format (faster
+    convolutions; results are the same), and leaves it in evaluation mode. All three stay
+    after the call, so ``model`` is ready for :func:`evaluate` or :func:`labkit.capture`.
     """
     check_training(model, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     device = pick_device(device)
@@ -307,7 +312,7 @@ def train(
             "dataset": data.name,
             "kind": data.kind,
             "probe_split": data.probe_split,
-            "model": getattr(model, "kit_name", type(model).__name__),
+            "model": getattr(model, "kind", type(model).__name__),
             "model_class": type(model).__name__,
             "penultimate": _penultimate_among(model, names) if names else None,
             "epochs": epochs,

@@ -327,3 +327,42 @@ def test_interactive_html_has_one_frame_per_epoch_and_works_offline(deep_run, tm
                                                                     for e in range(11)]
     assert snaps.titles[0] in html  # hover titles
     assert json.loads(fig.to_json())["layout"]["sliders"][0]["steps"][10]["label"] == "10"
+
+
+def test_plots_leave_the_users_matplotlib_backend_alone(deep_run, tmp_path):
+    """Every plot function draws with whatever backend the user chose (here svg, as a
+    stand-in for %matplotlib widget or a desktop window) and never switches it."""
+    import matplotlib
+
+    from labkit import metrics
+
+    _, snaps = deep_run
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        traj = trajectory(snaps, method="pca", epochs=[0, 15, 30])
+        layers = layer_trajectory(snaps, method="pca")
+        figures = {
+            "epoch_grid": lambda: plots.epoch_grid(traj, snaps, epochs=[0, 15, 30]),
+            "layer_grid": lambda: plots.layer_grid(layers, snaps),
+            "metric_curves": lambda: plots.metric_curves(
+                metrics.geometry(snaps, epochs=[0, 30]), snaps),
+            "cka_heatmap": lambda: plots.cka_heatmap(np.eye(2), ["a", "b"]),
+            "animate": lambda: plots.animate(traj, snaps, path=tmp_path / "a.gif", steps=1),
+            "tour_animation": lambda: plots.tour_animation(traj, snaps, path=tmp_path / "t.gif"),
+            "interactive": lambda: plots.interactive(traj, snaps),
+            "neighbours": lambda: plots.neighbours(snaps, workflows.similar(snaps, 0, k=3)),
+            "compare": lambda: plots.compare({"pca": traj[-1]}, snaps),
+            "agreement": lambda: plots.agreement(traj[-1], snaps),
+        }
+        assert sorted(figures) == sorted(plots.__all__)
+        for name, draw in figures.items():
+            fig = draw()
+            assert fig is not None, name
+            assert matplotlib.get_backend() == "svg", f"plots.{name} switched the backend"
+        assert (tmp_path / "a.gif").stat().st_size > 1000
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close("all")
+        matplotlib.use(before)
