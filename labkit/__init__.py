@@ -6,18 +6,8 @@
 >>> snaps = labkit.train(model, data, epochs=10)      # doctest: +SKIP
 """
 
-__version__ = "0.1.0"  # before the imports: submodules read it
-
-
-from . import (
-    align,
-    metrics,
-    plots,
-    reduce,
-    text,  # noqa: F401  (registers the 'wikipedia' and 'bbc' data sets)
-    tour,
-    workflows,
-)
+from . import align, metrics, plots, reduce, tour, workflows
+from ._version import __version__
 from .data import DATASETS, DataError, LabData, load_dataset
 from .errors import LabkitError
 from .explorer import Explorer, explore
@@ -31,7 +21,7 @@ from .snapshots import Snapshots
 from .train import evaluate, pick_device, train
 
 __all__ = [
-    "DATASETS", "Explorer", "LabkitError", "MLP", "MODELS", "ConvNet", "DataError", "LabData", "Snapshots", "build_model",
+    "__version__", "DATASETS", "Explorer", "LabkitError", "MLP", "MODELS", "ConvNet", "DataError", "LabData", "Snapshots", "build_model",
     "capture", "default_model", "embedding_layers", "evaluate", "explore", "head_layer", "home",
     "in_colab", "layer_names",
     "load_dataset", "penultimate_layer", "pick_device", "train",

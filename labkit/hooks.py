@@ -22,7 +22,8 @@ from torch import nn
 
 from .errors import ConfigError
 
-__all__ = ["capture", "embedding_layers", "head_layer", "layer_names", "penultimate_layer"]
+__all__ = ["capture", "embedding_layers", "find_layers", "head_layer", "layer_names",
+           "penultimate_layer"]
 
 _PASS_THROUGH = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
                  nn.Flatten, nn.Identity)
@@ -34,7 +35,9 @@ def layer_names(model: nn.Module, leaves_only: bool = False) -> list[str]:
             if name and (not leaves_only or not any(True for _ in m.children()))]
 
 
-def _resolve(model: nn.Module, names: Iterable[str]) -> dict[str, nn.Module]:
+def find_layers(model: nn.Module, names: Iterable[str]) -> dict[str, nn.Module]:
+    """The modules called ``names`` in ``model``, by name; a name that is not there raises
+    KeyError with the closest names (a typo should never cost a training run)."""
     modules = dict(model.named_modules())
     out = {}
     for name in names:
@@ -57,7 +60,7 @@ def capture(model: nn.Module, layers: str | Iterable[str], detach: bool = True
     """
     if isinstance(layers, str):
         layers = [layers]
-    targets = _resolve(model, layers)
+    targets = find_layers(model, layers)
     acts: dict[str, torch.Tensor] = {}
     handles = []
 

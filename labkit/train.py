@@ -27,7 +27,7 @@ from torch import nn
 
 from .data import LabData
 from .errors import ConfigError, DivergedError, LabkitError
-from .hooks import _resolve, capture, embedding_layers, head_layer, penultimate_layer
+from .hooks import capture, embedding_layers, find_layers, head_layer, penultimate_layer
 from .snapshots import Snapshots
 
 __all__ = ["evaluate", "pick_device", "resolve_layers", "train"]
@@ -102,7 +102,7 @@ def resolve_layers(model: nn.Module, layers: str | Sequence[str]) -> list[str]:
     if layers == "all":
         return embedding_layers(model)
     names = [layers] if isinstance(layers, str) else list(layers)
-    _resolve(model, names)  # fail early, with suggestions, on a typo
+    find_layers(model, names)  # fail early, with suggestions, on a typo
     return names
 
 

@@ -390,7 +390,7 @@ def test_a_class_with_one_row_is_named_before_the_split(tmp_path):
 
 
 def test_wikipedia_caches_damaged_shared_or_from_elsewhere(tmp_path, capsys):
-    from labkit.text import WikipediaClient, _topic_dir, fetch_wikipedia
+    from labkit.data.wikipedia import WikipediaClient, _topic_dir, fetch_wikipedia
 
     from .mediawiki import FakeWiki
 
@@ -429,7 +429,7 @@ def test_wikipedia_caches_damaged_shared_or_from_elsewhere(tmp_path, capsys):
 ])
 def test_a_mediawiki_answer_of_the_wrong_shape_is_a_clear_error(reply, words):
     from labkit.data import DataError
-    from labkit.text import WikipediaClient
+    from labkit.data.wikipedia import WikipediaClient
 
     from .mediawiki import FakeWiki
 
@@ -441,7 +441,7 @@ def test_a_mediawiki_answer_of_the_wrong_shape_is_a_clear_error(reply, words):
 
 def test_retries_say_what_they_wait_for(capsys):
     from labkit.data import DataError
-    from labkit.text import WikipediaClient
+    from labkit.data.wikipedia import WikipediaClient
 
     waits = []
     client = WikipediaClient(api_url="http://127.0.0.1:9/api.php", retries=2, backoff=1.0,

@@ -12,8 +12,9 @@ import pytest
 
 import labkit
 from labkit.data import DataError
+from labkit.data.bbc import load_bbc_csv
+from labkit.data.wikipedia import WikipediaClient, fetch_wikipedia
 from labkit.experiment import run
-from labkit.text import WikipediaClient, fetch_wikipedia, load_bbc_csv
 
 from .mediawiki import FakeWiki, write_news_csv
 

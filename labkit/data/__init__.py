@@ -14,7 +14,9 @@ every epoch, so its order and its titles never change during a run.
 
 from __future__ import annotations
 
-import pickle
+import difflib
+import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,20 +24,31 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import LabkitError
-from .paths import home
+from ..paths import home
+from .raw import DataError, Raw
 
-__all__ = ["DATASETS", "IMAGE_DATASETS", "DataError", "LabData", "load_dataset",
-           "probe_indices"]
+__all__ = ["DATASETS", "IMAGE_DATASETS", "DataError", "LabData", "Raw", "flip_labels",
+           "keep_classes", "load_dataset", "probe_indices", "register_dataset"]
+
+# Every data set's loader, as "module:function" in this package, imported when first used:
+# `import labkit` reads no data-set module (no torchvision, no HTTP client) until a data set
+# is loaded. A loader takes (data_dir, download, seed) and its own keyword-only options, and
+# returns a Raw.
+DATASETS: dict[str, str] = {
+    "digits": "images:digits",
+    "blobs": "synthetic:blobs",
+    "mnist": "images:mnist",
+    "fashion-mnist": "images:fashion_mnist",
+    "cifar10": "images:cifar10",
+    "wikipedia": "wikipedia:load",
+    "bbc": "bbc:load",
+}
+_REGISTERED: dict[str, Callable[..., Raw]] = {}  # register_dataset's, for users' own sets
 
 DEFAULT_PROBE_SIZE = 2000
 
 # The data sets whose samples are images (what the 'cnn' model needs).
 IMAGE_DATASETS = frozenset({"digits", "mnist", "fashion-mnist", "cifar10"})
-
-
-class DataError(LabkitError, ValueError):
-    """A data set could not be loaded; the message says what to do about it."""
 
 
 @dataclass
@@ -126,202 +139,7 @@ def probe_indices(labels: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.concatenate(chosen))
 
 
-# ---------------------------------------------------------------------------------------
-# Loaders. Each returns raw arrays; `load_dataset` normalises them and builds the probe.
-# ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Raw:
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    class_names: list[str]
-    kind: str
-    images_uint8: np.ndarray | None = None  # test images as uint8, for thumbnails
-    titles: list[str] | None = None  # one per test sample, if the set has real titles
-    snippets: list[str] | None = None
-    info: dict = field(default_factory=dict)
-
-
-def _stratified_split(x, y, test_size, seed, class_names=None):
-    from sklearn.model_selection import train_test_split
-
-    classes, counts = np.unique(y, return_counts=True)
-    if counts.min() < 2:  # say which, before scikit-learn's "least populated class" message
-        name = (lambda c: class_names[c]) if class_names is not None else (lambda c: c)
-        few = ", ".join(f"{name(c)!r} ({k})" for c, k in zip(classes, counts, strict=True)
-                        if k < 2)
-        raise DataError(f"the classes {few} have fewer than 2 samples; a stratified train/test "
-                        f"split needs at least 2 of each: add samples or leave them out")
-    return train_test_split(x, y, test_size=test_size, stratify=y, random_state=seed)
-
-
-def _digits(seed: int, **_) -> _Raw:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    images = (d.images / 16.0).astype(np.float32)[:, None]  # [1797, 1, 8, 8] in [0, 1]
-    x_tr, x_te, y_tr, y_te = _stratified_split(images, d.target, 0.25, seed)
-    return _Raw(
-        x_tr, y_tr, x_te, y_te,
-        class_names=[str(c) for c in d.target_names],
-        kind="image",
-        images_uint8=np.round(x_te[:, 0] * 255).astype(np.uint8),
-        info={"source": "sklearn.datasets.load_digits"},
-    )
-
-
-def _blobs(seed: int, n_samples: int = 3000, n_features: int = 32, centers: int = 5,
-           cluster_std: float = 6.0, **_) -> _Raw:
-    from sklearn.datasets import make_blobs
-
-    # Wide clusters on purpose: an easy but not trivial task, so epochs visibly differ.
-    x, y = make_blobs(n_samples=n_samples, n_features=n_features, centers=centers,
-                      cluster_std=cluster_std, random_state=seed)
-    x_tr, x_te, y_tr, y_te = _stratified_split(x.astype(np.float32), y, 0.3, seed)
-    return _Raw(x_tr, y_tr, x_te, y_te, [f"blob {i}" for i in range(centers)], kind="vector",
-                info={"source": "sklearn.datasets.make_blobs"})
-
-
-def _offline_message(what: str, folder: Path, missing: list[str], reason: str) -> str:
-    files = ", ".join(missing)
-    return (
-        f"{what} is not in {folder} and could not be downloaded ({reason}).\n"
-        f"  Missing: {files}\n"
-        f"  Fix: connect to the internet and run again, or copy those files into {folder} "
-        f"(choose the parent folder with --data-dir / data_dir=...),\n"
-        f"  or use the offline data set that ships with scikit-learn: --dataset digits "
-        f"(load_dataset('digits'))."
-    )
-
-
-def _short(err: object) -> str:
-    text = " ".join(str(err).split())
-    return text if len(text) <= 160 else text[:157] + "..."
-
-
-_IDX_DTYPES = {0x08: 1, 0x09: 1, 0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}  # type code -> bytes
-
-
-def _check_idx(path: Path) -> None:
-    """Raise :class:`DataError` naming ``path`` unless it is a whole IDX file."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-            if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in _IDX_DTYPES:
-                raise DataError("it does not start with an IDX header")
-            dims = np.frombuffer(f.read(4 * head[3]), ">u4")
-        if len(dims) != head[3]:
-            raise DataError("its header is cut short")
-        expected = 4 + 4 * head[3] + int(np.prod(dims, dtype=np.int64)) * _IDX_DTYPES[head[2]]
-        size = path.stat().st_size
-        if size != expected:
-            raise DataError(f"it holds {size} bytes where its header promises {expected}")
-    except (DataError, OSError) as err:
-        raise DataError(f"{path} is not a usable MNIST file ({err}); delete it to download "
-                        f"again, or put a good copy there") from None
-
-
-def _torchvision_mnist(variant: str):
-    def load(data_dir: Path, download: bool, **_) -> _Raw:
-        from torchvision import datasets
-
-        cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}[variant]
-        raw = Path(data_dir) / cls.__name__ / "raw"
-        needed = [Path(url).stem for url, _md5 in cls.resources]  # uncompressed IDX names
-        missing = [f for f in needed if not (raw / f).exists()]
-        if missing and not download:
-            raise DataError(_offline_message(cls.__name__, raw, missing, "download=False"))
-        for name in needed:  # damaged files get their own message, not "missing"
-            if name not in missing:
-                _check_idx(raw / name)
-        try:
-            train = cls(str(data_dir), train=True, download=bool(missing))
-            test = cls(str(data_dir), train=False, download=False)
-        except Exception as err:  # torchvision raises RuntimeError/URLError/OSError offline
-            missing = [f for f in needed if not (raw / f).exists()] or needed
-            raise DataError(_offline_message(cls.__name__, raw, missing, _short(err))) from None
-        names = [str(i) for i in range(10)] if variant == "mnist" else list(train.classes)
-        x_tr = train.data.numpy().astype(np.float32)[:, None] / 255.0
-        x_te = test.data.numpy().astype(np.float32)[:, None] / 255.0
-        return _Raw(x_tr, train.targets.numpy(), x_te, test.targets.numpy(), names,
-                    kind="image", images_uint8=test.data.numpy(),
-                    info={"source": f"torchvision.datasets.{cls.__name__}"})
-
-    return load
-
-
-CIFAR_FOLDER = "cifar-10-batches-py"
-_CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
-
-
-def _unpickle(path: Path):
-    try:
-        with open(path, "rb") as f:
-            # These are the data set's own pickles, which the user put there or torchvision
-            # fetched and checksummed.
-            return pickle.load(f, encoding="latin1")
-    except Exception as err:  # truncated or garbage: UnpicklingError, EOFError, ValueError...
-        raise DataError(f"{path} is damaged ({type(err).__name__}: {_short(err)}); delete it "
-                        f"to download again, or put a good copy there") from None
-
-
-def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    batch = _unpickle(path)
-    try:
-        data = np.asarray(batch["data"], dtype=np.uint8)
-        labels = np.asarray(batch["labels"], dtype=np.int64)
-    except (KeyError, TypeError) as err:
-        raise DataError(f"{path} is not a CIFAR-10 batch (expected keys 'data' and 'labels', "
-                        f"found {sorted(batch) if isinstance(batch, dict) else type(batch)}); "
-                        f"delete it to download again") from err
-    if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
-        raise DataError(f"{path}: expected data of shape [N, 3072] and N labels, "
-                        f"got {data.shape} and {len(labels)}; delete it to download again")
-    return data.reshape(-1, 3, 32, 32), labels
-
-
-def _cifar10(data_dir: Path, download: bool, **_) -> _Raw:
-    # A local copy is read directly, with no checksum: the python pickles are the format
-    # torchvision unpacks to, so a copy from anywhere (or one a test writes) just works.
-    folder = Path(data_dir) / CIFAR_FOLDER
-    missing = [f for f in _CIFAR_FILES if not (folder / f).exists()]
-    if missing:
-        if not download:
-            raise DataError(_offline_message("CIFAR-10", folder, missing, "download=False"))
-        try:
-            from torchvision import datasets
-
-            datasets.CIFAR10(str(data_dir), train=True, download=True)
-        except Exception as err:
-            reason = f"{datasets.CIFAR10.url}: {_short(err)}"
-            raise DataError(_offline_message("CIFAR-10", folder, missing, reason)) from None
-    parts = [_read_cifar_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
-    x_tr = np.concatenate([p[0] for p in parts])
-    y_tr = np.concatenate([p[1] for p in parts])
-    x_te, y_te = _read_cifar_batch(folder / "test_batch")
-    meta = _unpickle(folder / "batches.meta")
-    if not isinstance(meta, dict) or "label_names" not in meta:
-        raise DataError(f"{folder / 'batches.meta'} has no 'label_names'; delete it to "
-                        f"download again")
-    names = list(meta["label_names"])
-    return _Raw(x_tr.astype(np.float32) / 255.0, y_tr, x_te.astype(np.float32) / 255.0, y_te,
-                names, kind="image", images_uint8=x_te.transpose(0, 2, 3, 1).copy(),
-                info={"source": str(folder)})
-
-
-DATASETS: dict[str, Callable[..., _Raw]] = {
-    "digits": _digits,
-    "blobs": _blobs,
-    "mnist": _torchvision_mnist("mnist"),
-    "fashion-mnist": _torchvision_mnist("fashion-mnist"),
-    "cifar10": _cifar10,
-}
-
-
-def keep_classes(raw: _Raw, classes: list[int | str], name: str) -> _Raw:
+def keep_classes(raw: Raw, classes: list[int | str], name: str) -> Raw:
     """``raw`` with only ``classes`` (indices or names), relabelled 0..k-1 in the data set's
     order; test titles keep naming the original test sample."""
     known = list(raw.class_names)
@@ -358,7 +176,7 @@ def _thumbnails(images: np.ndarray) -> np.ndarray:
     return x[:, 0] if x.shape[1] == 1 else x.transpose(0, 2, 3, 1).copy()
 
 
-def flip_labels(raw: _Raw, share: float, seed: int) -> tuple[_Raw, dict[str, np.ndarray]]:
+def flip_labels(raw: Raw, share: float, seed: int) -> tuple[Raw, dict[str, np.ndarray]]:
     """``raw`` with ``round(share * n)`` labels of each split moved to another class, chosen
     uniformly from ``seed``; and, per split, the mask of the labels that were changed."""
     rng = np.random.default_rng([seed, 0x6C6E])  # its own stream: the split stays as it is
@@ -377,9 +195,36 @@ def flip_labels(raw: _Raw, share: float, seed: int) -> tuple[_Raw, dict[str, np.
     return replace(raw, y_train=y_train, y_test=y_test), {"train": in_train, "test": in_test}
 
 
-def register_dataset(name: str, loader: Callable[..., _Raw]) -> None:
-    """Make ``load_dataset(name)`` use ``loader`` (used by the text track)."""
-    DATASETS[name] = loader
+def register_dataset(name: str, loader: Callable[..., Raw]) -> None:
+    """Make ``load_dataset(name)`` use ``loader(data_dir, download, seed, **options)``, which
+    returns a :class:`Raw` (for a course's own data set)."""
+    _REGISTERED[name] = loader
+
+
+def _loader(key: str) -> Callable[..., Raw]:
+    if key in _REGISTERED:
+        return _REGISTERED[key]
+    module, function = DATASETS[key].split(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), function)
+
+
+_COMMON = ("data_dir", "probe_size", "seed", "download", "device", "classes", "label_noise",
+           "probe_split")
+
+
+def _check_options(key: str, loader: Callable[..., Raw], options: dict) -> None:
+    """Refuse an option the loader does not take, naming the ones it does (a typo such as
+    ``n_sample=`` would otherwise be ignored without a word)."""
+    params = inspect.signature(loader).parameters
+    own = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY]
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    for name in options:
+        if name not in own and not takes_any:
+            close = difflib.get_close_matches(name, own + list(_COMMON), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            theirs = f"its own options are {', '.join(own)}" if own else "it has no options"
+            raise DataError(f"load_dataset({key!r}) takes no option {name!r}{hint}; "
+                            f"{theirs}, besides {', '.join(_COMMON)}")
 
 
 def load_dataset(
@@ -410,10 +255,13 @@ def load_dataset(
     ``options`` go to the loader (e.g. ``n_samples`` for ``blobs``).
     """
     key = name.lower().replace("_", "-")
-    if key not in DATASETS:
-        raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")
+    if key not in DATASETS and key not in _REGISTERED:
+        known = [*DATASETS, *_REGISTERED]
+        raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(known)}")
+    loader = _loader(key)
+    _check_options(key, loader, options)
     data_dir = Path(data_dir) if data_dir is not None else home("data")
-    raw = DATASETS[key](data_dir=data_dir, download=download, seed=seed, **options)
+    raw = loader(data_dir, download, seed, **options)
     if classes is not None:
         raw = keep_classes(raw, classes, key)
     if probe_split not in ("test", "train"):
