@@ -54,9 +54,6 @@ SOURCES = NOTEBOOKS / "source"
 DEFAULT_REF = "main"
 
 
-
-
-
 # ---------------------------------------------------------------------------------------
 # Where the kit comes from
 # ---------------------------------------------------------------------------------------
@@ -83,8 +80,9 @@ class KitSource:
 
 def github_https(url: str) -> str | None:
     """``https://github.com/owner/name`` for any spelling of a GitHub remote, else None."""
-    m = re.fullmatch(r"(?:https://|ssh://git@|git@)github\.com[:/]([^/]+)/([^/]+?)(?:\.git)?/?",
-                     url.strip())
+    m = re.fullmatch(
+        r"(?:https://|ssh://git@|git@)github\.com[:/]([^/]+)/([^/]+?)(?:\.git)?/?", url.strip()
+    )
     return f"https://github.com/{m.group(1)}/{m.group(2)}" if m else None
 
 
@@ -97,15 +95,20 @@ def committed_repo() -> str:
 def origin_repo() -> str | None:
     """The ``origin`` remote of this checkout, when it is a GitHub repository."""
     try:
-        url = subprocess.run(["git", "remote", "get-url", "origin"], cwd=ROOT, text=True,
-                             capture_output=True, timeout=10).stdout
+        url = subprocess.run(
+            ["git", "remote", "get-url", "origin"],
+            cwd=ROOT,
+            text=True,
+            capture_output=True,
+            timeout=10,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     return github_https(url)
 
 
 def kit_version() -> str:
-    text = (ROOT / "labkit" / "__init__.py").read_text(encoding="utf-8")
+    text = (ROOT / "labkit" / "_version.py").read_text(encoding="utf-8")
     return re.search(r'^__version__ = "([^"]+)"', text, re.M).group(1)
 
 
@@ -121,10 +124,11 @@ def _dedent(text: str) -> str:
 def badge(source: KitSource, path: str) -> str:
     """The "Open in Colab" badge for the notebook at ``path`` (relative to the repository)."""
     if source.github is None:
-        return (f"*(No Colab badge: Colab opens notebooks from GitHub, and these were made "
-                f"for {source.repo}.)*")
-    url = (f"https://colab.research.google.com/github/{source.github}/blob/{source.ref}/"
-           f"{path}")
+        return (
+            f"*(No Colab badge: Colab opens notebooks from GitHub, and these were made "
+            f"for {source.repo}.)*"
+        )
+    url = f"https://colab.research.google.com/github/{source.github}/blob/{source.ref}/{path}"
     return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
 
 
@@ -206,8 +210,9 @@ LABS = [
     Lab("01_projector_mnist", "01_projector_mnist"),
     Lab("02_wikipedia_topics", "02_wikipedia_topics"),
     Lab("02b_bbc_news", "02_wikipedia_topics", {"DATASET": "bbc", "OUT": "runs/bbc"}),
-    Lab("03_projector_cifar10", "01_projector_mnist",
-        {"DATASET": "cifar10", "OUT": "runs/cifar10"}),
+    Lab(
+        "03_projector_cifar10", "01_projector_mnist", {"DATASET": "cifar10", "OUT": "runs/cifar10"}
+    ),
     Lab("04_layers_neural_collapse", "04_layers_neural_collapse"),
     Lab("05_grand_tour_alignment", "05_grand_tour_alignment"),
     Lab("06_working_with_embeddings", "06_working_with_embeddings"),
@@ -217,32 +222,63 @@ LABS = [
 # What the prose says about each data set: ``{{name}}`` in a Markdown cell becomes the
 # DATASET parameter's ``name``, so a variant on another data set reads right everywhere.
 FACTS = {
-    "digits": {"name": "scikit-learn's digits", "what": "1,797 handwritten digits of 8×8 pixels",
-               "expected": "about 98-99 %", "chance": "about 10 %", "items": "images",
-               "train_time": "training takes a few seconds"},
-    "mnist": {"name": "MNIST", "what": "70,000 handwritten digits of 28×28 pixels",
-              "expected": "about 99 %", "chance": "about 10 %", "items": "images",
-              "train_time": "10 epochs take a few minutes on a laptop CPU"},
-    "fashion-mnist": {"name": "Fashion-MNIST",
-                      "what": "70,000 greyscale photographs of ten kinds of clothing, "
-                              "28×28 pixels",
-                      "expected": "about 90 %", "chance": "about 10 %", "items": "images",
-                      "train_time": "10 epochs take a few minutes on a laptop CPU"},
-    "cifar10": {"name": "CIFAR-10",
-                "what": "60,000 colour photographs of ten kinds of object, 32×32 pixels",
-                "expected": "about 70-75 %", "chance": "about 10 %", "items": "images",
-                "train_time": "10 epochs take 7-8 minutes on a laptop CPU"},
-    "wikipedia": {"name": "Wikipedia topics", "what": "Wikipedia articles on topics you choose",
-                  "expected": "above 90 %", "chance": "one over the number of topics",
-                  "items": "articles", "train_time": "training takes a few seconds"},
-    "bbc": {"name": "BBC News",
-            "what": "2,225 BBC News articles in five sections (business, entertainment, "
-                    "politics, sport, tech)",
-            "expected": "about 95 %", "chance": "about 20 %", "items": "articles",
-            "train_time": "training takes a few seconds"},
-    "blobs": {"name": "Gaussian blobs", "what": "synthetic Gaussian clusters",
-              "expected": "close to 100 %", "chance": "one over the number of blobs",
-              "items": "points", "train_time": "training takes a few seconds"},
+    "digits": {
+        "name": "scikit-learn's digits",
+        "what": "1,797 handwritten digits of 8×8 pixels",
+        "expected": "about 98-99 %",
+        "chance": "about 10 %",
+        "items": "images",
+        "train_time": "training takes a few seconds",
+    },
+    "mnist": {
+        "name": "MNIST",
+        "what": "70,000 handwritten digits of 28×28 pixels",
+        "expected": "about 99 %",
+        "chance": "about 10 %",
+        "items": "images",
+        "train_time": "10 epochs take a few minutes on a laptop CPU",
+    },
+    "fashion-mnist": {
+        "name": "Fashion-MNIST",
+        "what": "70,000 greyscale photographs of ten kinds of clothing, 28×28 pixels",
+        "expected": "about 90 %",
+        "chance": "about 10 %",
+        "items": "images",
+        "train_time": "10 epochs take a few minutes on a laptop CPU",
+    },
+    "cifar10": {
+        "name": "CIFAR-10",
+        "what": "60,000 colour photographs of ten kinds of object, 32×32 pixels",
+        "expected": "about 70-75 %",
+        "chance": "about 10 %",
+        "items": "images",
+        "train_time": "10 epochs take 7-8 minutes on a laptop CPU",
+    },
+    "wikipedia": {
+        "name": "Wikipedia topics",
+        "what": "Wikipedia articles on topics you choose",
+        "expected": "above 90 %",
+        "chance": "one over the number of topics",
+        "items": "articles",
+        "train_time": "training takes a few seconds",
+    },
+    "bbc": {
+        "name": "BBC News",
+        "what": "2,225 BBC News articles in five sections (business, entertainment, "
+        "politics, sport, tech)",
+        "expected": "about 95 %",
+        "chance": "about 20 %",
+        "items": "articles",
+        "train_time": "training takes a few seconds",
+    },
+    "blobs": {
+        "name": "Gaussian blobs",
+        "what": "synthetic Gaussian clusters",
+        "expected": "close to 100 %",
+        "chance": "one over the number of blobs",
+        "items": "points",
+        "train_time": "training takes a few seconds",
+    },
 }
 
 HOW_TO_RUN = (
@@ -251,7 +287,8 @@ HOW_TO_RUN = (
     "exercise is followed by a test cell: run it, and its message tells you what to fix. "
     "Where files go: on Colab, `/content/data` and `/content/runs` (the Files panel on the "
     "left); in a checkout of the kit, `data/` and `runs/` at its root; set `LABKIT_HOME` to "
-    "use another folder. The set-up cell prints both.")
+    "use another folder. The set-up cell prints both."
+)
 
 ROLES = ("exercise", "test", "question", "answer")
 NBGRADER = {"schema_version": 3, "task": False}
@@ -267,8 +304,10 @@ def read_source(stem: str, sources: Path = SOURCES) -> nbformat.NotebookNode:
     ids = [c.metadata.get("id") for c in nb.cells]
     for cell, cid in zip(nb.cells, ids, strict=True):
         if not cid or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", cid):
-            raise SourceError(f"{path.name}: every cell needs id=\"lower-case-words\" in its "
-                              f"header; this one has {cid!r}:\n{cell.source[:200]}")
+            raise SourceError(
+                f'{path.name}: every cell needs id="lower-case-words" in its '
+                f"header; this one has {cid!r}:\n{cell.source[:200]}"
+            )
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise SourceError(f"{path.name}: cell ids are used twice: {', '.join(dupes)}")
@@ -280,8 +319,10 @@ def _param_lines(cell_source: str) -> dict[str, ast.AnnAssign]:
     params = {}
     for node in tree.body:
         if not isinstance(node, ast.AnnAssign) or not isinstance(node.target, ast.Name):
-            raise SourceError(f"a parameters cell holds only `NAME: type = value` lines, "
-                              f"not: {ast.get_source_segment(cell_source, node)}")
+            raise SourceError(
+                f"a parameters cell holds only `NAME: type = value` lines, "
+                f"not: {ast.get_source_segment(cell_source, node)}"
+            )
         params[node.target.id] = node
     return params
 
@@ -298,8 +339,9 @@ def set_params(cell_source: str, overrides: dict) -> str:
     known = _param_lines(cell_source)
     unknown = sorted(set(overrides) - set(known))
     if unknown:
-        raise SourceError(f"no parameter {', '.join(unknown)}; the parameters are "
-                          f"{', '.join(known)}")
+        raise SourceError(
+            f"no parameter {', '.join(unknown)}; the parameters are {', '.join(known)}"
+        )
     for key, value in overrides.items():
         node = known[key]
         if ast.literal_eval(node.value) == value:
@@ -322,8 +364,9 @@ def _literal(value) -> str:
 def _fill(text: str, values: dict, where: str) -> str:
     def one(m: re.Match) -> str:
         if m.group(1) not in values:
-            raise SourceError(f"{where}: no value for {{{{{m.group(1)}}}}}; known: "
-                              f"{', '.join(sorted(values))}")
+            raise SourceError(
+                f"{where}: no value for {{{{{m.group(1)}}}}}; known: {', '.join(sorted(values))}"
+            )
         return str(values[m.group(1)])
 
     return re.sub(r"\{\{(\w+)\}\}", one, text)
@@ -348,9 +391,15 @@ def _included(cell, dataset: str) -> bool:
     return dataset in names
 
 
-def build_solution(lab: Lab, source: KitSource, path: str, *, variant: str | None = None,
-                   overrides: dict | None = None, sources: Path = SOURCES
-                   ) -> nbformat.NotebookNode:
+def build_solution(
+    lab: Lab,
+    source: KitSource,
+    path: str,
+    *,
+    variant: str | None = None,
+    overrides: dict | None = None,
+    sources: Path = SOURCES,
+) -> nbformat.NotebookNode:
     """The solution (nbgrader source) notebook of ``lab``; ``path`` is where it is committed
     (its Colab badge opens that file)."""
     src = read_source(lab.source, sources)
@@ -361,31 +410,55 @@ def build_solution(lab: Lab, source: KitSource, path: str, *, variant: str | Non
         base = {**defaults, **lab.params}["OUT"]
         overrides["OUT"] = f"{base.rstrip('/')}-{variant}"
     if dataset not in FACTS:
-        raise SourceError(f"no prose for DATASET={dataset!r}; add it to FACTS in "
-                          f"generate_notebooks.py (known: {', '.join(FACTS)})")
+        raise SourceError(
+            f"no prose for DATASET={dataset!r}; add it to FACTS in "
+            f"generate_notebooks.py (known: {', '.join(FACTS)})"
+        )
     number = lab.source.split("_")[0].lstrip("0")  # questions are numbered by source
     # The data sets the source's model answers speak of: its own and its labs'.
-    written_for = {d: FACTS[d]["name"] for d in dict.fromkeys(
-        [defaults.get("DATASET")] +
-        [x.params["DATASET"] for x in LABS if x.source == lab.source and "DATASET" in x.params])}
-    values = {**FACTS[dataset], "lab": lab.number, "badge": badge(source, path),
-              "how_to_run": HOW_TO_RUN + (
-                  "" if lab.name == lab.source else
-                  f" This lab is Lab {number} on {FACTS[dataset]['name']}: its questions carry "
-                  f"Lab {number}'s numbers, as on the worksheet."),
-              "variant": f" (variant: {variant})" if variant else ""}
+    written_for = {
+        d: FACTS[d]["name"]
+        for d in dict.fromkeys(
+            [defaults.get("DATASET")]
+            + [
+                x.params["DATASET"]
+                for x in LABS
+                if x.source == lab.source and "DATASET" in x.params
+            ]
+        )
+    }
+    values = {
+        **FACTS[dataset],
+        "lab": lab.number,
+        "badge": badge(source, path),
+        "how_to_run": HOW_TO_RUN
+        + (
+            ""
+            if lab.name == lab.source
+            else f" This lab is Lab {number} on {FACTS[dataset]['name']}: its questions carry "
+            f"Lab {number}'s numbers, as on the worksheet."
+        ),
+        "variant": f" (variant: {variant})" if variant else "",
+    }
 
     nb = nbformat.v4.new_notebook()
     nb.metadata = {
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
         # In full, so `jupyter nbconvert --to script` writes a .py file.
-        "language_info": {"name": "python", "file_extension": ".py",
-                          "mimetype": "text/x-python", "pygments_lexer": "ipython3",
-                          "codemirror_mode": {"name": "ipython", "version": 3},
-                          "nbconvert_exporter": "python"},
+        "language_info": {
+            "name": "python",
+            "file_extension": ".py",
+            "mimetype": "text/x-python",
+            "pygments_lexer": "ipython3",
+            "codemirror_mode": {"name": "ipython", "version": 3},
+            "nbconvert_exporter": "python",
+        },
         "colab": {"provenance": []},
-        "labkit": {"lab": lab.name, "source": f"notebooks/source/{lab.source}.py",
-                   "outputs": list(src.metadata.get("labkit", {}).get("outputs", []))},
+        "labkit": {
+            "lab": lab.name,
+            "source": f"notebooks/source/{lab.source}.py",
+            "outputs": list(src.metadata.get("labkit", {}).get("outputs", [])),
+        },
     }
     questions = 0
     for cell in src.cells:
@@ -402,9 +475,10 @@ def build_solution(lab: Lab, source: KitSource, path: str, *, variant: str | Non
             # An answer cell for some data sets only speaks of those.
             speaks_of = [n for d, n in written_for.items() if _included(cell, d)]
             if role == "answer" and FACTS[dataset]["name"] not in speaks_of:
-                text = (f"*(A model answer written for {' and '.join(speaks_of)}: check "
-                        f"it against what your run on {FACTS[dataset]['name']} shows.)*\n\n"
-                        + text)
+                text = (
+                    f"*(A model answer written for {' and '.join(speaks_of)}: check "
+                    f"it against what your run on {FACTS[dataset]['name']} shows.)*\n\n" + text
+                )
             out = nbformat.v4.new_markdown_cell(text, id=cid)
         else:
             if "parameters" in tags:
@@ -415,16 +489,28 @@ def build_solution(lab: Lab, source: KitSource, path: str, *, variant: str | Non
             points = cell.metadata.get("points")
             graded = role in ("test", "answer")
             if graded != (points is not None):
-                raise SourceError(f"{where}: " + (
-                    "a test or answer cell needs points=N" if graded else
-                    "an exercise or question takes no points (its test or answer does)"))
-            meta = {**NBGRADER, "grade_id": cid, "solution": role in ("exercise", "answer"),
-                    "grade": graded, "locked": role in ("test", "question")}
+                raise SourceError(
+                    f"{where}: "
+                    + (
+                        "a test or answer cell needs points=N"
+                        if graded
+                        else "an exercise or question takes no points (its test or answer does)"
+                    )
+                )
+            meta = {
+                **NBGRADER,
+                "grade_id": cid,
+                "solution": role in ("exercise", "answer"),
+                "grade": graded,
+                "locked": role in ("test", "question"),
+            }
             if graded:
                 meta["points"] = points
             if role == "exercise" and "### BEGIN SOLUTION" not in text:
-                raise SourceError(f"{where}: an exercise needs ### BEGIN SOLUTION ... "
-                                  f"### END SOLUTION around its answer")
+                raise SourceError(
+                    f"{where}: an exercise needs ### BEGIN SOLUTION ... "
+                    f"### END SOLUTION around its answer"
+                )
             out.metadata["nbgrader"] = meta
         if tags:
             out.metadata["tags"] = tags
@@ -433,8 +519,10 @@ def build_solution(lab: Lab, source: KitSource, path: str, *, variant: str | Non
             nb.cells.append(nbformat.v4.new_code_cell(install(source), id="install"))
             nb.cells.append(nbformat.v4.new_code_cell(SETUP, id="setup"))
     if not any("parameters" in c.metadata.get("tags", []) for c in nb.cells):
-        raise SourceError(f"{lab.source}.py has no parameters cell for DATASET={dataset!r} "
-                          f"(its parameters cells are only for other data sets)")
+        raise SourceError(
+            f"{lab.source}.py has no parameters cell for DATASET={dataset!r} "
+            f"(its parameters cells are only for other data sets)"
+        )
     nbformat.validate(nb)
     return nb
 
@@ -453,8 +541,17 @@ def release(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
     )
 
     nb, resources = copy.deepcopy(solution), {}
-    for step in (LockCells, ClearSolutions, ClearOutput, CheckCellMetadata, ComputeChecksums,
-                 ClearHiddenTests, ClearMarkScheme, ComputeChecksums, CheckCellMetadata):
+    for step in (
+        LockCells,
+        ClearSolutions,
+        ClearOutput,
+        CheckCellMetadata,
+        ComputeChecksums,
+        ClearHiddenTests,
+        ClearMarkScheme,
+        ComputeChecksums,
+        CheckCellMetadata,
+    ):
         nb, resources = step().preprocess(nb, resources)
     return nb
 
@@ -465,17 +562,23 @@ def render(nb: nbformat.NotebookNode) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
-def notebooks(lab: Lab, source: KitSource, out: Path, notebooks_dir: Path = NOTEBOOKS, *,
-              variant: str | None = None, overrides: dict | None = None
-              ) -> dict[Path, str]:
+def notebooks(
+    lab: Lab,
+    source: KitSource,
+    out: Path,
+    notebooks_dir: Path = NOTEBOOKS,
+    *,
+    variant: str | None = None,
+    overrides: dict | None = None,
+) -> dict[Path, str]:
     """The solution and student notebooks of one lab, by the path each is written to."""
     paths = {v: out / v / f"{lab.name}.ipynb" for v in ("solutions", "student")}
     where = {v: "notebooks/" + p.relative_to(notebooks_dir).as_posix() for v, p in paths.items()}
-    solution = build_solution(lab, source, where["solutions"], variant=variant,
-                              overrides=overrides)
+    solution = build_solution(lab, source, where["solutions"], variant=variant, overrides=overrides)
     # The student's badge opens the student's file: build it again with that path.
-    student = release(build_solution(lab, source, where["student"], variant=variant,
-                                     overrides=overrides))
+    student = release(
+        build_solution(lab, source, where["student"], variant=variant, overrides=overrides)
+    )
     return {paths["solutions"]: render(solution), paths["student"]: render(student)}
 
 
@@ -503,21 +606,24 @@ def questions(stem: str, sources: Path = SOURCES) -> list[QuestionText]:
     for i, cell in enumerate(nb.cells):
         if not _included(cell, dataset):
             continue
-        heading = re.search(r"^## (.+)$", cell.source, re.M) if cell.cell_type == "markdown" \
-            else None
+        heading = (
+            re.search(r"^## (.+)$", cell.source, re.M) if cell.cell_type == "markdown" else None
+        )
         if heading:
             section = heading.group(1).strip()
         if _role(cell) != "question":
             continue
         answers = []  # the answer cells right after the question, one per data set
-        for after in nb.cells[i + 1:]:
+        for after in nb.cells[i + 1 :]:
             if _role(after) != "answer":
                 break
             answers.append(after)
         own = [a for a in answers if _included(a, dataset)]
         if len(own) != 1:
-            raise SourceError(f"{stem}.py: question {cell.metadata['id']} must be followed by "
-                              f"its answer cell (answer points=N), one per data set")
+            raise SourceError(
+                f"{stem}.py: question {cell.metadata['id']} must be followed by "
+                f"its answer cell (answer points=N), one per data set"
+            )
         where = f"{stem}.py, cell {cell.metadata['id']}"
         others, other_ids = {}, {}
         for lab in LABS:
@@ -528,10 +634,20 @@ def questions(stem: str, sources: Path = SOURCES) -> list[QuestionText]:
                         name = FACTS[other]["name"]
                         others[name] = _fill(a.source, {**values, **FACTS[other]}, where)
                         other_ids[name] = a.metadata["id"]
-        out.append(QuestionText(f"{number}.{len(out) + 1}", _fill(cell.source, values, where),
-                                _fill(own[0].source, values, where),
-                                float(own[0].metadata["points"]), section, stem,
-                                cell.metadata["id"], own[0].metadata["id"], others, other_ids))
+        out.append(
+            QuestionText(
+                f"{number}.{len(out) + 1}",
+                _fill(cell.source, values, where),
+                _fill(own[0].source, values, where),
+                float(own[0].metadata["points"]),
+                section,
+                stem,
+                cell.metadata["id"],
+                own[0].metadata["id"],
+                others,
+                other_ids,
+            )
+        )
     return out
 
 
@@ -548,23 +664,41 @@ def _parse_set(items: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true",
-                        help="compare notebooks/ with the sources; exit 1 on any difference")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="compare notebooks/ with the sources; exit 1 on any difference",
+    )
     parser.add_argument("--lab", help="only this lab (a file stem, e.g. 04_layers_neural_collapse)")
     parser.add_argument("--variant", help="write a variant into notebooks/variants/NAME/")
-    parser.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
-                        help="override a parameter of the lab, e.g. DATASET=bbc or EPOCHS=20")
-    parser.add_argument("--repo", help="the git repository Colab installs the kit from and the "
-                        "badges open, e.g. https://github.com/you/labkit (default: the origin "
-                        "remote if on GitHub, else the Repository URL in pyproject.toml)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PARAM=VALUE",
+        help="override a parameter of the lab, e.g. DATASET=bbc or EPOCHS=20",
+    )
+    parser.add_argument(
+        "--repo",
+        help="the git repository Colab installs the kit from and the "
+        "badges open, e.g. https://github.com/you/labkit (default: the origin "
+        "remote if on GitHub, else the Repository URL in pyproject.toml)",
+    )
     parser.add_argument("--ref", help=f"the branch, tag or commit (default: {DEFAULT_REF})")
-    parser.add_argument("--out", type=Path, default=NOTEBOOKS,
-                        help="the notebooks/ folder to write (default: this repository's)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=NOTEBOOKS,
+        help="the notebooks/ folder to write (default: this repository's)",
+    )
     args = parser.parse_args(argv)
     source = kit_source(args.repo, args.ref)
     if source.github is None:
-        print(f"note: {source.repo} is not a GitHub repository, so the notebooks get no "
-              f"Colab badge (Colab opens notebooks from GitHub)", file=sys.stderr)
+        print(
+            f"note: {source.repo} is not a GitHub repository, so the notebooks get no "
+            f"Colab badge (Colab opens notebooks from GitHub)",
+            file=sys.stderr,
+        )
 
     selected = [lab for lab in LABS if args.lab in (None, lab.name)]
     if not selected:
@@ -577,8 +711,14 @@ def main(argv: list[str] | None = None) -> int:
     files: dict[Path, str] = {}
     try:
         if args.variant:
-            files = notebooks(selected[0], source, args.out / "variants" / args.variant,
-                              args.out, variant=args.variant, overrides=_parse_set(args.set))
+            files = notebooks(
+                selected[0],
+                source,
+                args.out / "variants" / args.variant,
+                args.out,
+                variant=args.variant,
+                overrides=_parse_set(args.set),
+            )
         else:
             for lab in selected:
                 files.update(notebooks(lab, source, args.out, args.out))
@@ -588,12 +728,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.lab or 'a lab'}: {e}")
 
     if args.check:
-        stale = [p for p, text in files.items()
-                 if not p.exists() or p.read_text(encoding="utf-8") != text]
+        stale = [
+            p
+            for p, text in files.items()
+            if not p.exists() or p.read_text(encoding="utf-8") != text
+        ]
         known = {p.resolve() for p in files}
         folders = {p.parent for p in files}
-        extra = [p for f in sorted(folders) for p in sorted(f.glob("*.ipynb"))
-                 if p.resolve() not in known]
+        extra = [
+            p
+            for f in sorted(folders)
+            for p in sorted(f.glob("*.ipynb"))
+            if p.resolve() not in known
+        ]
         for p in stale:
             print(f"out of date: {p.relative_to(ROOT) if p.is_relative_to(ROOT) else p}")
         for p in extra:
@@ -619,8 +766,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _remember_variant(out: Path, name: str, lab: str, overrides: dict) -> None:
     path = out / "variants" / name / "variant.json"
-    path.write_text(json.dumps({"lab": lab, "set": overrides}, indent=1, sort_keys=True) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps({"lab": lab, "set": overrides}, indent=1, sort_keys=True) + "\n",
+        encoding="utf-8",
+    )
 
 
 def committed_variants(source: KitSource, out: Path) -> dict[Path, str]:
@@ -630,8 +779,11 @@ def committed_variants(source: KitSource, out: Path) -> dict[Path, str]:
         lab = next((x for x in LABS if x.name == made["lab"]), None)
         if lab is None:
             raise SourceError(f"{spec}: no lab {made['lab']!r}")
-        files.update(notebooks(lab, source, spec.parent, out, variant=spec.parent.name,
-                               overrides=made["set"]))
+        files.update(
+            notebooks(
+                lab, source, spec.parent, out, variant=spec.parent.name, overrides=made["set"]
+            )
+        )
     return files
 
 

@@ -35,16 +35,23 @@ def make_snapshots(n: int, dim: int, epochs: int, kind: str = "relu") -> labkit.
     emb = emb.astype(np.float32)
     preds = rng.integers(0, 10, (epochs + 1, n))
     return labkit.Snapshots(
-        embeddings={"embed": emb}, labels=labels, predictions=preds,
+        embeddings={"embed": emb},
+        labels=labels,
+        predictions=preds,
         probabilities=np.zeros((epochs + 1, n, 10), np.float32),
         titles=[f"article {i}, part {i % 7}" for i in range(n)],
         class_names=[f"class {c}" for c in range(10)],
-        history=[{"epoch": e} for e in range(epochs + 1)], meta={"penultimate": "embed"})
+        history=[{"epoch": e} for e in range(epochs + 1)],
+        meta={"penultimate": "embed"},
+    )
 
 
 def size(path: Path) -> int:
-    return path.stat().st_size if path.is_file() else sum(
-        p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return (
+        path.stat().st_size
+        if path.is_file()
+        else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    )
 
 
 def timed(fn) -> float:
@@ -69,8 +76,9 @@ def add_embedding_logs(snaps: labkit.Snapshots, logdir: Path) -> None:
     writer = SummaryWriter(str(logdir))
     meta = [[c, t] for c, t in zip(snaps.label_names, snaps.titles, strict=True)]
     for e, emb in enumerate(snaps.layer()):
-        writer.add_embedding(emb, metadata=meta, metadata_header=["label", "title"],
-                             global_step=e, tag="embed")
+        writer.add_embedding(
+            emb, metadata=meta, metadata_header=["label", "title"], global_step=e, tag="embed"
+        )
     writer.close()
 
 
@@ -80,10 +88,14 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=10, help="epochs; snapshots are N + 1")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "export.json"))
-    parser.add_argument("--data", nargs="+", default=["gaussian", "relu"],
-                        choices=["gaussian", "relu"],
-                        help="gaussian: every value a full-length number (like the issue's "
-                             "291 MB baseline); relu: a penultimate layer's output")
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        default=["gaussian", "relu"],
+        choices=["gaussian", "relu"],
+        help="gaussian: every value a full-length number (like the issue's "
+        "291 MB baseline); relu: a penultimate layer's output",
+    )
     args = parser.parse_args()
     results = {kind: run(args, kind) for kind in args.data}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -106,19 +118,23 @@ def run(args, kind: str) -> dict:
     emb = snaps.layer()
     res["mantis_kit_exact"] = bool(np.array_equal(back.view(np.uint32), emb.view(np.uint32)))
     res["mantis_speedup"] = res["mantis_pandas_s"] / res["mantis_kit_s"]
-    print(f"Mantis CSV : pandas {res['mantis_pandas_s']:.2f} s, "
-          f"{res['mantis_pandas_bytes'] / 1e6:.0f} MB | kit {res['mantis_kit_s']:.2f} s, "
-          f"{res['mantis_kit_bytes'] / 1e6:.0f} MB | {res['mantis_speedup']:.1f}x "
-          f"(every float32 read back bit for bit: {res['mantis_kit_exact']})")
+    print(
+        f"Mantis CSV : pandas {res['mantis_pandas_s']:.2f} s, "
+        f"{res['mantis_pandas_bytes'] / 1e6:.0f} MB | kit {res['mantis_kit_s']:.2f} s, "
+        f"{res['mantis_kit_bytes'] / 1e6:.0f} MB | {res['mantis_speedup']:.1f}x "
+        f"(every float32 read back bit for bit: {res['mantis_kit_exact']})"
+    )
 
     res["projector_add_embedding_s"] = timed(lambda: add_embedding_logs(snaps, WORK / "tb_ref"))
     res["projector_kit_s"] = timed(lambda: labkit.write_projector(snaps, WORK / "tb_kit"))
     res["projector_add_embedding_bytes"] = size(WORK / "tb_ref")
     res["projector_kit_bytes"] = size(WORK / "tb_kit")
     res["projector_speedup"] = res["projector_add_embedding_s"] / res["projector_kit_s"]
-    print(f"Projector  : add_embedding x{args.epochs + 1} {res['projector_add_embedding_s']:.2f} s, "
-          f"{res['projector_add_embedding_bytes'] / 1e6:.0f} MB | kit {res['projector_kit_s']:.2f} s, "
-          f"{res['projector_kit_bytes'] / 1e6:.0f} MB | {res['projector_speedup']:.1f}x")
+    print(
+        f"Projector  : add_embedding x{args.epochs + 1} {res['projector_add_embedding_s']:.2f} s, "
+        f"{res['projector_add_embedding_bytes'] / 1e6:.0f} MB | kit {res['projector_kit_s']:.2f} s, "
+        f"{res['projector_kit_bytes'] / 1e6:.0f} MB | {res['projector_speedup']:.1f}x"
+    )
 
     res.update(n=args.n, dim=args.dim, snapshots=args.epochs + 1)
     shutil.rmtree(WORK, ignore_errors=True)

@@ -38,10 +38,12 @@ from labkit.reduce import reduce, trustworthiness  # noqa: E402
 from tests.fakedata import write_mnist  # noqa: E402
 
 WORK = ROOT / "benchmarks" / "_work" / "projection"
-METHODS = {"kit": "kit: trajectory(method='umap')",
-           "before": "kit before: warm start, 200 epochs",
-           "aligned_umap": "umap.AlignedUMAP",
-           "independent": "11 independent UMAP fits"}
+METHODS = {
+    "kit": "kit: trajectory(method='umap')",
+    "before": "kit before: warm start, 200 epochs",
+    "aligned_umap": "umap.AlignedUMAP",
+    "independent": "11 independent UMAP fits",
+}
 
 
 def snapshots(name: str) -> labkit.Snapshots:
@@ -90,16 +92,20 @@ def run(snaps: labkit.Snapshots) -> dict:
     res: dict = {"probe": int(emb.shape[1]), "dims": int(emb.shape[2]), "epochs": len(emb)}
     for name, traj in trajs.items():
         tw = [trustworthiness(emb[e], traj[e]) for e in range(len(emb))]
-        res[name] = {"seconds": round(seconds[name], 2),
-                     "trustworthiness": round(float(np.mean(tw)), 4),
-                     "last_epoch_trustworthiness": round(tw[-1], 4),
-                     "displacement": round(mean_displacement(traj), 4)}
+        res[name] = {
+            "seconds": round(seconds[name], 2),
+            "trustworthiness": round(float(np.mean(tw)), 4),
+            "last_epoch_trustworthiness": round(tw[-1], 4),
+            "displacement": round(mean_displacement(traj), 4),
+        }
     kit, ref = res["kit"], res["aligned_umap"]
     res["goals"] = {
         "displacement_vs_aligned_umap": round(kit["displacement"] / ref["displacement"], 2),
         "speedup_vs_aligned_umap": round(ref["seconds"] / kit["seconds"], 1),
-        "trustworthiness_minus_aligned_umap": round(kit["trustworthiness"]
-                                                    - ref["trustworthiness"], 4)}
+        "trustworthiness_minus_aligned_umap": round(
+            kit["trustworthiness"] - ref["trustworthiness"], 4
+        ),
+    }
     return res
 
 
@@ -111,7 +117,8 @@ def main() -> None:
     runs = {name: snapshots(name) for name in ("digits", "mnist_shaped")}
     t0 = time.perf_counter()
     umap.UMAP(force_approximation_algorithm=True, random_state=0).fit_transform(
-        runs["digits"].layer()[0][:300])
+        runs["digits"].layer()[0][:300]
+    )
     results["numba_compile_s"] = round(time.perf_counter() - t0, 1)
     for name, snaps in runs.items():
         res = results[name] = run(snaps)
@@ -119,13 +126,17 @@ def main() -> None:
         print(f"{'method':<40}{'seconds':>9}{'trustworthiness':>17}{'displacement':>14}")
         for key, label in METHODS.items():
             r = res[key]
-            print(f"{label:<40}{r['seconds']:>9.1f}{r['trustworthiness']:>17.4f}"
-                  f"{r['displacement']:>14.3f}")
+            print(
+                f"{label:<40}{r['seconds']:>9.1f}{r['trustworthiness']:>17.4f}"
+                f"{r['displacement']:>14.3f}"
+            )
         g = res["goals"]
-        print(f"kit vs AlignedUMAP: displacement x{g['displacement_vs_aligned_umap']} "
-              f"(goal <= 1.5), {g['speedup_vs_aligned_umap']}x faster (goal >= 10), "
-              f"trustworthiness {g['trustworthiness_minus_aligned_umap']:+.4f} "
-              f"(goal within 0.01)")
+        print(
+            f"kit vs AlignedUMAP: displacement x{g['displacement_vs_aligned_umap']} "
+            f"(goal <= 1.5), {g['speedup_vs_aligned_umap']}x faster (goal >= 10), "
+            f"trustworthiness {g['trustworthiness_minus_aligned_umap']:+.4f} "
+            f"(goal within 0.01)"
+        )
     out = ROOT / "benchmarks" / "results" / "projection.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")

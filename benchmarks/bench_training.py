@@ -107,8 +107,12 @@ def kit_epoch(root: Path) -> dict:
     t0 = time.perf_counter()
     snaps = labkit.train(model, data, epochs=1, progress=False)
     total = time.perf_counter() - t0
-    return {"seconds": total, "load_seconds": t_load, "test_acc": snaps.history[-1]["test_acc"],
-            "probe_shape": list(snaps.layer().shape)}
+    return {
+        "seconds": total,
+        "load_seconds": t_load,
+        "test_acc": snaps.history[-1]["test_acc"],
+        "probe_shape": list(snaps.layer().shape),
+    }
 
 
 def capture_overhead(root: Path, epochs: int, repeats: int) -> dict:
@@ -121,8 +125,12 @@ def capture_overhead(root: Path, epochs: int, repeats: int) -> dict:
             labkit.train(model, data, epochs=epochs, layers=layers, progress=False)
             times[key].append(time.perf_counter() - t0)
     best = {k: min(v) for k, v in times.items()}
-    return {"epochs": epochs, "runs": times, "best": best,
-            "overhead": best["capture"] / best["no_capture"] - 1}
+    return {
+        "epochs": epochs,
+        "runs": times,
+        "best": best,
+        "overhead": best["capture"] / best["no_capture"] - 1,
+    }
 
 
 def capture_cost_direct(root: Path, repeats: int = 7) -> dict:
@@ -165,13 +173,18 @@ def digits_accuracy(epochs: int = 10) -> dict:
     digits = load_digits()
     img = (digits.images * 255 / 16).astype(np.uint8)
     big = np.stack([np.asarray(Image.fromarray(i).resize((28, 28), Image.BILINEAR)) for i in img])
-    x_tr, x_te, y_tr, y_te = train_test_split(big, digits.target.astype(np.uint8), test_size=0.25,
-                                              stratify=digits.target, random_state=0)
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        big, digits.target.astype(np.uint8), test_size=0.25, stratify=digits.target, random_state=0
+    )
     root = WORK / "digits28"
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    for name, arr in (("train-images-idx3-ubyte", x_tr), ("train-labels-idx1-ubyte", y_tr),
-                      ("t10k-images-idx3-ubyte", x_te), ("t10k-labels-idx1-ubyte", y_te)):
+    for name, arr in (
+        ("train-images-idx3-ubyte", x_tr),
+        ("train-labels-idx1-ubyte", y_tr),
+        ("t10k-images-idx3-ubyte", x_te),
+        ("t10k-labels-idx1-ubyte", y_te),
+    ):
         write_idx(raw / name, arr)
     d28 = labkit.load_dataset("mnist", data_dir=root)
     m28 = labkit.build_model("cnn", d28.input_shape, d28.n_classes)
@@ -186,46 +199,67 @@ def main() -> None:
     parser.add_argument("--overhead-epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "training.json"))
-    parser.add_argument("--capture-only", action="store_true",
-                        help="only the direct capture-cost measurement")
+    parser.add_argument(
+        "--capture-only", action="store_true", help="only the direct capture-cost measurement"
+    )
     args = parser.parse_args()
 
     root = WORK / "mnist"
     write_mnist_shaped(root, args.n_train, args.n_test)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor()}")
     direct = capture_cost_direct(root)
-    print(f"evaluation pass (10000 test images): {direct['eval_with_capture_s']:.3f} s with the "
-          f"2000-sample capture, {direct['eval_without_capture_s']:.3f} s without "
-          f"(+{direct['extra_s'] * 1000:.0f} ms)")
+    print(
+        f"evaluation pass (10000 test images): {direct['eval_with_capture_s']:.3f} s with the "
+        f"2000-sample capture, {direct['eval_without_capture_s']:.3f} s without "
+        f"(+{direct['extra_s'] * 1000:.0f} ms)"
+    )
     if args.capture_only:
         return
 
     seed = seed_style_epoch(root)
-    print(f"seed-style epoch (DataLoader, batch 64, example CNN): {seed['seconds']:.1f} s "
-          f"(train {seed['train_seconds']:.1f} s)")
+    print(
+        f"seed-style epoch (DataLoader, batch 64, example CNN): {seed['seconds']:.1f} s "
+        f"(train {seed['train_seconds']:.1f} s)"
+    )
     kit = kit_epoch(root)
-    print(f"kit epoch (tensor batches, kit CNN, 2 evals + capture): {kit['seconds']:.1f} s "
-          f"(one-off load {kit['load_seconds']:.1f} s)")
+    print(
+        f"kit epoch (tensor batches, kit CNN, 2 evals + capture): {kit['seconds']:.1f} s "
+        f"(one-off load {kit['load_seconds']:.1f} s)"
+    )
     speedup = seed["seconds"] / kit["seconds"]
     print(f"  speed-up: {speedup:.2f}x (goal >= 3x)")
 
     over = capture_overhead(root, args.overhead_epochs, args.repeats)
-    print(f"capture overhead over {over['epochs']} epochs: with {over['best']['capture']:.1f} s, "
-          f"without {over['best']['no_capture']:.1f} s -> {over['overhead']:+.2%} (goal <= 3%)")
+    print(
+        f"capture overhead over {over['epochs']} epochs: with {over['best']['capture']:.1f} s, "
+        f"without {over['best']['no_capture']:.1f} s -> {over['overhead']:+.2%} (goal <= 3%)"
+    )
     # The capture runs once per evaluation: epochs + 1 times in a run.
     ten = 11 * direct["extra_s"] / (10 * kit["seconds"])
     over["direct_10_epoch_overhead"] = ten
-    print(f"  direct: +{direct['extra_s'] * 1000:.0f} ms per evaluation x 11 evaluations in a "
-          f"10-epoch run = {ten:+.2%} of its time")
+    print(
+        f"  direct: +{direct['extra_s'] * 1000:.0f} ms per evaluation x 11 evaluations in a "
+        f"10-epoch run = {ten:+.2%} of its time"
+    )
 
     acc = digits_accuracy()
-    print(f"10-epoch test accuracy on digits: 8x8 CNN {acc['digits_8x8_cnn']:.2%}, "
-          f"MNIST CNN at 28x28 {acc['digits_28x28_mnist_cnn']:.2%}")
+    print(
+        f"10-epoch test accuracy on digits: 8x8 CNN {acc['digits_8x8_cnn']:.2%}, "
+        f"MNIST CNN at 28x28 {acc['digits_28x28_mnist_cnn']:.2%}"
+    )
 
-    result = {"seed_style": seed, "kit": kit, "speedup": speedup, "capture": over,
-              "capture_direct": direct,
-              "accuracy": acc, "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "n_train": args.n_train, "n_test": args.n_test}
+    result = {
+        "seed_style": seed,
+        "kit": kit,
+        "speedup": speedup,
+        "capture": over,
+        "capture_direct": direct,
+        "accuracy": acc,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "n_train": args.n_train,
+        "n_test": args.n_test,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

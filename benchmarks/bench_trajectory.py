@@ -37,13 +37,19 @@ def compare(snaps) -> dict:
     before = align_sequence(_layouts(embs, "pca", 2, 0, True))
     after = trajectory(snaps, method="pca")
     true_scale = trajectory(snaps, method="pca", keep_scale=True)
-    pairs = lambda t: [mean_displacement(t[e:e + 2]) for e in range(len(t) - 1)]  # noqa: E731
+    pairs = lambda t: [mean_displacement(t[e : e + 2]) for e in range(len(t) - 1)]  # noqa: E731
     spread = np.sqrt((true_scale**2).sum(axis=2).mean(axis=1))
-    return {"epochs": len(embs) - 1, "probe": int(snaps.n_probe),
-            "before": mean_displacement(before), "after": mean_displacement(after),
-            "before_worst_pair": max(pairs(before)), "after_worst_pair": max(pairs(after)),
-            "before_pairs": pairs(before), "after_pairs": pairs(after),
-            "spread_per_epoch": spread.round(3).tolist()}
+    return {
+        "epochs": len(embs) - 1,
+        "probe": int(snaps.n_probe),
+        "before": mean_displacement(before),
+        "after": mean_displacement(after),
+        "before_worst_pair": max(pairs(before)),
+        "after_worst_pair": max(pairs(after)),
+        "before_pairs": pairs(before),
+        "after_pairs": pairs(after),
+        "spread_per_epoch": spread.round(3).tolist(),
+    }
 
 
 def main() -> None:
@@ -51,23 +57,25 @@ def main() -> None:
     t0 = time.perf_counter()
     digits = labkit.load_dataset("digits")
     model = labkit.build_model("cnn", digits.input_shape, digits.n_classes, seed=0)
-    results["digits_cnn"] = compare(labkit.train(model, digits, epochs=10, seed=0,
-                                                 progress=False))
+    results["digits_cnn"] = compare(labkit.train(model, digits, epochs=10, seed=0, progress=False))
     with tempfile.TemporaryDirectory() as tmp:
         # scikit-learn's digits drawn at 28x28 (real MNIST cannot be downloaded here)
         write_mnist_shaped(Path(tmp), n_train=12000, n_test=2000)
         mnist = labkit.load_dataset("mnist", data_dir=tmp, probe_size=2000)
         model = labkit.build_model("cnn", mnist.input_shape, mnist.n_classes, seed=0)
-        results["mnist_shaped_cnn"] = compare(labkit.train(model, mnist, epochs=10, seed=0,
-                                                           progress=False))
+        results["mnist_shaped_cnn"] = compare(
+            labkit.train(model, mnist, epochs=10, seed=0, progress=False)
+        )
     results["seconds"] = round(time.perf_counter() - t0, 1)
     out = ROOT / "benchmarks" / "results" / "trajectory.json"
     out.write_text(json.dumps(results, indent=1) + "\n")
     for name, r in results.items():
         if isinstance(r, dict):
-            print(f"{name}: mean displacement {r['before']:.3f} -> {r['after']:.3f} "
-                  f"(worst pair {r['before_worst_pair']:.3f} -> {r['after_worst_pair']:.3f}); "
-                  f"spread {r['spread_per_epoch'][0]} -> {r['spread_per_epoch'][-1]}")
+            print(
+                f"{name}: mean displacement {r['before']:.3f} -> {r['after']:.3f} "
+                f"(worst pair {r['before_worst_pair']:.3f} -> {r['after_worst_pair']:.3f}); "
+                f"spread {r['spread_per_epoch'][0]} -> {r['spread_per_epoch'][-1]}"
+            )
     print(out)
 
 

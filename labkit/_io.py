@@ -76,12 +76,16 @@ def check_run_folder(folder: str | os.PathLike, overwrite: bool = False) -> Path
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"--out {folder} is a file, not a folder; choose another --out")
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
-        raise RunExistsError(f"{folder} already holds a run; choose another --out, or pass "
-                             f"--overwrite (overwrite=True) to replace it")
+        raise RunExistsError(
+            f"{folder} already holds a run; choose another --out, or pass "
+            f"--overwrite (overwrite=True) to replace it"
+        )
     parent = next((p for p in (folder.parent, *folder.parent.parents) if p.exists()), None)
     if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot create the run folder {folder}: {parent} is not a folder "
-                          f"this user can write to; choose another --out")
+        raise ConfigError(
+            f"cannot create the run folder {folder}: {parent} is not a folder "
+            f"this user can write to; choose another --out"
+        )
     return folder
 
 

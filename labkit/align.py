@@ -16,8 +16,16 @@ import numpy as np
 from .errors import ConfigError
 from .reduce import SVDProjection, reduce
 
-__all__ = ["Procrustes", "align_runs", "align_sequence", "common_pca", "layer_trajectory",
-           "neighbour_change", "procrustes", "trajectory"]
+__all__ = [
+    "Procrustes",
+    "align_runs",
+    "align_sequence",
+    "common_pca",
+    "layer_trajectory",
+    "neighbour_change",
+    "procrustes",
+    "trajectory",
+]
 
 
 @dataclass
@@ -34,8 +42,7 @@ class Procrustes:
         return self.scale * (np.asarray(x, np.float64) - self.x_mean) @ self.rotation + self.y_mean
 
 
-def procrustes(source: np.ndarray, target: np.ndarray, allow_reflection: bool = True
-               ) -> Procrustes:
+def procrustes(source: np.ndarray, target: np.ndarray, allow_reflection: bool = True) -> Procrustes:
     """The rotation (and reflection), scale and shift that best maps ``source`` onto ``target``."""
     from scipy.linalg import orthogonal_procrustes
 
@@ -101,16 +108,16 @@ def neighbour_change(before: np.ndarray, after: np.ndarray, k: int = 15) -> floa
     k = min(k, len(before) - 1)
     sets = []
     for x in (before, after):
-        idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(
-            x, return_distance=False)
+        idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x, return_distance=False)
         sets.append(idx[:, 1:])
     a, b = sets
     shared = (a[:, :, None] == b[:, None, :]).sum(axis=(1, 2))  # [n]: neighbours in both
     return float(1 - np.mean(shared / (2 * k - shared)))
 
 
-def _layouts(embs: list[np.ndarray], method: str, n_components: int, seed: int,
-             warm_start: bool, **options) -> list[np.ndarray]:
+def _layouts(
+    embs: list[np.ndarray], method: str, n_components: int, seed: int, warm_start: bool, **options
+) -> list[np.ndarray]:
     layouts: list[np.ndarray] = []
     for i, emb in enumerate(embs):
         if not (warm_start and layouts and method in ("umap", "tsne")):
@@ -131,9 +138,18 @@ def _layouts(embs: list[np.ndarray], method: str, n_components: int, seed: int,
     return layouts
 
 
-def trajectory(snaps, layer: str | None = None, method: str = "pca", n_components: int = 2,
-               seed: int = 0, epochs: list[int] | None = None, warm_start: bool = True,
-               progress: bool = False, keep_scale: bool = False, **options) -> np.ndarray:
+def trajectory(
+    snaps,
+    layer: str | None = None,
+    method: str = "pca",
+    n_components: int = 2,
+    seed: int = 0,
+    epochs: list[int] | None = None,
+    warm_start: bool = True,
+    progress: bool = False,
+    keep_scale: bool = False,
+    **options,
+) -> np.ndarray:
     """Aligned projections of ``layer`` at every epoch: ``[len(epochs), n, n_components]``.
 
     PCA: every epoch in one common basis (:func:`common_pca`), so a point moves only as much
@@ -156,8 +172,7 @@ def trajectory(snaps, layer: str | None = None, method: str = "pca", n_component
         from tqdm.auto import tqdm
 
         embs = tqdm(embs, desc=f"{method} per epoch", leave=False)
-    return align_sequence(_layouts(list(embs), method, n_components, seed, warm_start,
-                                   **options))
+    return align_sequence(_layouts(list(embs), method, n_components, seed, warm_start, **options))
 
 
 def common_pca(embeddings: list[np.ndarray] | np.ndarray, n_components: int = 2) -> np.ndarray:
@@ -183,8 +198,15 @@ def common_pca(embeddings: list[np.ndarray] | np.ndarray, n_components: int = 2)
     return np.stack([axes.transform(x) for x in aligned])
 
 
-def layer_trajectory(snaps, epoch: int = -1, method: str = "pca", n_components: int = 2,
-                     seed: int = 0, layers: list[str] | None = None, **options) -> np.ndarray:
+def layer_trajectory(
+    snaps,
+    epoch: int = -1,
+    method: str = "pca",
+    n_components: int = 2,
+    seed: int = 0,
+    layers: list[str] | None = None,
+    **options,
+) -> np.ndarray:
     """Aligned projections of every captured layer at one epoch: ``[len(layers), n, k]``."""
     layers = layers or snaps.layers
     embs = [snaps.layer(name)[epoch] for name in layers]
@@ -201,8 +223,9 @@ def align_runs(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
     ref = np.asarray(reference, np.float64)
     oth = np.asarray(other, np.float64)
     if ref.shape[1:] != oth.shape[1:]:
-        raise ConfigError(f"runs must share the probe set and dimension: {ref.shape} vs "
-                         f"{oth.shape}")
+        raise ConfigError(
+            f"runs must share the probe set and dimension: {ref.shape} vs {oth.shape}"
+        )
     t = min(len(ref), len(oth))
     fit = procrustes(oth[:t].reshape(-1, oth.shape[2]), ref[:t].reshape(-1, ref.shape[2]))
     return fit.transform(oth.reshape(-1, oth.shape[2])).reshape(oth.shape)

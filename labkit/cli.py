@@ -1,7 +1,7 @@
 """Command line: ``python -m labkit run ...``.
 
-    python -m labkit run                                  # digits, offline, < 1 minute
-    python -m labkit run --dataset mnist --epochs 10 --out runs/mnist
+python -m labkit run                                  # digits, offline, < 1 minute
+python -m labkit run --dataset mnist --epochs 10 --out runs/mnist
 """
 
 from __future__ import annotations
@@ -80,59 +80,115 @@ def _port(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m labkit",
-                                     description="Watch a classifier learn its embeddings.")
+    parser = argparse.ArgumentParser(
+        prog="python -m labkit", description="Watch a classifier learn its embeddings."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("run", help="train with embedding capture and write a run folder",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    r.add_argument("--dataset", default="digits", choices=sorted(DATASETS),
-                   help="data set ('digits' ships with scikit-learn and works offline)")
-    r.add_argument("--model", default=None, choices=sorted(MODELS),
-                   help="model (default: 'cnn' for images, 'mlp' otherwise; "
-                        "'deep-mlp' for layer studies)")
+    r = sub.add_parser(
+        "run",
+        help="train with embedding capture and write a run folder",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    r.add_argument(
+        "--dataset",
+        default="digits",
+        choices=sorted(DATASETS),
+        help="data set ('digits' ships with scikit-learn and works offline)",
+    )
+    r.add_argument(
+        "--model",
+        default=None,
+        choices=sorted(MODELS),
+        help="model (default: 'cnn' for images, 'mlp' otherwise; 'deep-mlp' for layer studies)",
+    )
     r.add_argument("--epochs", type=_non_negative, default=10)
-    r.add_argument("--probe-size", type=_positive, default=None,
-                   help="test samples whose embeddings are recorded (default: 2000, or the "
-                        "whole test split when it is smaller)")
+    r.add_argument(
+        "--probe-size",
+        type=_positive,
+        default=None,
+        help="test samples whose embeddings are recorded (default: 2000, or the "
+        "whole test split when it is smaller)",
+    )
     r.add_argument("--layers", default="penultimate", choices=["penultimate", "all"])
-    r.add_argument("--topics", default=None,
-                   help='wikipedia: comma-separated topics, e.g. "Astronomy,Cooking,Basketball"')
-    r.add_argument("--api-url", default=None,
-                   help="wikipedia: the MediaWiki api.php endpoint (another language, a mirror)")
+    r.add_argument(
+        "--topics",
+        default=None,
+        help='wikipedia: comma-separated topics, e.g. "Astronomy,Cooking,Basketball"',
+    )
+    r.add_argument(
+        "--api-url",
+        default=None,
+        help="wikipedia: the MediaWiki api.php endpoint (another language, a mirror)",
+    )
     r.add_argument("--csv", default=None, help="bbc: path or URL of the BBC News CSV")
-    r.add_argument("--text-column", default=None,
-                   help="bbc: the CSV column with the texts (default: text)")
-    r.add_argument("--label-column", default=None,
-                   help="bbc: the CSV column with the labels (default: category)")
+    r.add_argument(
+        "--text-column", default=None, help="bbc: the CSV column with the texts (default: text)"
+    )
+    r.add_argument(
+        "--label-column",
+        default=None,
+        help="bbc: the CSV column with the labels (default: category)",
+    )
     r.add_argument("--data-dir", default="data", help="where data sets are downloaded/found")
     r.add_argument("--out", default=None, help="run folder (default: runs/DATASET)")
-    r.add_argument("--overwrite", action="store_true",
-                   help="replace an existing run folder (otherwise it is refused)")
-    r.add_argument("--classes", type=_classes, default=None, metavar="A,B,...",
-                   help="only these classes (indices or names), e.g. 0,1,2")
-    r.add_argument("--probe-split", default="test", choices=["test", "train"],
-                   help="the split the probe set is drawn from (train: watch the data the "
-                        "network is fitted on, e.g. for neural collapse)")
-    r.add_argument("--label-noise", type=_share, default=0.0, metavar="SHARE",
-                   help="give this share of the labels another class (e.g. 0.1), to find "
-                        "them again with label_error_candidates")
+    r.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing run folder (otherwise it is refused)",
+    )
+    r.add_argument(
+        "--classes",
+        type=_classes,
+        default=None,
+        metavar="A,B,...",
+        help="only these classes (indices or names), e.g. 0,1,2",
+    )
+    r.add_argument(
+        "--probe-split",
+        default="test",
+        choices=["test", "train"],
+        help="the split the probe set is drawn from (train: watch the data the "
+        "network is fitted on, e.g. for neural collapse)",
+    )
+    r.add_argument(
+        "--label-noise",
+        type=_share,
+        default=0.0,
+        metavar="SHARE",
+        help="give this share of the labels another class (e.g. 0.1), to find "
+        "them again with label_error_candidates",
+    )
     r.add_argument("--seed", type=_non_negative, default=0)
     r.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda[:N] or mps")
-    r.add_argument("--batch-size", type=_positive, default=None,
-                   help="default: 128, less for small data sets (at least 20 steps an epoch)")
+    r.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=None,
+        help="default: 128, less for small data sets (at least 20 steps an epoch)",
+    )
     r.add_argument("--lr", type=_learning_rate, default=1e-3, help="peak learning rate")
-    r.add_argument("--reducer", default="pca", choices=["pca", "tsne", "umap"],
-                   help="projection for the figures (pca is fast and deterministic)")
+    r.add_argument(
+        "--reducer",
+        default="pca",
+        choices=["pca", "tsne", "umap"],
+        help="projection for the figures (pca is fast and deterministic)",
+    )
     r.add_argument("--no-figures", action="store_true", help="skip figures and geometry")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
-    t = sub.add_parser("tensorboard", help="serve a run's projector logs with TensorBoard",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t = sub.add_parser(
+        "tensorboard",
+        help="serve a run's projector logs with TensorBoard",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     t.add_argument("run_dir", help="a run folder (or its tensorboard/ folder)")
     t.add_argument("--port", type=_port, default=6006, help="first port to try")
-    t.add_argument("--tunnel", action="store_true",
-                   help="also open a public ngrok tunnel (needs NGROK_AUTHTOKEN)")
+    t.add_argument(
+        "--tunnel",
+        action="store_true",
+        help="also open a public ngrok tunnel (needs NGROK_AUTHTOKEN)",
+    )
     return parser
 
 
@@ -144,15 +200,19 @@ def _check_run(args: argparse.Namespace) -> None:
 
     model = args.model or default_model(args.dataset)
     if model == "cnn" and args.dataset not in IMAGE_DATASETS:
-        raise ConfigError(f"the 'cnn' model needs images, and --dataset {args.dataset} is not "
-                          f"an image data set; use --model mlp (or an image data set: "
-                          f"{', '.join(sorted(IMAGE_DATASETS))})")
+        raise ConfigError(
+            f"the 'cnn' model needs images, and --dataset {args.dataset} is not "
+            f"an image data set; use --model mlp (or an image data set: "
+            f"{', '.join(sorted(IMAGE_DATASETS))})"
+        )
     if args.batch_size is not None and args.batch_size < 2:
         probe = build_model(model, (1, 8, 8) if model == "cnn" else (16,), 2)
         if has_batch_norm(probe):
-            raise ConfigError(f"--batch-size must be at least 2 for --model {model} (its "
-                              f"BatchNorm layers need two samples a batch), got "
-                              f"{args.batch_size}")
+            raise ConfigError(
+                f"--batch-size must be at least 2 for --model {model} (its "
+                f"BatchNorm layers need two samples a batch), got "
+                f"{args.batch_size}"
+            )
     for flag in ("topics", "api_url"):
         if getattr(args, flag) is not None and args.dataset != "wikipedia":
             raise ConfigError(f"--{flag.replace('_', '-')} is for --dataset wikipedia")
@@ -180,16 +240,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             extra[key] = getattr(args, key)
     result = run(
-        dataset=args.dataset, model=args.model, epochs=args.epochs, probe_size=args.probe_size,
-        layers=args.layers, data_dir=args.data_dir, out=args.out, seed=args.seed,
-        device=args.device, progress=not args.no_progress, reducer=args.reducer,
-        figures=not args.no_figures, overwrite=args.overwrite,
-        train_options={"batch_size": args.batch_size, "lr": args.lr}, **extra,
+        dataset=args.dataset,
+        model=args.model,
+        epochs=args.epochs,
+        probe_size=args.probe_size,
+        layers=args.layers,
+        data_dir=args.data_dir,
+        out=args.out,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.no_progress,
+        reducer=args.reducer,
+        figures=not args.no_figures,
+        overwrite=args.overwrite,
+        train_options={"batch_size": args.batch_size, "lr": args.lr},
+        **extra,
     )
     snaps, folder = result.snapshots, result.folder
     final = snaps.history[-1]
-    print(f"\nTrained {snaps.meta['model']} on {snaps.meta['dataset']} for {snaps.epochs} epochs: "
-          f"test accuracy {final['test_acc']:.1%} (epoch 0: {snaps.history[0]['test_acc']:.1%}).")
+    print(
+        f"\nTrained {snaps.meta['model']} on {snaps.meta['dataset']} for {snaps.epochs} epochs: "
+        f"test accuracy {final['test_acc']:.1%} (epoch 0: {snaps.history[0]['test_acc']:.1%})."
+    )
     print(f"Run folder: {folder}")
     width = max(len(k) for k in result.files)
     for key, path in result.files.items():
@@ -243,12 +315,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as err:  # disk full, permission denied...: say which file
         where = f" ({err.filename})" if err.filename else ""
-        print(f"error: {err.strerror or err}{where}; nothing was changed in the run folder",
-              file=sys.stderr)
+        print(
+            f"error: {err.strerror or err}{where}; nothing was changed in the run folder",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
-        kept = ("nothing was written, and an earlier run folder is as it was"
-                if args.command == "run" else "TensorBoard was stopped")
+        kept = (
+            "nothing was written, and an earlier run folder is as it was"
+            if args.command == "run"
+            else "TensorBoard was stopped"
+        )
         print(f"\ninterrupted: {kept}", file=sys.stderr)
         return 130
     raise AssertionError(f"unhandled command {args.command}")

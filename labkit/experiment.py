@@ -59,8 +59,9 @@ def write_summary(folder: Path, snaps: Snapshots, extra: dict | None = None) -> 
     return path
 
 
-def write_figures(snaps: Snapshots, folder: Path, reducer: str = "pca", seed: int = 0,
-                  progress: bool = False) -> tuple[dict[str, Path], list[dict]]:
+def write_figures(
+    snaps: Snapshots, folder: Path, reducer: str = "pca", seed: int = 0, progress: bool = False
+) -> tuple[dict[str, Path], list[dict]]:
     """The standard figures and the geometry table of a run (see the module doc)."""
     import matplotlib.pyplot as plt
 
@@ -77,15 +78,20 @@ def write_figures(snaps: Snapshots, folder: Path, reducer: str = "pca", seed: in
         "epoch_grid": lambda p: plots.epoch_grid(traj, snaps, path=p, method=reducer),
         "metric_curves": lambda p: plots.metric_curves(table, snaps, path=p),
         "cka_epochs": lambda p: plots.cka_heatmap(
-            cka_matrix(list(pen)), [f"epoch {e}" for e in range(len(pen))], path=p,
-            title=f"linear CKA between epochs ({snaps.penultimate})"),
+            cka_matrix(list(pen)),
+            [f"epoch {e}" for e in range(len(pen))],
+            path=p,
+            title=f"linear CKA between epochs ({snaps.penultimate})",
+        ),
     }
     if len(snaps.layers) > 1:
         last = [snaps.layer(name)[-1] for name in snaps.layers]
         figs["layer_grid"] = lambda p: plots.layer_grid(
-            layer_trajectory(snaps, method=reducer, seed=seed), snaps, path=p, method=reducer)
+            layer_trajectory(snaps, method=reducer, seed=seed), snaps, path=p, method=reducer
+        )
         figs["cka_layers"] = lambda p: plots.cka_heatmap(
-            cka_matrix(last), snaps.layers, path=p, title="linear CKA between layers (last epoch)")
+            cka_matrix(last), snaps.layers, path=p, title="linear CKA between layers (last epoch)"
+        )
     for name, make in figs.items():
         files[name] = folder / f"{name}.png"
         plt.close(make(files[name]))
@@ -127,21 +133,32 @@ def run(
     """
     started = time.perf_counter()
     out = check_run_folder(Path(out) if out is not None else Path("runs") / dataset, overwrite)
-    data = load_dataset(dataset, data_dir=data_dir, probe_size=probe_size, seed=seed,
-                        **dataset_options)
+    data = load_dataset(
+        dataset, data_dir=data_dir, probe_size=probe_size, seed=seed, **dataset_options
+    )
     model_name = model or default_model(data.name)
-    net = build_model(model_name, data.input_shape, data.n_classes, seed=seed,
-                      **(model_options or {}))
-    snaps = train(net, data, epochs=epochs, layers=layers, seed=seed, device=device,
-                  progress=progress, **(train_options or {}))
+    net = build_model(
+        model_name, data.input_shape, data.n_classes, seed=seed, **(model_options or {})
+    )
+    snaps = train(
+        net,
+        data,
+        epochs=epochs,
+        layers=layers,
+        seed=seed,
+        device=device,
+        progress=progress,
+        **(train_options or {}),
+    )
     with atomic_folder(out, overwrite) as building:
         files = {"snapshots": snaps.save(building / "snapshots")}
         files["mantis"] = write_mantis_csv(snaps, building / "mantis.csv")
         files["tensorboard"] = write_projector(snaps, building / "tensorboard").parent
         extra: dict = {}
         if figures:
-            figure_files, extra["geometry"] = write_figures(snaps, building / "figures",
-                                                            reducer, seed)
+            figure_files, extra["geometry"] = write_figures(
+                snaps, building / "figures", reducer, seed
+            )
             files.update(figure_files)
         extra["seconds_total"] = round(time.perf_counter() - started, 2)
         files["summary"] = write_summary(building, snaps, extra)

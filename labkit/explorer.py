@@ -74,8 +74,16 @@ class Explorer:
     controls do; ``neighbours([i, ...])`` is the table the selection panel shows.
     """
 
-    def __init__(self, snaps: Snapshots, traj: np.ndarray, *, layer: str | None = None,
-                 k: int = 8, height: int = 480, colour: str = "label") -> None:
+    def __init__(
+        self,
+        snaps: Snapshots,
+        traj: np.ndarray,
+        *,
+        layer: str | None = None,
+        k: int = 8,
+        height: int = 480,
+        colour: str = "label",
+    ) -> None:
         import ipywidgets as widgets
         import jscatter
         import pandas as pd
@@ -83,9 +91,11 @@ class Explorer:
         traj = np.asarray(traj, np.float64)
         shape = (snaps.epochs + 1, snaps.n_probe, 2)
         if traj.shape != shape:
-            raise ConfigError(f"traj should be {list(shape)}, one 2-D layout per epoch 0.."
-                             f"{snaps.epochs} (what labkit.align.trajectory(snaps) returns), "
-                             f"got {list(traj.shape)}")
+            raise ConfigError(
+                f"traj should be {list(shape)}, one 2-D layout per epoch 0.."
+                f"{snaps.epochs} (what labkit.align.trajectory(snaps) returns), "
+                f"got {list(traj.shape)}"
+            )
         if colour not in COLOURINGS:
             raise ConfigError(f"colour must be one of {COLOURINGS}, got {colour!r}")
         self.snaps, self.traj, self.k = snaps, traj, k
@@ -95,24 +105,33 @@ class Explorer:
         self._epoch = snaps.epochs
 
         names = snaps.class_names
-        frame = {"x": traj[self._epoch, :, 0], "y": traj[self._epoch, :, 1],
-                 "title": list(snaps.titles),
-                 "label": pd.Categorical([names[i] for i in snaps.labels], categories=names)}
+        frame = {
+            "x": traj[self._epoch, :, 0],
+            "y": traj[self._epoch, :, 1],
+            "title": list(snaps.titles),
+            "label": pd.Categorical([names[i] for i in snaps.labels], categories=names),
+        }
         for e in range(snaps.epochs + 1):
             pred = snaps.predictions[e]
-            frame[f"prediction_{e}"] = pd.Categorical([names[i] for i in pred],
-                                                      categories=names)
+            frame[f"prediction_{e}"] = pd.Categorical([names[i] for i in pred], categories=names)
             frame[f"correct_{e}"] = pd.Categorical(
-                np.where(pred == snaps.labels, "right", "wrong"), categories=list(RIGHT_WRONG))
+                np.where(pred == snaps.labels, "right", "wrong"), categories=list(RIGHT_WRONG)
+            )
         preview: dict = {}
         if snaps.thumbnails is not None:
             frame["preview"] = [_thumbnail_uri(t) for t in snaps.thumbnails]
-            preview = {"tooltip_preview": "preview", "tooltip_preview_type": "image",
-                       "tooltip_preview_image_background_color": "black"}
+            preview = {
+                "tooltip_preview": "preview",
+                "tooltip_preview_type": "image",
+                "tooltip_preview_image_background_color": "black",
+            }
         elif snaps.snippets:
             frame["preview"] = list(snaps.snippets)
-            preview = {"tooltip_preview": "preview", "tooltip_preview_type": "text",
-                       "tooltip_preview_text_lines": 4}
+            preview = {
+                "tooltip_preview": "preview",
+                "tooltip_preview_type": "text",
+                "tooltip_preview_text_lines": 4,
+            }
         self.data = pd.DataFrame(frame)
         self._palette = _class_colours(len(names))
 
@@ -121,28 +140,48 @@ class Explorer:
         pad = 0.05 * np.where(hi - lo == 0, 1, hi - lo)
         self._scale = ((lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1]))
         self.scatter = jscatter.Scatter(
-            data=self.data, x="x", y="y", x_scale=self._scale[0], y_scale=self._scale[1],
-            color_by="label", color_map=self._palette, legend=True, axes=False,
+            data=self.data,
+            x="x",
+            y="y",
+            x_scale=self._scale[0],
+            y_scale=self._scale[1],
+            color_by="label",
+            color_map=self._palette,
+            legend=True,
+            axes=False,
             size=6 if snaps.n_probe <= 1000 else 4,
-            height=height, tooltip=True, tooltip_properties=["title", "label", "color"],
-            transition_points=True, transition_points_duration=700, **preview)
+            height=height,
+            tooltip=True,
+            tooltip_properties=["title", "label", "color"],
+            transition_points=True,
+            transition_points_duration=700,
+            **preview,
+        )
 
         last = snaps.epochs
-        self.slider = widgets.IntSlider(value=last, min=0, max=last, description="epoch",
-                                        continuous_update=False)
-        self.play = widgets.Play(value=last, min=0, max=last, interval=1200,
-                                 description="play the epochs")
+        self.slider = widgets.IntSlider(
+            value=last, min=0, max=last, description="epoch", continuous_update=False
+        )
+        self.play = widgets.Play(
+            value=last, min=0, max=last, interval=1200, description="play the epochs"
+        )
         widgets.jslink((self.play, "value"), (self.slider, "value"))
-        self.colouring = widgets.ToggleButtons(options=list(COLOURINGS), value=colour,
-                                               description="colour by")
+        self.colouring = widgets.ToggleButtons(
+            options=list(COLOURINGS), value=colour, description="colour by"
+        )
         self.status = widgets.HTML()
         self.panel = widgets.HTML(self._hint())
         self.slider.observe(lambda change: self.set_epoch(change["new"]), names="value")
         self.colouring.observe(lambda change: self.set_colour(change["new"]), names="value")
         self.scatter.widget.observe(self._on_selection, names="selection")
-        self.widget = widgets.VBox([
-            widgets.HBox([self.play, self.slider, self.status]), self.colouring,
-            self.scatter.show(), self.panel])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.play, self.slider, self.status]),
+                self.colouring,
+                self.scatter.show(),
+                self.panel,
+            ]
+        )
         self._paint()
 
     # -- what the controls do ----------------------------------------------------------------
@@ -160,8 +199,13 @@ class Explorer:
         self._epoch = epoch
         if self.slider.value != epoch:
             self.slider.value = epoch  # calls back here, where nothing is left to do
-        self.scatter.xy(x=self.traj[epoch, :, 0], y=self.traj[epoch, :, 1],
-                        x_scale=self._scale[0], y_scale=self._scale[1], animate=True)
+        self.scatter.xy(
+            x=self.traj[epoch, :, 0],
+            y=self.traj[epoch, :, 1],
+            x_scale=self._scale[0],
+            y_scale=self._scale[1],
+            animate=True,
+        )
         self._paint()
         return self
 
@@ -194,10 +238,15 @@ class Explorer:
         order = np.argsort(-cos, kind="stable")[: self.k]
         pred = self.snaps.predictions[self._epoch]
         names = self.snaps.class_names
-        return pd.DataFrame({
-            "index": order, "title": [self.snaps.titles[j] for j in order],
-            "label": [names[self.snaps.labels[j]] for j in order],
-            "prediction": [names[pred[j]] for j in order], "cosine": cos[order]})
+        return pd.DataFrame(
+            {
+                "index": order,
+                "title": [self.snaps.titles[j] for j in order],
+                "label": [names[self.snaps.labels[j]] for j in order],
+                "prediction": [names[pred[j]] for j in order],
+                "cosine": cos[order],
+            }
+        )
 
     # -- drawing -------------------------------------------------------------------------------
     def _paint(self) -> None:
@@ -213,14 +262,18 @@ class Explorer:
         wrong = int((~self.snaps.correct(e)).sum())
         note = "before any update" if e == 0 else f"after epoch {e}"
         acc_text = f", test accuracy {acc:.1%}" if acc is not None else ""
-        self.status.value = (f"<span style='padding-left:1em'>{note}{acc_text}; "
-                             f"{wrong} of {self.snaps.n_probe} probe points wrong</span>")
+        self.status.value = (
+            f"<span style='padding-left:1em'>{note}{acc_text}; "
+            f"{wrong} of {self.snaps.n_probe} probe points wrong</span>"
+        )
 
     def _hint(self) -> str:
         dim = self._emb.shape[2]
-        return (f"<i>Hover a point for its title. Click a point (shift-drag to lasso several): "
-                f"its {self.k} nearest neighbours in the full {dim}-dimensional embedding "
-                f"appear here.</i>")
+        return (
+            f"<i>Hover a point for its title. Click a point (shift-drag to lasso several): "
+            f"its {self.k} nearest neighbours in the full {dim}-dimensional embedding "
+            f"appear here.</i>"
+        )
 
     def _on_selection(self, change) -> None:
         selected = change["new"]
@@ -237,18 +290,27 @@ class Explorer:
         for row in table.itertuples():
             thumb = ""
             if "preview" in self.data and self.snaps.thumbnails is not None:
-                thumb = (f"<img src='{self.data['preview'].iloc[row.index]}' width='28' "
-                         f"height='28' style='image-rendering:pixelated'>")
+                thumb = (
+                    f"<img src='{self.data['preview'].iloc[row.index]}' width='28' "
+                    f"height='28' style='image-rendering:pixelated'>"
+                )
             mark = "" if row.label == row.prediction else " style='color:#d62728'"
-            cells = [thumb, html.escape(row.title), html.escape(row.label),
-                     html.escape(row.prediction), f"{row.cosine:.3f}"]
+            cells = [
+                thumb,
+                html.escape(row.title),
+                html.escape(row.label),
+                html.escape(row.prediction),
+                f"{row.cosine:.3f}",
+            ]
             rows.append(f"<tr{mark}>" + "".join(f"<td{_PAD}>{c}</td>" for c in cells) + "</tr>")
-        head = "".join(f"<th{_PAD}>{h}</th>" for h in ("", "title", "label", "prediction",
-                                                        "cosine"))
+        head = "".join(
+            f"<th{_PAD}>{h}</th>" for h in ("", "title", "label", "prediction", "cosine")
+        )
         self.panel.value = (
             f"<b>Nearest to {titles}{more}</b> (epoch {self._epoch}, cosine similarity in "
             f"the full embedding; red: the model's prediction is wrong)"
-            f"<table><tr>{head}</tr>{''.join(rows)}</table>")
+            f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+        )
 
     # -- display -------------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs):
@@ -261,9 +323,17 @@ class Explorer:
         return data
 
 
-def explore(snaps: Snapshots, traj: np.ndarray | None = None, *, layer: str | None = None,
-            method: str = "pca", k: int = 8, colour: str = "label", height: int = 480,
-            seed: int = 0) -> Explorer:
+def explore(
+    snaps: Snapshots,
+    traj: np.ndarray | None = None,
+    *,
+    layer: str | None = None,
+    method: str = "pca",
+    k: int = 8,
+    colour: str = "label",
+    height: int = 480,
+    seed: int = 0,
+) -> Explorer:
     """An interactive view of the probe set's embedding, epoch by epoch, in the notebook.
 
     ``traj`` is an aligned trajectory (``labkit.align.trajectory``); without one, it is

@@ -22,17 +22,33 @@ from torch import nn
 
 from .errors import ConfigError
 
-__all__ = ["capture", "embedding_layers", "find_layers", "head_layer", "layer_names",
-           "penultimate_layer"]
+__all__ = [
+    "capture",
+    "embedding_layers",
+    "find_layers",
+    "head_layer",
+    "layer_names",
+    "penultimate_layer",
+]
 
-_PASS_THROUGH = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
-                 nn.Flatten, nn.Identity)
+_PASS_THROUGH = (
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+    nn.Flatten,
+    nn.Identity,
+)
 
 
 def layer_names(model: nn.Module, leaves_only: bool = False) -> list[str]:
     """Every name :func:`capture` accepts, in registration order (``leaves_only``: no containers)."""
-    return [name for name, m in model.named_modules()
-            if name and (not leaves_only or not any(True for _ in m.children()))]
+    return [
+        name
+        for name, m in model.named_modules()
+        if name and (not leaves_only or not any(True for _ in m.children()))
+    ]
 
 
 def find_layers(model: nn.Module, names: Iterable[str]) -> dict[str, nn.Module]:
@@ -44,15 +60,18 @@ def find_layers(model: nn.Module, names: Iterable[str]) -> dict[str, nn.Module]:
         if name not in modules or name == "":
             close = difflib.get_close_matches(str(name), list(modules)[1:], n=3)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise KeyError(f"{type(model).__name__} has no layer {name!r}.{hint} "
-                           f"labkit.layer_names(model) lists them all.")
+            raise KeyError(
+                f"{type(model).__name__} has no layer {name!r}.{hint} "
+                f"labkit.layer_names(model) lists them all."
+            )
         out[name] = modules[name]
     return out
 
 
 @contextlib.contextmanager
-def capture(model: nn.Module, layers: str | Iterable[str], detach: bool = True
-            ) -> Iterator[dict[str, torch.Tensor]]:
+def capture(
+    model: nn.Module, layers: str | Iterable[str], detach: bool = True
+) -> Iterator[dict[str, torch.Tensor]]:
     """Record the outputs of ``layers`` during forward passes inside the ``with`` block.
 
     Yields a dict keyed by layer name, holding each layer's output of the latest forward
@@ -69,6 +88,7 @@ def capture(model: nn.Module, layers: str | Iterable[str], detach: bool = True
             if isinstance(output, (tuple, list)):  # e.g. an RNN's (output, state)
                 output = output[0]
             acts[name] = output.detach() if detach else output
+
         return hook
 
     try:
@@ -86,8 +106,10 @@ def head_layer(model: nn.Module) -> str:
     if "head" in dict(model.named_children()):
         return "head"
     if not linear:
-        raise ConfigError(f"{type(model).__name__} has no nn.Linear head; name the layers to "
-                         f"capture explicitly, e.g. layers=['fc1']")
+        raise ConfigError(
+            f"{type(model).__name__} has no nn.Linear head; name the layers to "
+            f"capture explicitly, e.g. layers=['fc1']"
+        )
     return linear[-1]
 
 
@@ -118,9 +140,11 @@ def embedding_layers(model: nn.Module) -> list[str]:
         else:
             groups[-1] = name  # activation/pool after a weighted layer: its output is the layer's
     if not groups:
-        raise ConfigError(f"could not find layers before the head {head!r} of "
-                         f"{type(model).__name__}; pass layers=[...] explicitly "
-                         f"(labkit.layer_names(model) lists them)")
+        raise ConfigError(
+            f"could not find layers before the head {head!r} of "
+            f"{type(model).__name__}; pass layers=[...] explicitly "
+            f"(labkit.layer_names(model) lists them)"
+        )
     return groups
 
 

@@ -21,8 +21,16 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["cka_matrix", "geometry", "hsic", "knn_accuracy", "linear_cka",
-           "linear_probe_accuracy", "neural_collapse", "silhouette"]
+__all__ = [
+    "cka_matrix",
+    "geometry",
+    "hsic",
+    "knn_accuracy",
+    "linear_cka",
+    "linear_probe_accuracy",
+    "neural_collapse",
+    "silhouette",
+]
 
 
 def _class_means(h: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -31,9 +39,12 @@ def _class_means(h: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return classes, means
 
 
-def neural_collapse(features: np.ndarray, labels: np.ndarray,
-                    head_weights: np.ndarray | None = None,
-                    predictions: np.ndarray | None = None) -> dict[str, float]:
+def neural_collapse(
+    features: np.ndarray,
+    labels: np.ndarray,
+    head_weights: np.ndarray | None = None,
+    predictions: np.ndarray | None = None,
+) -> dict[str, float]:
     """NC1, NC2 (equinorm, equiangularity, etf_deviation), NC3 and NC4 (see module doc).
 
     ``head_weights`` (``[C, d]``) enables NC3 and ``predictions`` NC4.
@@ -72,8 +83,9 @@ def neural_collapse(features: np.ndarray, labels: np.ndarray,
     return out
 
 
-def silhouette(features: np.ndarray, labels: np.ndarray, max_points: int = 2000,
-               seed: int = 0) -> float:
+def silhouette(
+    features: np.ndarray, labels: np.ndarray, max_points: int = 2000, seed: int = 0
+) -> float:
     """Mean silhouette (Euclidean) of the labels as clusters; in [-1, 1], higher is tighter."""
     from sklearn.metrics import silhouette_score
 
@@ -82,8 +94,9 @@ def silhouette(features: np.ndarray, labels: np.ndarray, max_points: int = 2000,
     if n_classes < 2 or len(h) < n_classes + 1:
         return float("nan")  # undefined: scikit-learn needs 2 <= classes < points
     size = min(max_points, len(h))
-    return float(silhouette_score(h, labels, sample_size=size if size < len(h) else None,
-                                  random_state=seed))
+    return float(
+        silhouette_score(h, labels, sample_size=size if size < len(h) else None, random_state=seed)
+    )
 
 
 def _halves(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -151,8 +164,9 @@ def cka_matrix(reps: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def geometry(snaps, layers: list[str] | None = None, epochs: list[int] | None = None,
-             seed: int = 0):
+def geometry(
+    snaps, layers: list[str] | None = None, epochs: list[int] | None = None, seed: int = 0
+):
     """Metrics for every (layer, epoch): a pandas DataFrame, one row each.
 
     Columns: ``layer, epoch, nc1, nc2_*, nc3`` (penultimate layer only), ``nc4_agreement``,
@@ -185,22 +199,31 @@ def geometry(snaps, layers: list[str] | None = None, epochs: list[int] | None = 
         emb = snaps.layer(layer)
         for e in epochs:
             h = emb[e]
-            head = snaps.head_weights[e] if (snaps.head_weights is not None
-                                             and layer == snaps.penultimate) else None
-            row = {"layer": layer, "epoch": e,
-                   **neural_collapse(h, snaps.labels, head, snaps.predictions[e]),
-                   "silhouette": measure("silhouette", silhouette, h, snaps.labels, seed=seed),
-                   "knn_acc": measure("knn_acc", knn_accuracy, h, snaps.labels, seed=seed),
-                   "linear_probe_acc": measure("linear_probe_acc", linear_probe_accuracy, h,
-                                               snaps.labels, seed=seed),
-                   "test_acc": snaps.history[e].get("test_acc") if e < len(snaps.history)
-                   else None}
+            head = (
+                snaps.head_weights[e]
+                if (snaps.head_weights is not None and layer == snaps.penultimate)
+                else None
+            )
+            row = {
+                "layer": layer,
+                "epoch": e,
+                **neural_collapse(h, snaps.labels, head, snaps.predictions[e]),
+                "silhouette": measure("silhouette", silhouette, h, snaps.labels, seed=seed),
+                "knn_acc": measure("knn_acc", knn_accuracy, h, snaps.labels, seed=seed),
+                "linear_probe_acc": measure(
+                    "linear_probe_acc", linear_probe_accuracy, h, snaps.labels, seed=seed
+                ),
+                "test_acc": snaps.history[e].get("test_acc") if e < len(snaps.history) else None,
+            }
             row.update({name: float("nan") for name in missing if name in row})
             rows.append(row)
     if missing:
         import warnings
 
-        warnings.warn(f"{snaps.n_probe} probe points in {len(counts)} classes are too few for "
-                      f"{', '.join(sorted(missing))}: reported as missing; a larger probe set "
-                      f"(--probe-size) gives them", stacklevel=2)
+        warnings.warn(
+            f"{snaps.n_probe} probe points in {len(counts)} classes are too few for "
+            f"{', '.join(sorted(missing))}: reported as missing; a larger probe set "
+            f"(--probe-size) gives them",
+            stacklevel=2,
+        )
     return pd.DataFrame(rows)

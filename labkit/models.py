@@ -24,12 +24,14 @@ __all__ = ["MODELS", "ConvNet", "MLP", "build_model", "default_model"]
 
 def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
     # conv -> BN -> ReLU -> 2x2 max-pool: each block halves the image and doubles the width.
-    return nn.Sequential(OrderedDict(
-        conv=nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False),
-        bn=nn.BatchNorm2d(c_out),
-        relu=nn.ReLU(),
-        pool=nn.MaxPool2d(2),
-    ))
+    return nn.Sequential(
+        OrderedDict(
+            conv=nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False),
+            bn=nn.BatchNorm2d(c_out),
+            relu=nn.ReLU(),
+            pool=nn.MaxPool2d(2),
+        )
+    )
 
 
 class ConvNet(nn.Module):
@@ -40,9 +42,15 @@ class ConvNet(nn.Module):
     multiply-adds (2.5 M vs 12 M per image) because it pools after every convolution.
     """
 
-    def __init__(self, input_shape: tuple[int, int, int], n_classes: int,
-                 channels: tuple[int, ...] = (32, 64), embed_dim: int = 128,
-                 dropout: float = 0.25, kind: str = "cnn"):
+    def __init__(
+        self,
+        input_shape: tuple[int, int, int],
+        n_classes: int,
+        channels: tuple[int, ...] = (32, 64),
+        embed_dim: int = 128,
+        dropout: float = 0.25,
+        kind: str = "cnn",
+    ):
         super().__init__()
         self.kind = kind  # the name in MODELS, recorded with the snapshots
         c, h, w = input_shape
@@ -54,8 +62,9 @@ class ConvNet(nn.Module):
             self.embedding_layers.append(f"block{i}")
             c, h, w = width, h // 2, w // 2
         self.flatten = nn.Flatten()
-        self.embed = nn.Sequential(OrderedDict(
-            linear=nn.Linear(c * h * w, embed_dim), relu=nn.ReLU()))
+        self.embed = nn.Sequential(
+            OrderedDict(linear=nn.Linear(c * h * w, embed_dim), relu=nn.ReLU())
+        )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(embed_dim, n_classes)
         self.embedding_layers.append("embed")
@@ -73,8 +82,15 @@ class MLP(nn.Module):
     ``MLP(64, 10, hidden=(128,) * 5)`` is the deep MLP of the layer-by-layer lab.
     """
 
-    def __init__(self, in_features: int, n_classes: int, hidden: tuple[int, ...] = (256, 64),
-                 batch_norm: bool = True, dropout: float = 0.0, kind: str = "mlp"):
+    def __init__(
+        self,
+        in_features: int,
+        n_classes: int,
+        hidden: tuple[int, ...] = (256, 64),
+        batch_norm: bool = True,
+        dropout: float = 0.0,
+        kind: str = "mlp",
+    ):
         super().__init__()
         self.kind = kind  # the name in MODELS, recorded with the snapshots
         self.flatten = nn.Flatten()
@@ -82,7 +98,8 @@ class MLP(nn.Module):
         d = in_features
         for i, width in enumerate(hidden, start=1):
             parts: OrderedDict[str, nn.Module] = OrderedDict(
-                linear=nn.Linear(d, width, bias=not batch_norm))
+                linear=nn.Linear(d, width, bias=not batch_norm)
+            )
             if batch_norm:
                 parts["bn"] = nn.BatchNorm1d(width)
             parts["relu"] = nn.ReLU()
@@ -101,8 +118,10 @@ class MLP(nn.Module):
 
 def _cnn(input_shape, n_classes, **kw) -> nn.Module:
     if len(input_shape) != 3:
-        raise ConfigError(f"'cnn' needs image input [C, H, W], got shape {tuple(input_shape)}; "
-                         f"use 'mlp' for feature vectors")
+        raise ConfigError(
+            f"'cnn' needs image input [C, H, W], got shape {tuple(input_shape)}; "
+            f"use 'mlp' for feature vectors"
+        )
     c, h, _w = input_shape
     if h <= 8:  # digits: two blocks take 8x8 down to 2x2
         preset = {"channels": (32, 64), "embed_dim": 64}
@@ -123,8 +142,15 @@ def _deep_mlp(input_shape, n_classes, depth: int = 5, width: int = 128, **kw) ->
 
 MODELS = {"cnn": _cnn, "mlp": _mlp, "deep-mlp": _deep_mlp}
 
-_DEFAULT_MODEL = {"digits": "cnn", "mnist": "cnn", "fashion-mnist": "cnn", "cifar10": "cnn",
-                  "blobs": "mlp", "wikipedia": "mlp", "bbc": "mlp"}
+_DEFAULT_MODEL = {
+    "digits": "cnn",
+    "mnist": "cnn",
+    "fashion-mnist": "cnn",
+    "cifar10": "cnn",
+    "blobs": "mlp",
+    "wikipedia": "mlp",
+    "bbc": "mlp",
+}
 
 
 def default_model(dataset: str) -> str:
@@ -132,8 +158,9 @@ def default_model(dataset: str) -> str:
     return _DEFAULT_MODEL.get(dataset, "mlp")
 
 
-def build_model(name: str, input_shape: tuple[int, ...], n_classes: int, seed: int = 0,
-                **options) -> nn.Module:
+def build_model(
+    name: str, input_shape: tuple[int, ...], n_classes: int, seed: int = 0, **options
+) -> nn.Module:
     """Build a kit model with weights drawn from ``seed`` (the global RNG is left untouched).
 
     ``name`` is one of ``MODELS``: ``cnn`` (sizes itself to the image), ``mlp``, ``deep-mlp``

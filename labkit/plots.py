@@ -13,8 +13,18 @@ import numpy as np
 
 from ._io import atomic_write
 
-__all__ = ["agreement", "animate", "cka_heatmap", "compare", "epoch_grid", "interactive", "layer_grid",
-           "metric_curves", "neighbours", "tour_animation"]
+__all__ = [
+    "agreement",
+    "animate",
+    "cka_heatmap",
+    "compare",
+    "epoch_grid",
+    "interactive",
+    "layer_grid",
+    "metric_curves",
+    "neighbours",
+    "tour_animation",
+]
 
 DPI = 100
 
@@ -44,18 +54,32 @@ def _save(fig, path: str | Path | None, **kw):
 def _limits(points: np.ndarray, pad: float = 0.05):
     lo, hi = points.reshape(-1, 2).min(axis=0), points.reshape(-1, 2).max(axis=0)
     span = np.where(hi - lo == 0, 1, hi - lo)
-    return (lo[0] - pad * span[0], hi[0] + pad * span[0]), (lo[1] - pad * span[1],
-                                                           hi[1] + pad * span[1])
+    return (lo[0] - pad * span[0], hi[0] + pad * span[0]), (
+        lo[1] - pad * span[1],
+        hi[1] + pad * span[1],
+    )
 
 
-def _grid(frames: np.ndarray, titles: list[str], snaps, path, suptitle: str, ncols: int | None,
-          size: float = 2.6):
+def _grid(
+    frames: np.ndarray,
+    titles: list[str],
+    snaps,
+    path,
+    suptitle: str,
+    ncols: int | None,
+    size: float = 2.6,
+):
     plt = _plt()
     n = len(frames)
     ncols = ncols or min(n, 6)
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size + 0.6),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(ncols * size, nrows * size + 0.6),
+        squeeze=False,
+        layout="constrained",
+    )
     xlim, ylim = _limits(frames)
     colours = _colours(len(snaps.class_names))
     point_colours = [colours[c] for c in snaps.labels]
@@ -69,16 +93,30 @@ def _grid(frames: np.ndarray, titles: list[str], snaps, path, suptitle: str, nco
         ax.set_xlim(xlim)
         ax.set_ylim(ylim)
         ax.set_title(titles[k], fontsize=9)
-    handles = [plt.Line2D([], [], marker="o", ls="", color=colours[i], label=name)
-               for i, name in enumerate(snaps.class_names)]
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(10, len(handles)),
-               fontsize=8, frameon=False)
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color=colours[i], label=name)
+        for i, name in enumerate(snaps.class_names)
+    ]
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncol=min(10, len(handles)),
+        fontsize=8,
+        frameon=False,
+    )
     fig.suptitle(suptitle, fontsize=11)
     return _save(fig, path)
 
 
-def epoch_grid(traj: np.ndarray, snaps, epochs: list[int] | None = None, path=None,
-               ncols: int | None = None, method: str = "", layer: str | None = None):
+def epoch_grid(
+    traj: np.ndarray,
+    snaps,
+    epochs: list[int] | None = None,
+    path=None,
+    ncols: int | None = None,
+    method: str = "",
+    layer: str | None = None,
+):
     """One panel per epoch of an aligned trajectory ``[T, n, 2]``, shared axes, colour = class."""
     epochs = list(range(len(traj))) if epochs is None else list(epochs)
     titles = []
@@ -86,17 +124,36 @@ def epoch_grid(traj: np.ndarray, snaps, epochs: list[int] | None = None, path=No
         acc = snaps.history[e].get("test_acc") if e < len(snaps.history) else None
         titles.append(f"epoch {e}" + (f" · acc {acc:.0%}" if acc is not None else ""))
     layer = layer or snaps.penultimate
-    return _grid(np.asarray(traj)[: len(epochs)], titles, snaps, path,
-                 f"{layer}: {method} projection per epoch, aligned".strip(), ncols)
+    return _grid(
+        np.asarray(traj)[: len(epochs)],
+        titles,
+        snaps,
+        path,
+        f"{layer}: {method} projection per epoch, aligned".strip(),
+        ncols,
+    )
 
 
-def layer_grid(traj: np.ndarray, snaps, layers: list[str] | None = None, epoch: int = -1,
-               path=None, ncols: int | None = None, method: str = ""):
+def layer_grid(
+    traj: np.ndarray,
+    snaps,
+    layers: list[str] | None = None,
+    epoch: int = -1,
+    path=None,
+    ncols: int | None = None,
+    method: str = "",
+):
     """One panel per layer at one epoch (``traj`` from :func:`labkit.align.layer_trajectory`)."""
     layers = layers or snaps.layers
     e = epoch if epoch >= 0 else snaps.epochs + 1 + epoch
-    return _grid(np.asarray(traj), list(layers), snaps, path,
-                 f"epoch {e}: {method} projection per layer, aligned".strip(), ncols)
+    return _grid(
+        np.asarray(traj),
+        list(layers),
+        snaps,
+        path,
+        f"epoch {e}: {method} projection per layer, aligned".strip(),
+        ncols,
+    )
 
 
 def metric_curves(table, snaps=None, path=None):
@@ -110,8 +167,7 @@ def metric_curves(table, snaps=None, path=None):
     colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(1, len(layers))))
     if snaps is not None:
         h = snaps.history
-        axes[0].plot([r["epoch"] for r in h], [r["test_acc"] for r in h], "k-o", ms=3,
-                     label="test")
+        axes[0].plot([r["epoch"] for r in h], [r["test_acc"] for r in h], "k-o", ms=3, label="test")
         tr = [(r["epoch"], r["train_acc"]) for r in h if r.get("train_acc") is not None]
         if tr:
             axes[0].plot(*zip(*tr, strict=True), "k--", label="train")
@@ -120,12 +176,16 @@ def metric_curves(table, snaps=None, path=None):
         nc1 = axes[1].semilogy if (part["nc1"] > 0).any() else axes[1].plot  # NaN: missing
         nc1(part["epoch"], part["nc1"], "-o", ms=3, color=colour, label=layer)
         axes[2].plot(part["epoch"], part["silhouette"], "-o", ms=3, color=colour, label=layer)
-        axes[3].plot(part["epoch"], part["knn_acc"], "-o", ms=3, color=colour,
-                     label=f"{layer} kNN")
-        axes[3].plot(part["epoch"], part["linear_probe_acc"], ":", color=colour,
-                     label=f"{layer} linear")
-    titles = ["accuracy", "NC1 = Tr(Σ_W Σ_B⁺)/C (lower: collapsed)", "silhouette",
-              "probe accuracy (held-out half)"]
+        axes[3].plot(part["epoch"], part["knn_acc"], "-o", ms=3, color=colour, label=f"{layer} kNN")
+        axes[3].plot(
+            part["epoch"], part["linear_probe_acc"], ":", color=colour, label=f"{layer} linear"
+        )
+    titles = [
+        "accuracy",
+        "NC1 = Tr(Σ_W Σ_B⁺)/C (lower: collapsed)",
+        "silhouette",
+        "probe accuracy (held-out half)",
+    ]
     for ax, title in zip(axes, titles, strict=True):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
@@ -148,8 +208,15 @@ def cka_heatmap(matrix: np.ndarray, labels: list[str], path=None, title: str = "
     if n <= 16:
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if matrix[i, j] < 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{matrix[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if matrix[i, j] < 0.6 else "black",
+                )
     fig.colorbar(im, ax=ax, shrink=0.8)
     ax.set_title(title, fontsize=11)
     return _save(fig, path)
@@ -162,13 +229,21 @@ def _gif(frames: np.ndarray, titles: list[str], snaps, path, fps: int, size: flo
     fig, ax = plt.subplots(figsize=(size, size + 0.6), layout="constrained")
     xlim, ylim = _limits(frames)
     colours = _colours(len(snaps.class_names))
-    scat = ax.scatter(frames[0][:, 0], frames[0][:, 1], s=6, linewidths=0,
-                      c=[colours[c] for c in snaps.labels])
+    scat = ax.scatter(
+        frames[0][:, 0], frames[0][:, 1], s=6, linewidths=0, c=[colours[c] for c in snaps.labels]
+    )
     # The classes' colours, named: an animation is read by the classes it moves.
-    handles = [plt.Line2D([], [], marker="o", ls="", color=colours[i], label=name)
-               for i, name in enumerate(snaps.class_names)]
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(5, len(handles)),
-               fontsize=7, frameon=False)
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color=colours[i], label=name)
+        for i, name in enumerate(snaps.class_names)
+    ]
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncol=min(5, len(handles)),
+        fontsize=7,
+        frameon=False,
+    )
     ax.set_xlim(xlim)
     ax.set_ylim(ylim)
     ax.set_xticks([])
@@ -210,8 +285,9 @@ def animate(traj: np.ndarray, snaps, path=None, fps: int = 10, steps: int = 6):
 
 def tour_animation(frames: np.ndarray, snaps, path=None, fps: int = 15):
     """A GIF of Grand Tour frames ``[k, n, 2]``."""
-    return _gif(np.asarray(frames), [f"Grand Tour, view {k}" for k in range(len(frames))],
-                snaps, path, fps)
+    return _gif(
+        np.asarray(frames), [f"Grand Tour, view {k}" for k in range(len(frames))], snaps, path, fps
+    )
 
 
 def interactive(traj: np.ndarray, snaps, path=None, title: str = ""):
@@ -223,37 +299,69 @@ def interactive(traj: np.ndarray, snaps, path=None, title: str = ""):
     import plotly.graph_objects as go
 
     traj = np.asarray(traj, np.float64)
-    colours = [f"rgb({int(r * 255)},{int(g * 255)},{int(b * 255)})"
-               for r, g, b, _ in _colours(len(snaps.class_names))]
+    colours = [
+        f"rgb({int(r * 255)},{int(g * 255)},{int(b * 255)})"
+        for r, g, b, _ in _colours(len(snaps.class_names))
+    ]
 
     def traces(e: int):
         out = []
         pred = snaps.predictions[min(e, snaps.epochs)]
         for c, name in enumerate(snaps.class_names):
             idx = np.flatnonzero(snaps.labels == c)
-            hover = [f"{snaps.titles[i]}<br>label: {name}<br>prediction: "
-                     f"{snaps.class_names[pred[i]]}" for i in idx]
-            out.append(go.Scattergl(x=traj[e][idx, 0], y=traj[e][idx, 1], mode="markers",
-                                    name=name, text=hover, hoverinfo="text",
-                                    marker={"size": 5, "color": colours[c]}))
+            hover = [
+                f"{snaps.titles[i]}<br>label: {name}<br>prediction: {snaps.class_names[pred[i]]}"
+                for i in idx
+            ]
+            out.append(
+                go.Scattergl(
+                    x=traj[e][idx, 0],
+                    y=traj[e][idx, 1],
+                    mode="markers",
+                    name=name,
+                    text=hover,
+                    hoverinfo="text",
+                    marker={"size": 5, "color": colours[c]},
+                )
+            )
         return out
 
     frames = [go.Frame(data=traces(e), name=f"epoch {e}") for e in range(len(traj))]
     xlim, ylim = _limits(traj)
-    steps = [{"method": "animate", "label": str(e),
-              "args": [[f"epoch {e}"], {"mode": "immediate", "frame": {"duration": 0},
-                                         "transition": {"duration": 0}}]}
-             for e in range(len(traj))]
+    steps = [
+        {
+            "method": "animate",
+            "label": str(e),
+            "args": [
+                [f"epoch {e}"],
+                {"mode": "immediate", "frame": {"duration": 0}, "transition": {"duration": 0}},
+            ],
+        }
+        for e in range(len(traj))
+    ]
     fig = go.Figure(data=traces(0), frames=frames)
     fig.update_layout(
         title=title or f"{snaps.penultimate}: aligned projection per epoch",
         xaxis={"range": list(xlim), "showticklabels": False},
         yaxis={"range": list(ylim), "showticklabels": False, "scaleanchor": "x"},
         sliders=[{"steps": steps, "currentvalue": {"prefix": "epoch "}, "active": 0}],
-        updatemenus=[{"type": "buttons", "showactive": False, "buttons": [
-            {"label": "▶", "method": "animate",
-             "args": [None, {"frame": {"duration": 500}, "fromcurrent": True}]}]}],
-        width=760, height=700, template="plotly_white")
+        updatemenus=[
+            {
+                "type": "buttons",
+                "showactive": False,
+                "buttons": [
+                    {
+                        "label": "▶",
+                        "method": "animate",
+                        "args": [None, {"frame": {"duration": 500}, "fromcurrent": True}],
+                    }
+                ],
+            }
+        ],
+        width=760,
+        height=700,
+        template="plotly_white",
+    )
     if path is not None:
         with atomic_write(path, "w") as f:
             f.write(fig.to_html(include_plotlyjs=True, full_html=True))
@@ -272,19 +380,24 @@ def neighbours(snaps, table, path=None):
         if snaps.thumbnails is not None:
             ax.imshow(snaps.thumbnails[i], cmap="gray" if snaps.thumbnails.ndim == 3 else None)
         else:
-            ax.text(0.5, 0.5, snaps.titles[i][:60], ha="center", va="center", wrap=True,
-                    fontsize=7)
+            ax.text(0.5, 0.5, snaps.titles[i][:60], ha="center", va="center", wrap=True, fontsize=7)
         ax.set_title(f"{snaps.class_names[snaps.labels[i]]}\ncos {cos:.2f}", fontsize=8)
     return _save(fig, path)
 
 
-def compare(views: dict[str, np.ndarray], snaps, scores: dict[str, float] | None = None,
-            path=None, size: float = 4.0):
+def compare(
+    views: dict[str, np.ndarray],
+    snaps,
+    scores: dict[str, float] | None = None,
+    path=None,
+    size: float = 4.0,
+):
     """Several 2-D views of the same points side by side (e.g. PCA, t-SNE, UMAP)."""
     plt = _plt()
     n = len(views)
-    fig, axes = plt.subplots(1, n, figsize=(n * size, size + 0.5), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        1, n, figsize=(n * size, size + 0.5), squeeze=False, layout="constrained"
+    )
     colours = _colours(len(snaps.class_names))
     point_colours = [colours[c] for c in snaps.labels]
     for ax, (name, xy) in zip(axes[0], views.items(), strict=True):
@@ -293,10 +406,17 @@ def compare(views: dict[str, np.ndarray], snaps, scores: dict[str, float] | None
         ax.set_yticks([])
         score = f" · trustworthiness {scores[name]:.3f}" if scores and name in scores else ""
         ax.set_title(f"{name}{score}", fontsize=10)
-    handles = [plt.Line2D([], [], marker="o", ls="", color=colours[i], label=name)
-               for i, name in enumerate(snaps.class_names)]
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(10, len(handles)),
-               fontsize=8, frameon=False)
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color=colours[i], label=name)
+        for i, name in enumerate(snaps.class_names)
+    ]
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncol=min(10, len(handles)),
+        fontsize=8,
+        frameon=False,
+    )
     return _save(fig, path)
 
 
@@ -307,8 +427,15 @@ def agreement(xy: np.ndarray, snaps, epoch: int = -1, path=None, size: float = 6
     colours = _colours(len(snaps.class_names))
     ax.scatter(xy[:, 0], xy[:, 1], c=[colours[c] for c in snaps.labels], s=6, linewidths=0)
     wrong = ~snaps.correct(epoch)
-    ax.scatter(xy[wrong, 0], xy[wrong, 1], s=40, facecolors="none", edgecolors="black",
-               linewidths=0.8, label=f"model disagrees with label ({wrong.sum()})")
+    ax.scatter(
+        xy[wrong, 0],
+        xy[wrong, 1],
+        s=40,
+        facecolors="none",
+        edgecolors="black",
+        linewidths=0.8,
+        label=f"model disagrees with label ({wrong.sum()})",
+    )
     ax.legend(loc="upper right", fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])

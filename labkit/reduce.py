@@ -56,8 +56,14 @@ class SVDProjection:
         return self.fit(x).transform(x)
 
 
-def reduce(x: np.ndarray, method: str = "pca", n_components: int = 2, seed: int = 0,
-           init: np.ndarray | None = None, **options) -> np.ndarray:
+def reduce(
+    x: np.ndarray,
+    method: str = "pca",
+    n_components: int = 2,
+    seed: int = 0,
+    init: np.ndarray | None = None,
+    **options,
+) -> np.ndarray:
     """``x`` ``[n, d]`` to ``[n, n_components]`` with ``pca``, ``tsne`` or ``umap``.
 
     ``init`` starts t-SNE or UMAP from a given layout (used to keep epochs consistent).
@@ -70,9 +76,14 @@ def reduce(x: np.ndarray, method: str = "pca", n_components: int = 2, seed: int 
         from sklearn.manifold import TSNE
 
         perplexity = min(options.pop("perplexity", 30.0), max(5.0, (len(x) - 1) / 3))
-        tsne = TSNE(n_components=n_components, perplexity=perplexity, random_state=seed,
-                    init=init if init is not None else "pca",
-                    method="barnes_hut" if n_components <= 3 else "exact", **options)
+        tsne = TSNE(
+            n_components=n_components,
+            perplexity=perplexity,
+            random_state=seed,
+            init=init if init is not None else "pca",
+            method="barnes_hut" if n_components <= 3 else "exact",
+            **options,
+        )
         return tsne.fit_transform(x).astype(np.float64)
     if method == "umap":
         return _umap(x, n_components, seed, init, **options)
@@ -94,9 +105,13 @@ def _umap(x, n_components, seed, init, n_epochs=None, **options) -> np.ndarray:
         # "n_jobs overridden by setting random_state": expected, we want reproducibility.
         warnings.filterwarnings("ignore", message=".*n_jobs.*")
         warnings.filterwarnings("ignore", message=".*force_all_finite.*")
-        model = umap.UMAP(n_components=n_components, random_state=seed,
-                          init=init if init is not None else "spectral", n_epochs=n_epochs,
-                          **options)
+        model = umap.UMAP(
+            n_components=n_components,
+            random_state=seed,
+            init=init if init is not None else "spectral",
+            n_epochs=n_epochs,
+            **options,
+        )
         return model.fit_transform(x).astype(np.float64)
 
 
@@ -104,5 +119,10 @@ def trustworthiness(x_high: np.ndarray, x_low: np.ndarray, n_neighbors: int = 10
     """How well the projection keeps neighbourhoods: 1 when no false neighbours appear."""
     from sklearn.manifold import trustworthiness as tw
 
-    return float(tw(np.asarray(x_high, np.float64), np.asarray(x_low, np.float64),
-                    n_neighbors=min(n_neighbors, (len(x_high) - 1) // 2)))
+    return float(
+        tw(
+            np.asarray(x_high, np.float64),
+            np.asarray(x_low, np.float64),
+            n_neighbors=min(n_neighbors, (len(x_high) - 1) // 2),
+        )
+    )

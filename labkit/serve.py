@@ -35,9 +35,21 @@ from ._io import write_json
 from .errors import ConfigError, LabkitError
 from .paths import in_colab
 
-__all__ = ["Secret", "TensorBoardServer", "Tunnel", "find_free_port", "in_colab",
-           "jupyter_proxy_url", "ngrok_token", "open_tensorboard", "open_tunnel",
-           "require_token", "start_tensorboard", "stop_all", "stop_tunnels"]
+__all__ = [
+    "Secret",
+    "TensorBoardServer",
+    "Tunnel",
+    "find_free_port",
+    "in_colab",
+    "jupyter_proxy_url",
+    "ngrok_token",
+    "open_tensorboard",
+    "open_tunnel",
+    "require_token",
+    "start_tensorboard",
+    "stop_all",
+    "stop_tunnels",
+]
 
 TOKEN_VAR = "NGROK_AUTHTOKEN"
 TOKEN_HELP = "https://dashboard.ngrok.com/get-started/your-authtoken"
@@ -53,8 +65,10 @@ def _registry() -> Path:
     ``LABKIT_TENSORBOARD_REGISTRY`` moves it (the tests keep their own, so they never touch
     a TensorBoard a student's notebook started).
     """
-    folder = Path(os.environ.get(REGISTRY_VAR) or
-                  Path(tempfile.gettempdir()) / f"labkit-tensorboard-{os.getuid()}")
+    folder = Path(
+        os.environ.get(REGISTRY_VAR)
+        or Path(tempfile.gettempdir()) / f"labkit-tensorboard-{os.getuid()}"
+    )
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -86,8 +100,10 @@ def find_free_port(start: int = 6006, host: str = "127.0.0.1", tries: int = 50) 
     for port in range(start, start + tries):
         if _port_free(port, host):
             return port
-    raise LabkitError(f"no free port in {start}..{start + tries - 1} on {host}; stop other "
-                      f"TensorBoard instances (`pkill -f tensorboard`) or pass port=...")
+    raise LabkitError(
+        f"no free port in {start}..{start + tries - 1} on {host}; stop other "
+        f"TensorBoard instances (`pkill -f tensorboard`) or pass port=..."
+    )
 
 
 def _alive(pid: int) -> bool:
@@ -185,8 +201,7 @@ class TensorBoardServer:
 
             # What %tensorboard does on Colab: the browser reaches the kernel's port through
             # Colab's own proxy, so no tunnel and no token are needed.
-            output.serve_kernel_port_as_iframe(self.port, path="/#projector",
-                                               height=str(height))
+            output.serve_kernel_port_as_iframe(self.port, path="/#projector", height=str(height))
             return
         from IPython.display import IFrame, display
 
@@ -202,8 +217,10 @@ class TensorBoardServer:
         (_registry() / f"{self.port}.json").unlink(missing_ok=True)
 
     def _repr_html_(self) -> str:
-        return (f'TensorBoard on <code>{self.logdir}</code>: '
-                f'<a href="{self.projector_url}" target="_blank">{self.projector_url}</a>')
+        return (
+            f"TensorBoard on <code>{self.logdir}</code>: "
+            f'<a href="{self.projector_url}" target="_blank">{self.projector_url}</a>'
+        )
 
 
 def stop_all(*, everyone: bool = False) -> int:
@@ -254,8 +271,10 @@ def _sigint_deferred():
     """Hold SIGINT back for the block (the main thread on POSIX); it is delivered after."""
     import threading
 
-    if not hasattr(signal, "pthread_sigmask") or \
-            threading.current_thread() is not threading.main_thread():
+    if (
+        not hasattr(signal, "pthread_sigmask")
+        or threading.current_thread() is not threading.main_thread()
+    ):
         yield
         return
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
@@ -270,8 +289,13 @@ def _logs_mtime(logdir: Path) -> float:
     return max((p.stat().st_mtime for p in files), default=0.0)
 
 
-def start_tensorboard(logdir: str | Path, port: int = 6006, host: str = "127.0.0.1",
-                      reuse: bool = True, timeout: float = 90.0) -> TensorBoardServer:
+def start_tensorboard(
+    logdir: str | Path,
+    port: int = 6006,
+    host: str = "127.0.0.1",
+    reuse: bool = True,
+    timeout: float = 90.0,
+) -> TensorBoardServer:
     """Serve ``logdir`` with TensorBoard and wait until its projector is up.
 
     Uses ``port`` or the next free one. An instance the kit started earlier on the same
@@ -281,11 +305,15 @@ def start_tensorboard(logdir: str | Path, port: int = 6006, host: str = "127.0.0
     """
     logdir = Path(logdir).resolve()
     if not logdir.is_dir():
-        raise LabkitError(f"no log folder {logdir}; write one with labkit.write_projector(...) "
-                          f"or `python -m labkit run`")
+        raise LabkitError(
+            f"no log folder {logdir}; write one with labkit.write_projector(...) "
+            f"or `python -m labkit run`"
+        )
     if not any(logdir.rglob("projector_config.pbtxt")) and not any(logdir.rglob("events.*")):
-        raise LabkitError(f"{logdir} holds no TensorBoard logs (no projector_config.pbtxt, no "
-                          f"events files); write them with labkit.write_projector(snaps, ...)")
+        raise LabkitError(
+            f"{logdir} holds no TensorBoard logs (no projector_config.pbtxt, no "
+            f"events files); write them with labkit.write_projector(snaps, ...)"
+        )
 
     for entry_path in sorted(_registry().glob("*.json")):
         try:
@@ -319,10 +347,22 @@ def start_tensorboard(logdir: str | Path, port: int = 6006, host: str = "127.0.0
         # `server` is known, and the handler below stops the process: never an orphan.
         with _sigint_deferred():
             proc = subprocess.Popen(
-                [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host",
-                 host, "--port", str(port)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "tensorboard.main",
+                    "--logdir",
+                    str(logdir),
+                    "--host",
+                    host,
+                    "--port",
+                    str(port),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             server = TensorBoardServer(logdir, port, proc.pid, host, process=proc)
         log.close()
         deadline = time.time() + timeout
@@ -331,9 +371,17 @@ def start_tensorboard(logdir: str | Path, port: int = 6006, host: str = "127.0.0
                 tail = (_registry() / f"{port}.log").read_text(errors="replace")[-2000:]
                 raise LabkitError(f"TensorBoard exited with code {proc.returncode}:\n{tail}")
             if _projector_ready(host, port):
-                write_json(_registry() / f"{port}.json", {
-                    "pid": proc.pid, "port": port, "host": host, "logdir": str(logdir),
-                    "started": started, "owner": os.getpid()})
+                write_json(
+                    _registry() / f"{port}.json",
+                    {
+                        "pid": proc.pid,
+                        "port": port,
+                        "host": host,
+                        "logdir": str(logdir),
+                        "started": started,
+                        "owner": os.getpid(),
+                    },
+                )
                 return server
             time.sleep(0.25)
     except BaseException:  # Ctrl-C while it starts: no orphan left holding the port
@@ -342,8 +390,10 @@ def start_tensorboard(logdir: str | Path, port: int = 6006, host: str = "127.0.0
             server.stop()
         raise
     server.stop()
-    raise LabkitError(f"TensorBoard on {logdir} did not show its projector within "
-                      f"{timeout:.0f} s; see {_registry() / f'{port}.log'}")
+    raise LabkitError(
+        f"TensorBoard on {logdir} did not show its projector within "
+        f"{timeout:.0f} s; see {_registry() / f'{port}.log'}"
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -406,12 +456,17 @@ class Tunnel:
 
 
 def _no_token_message(port: int = 6006) -> str:
-    where = ("add a secret named NGROK_AUTHTOKEN in Colab (key icon in the left bar) and "
-             "switch on 'Notebook access'" if in_colab() else
-             "export NGROK_AUTHTOKEN=... in the shell that starts Jupyter")
-    return (f"no ngrok token found: {where}. Get a token (free account) at {TOKEN_HELP}. "
-            f"Running locally? You need no tunnel: open TensorBoard at "
-            f"http://127.0.0.1:{port}/.")
+    where = (
+        "add a secret named NGROK_AUTHTOKEN in Colab (key icon in the left bar) and "
+        "switch on 'Notebook access'"
+        if in_colab()
+        else "export NGROK_AUTHTOKEN=... in the shell that starts Jupyter"
+    )
+    return (
+        f"no ngrok token found: {where}. Get a token (free account) at {TOKEN_HELP}. "
+        f"Running locally? You need no tunnel: open TensorBoard at "
+        f"http://127.0.0.1:{port}/."
+    )
 
 
 def require_token(port: int = 6006) -> Secret:
@@ -432,18 +487,21 @@ def _explain(err: Exception, token: str) -> LabkitError:
             "could not download the ngrok agent (is this machine offline?). Either connect to "
             "the internet and try again, install ngrok yourself and point pyngrok at it "
             "(PYNGROK_NGROK_PATH=/path/to/ngrok), or skip the tunnel and use TensorBoard "
-            f"locally at http://127.0.0.1:6006/. Details: {text}")
+            f"locally at http://127.0.0.1:6006/. Details: {text}"
+        )
     if "ERR_NGROK_4018" in text:
         return LabkitError(
             "ngrok refused the token: the account is not verified or the token is wrong "
             "(ERR_NGROK_4018). Sign up / verify your e-mail at https://dashboard.ngrok.com, "
-            f"copy the token from {TOKEN_HELP} into NGROK_AUTHTOKEN, and try again.")
+            f"copy the token from {TOKEN_HELP} into NGROK_AUTHTOKEN, and try again."
+        )
     if "ERR_NGROK_108" in text:
         return LabkitError(
             "another ngrok agent is still running with this account (ERR_NGROK_108: free "
             "accounts allow one). Stop it: labkit.stop_tunnels() stops the agents this machine "
             "started, or call open_tunnel(..., replace=True) to stop them and retry; an agent "
-            f"on another machine can be stopped at {AGENTS_PAGE}.")
+            f"on another machine can be stopped at {AGENTS_PAGE}."
+        )
     return LabkitError(f"ngrok could not open the tunnel: {text}")
 
 
@@ -484,9 +542,14 @@ def stop_tunnels() -> None:
     ngrok.kill()
 
 
-def open_tunnel(port: int, auth: bool = True, username: str = "labkit",
-                password: str | None = None, replace: bool = False,
-                connect: Callable[[int, str, dict], str] | None = None) -> Tunnel:
+def open_tunnel(
+    port: int,
+    auth: bool = True,
+    username: str = "labkit",
+    password: str | None = None,
+    replace: bool = False,
+    connect: Callable[[int, str, dict], str] | None = None,
+) -> Tunnel:
     """Open an ngrok HTTPS tunnel to ``127.0.0.1:port``, protected by basic auth by default.
 
     The generated password is printed once; it lives only as long as the tunnel. ``connect``
@@ -511,9 +574,11 @@ def open_tunnel(port: int, auth: bool = True, username: str = "labkit",
     url = url.replace("http://", "https://", 1)
     tunnel = Tunnel(url, port, username if auth else None, password if auth else None)
     if auth:
-        print(f"TensorBoard is public at {url}\n  user: {username}   password: {password}\n"
-              f"  (shown once; the password dies with the tunnel. Clear this output before "
-              f"sharing the notebook.)")
+        print(
+            f"TensorBoard is public at {url}\n  user: {username}   password: {password}\n"
+            f"  (shown once; the password dies with the tunnel. Clear this output before "
+            f"sharing the notebook.)"
+        )
     else:
         print(f"TensorBoard is public at {url} (no password: anyone with the link can see it)")
     return tunnel
@@ -522,14 +587,16 @@ def open_tunnel(port: int, auth: bool = True, username: str = "labkit",
 COLAB_INLINE = (
     "TensorBoard is shown below, inside the notebook, through Colab's own port proxy: no "
     "tunnel needed. The projector does not load in Safari: use Chrome or Firefox, or the "
-    "explorer further down, which works in every browser.")
+    "explorer further down, which works in every browser."
+)
 COLAB_TOKEN_STEPS = (
     "Optional: for TensorBoard in a full browser window (an ngrok tunnel), add your ngrok "
     "token:\n"
     f"  1. get a token (free account) at {TOKEN_HELP}\n"
     "  2. in Colab, click the key icon in the left bar, add a secret named NGROK_AUTHTOKEN "
     "with the token as its value, and switch on 'Notebook access'\n"
-    "  3. run this cell again.")
+    "  3. run this cell again."
+)
 
 
 def _in_ipython() -> bool:
@@ -540,8 +607,13 @@ def _in_ipython() -> bool:
     return get_ipython() is not None
 
 
-def open_tensorboard(logdir: str | Path, port: int = 6006, tunnel: bool | None = None,
-                     display: bool = True, height: int = 800) -> TensorBoardServer:
+def open_tensorboard(
+    logdir: str | Path,
+    port: int = 6006,
+    tunnel: bool | None = None,
+    display: bool = True,
+    height: int = 800,
+) -> TensorBoardServer:
     """TensorBoard for a notebook, wherever the notebook runs.
 
     - Locally: served on ``127.0.0.1`` and shown inline (through jupyter-server-proxy where

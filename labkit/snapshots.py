@@ -26,6 +26,7 @@ __all__ = ["Snapshots", "SnapshotsError"]
 class SnapshotsError(LabkitError, ValueError):
     """A snapshots folder that cannot be read as one save; the message names the file."""
 
+
 FORMAT_VERSION = 1
 _ARRAYS = "arrays.npz"
 _META = "meta.json"
@@ -60,8 +61,9 @@ class Snapshots:
         n = len(self.labels)
         for name, emb in self.embeddings.items():
             if emb.ndim != 3 or emb.shape[1] != n:
-                raise ValueError(f"embeddings[{name!r}] should be [epochs + 1, {n}, dim], "
-                                 f"got {emb.shape}")
+                raise ValueError(
+                    f"embeddings[{name!r}] should be [epochs + 1, {n}, dim], got {emb.shape}"
+                )
         if len(self.titles) != n:
             raise ValueError(f"{len(self.titles)} titles for {n} probe samples")
 
@@ -104,17 +106,20 @@ class Snapshots:
         dims = ", ".join(f"{k}: {v.shape[2]}" for k, v in self.embeddings.items())
         acc = self.history[-1].get("test_acc") if self.history else None
         acc_s = f", final test acc {acc:.3f}" if acc is not None else ""
-        return (f"Snapshots({self.meta.get('dataset', '?')}/{self.meta.get('model', '?')}: "
-                f"epochs 0..{self.epochs}, {self.n_probe} probe samples, "
-                f"layers {{{dims}}}{acc_s})")
+        return (
+            f"Snapshots({self.meta.get('dataset', '?')}/{self.meta.get('model', '?')}: "
+            f"epochs 0..{self.epochs}, {self.n_probe} probe samples, "
+            f"layers {{{dims}}}{acc_s})"
+        )
 
     # -- saving ----------------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
         """Write ``arrays.npz`` and ``meta.json`` into ``folder`` (each atomically)."""
         folder = Path(folder)
         arrays = {f"emb/{name}": np.ascontiguousarray(a) for name, a in self.embeddings.items()}
-        arrays.update(labels=self.labels, predictions=self.predictions,
-                      probabilities=self.probabilities)
+        arrays.update(
+            labels=self.labels, predictions=self.predictions, probabilities=self.probabilities
+        )
         if self.probe_index is not None:
             arrays["probe_index"] = self.probe_index
         for key in _OPTIONAL_ARRAYS:
@@ -126,16 +131,19 @@ class Snapshots:
         arrays["save_id"] = np.array(save_id)
         with atomic_write(folder / _ARRAYS, "wb") as f:
             np.savez(f, **arrays)
-        write_json(folder / _META, {
-            "format_version": FORMAT_VERSION,
-            "save_id": save_id,
-            "layers": self.layers,
-            "titles": self.titles,
-            "class_names": self.class_names,
-            "history": self.history,
-            "snippets": self.snippets,
-            "meta": self.meta,
-        })
+        write_json(
+            folder / _META,
+            {
+                "format_version": FORMAT_VERSION,
+                "save_id": save_id,
+                "layers": self.layers,
+                "titles": self.titles,
+                "class_names": self.class_names,
+                "history": self.history,
+                "snippets": self.snippets,
+                "meta": self.meta,
+            },
+        )
         return folder
 
     @classmethod
@@ -147,8 +155,10 @@ class Snapshots:
         if not (folder / _META).exists() and (folder / "snapshots" / _META).exists():
             folder = folder / "snapshots"
         if not (folder / _META).exists():
-            raise FileNotFoundError(f"no snapshots in {folder} (expected {_META} and {_ARRAYS}); "
-                                    f"create them with `python -m labkit run --out {folder}`")
+            raise FileNotFoundError(
+                f"no snapshots in {folder} (expected {_META} and {_ARRAYS}); "
+                f"create them with `python -m labkit run --out {folder}`"
+            )
         again = "; write it again (python -m labkit run --overwrite, or snaps.save)"
         try:
             meta = json.loads((folder / _META).read_text(encoding="utf-8"))
@@ -157,26 +167,39 @@ class Snapshots:
         except (OSError, ValueError) as err:
             raise SnapshotsError(f"{folder / _META} is damaged ({err}){again}") from None
         if meta.get("format_version", 0) > FORMAT_VERSION:
-            raise SnapshotsError(f"{folder} was written by a newer labkit "
-                                 f"(format {meta['format_version']}); upgrade labkit to read it")
+            raise SnapshotsError(
+                f"{folder} was written by a newer labkit "
+                f"(format {meta['format_version']}); upgrade labkit to read it"
+            )
         try:
             with np.load(folder / _ARRAYS, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-            raise SnapshotsError(f"{folder / _ARRAYS} is damaged ({type(err).__name__}: "
-                                 f"{err}){again}") from None
+            raise SnapshotsError(
+                f"{folder / _ARRAYS} is damaged ({type(err).__name__}: {err}){again}"
+            ) from None
         if "save_id" in arrays and str(arrays["save_id"]) != meta.get("save_id"):
-            raise SnapshotsError(f"{folder / _ARRAYS} and {folder / _META} come from two "
-                                 f"different saves{again}")
-        missing = [k for k in ("labels", "predictions", "probabilities",
-                               *(f"emb/{name}" for name in meta["layers"])) if k not in arrays]
+            raise SnapshotsError(
+                f"{folder / _ARRAYS} and {folder / _META} come from two different saves{again}"
+            )
+        missing = [
+            k
+            for k in (
+                "labels",
+                "predictions",
+                "probabilities",
+                *(f"emb/{name}" for name in meta["layers"]),
+            )
+            if k not in arrays
+        ]
         if missing:
             raise SnapshotsError(f"{folder / _ARRAYS} lacks {', '.join(missing)}{again}")
         if len(meta.get("history", [])) != len(arrays["predictions"]):
             raise SnapshotsError(
                 f"{folder / _META} has a history of {len(meta.get('history', []))} epochs for "
                 f"{len(arrays['predictions'])} snapshots (epochs 0..{len(arrays['predictions']) - 1})"
-                f"{again}")
+                f"{again}"
+            )
         return cls(
             embeddings={name: arrays[f"emb/{name}"] for name in meta["layers"]},
             labels=arrays["labels"],
@@ -200,17 +223,25 @@ class Snapshots:
         if self.layers != other.layers:
             return False
         pairs = [(self.embeddings[k], other.embeddings[k]) for k in self.layers]
-        pairs += [(getattr(self, k), getattr(other, k)) for k in
-                  ("labels", "predictions", "probabilities", "probe_index", *_OPTIONAL_ARRAYS)]
+        pairs += [
+            (getattr(self, k), getattr(other, k))
+            for k in ("labels", "predictions", "probabilities", "probe_index", *_OPTIONAL_ARRAYS)
+        ]
         for a, b in pairs:
             if (a is None) != (b is None):
                 return False
-            if a is not None and (a.dtype != b.dtype or a.shape != b.shape
-                                  or a.tobytes() != b.tobytes()):
+            if a is not None and (
+                a.dtype != b.dtype or a.shape != b.shape or a.tobytes() != b.tobytes()
+            ):
                 return False
+
         def untimed(history: list[dict]) -> list[dict]:
             return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
 
-        return (self.titles, self.class_names, untimed(self.history), self.snippets,
-                self.meta) == (other.titles, other.class_names, untimed(other.history),
-                               other.snippets, other.meta)
+        return (self.titles, self.class_names, untimed(self.history), self.snippets, self.meta) == (
+            other.titles,
+            other.class_names,
+            untimed(other.history),
+            other.snippets,
+            other.meta,
+        )

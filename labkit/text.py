@@ -5,5 +5,12 @@ from .data.bbc import BBC_URL, load_bbc_csv
 from .data.features import snippet, tfidf_features
 from .data.wikipedia import WIKIPEDIA_API, WikipediaClient, fetch_wikipedia
 
-__all__ = ["BBC_URL", "WIKIPEDIA_API", "WikipediaClient", "fetch_wikipedia", "load_bbc_csv",
-           "snippet", "tfidf_features"]
+__all__ = [
+    "BBC_URL",
+    "WIKIPEDIA_API",
+    "WikipediaClient",
+    "fetch_wikipedia",
+    "load_bbc_csv",
+    "snippet",
+    "tfidf_features",
+]

@@ -44,30 +44,41 @@ def has_batch_norm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
-def check_training(model: nn.Module, data: LabData | None = None, *, epochs: int = 10,
-                   batch_size: int | None = None, lr: float = 1e-3, seed: int = 0) -> None:
+def check_training(
+    model: nn.Module,
+    data: LabData | None = None,
+    *,
+    epochs: int = 10,
+    batch_size: int | None = None,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> None:
     """Raise :class:`ConfigError` for arguments :func:`train` cannot use, before any work."""
     if not _whole(epochs) or epochs < 0:
         raise ConfigError(f"epochs must be a whole number >= 0, got {epochs!r}")
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) \
-            or lr <= 0:
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
         raise ConfigError(f"the learning rate must be a finite number > 0, got {lr!r}")
     if not _whole(seed) or seed < 0:
         raise ConfigError(f"seed must be a whole number >= 0, got {seed!r}")
     if batch_size is not None:
         smallest = 2 if has_batch_norm(model) else 1
         if not _whole(batch_size) or batch_size < smallest:
-            why = " (the model has BatchNorm, which needs two samples a batch)" \
-                if smallest == 2 else ""
-            raise ConfigError(f"batch size must be a whole number >= {smallest}{why}, "
-                              f"got {batch_size!r}")
+            why = (
+                " (the model has BatchNorm, which needs two samples a batch)"
+                if smallest == 2
+                else ""
+            )
+            raise ConfigError(
+                f"batch size must be a whole number >= {smallest}{why}, got {batch_size!r}"
+            )
     if data is not None:
         head = dict(model.named_modules()).get(head_layer(model))
         outputs = getattr(head, "out_features", None)
         if outputs is not None and outputs < data.n_classes:
             raise ConfigError(
                 f"the data has {data.n_classes} classes but the model's head has {outputs} "
-                f"outputs; build the model with n_classes=data.n_classes")
+                f"outputs; build the model with n_classes=data.n_classes"
+            )
 
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
@@ -80,11 +91,14 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
-        raise ConfigError(f"unknown device {str(device)!r}; use one of "
-                          f"{', '.join(DEVICES)}") from None
+        raise ConfigError(
+            f"unknown device {str(device)!r}; use one of {', '.join(DEVICES)}"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise LabkitError("device='cuda' was asked for but torch sees no CUDA GPU; "
-                           "use device='auto' or 'cpu' (on Colab: Runtime > Change runtime type)")
+        raise LabkitError(
+            "device='cuda' was asked for but torch sees no CUDA GPU; "
+            "use device='auto' or 'cpu' (on Colab: Runtime > Change runtime type)"
+        )
     return device
 
 
@@ -117,8 +131,9 @@ def _batches(n: int, size: int, no_singleton: bool = False):
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, data: LabData, layers: Sequence[str] = (),
-             batch_size: int = 1024) -> dict:
+def evaluate(
+    model: nn.Module, data: LabData, layers: Sequence[str] = (), batch_size: int = 1024
+) -> dict:
     """Loss and accuracy on the whole test split, plus the probe set's captured activations.
 
     Returns ``{"test_loss", "test_acc", "embeddings": {layer: [n_probe, dim]},
@@ -210,8 +225,11 @@ def train(
         # Channels-last is the layout oneDNN (CPU) and cuDNN convolutions run fastest in:
         # about 1.6x per epoch for the MNIST CNN on a 2-core CPU. Converted once, up front.
         model.to(memory_format=torch.channels_last)
-        data = replace(data, x_train=data.x_train.contiguous(memory_format=torch.channels_last),
-                       x_test=data.x_test.contiguous(memory_format=torch.channels_last))
+        data = replace(
+            data,
+            x_train=data.x_train.contiguous(memory_format=torch.channels_last),
+            x_test=data.x_test.contiguous(memory_format=torch.channels_last),
+        )
     head = dict(model.named_modules())[head_layer(model)]
     n_train = len(data.y_train)
     if batch_size is None:
@@ -226,8 +244,9 @@ def train(
     head_w: list[np.ndarray] = []
     head_b: list[np.ndarray] = []
 
-    def snapshot(epoch: int, train_loss: float | None, train_acc: float | None,
-                 seconds: float) -> dict:
+    def snapshot(
+        epoch: int, train_loss: float | None, train_acc: float | None, seconds: float
+    ) -> dict:
         ev = evaluate(model, data, names, eval_batch_size)
         for name, a in ev["embeddings"].items():
             if name not in emb:
@@ -239,9 +258,14 @@ def train(
             head_w.append(head.weight.detach().float().cpu().numpy().copy())
             if head.bias is not None:
                 head_b.append(head.bias.detach().float().cpu().numpy().copy())
-        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
-               "test_loss": ev["test_loss"], "test_acc": ev["test_acc"],
-               "seconds": round(seconds, 3)}
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "test_loss": ev["test_loss"],
+            "test_acc": ev["test_acc"],
+            "seconds": round(seconds, 3),
+        }
         history.append(row)
         return row
 
@@ -252,8 +276,12 @@ def train(
         shuffle = torch.Generator().manual_seed(seed)
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=lr, total_steps=max(1, epochs * steps), pct_start=0.15,
-            anneal_strategy="cos")
+            optimizer,
+            max_lr=lr,
+            total_steps=max(1, epochs * steps),
+            pct_start=0.15,
+            anneal_strategy="cos",
+        )
         last = snapshot(0, None, None, 0.0)
         bar = _progress(epochs * steps, progress)
         try:
@@ -282,12 +310,15 @@ def train(
                 if not math.isfinite(train_loss):
                     raise DivergedError(
                         f"training diverged at epoch {epoch} (loss {train_loss}); try a lower "
-                        f"learning rate than {lr:g} (--lr, or lr= in train)")
-                last = snapshot(epoch, train_loss, correct.item() / n_train,
-                                time.perf_counter() - started)
+                        f"learning rate than {lr:g} (--lr, or lr= in train)"
+                    )
+                last = snapshot(
+                    epoch, train_loss, correct.item() / n_train, time.perf_counter() - started
+                )
                 if bar is not None:
-                    bar.set_postfix(loss=f"{last['train_loss']:.3f}",
-                                    test_acc=f"{last['test_acc']:.3f}")
+                    bar.set_postfix(
+                        loss=f"{last['train_loss']:.3f}", test_acc=f"{last['test_acc']:.3f}"
+                    )
         finally:
             if bar is not None:
                 bar.close()
@@ -339,6 +370,9 @@ def _warn_if_large(name: str, nbytes: int, n_layers: int) -> None:
     if total > _WARN_BYTES:
         import warnings
 
-        warnings.warn(f"capturing {n_layers} layer(s) like {name!r} will hold about "
-                      f"{total / 1024**3:.1f} GiB of snapshots; capture fewer layers or use a "
-                      f"smaller probe set (probe_size=...)", stacklevel=3)
+        warnings.warn(
+            f"capturing {n_layers} layer(s) like {name!r} will hold about "
+            f"{total / 1024**3:.1f} GiB of snapshots; capture fewer layers or use a "
+            f"smaller probe set (probe_size=...)",
+            stacklevel=3,
+        )

@@ -35,8 +35,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 def _index(snaps, query: int | str) -> int:
     if isinstance(query, str):
         if query not in snaps.titles:
-            raise KeyError(f"no probe point titled {query!r}; titles look like "
-                           f"{snaps.titles[0]!r}")
+            raise KeyError(f"no probe point titled {query!r}; titles look like {snaps.titles[0]!r}")
         return snaps.titles.index(query)
     return int(query)
 
@@ -53,15 +52,20 @@ def similar(snaps, query: int | str, k: int = 8, epoch: int = -1, layer: str | N
     cos = unit @ unit[i]
     cos[i] = -np.inf
     order = np.argsort(-cos, kind="stable")[:k]
-    return pd.DataFrame({
-        "index": order, "title": [snaps.titles[j] for j in order],
-        "label": [snaps.class_names[snaps.labels[j]] for j in order],
-        "prediction": [snaps.class_names[snaps.predictions[epoch][j]] for j in order],
-        "cosine": cos[order]})
+    return pd.DataFrame(
+        {
+            "index": order,
+            "title": [snaps.titles[j] for j in order],
+            "label": [snaps.class_names[snaps.labels[j]] for j in order],
+            "prediction": [snaps.class_names[snaps.predictions[epoch][j]] for j in order],
+            "cosine": cos[order],
+        }
+    )
 
 
-def label_error_candidates(snaps, k: int = 10, epoch: int = -1, layer: str | None = None,
-                           min_neighbour_share: float = 0.6):
+def label_error_candidates(
+    snaps, k: int = 10, epoch: int = -1, layer: str | None = None, min_neighbour_share: float = 0.6
+):
     """Points whose label both the model and their neighbourhood contradict.
 
     A point is a candidate when the model predicts another class *and* at least
@@ -82,16 +86,21 @@ def label_error_candidates(snaps, k: int = 10, epoch: int = -1, layer: str | Non
     cand = np.flatnonzero((pred != snaps.labels) & (share >= min_neighbour_share))
     conf = snaps.probabilities[epoch][cand, pred[cand]]
     order = cand[np.argsort(-conf, kind="stable")]
-    return pd.DataFrame({
-        "index": order, "title": [snaps.titles[i] for i in order],
-        "label": [snaps.class_names[snaps.labels[i]] for i in order],
-        "prediction": [snaps.class_names[pred[i]] for i in order],
-        "confidence": snaps.probabilities[epoch][order, pred[order]],
-        "neighbours_agreeing_with_model": share[order]})
+    return pd.DataFrame(
+        {
+            "index": order,
+            "title": [snaps.titles[i] for i in order],
+            "label": [snaps.class_names[snaps.labels[i]] for i in order],
+            "prediction": [snaps.class_names[pred[i]] for i in order],
+            "confidence": snaps.probabilities[epoch][order, pred[order]],
+            "neighbours_agreeing_with_model": share[order],
+        }
+    )
 
 
-def error_clusters(snaps, n_clusters: int | None = None, epoch: int = -1,
-                   layer: str | None = None, seed: int = 0):
+def error_clusters(
+    snaps, n_clusters: int | None = None, epoch: int = -1, layer: str | None = None, seed: int = 0
+):
     """Group the misclassified points by where they sit in the embedding (k-means, cosine).
 
     Each cluster is a failure pattern: a DataFrame with ``cluster, size, main_confusion``
@@ -112,13 +121,18 @@ def error_clusters(snaps, n_clusters: int | None = None, epoch: int = -1,
     pred = snaps.predictions[epoch]
     for c in range(n_clusters):
         members = wrong[assign == c]
-        pairs = [(snaps.class_names[snaps.labels[i]], snaps.class_names[pred[i]])
-                 for i in members]
+        pairs = [(snaps.class_names[snaps.labels[i]], snaps.class_names[pred[i]]) for i in members]
         # The most common (label, prediction) pair; a tie goes to the pair seen first, so
         # the name is the same on every run (a set's order is not).
         lab, pr = max(dict.fromkeys(pairs), key=pairs.count)
-        rows.append({"cluster": c, "size": len(members), "main_confusion": f"{lab} -> {pr}",
-                     "examples": [snaps.titles[i] for i in members[:5]]})
+        rows.append(
+            {
+                "cluster": c,
+                "size": len(members),
+                "main_confusion": f"{lab} -> {pr}",
+                "examples": [snaps.titles[i] for i in members[:5]],
+            }
+        )
     df = pd.DataFrame(rows).sort_values("size", ascending=False, kind="stable")
     df.attrs["assignment"] = {int(i): int(c) for i, c in zip(wrong, assign, strict=True)}
     return df.reset_index(drop=True)

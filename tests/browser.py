@@ -8,9 +8,16 @@ import shutil
 import tempfile
 import time
 
-CHROMIUM_FLAGS = ["--no-sandbox", "--enable-unsafe-swiftshader", "--disable-gpu",
-                  "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--enable-unsafe-swiftshader",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 # Every text node of a document, descending into open shadow roots (TensorBoard is Polymer).
 _TEXTS = """() => {
@@ -41,8 +48,12 @@ def browser_page(width: int = 1400, height: int = 900):
     try:
         with sync_playwright() as p:
             ctx = p.chromium.launch_persistent_context(
-                profile, executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS,
-                viewport={"width": width, "height": height})
+                profile,
+                executable_path=chromium_path(),
+                headless=True,
+                args=CHROMIUM_FLAGS,
+                viewport={"width": width, "height": height},
+            )
             try:
                 yield ctx.new_page()
             finally:
@@ -74,12 +85,16 @@ def read_projector(page, url: str, timeout: float = 120.0) -> dict:
             with contextlib.suppress(Exception):  # the frame may navigate while we read
                 texts = frame.evaluate(_TEXTS)
                 found = [m for t in texts if (m := re.fullmatch(r"(\d+) tensors? found", t))]
-                state = {"texts": texts,
-                         "tensors_found": int(found[0].group(1)) if found else None,
-                         "points": _after(texts, "Points:"),
-                         "dimension": _after(texts, "Dimension:")}
+                state = {
+                    "texts": texts,
+                    "tensors_found": int(found[0].group(1)) if found else None,
+                    "points": _after(texts, "Points:"),
+                    "dimension": _after(texts, "Dimension:"),
+                }
                 if found and state["points"]:
                     return state
         page.wait_for_timeout(500)  # not time.sleep: Playwright sees new frames only in its calls
-    raise AssertionError(f"the projector never showed a loaded tensor; it showed "
-                         f"{[t for t in state['texts'] if len(t) < 80][:60]}")
+    raise AssertionError(
+        f"the projector never showed a loaded tensor; it showed "
+        f"{[t for t in state['texts'] if len(t) < 80][:60]}"
+    )

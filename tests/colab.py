@@ -19,15 +19,30 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STANDIN = ROOT / "tests" / "standin"
-GIT = ["git", "-c", "user.name=labkit tests", "-c", "user.email=tests@labkit.invalid",
-       "-c", "commit.gpgsign=false"]
+GIT = [
+    "git",
+    "-c",
+    "user.name=labkit tests",
+    "-c",
+    "user.email=tests@labkit.invalid",
+    "-c",
+    "commit.gpgsign=false",
+]
 
 
 def copy_checkout(dest: Path) -> Path:
     """This checkout as it is now (tracked and untracked-but-not-ignored files) in ``dest``,
     committed to a fresh git repository on ``main``; returns ``dest``."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
-                           check=True, capture_output=True).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, files):
         src = ROOT / name
         if src.is_file():
@@ -71,12 +86,14 @@ def make_colab_runtime(folder: Path) -> ColabRuntime:
     venv = folder / "venv"
     # Colab's preinstalled packages are this machine's site-packages; labkit is not among
     # them once the venv shadows it (the editable install is only a fallback on sys.path).
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
-                   check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     python = venv / "bin" / "python"
     # pip >= 24 accepts `name @ git+file:///...`, as Colab's pip does.
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                    "pip>=24"], check=True, capture_output=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "pip>=24"],
+        check=True,
+        capture_output=True,
+    )
 
     ipython = folder / "ipython" / "profile_default" / "startup"
     ipython.mkdir(parents=True)
@@ -91,8 +108,9 @@ def make_colab_runtime(folder: Path) -> ColabRuntime:
     home.mkdir()
     (folder / "home").mkdir()
 
-    runtime = ColabRuntime(folder, python, "colab-standin", home, folder / "secrets.json",
-                           folder / "ngrok-record.json")
+    runtime = ColabRuntime(
+        folder, python, "colab-standin", home, folder / "secrets.json", folder / "ngrok-record.json"
+    )
     spec = folder / "jupyter" / "kernels" / runtime.kernel_name
     spec.mkdir(parents=True)
     env = {
@@ -104,12 +122,23 @@ def make_colab_runtime(folder: Path) -> ColabRuntime:
         "STANDIN_COLAB_SECRETS": str(runtime.secrets),
         "STANDIN_NGROK_RECORD": str(runtime.ngrok_record),
     }
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Colab (stand-in)", "language": "python", "env": env}))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Colab (stand-in)",
+                "language": "python",
+                "env": env,
+            }
+        )
+    )
     return runtime
 
 
 def generate(out: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "generate_notebooks.py"), "--out",
-                           str(out), *args], capture_output=True, text=True, env=os.environ)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "generate_notebooks.py"), "--out", str(out), *args],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+    )

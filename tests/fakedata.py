@@ -35,8 +35,9 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     path.write_bytes(header + array.tobytes())
 
 
-def write_mnist(root: Path, n_train: int = 600, n_test: int = 200, folder: str = "MNIST",
-                seed: int = 0) -> dict:
+def write_mnist(
+    root: Path, n_train: int = 600, n_test: int = 200, folder: str = "MNIST", seed: int = 0
+) -> dict:
     """The four IDX files torchvision's MNIST reads from ``root/<folder>/raw``."""
     raw = Path(root) / folder / "raw"
     raw.mkdir(parents=True, exist_ok=True)
@@ -49,8 +50,18 @@ def write_mnist(root: Path, n_train: int = 600, n_test: int = 200, folder: str =
     return {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}
 
 
-CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer",
-               "dog", "frog", "horse", "ship", "truck"]
+CIFAR_NAMES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
 
 
 def write_cifar10(root: Path, per_batch: int = 40, n_test: int = 100, seed: int = 0) -> dict:
@@ -71,14 +82,26 @@ def write_cifar10(root: Path, per_batch: int = 40, n_test: int = 100, seed: int 
         train_x.append(x)
         train_y += y
         with open(folder / f"data_batch_{i}", "wb") as f:
-            pickle.dump({"data": x.reshape(per_batch, -1), "labels": y,
-                         "batch_label": f"training batch {i} of 5"}, f)
+            pickle.dump(
+                {
+                    "data": x.reshape(per_batch, -1),
+                    "labels": y,
+                    "batch_label": f"training batch {i} of 5",
+                },
+                f,
+            )
     x, y = batch(n_test)
     with open(folder / "test_batch", "wb") as f:
-        pickle.dump({"data": x.reshape(n_test, -1), "labels": y,
-                     "batch_label": "testing batch 1 of 1"}, f)
+        pickle.dump(
+            {"data": x.reshape(n_test, -1), "labels": y, "batch_label": "testing batch 1 of 1"}, f
+        )
     with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": CIFAR_NAMES, "num_cases_per_batch": per_batch,
-                     "num_vis": 3072}, f)
-    return {"x_train": np.concatenate(train_x), "y_train": np.array(train_y),
-            "x_test": x, "y_test": np.array(y)}
+        pickle.dump(
+            {"label_names": CIFAR_NAMES, "num_cases_per_batch": per_batch, "num_vis": 3072}, f
+        )
+    return {
+        "x_train": np.concatenate(train_x),
+        "y_train": np.array(train_y),
+        "x_test": x,
+        "y_test": np.array(y),
+    }

@@ -17,16 +17,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 VOCAB = {
     "Astronomy": "star galaxy planet telescope orbit nebula comet asteroid cosmos supernova "
-                 "astronomer moon solar eclipse redshift quasar constellation gravity".split(),
+    "astronomer moon solar eclipse redshift quasar constellation gravity".split(),
     "Cooking": "recipe oven flavour sauce simmer bake dough spice kitchen chef roast garlic "
-               "butter saucepan grill pastry knead seasoning".split(),
+    "butter saucepan grill pastry knead seasoning".split(),
     "Basketball": "basket dribble rebound court hoop dunk playoff guard forward coach league "
-                  "jump shot foul tournament assist referee".split(),
+    "jump shot foul tournament assist referee".split(),
     "Volcanoes": "lava magma eruption crater ash caldera volcanic basalt pyroclastic vent "
-                 "tectonic summit lahar obsidian fumarole plume".split(),
+    "tectonic summit lahar obsidian fumarole plume".split(),
 }
-COMMON = ("the of and in a is was to for with as by on that from its it are were an this has "
-          "which also first known other many been most between during after such").split()
+COMMON = (
+    "the of and in a is was to for with as by on that from its it are were an this has "
+    "which also first known other many been most between during after such"
+).split()
 
 
 def make_article(topic: str, rng: random.Random, words: int) -> str:
@@ -39,12 +41,14 @@ def make_article(topic: str, rng: random.Random, words: int) -> str:
 NEWS_SECTIONS = {"tech": "Astronomy", "food": "Cooking", "sport": "Basketball"}
 
 
-def write_news_csv(path, per_section: int = 40, shuffle: bool = False, seed: int = 0
-                   ) -> list[tuple[str, str]]:
+def write_news_csv(
+    path, per_section: int = 40, shuffle: bool = False, seed: int = 0
+) -> list[tuple[str, str]]:
     """A BBC-News-shaped CSV (``category,text``) of three learnable sections; returns its rows."""
     rng = random.Random(seed)
-    rows = [(c, make_article(v, rng, 80)) for c, v in NEWS_SECTIONS.items()
-            for _ in range(per_section)]
+    rows = [
+        (c, make_article(v, rng, 80)) for c, v in NEWS_SECTIONS.items() for _ in range(per_section)
+    ]
     if shuffle:
         rng.shuffle(rows)
     with open(path, "w", newline="", encoding="utf-8") as f:
@@ -57,8 +61,13 @@ def write_news_csv(path, per_section: int = 40, shuffle: bool = False, seed: int
 class FakeWiki:
     """``with FakeWiki(per_topic=60) as wiki: wiki.url`` — a live API on a free loopback port."""
 
-    def __init__(self, topics=("Astronomy", "Cooking", "Basketball"), per_topic: int = 60,
-                 short: int = 3, seed: int = 0):
+    def __init__(
+        self,
+        topics=("Astronomy", "Cooking", "Basketball"),
+        per_topic: int = 60,
+        short: int = 3,
+        seed: int = 0,
+    ):
         rng = random.Random(seed)
         self.pages: dict[int, dict] = {}
         self.results: dict[str, list[int]] = {}
@@ -68,21 +77,24 @@ class FakeWiki:
             for i in range(per_topic):
                 pid += 1
                 n_words = 8 if i < short else rng.randint(60, 120)  # a few stubs to drop
-                self.pages[pid] = {"title": f"{topic} article {i}",
-                                   "extract": make_article(topic, rng, n_words)}
+                self.pages[pid] = {
+                    "title": f"{topic} article {i}",
+                    "extract": make_article(topic, rng, n_words),
+                }
                 ids.append(pid)
             self.results[topic.lower()] = ids
         # One article both Astronomy and Cooking return: ranked 2nd for Cooking, 40th for
         # Astronomy, so it must end up under Cooking.
         if "astronomy" in self.results and "cooking" in self.results:
             pid += 1
-            self.pages[pid] = {"title": "Space food",
-                               "extract": make_article("Cooking", rng, 100)}
+            self.pages[pid] = {"title": "Space food", "extract": make_article("Cooking", rng, 100)}
             self.results["cooking"].insert(1, pid)
             self.results["astronomy"].insert(39, pid)
             self.shared = pid
         self.log: list[dict] = []
-        self.faults: deque = deque()  # ("429", s) | ("503",) | ("maxlag",) | ("junk",) | ("reply", obj)
+        self.faults: deque = (
+            deque()
+        )  # ("429", s) | ("503",) | ("maxlag",) | ("junk",) | ("reply", obj)
         self.always_503 = False
         self._server: ThreadingHTTPServer | None = None
 
@@ -109,17 +121,27 @@ class FakeWiki:
             ids = self.results.get(params["srsearch"].lower(), [])
             offset = int(params.get("sroffset", 0))
             limit = min(int(params.get("srlimit", 10)), 50)
-            chunk = ids[offset:offset + limit]
-            body = {"batchcomplete": True, "query": {"search": [
-                {"ns": 0, "title": self.pages[i]["title"], "pageid": i} for i in chunk]}}
+            chunk = ids[offset : offset + limit]
+            body = {
+                "batchcomplete": True,
+                "query": {
+                    "search": [
+                        {"ns": 0, "title": self.pages[i]["title"], "pageid": i} for i in chunk
+                    ]
+                },
+            }
             if offset + limit < len(ids):
                 body["continue"] = {"sroffset": offset + limit, "continue": "-||"}
             return 200, {}, json.dumps(body).encode()
         if params.get("prop") == "extracts":
             ids = [int(x) for x in params["pageids"].split("|")]
             if len(ids) > 50:
-                body = {"error": {"code": "toomanyvalues",
-                                  "info": "Too many values supplied for parameter \"pageids\"."}}
+                body = {
+                    "error": {
+                        "code": "toomanyvalues",
+                        "info": 'Too many values supplied for parameter "pageids".',
+                    }
+                }
                 return 200, {}, json.dumps(body).encode()
             start = int(params.get("excontinue", 0))
             pages = []
@@ -142,8 +164,13 @@ class FakeWiki:
             def do_GET(self):  # noqa: N802 (the http.server API)
                 url = urllib.parse.urlsplit(self.path)
                 params = dict(urllib.parse.parse_qsl(url.query))
-                wiki.log.append({"path": url.path, "params": params,
-                                 "user_agent": self.headers.get("User-Agent")})
+                wiki.log.append(
+                    {
+                        "path": url.path,
+                        "params": params,
+                        "user_agent": self.headers.get("User-Agent"),
+                    }
+                )
                 status, headers, body = wiki.handle(params)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")

@@ -42,6 +42,7 @@ def _rotation(d: int, seed: int) -> np.ndarray:
 
 # -- known answers ------------------------------------------------------------------------
 
+
 def test_simplex_etf_with_no_spread_is_fully_collapsed():
     c, d, per = 5, 8, 20
     etf = np.sqrt(c / (c - 1)) * (np.eye(c) - np.ones((c, c)) / c)  # rows: a simplex ETF
@@ -130,6 +131,7 @@ def test_grand_tour_is_a_smooth_sequence_of_linear_projections():
 
 # -- the real run -------------------------------------------------------------------------
 
+
 def test_neural_collapse_on_the_deep_mlp_that_fits_the_training_set(deep_run, digits):
     model, snaps = deep_run
     with torch.no_grad():
@@ -166,8 +168,9 @@ def test_the_kit_pca_is_scikit_learns_signs_included(digits_run):
     theirs = PCA(3, svd_solver="full").fit(x)
     np.testing.assert_allclose(ours.components_, theirs.components_, atol=1e-10)
     np.testing.assert_allclose(ours.transform(x), theirs.transform(x), atol=1e-8)
-    np.testing.assert_allclose(ours.explained_variance_ratio_,
-                               theirs.explained_variance_ratio_, rtol=1e-10)
+    np.testing.assert_allclose(
+        ours.explained_variance_ratio_, theirs.explained_variance_ratio_, rtol=1e-10
+    )
 
 
 def test_pca_and_tsne_trajectories_are_aligned(digits_run):
@@ -192,8 +195,7 @@ def test_pca_and_tsne_trajectories_are_aligned(digits_run):
     assert trustworthiness(snaps.layer()[4], tsne[1]) > 0.9
 
 
-def test_neighbour_change_and_a_umap_trajectory_that_moves_only_as_the_embedding_does(
-        digits_run):
+def test_neighbour_change_and_a_umap_trajectory_that_moves_only_as_the_embedding_does(digits_run):
     _, snaps = digits_run
     emb = snaps.layer()
     noise = np.random.default_rng(0).normal(size=emb[-1].shape)
@@ -203,8 +205,7 @@ def test_neighbour_change_and_a_umap_trajectory_that_moves_only_as_the_embedding
     # The same embedding three times: nothing changed, so the layout should stay put. The
     # previous way (200 epochs at UMAP's own learning rate) moved points all the same.
     still = trajectory(snaps, method="umap", epochs=[4, 4, 4])
-    before = trajectory(snaps, method="umap", epochs=[4, 4, 4], n_epochs=200,
-                        learning_rate=1.0)
+    before = trajectory(snaps, method="umap", epochs=[4, 4, 4], n_epochs=200, learning_rate=1.0)
     assert mean_displacement(still) < 0.06
     assert mean_displacement(still) < mean_displacement(before) / 4
 
@@ -223,6 +224,7 @@ def test_umap_warm_started_trajectory_is_steadier_than_independent_fits(deep_run
 
 # -- workflows ----------------------------------------------------------------------------
 
+
 def _clustered_snapshots(flip: int = 7):
     """Three tight clusters; point `flip` carries the wrong label, the model sees through it."""
     rng = np.random.default_rng(0)
@@ -233,10 +235,14 @@ def _clustered_snapshots(flip: int = 7):
     labels[flip] = 2
     probs = np.eye(3)[truth] * 0.9 + 0.05
     return labkit.Snapshots(
-        embeddings={"embed": emb[None].astype(np.float32)}, labels=labels,
-        predictions=truth[None], probabilities=probs[None].astype(np.float32),
-        titles=[f"item {i}" for i in range(90)], class_names=["a", "b", "c"],
-        history=[{"epoch": 0, "test_acc": 89 / 90}])
+        embeddings={"embed": emb[None].astype(np.float32)},
+        labels=labels,
+        predictions=truth[None],
+        probabilities=probs[None].astype(np.float32),
+        titles=[f"item {i}" for i in range(90)],
+        class_names=["a", "b", "c"],
+        history=[{"epoch": 0, "test_acc": 89 / 90}],
+    )
 
 
 def test_label_error_candidates_find_the_flipped_label():
@@ -274,6 +280,7 @@ def test_error_clusters_group_failures_by_place():
 
 # -- figures ------------------------------------------------------------------------------
 
+
 def _png(path):
     img = Image.open(path)
     arr = np.asarray(img.convert("RGB"))
@@ -293,8 +300,11 @@ def test_figures_are_written_with_the_expected_sizes(deep_run, tmp_path):
     table = geometry(snaps, epochs=[0, 10, 20, 30])
     plots.metric_curves(table, snaps, path=tmp_path / "curves.png")
     assert _png(tmp_path / "curves.png") == (1600, 360)
-    plots.cka_heatmap(cka_matrix([snaps.layer(n)[-1] for n in snaps.layers]), snaps.layers,
-                      path=tmp_path / "cka.png")
+    plots.cka_heatmap(
+        cka_matrix([snaps.layer(n)[-1] for n in snaps.layers]),
+        snaps.layers,
+        path=tmp_path / "cka.png",
+    )
     assert _png(tmp_path / "cka.png") == (425, 425)
     plots.neighbours(snaps, workflows.similar(snaps, 3, k=6), path=tmp_path / "nn.png")
     assert _png(tmp_path / "nn.png") == (960, 220)
@@ -323,8 +333,7 @@ def test_interactive_html_has_one_frame_per_epoch_and_works_offline(deep_run, tm
     assert not re.search(r"<script[^>]+src=\"https?://", html)  # plotly.js is inside
     assert len(html) > 1_000_000
     names = re.findall(r'"name":"(epoch \d+)"', html.replace('": "', '":"'))
-    assert sorted(set(names), key=lambda s: int(s.split()[1])) == [f"epoch {e}"
-                                                                    for e in range(11)]
+    assert sorted(set(names), key=lambda s: int(s.split()[1])) == [f"epoch {e}" for e in range(11)]
     assert snaps.titles[0] in html  # hover titles
     assert json.loads(fig.to_json())["layout"]["sliders"][0]["steps"][10]["label"] == "10"
 
@@ -346,7 +355,8 @@ def test_plots_leave_the_users_matplotlib_backend_alone(deep_run, tmp_path):
             "epoch_grid": lambda: plots.epoch_grid(traj, snaps, epochs=[0, 15, 30]),
             "layer_grid": lambda: plots.layer_grid(layers, snaps),
             "metric_curves": lambda: plots.metric_curves(
-                metrics.geometry(snaps, epochs=[0, 30]), snaps),
+                metrics.geometry(snaps, epochs=[0, 30]), snaps
+            ),
             "cka_heatmap": lambda: plots.cka_heatmap(np.eye(2), ["a", "b"]),
             "animate": lambda: plots.animate(traj, snaps, path=tmp_path / "a.gif", steps=1),
             "tour_animation": lambda: plots.tour_animation(traj, snaps, path=tmp_path / "t.gif"),

@@ -58,13 +58,17 @@ def _notebook(repo: Path, out: Path, *, url: str | None = None) -> nbformat.Note
 
 def _run(nb, colab, cwd: Path) -> nbformat.NotebookNode:
     # What the test wants to know from inside the kernel, asked after the lab's last cell.
-    nb.cells.append(nbformat.v4.new_code_cell(
-        "import json, labkit, torch\n"
-        "from google.colab import output\n"
-        "print('CHECK ' + json.dumps({'labkit': labkit.__file__, 'torch': torch.__file__,\n"
-        "      'colab_calls': output.calls, 'out': str(OUT), 'data_dir': str(DATA_DIR)}))"))
-    NotebookClient(nb, timeout=600, kernel_name=colab.kernel_name,
-                   resources={"metadata": {"path": str(cwd)}}).execute()
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "import json, labkit, torch\n"
+            "from google.colab import output\n"
+            "print('CHECK ' + json.dumps({'labkit': labkit.__file__, 'torch': torch.__file__,\n"
+            "      'colab_calls': output.calls, 'out': str(OUT), 'data_dir': str(DATA_DIR)}))"
+        )
+    )
+    NotebookClient(
+        nb, timeout=600, kernel_name=colab.kernel_name, resources={"metadata": {"path": str(cwd)}}
+    ).execute()
     return nb
 
 
@@ -83,7 +87,7 @@ def _cell(nb, needle: str):
 
 def _check(nb) -> dict:
     line = next(x for x in _texts(nb.cells[-1]).splitlines() if x.startswith("CHECK "))
-    return json.loads(line[len("CHECK "):])
+    return json.loads(line[len("CHECK ") :])
 
 
 def _common_checks(nb, colab, repo: Path) -> dict:
@@ -93,8 +97,9 @@ def _common_checks(nb, colab, repo: Path) -> dict:
     check = _check(nb)
     # The kit was installed by the set-up cell into the fresh environment, from the repository...
     assert Path(check["labkit"]).is_relative_to(colab.site_packages)
-    direct = json.loads(next(colab.site_packages.glob("labkit-*.dist-info/direct_url.json"))
-                        .read_text())
+    direct = json.loads(
+        next(colab.site_packages.glob("labkit-*.dist-info/direct_url.json")).read_text()
+    )
     assert direct["url"] == repo.as_uri() and direct["vcs_info"]["requested_revision"] == "main"
     # ... and what Colab already had was kept, not downloaded again.
     assert not Path(check["torch"]).is_relative_to(colab.site_packages)
@@ -110,8 +115,11 @@ def _common_checks(nb, colab, repo: Path) -> dict:
     # The explorer is a widget (jupyter-scatter inside ipywidgets), with Colab's custom widget
     # manager switched on first.
     explorer = _cell(nb, "labkit.explore(")
-    views = [o for o in explorer.outputs
-             if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    views = [
+        o
+        for o in explorer.outputs
+        if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
     assert len(views) == 1
     assert ["enable_custom_widget_manager"] in check["colab_calls"]
     return check
@@ -127,9 +135,16 @@ def test_colab_without_a_token_runs_to_the_end_with_tensorboard_inline(repo, col
     # Two: the kit's logs, then the projector files the student wrote by hand.
     assert len(proxied) == 2 and all(p[2] == "/#projector" for p in proxied)
     assert 'data-standin="colab-port-proxy"' in tensorboard
-    for step in ("1. get a token", "dashboard.ngrok.com", "2. in Colab, click the key icon",
-                 "NGROK_AUTHTOKEN", "'Notebook access'", "3. run this cell again", "Safari",
-                 "explorer"):
+    for step in (
+        "1. get a token",
+        "dashboard.ngrok.com",
+        "2. in Colab, click the key icon",
+        "NGROK_AUTHTOKEN",
+        "'Notebook access'",
+        "3. run this cell again",
+        "Safari",
+        "explorer",
+    ):
         assert step in tensorboard, step
     assert colab.agent_events() == []  # no token: no ngrok agent was started
 
@@ -163,10 +178,15 @@ def test_an_unreachable_repository_stops_the_set_up_with_one_sentence(repo, cola
     url = (tmp_path / "no-such-repository").as_uri()
     nb = _notebook(repo, tmp_path / "nb", url=url)
     with pytest.raises(CellExecutionError):
-        NotebookClient(nb, timeout=300, kernel_name=colab.kernel_name,
-                       resources={"metadata": {"path": str(tmp_path)}}).execute()
-    error = next(o for c in nb.cells for o in c.get("outputs", [])
-                 if o.get("output_type") == "error")
+        NotebookClient(
+            nb,
+            timeout=300,
+            kernel_name=colab.kernel_name,
+            resources={"metadata": {"path": str(tmp_path)}},
+        ).execute()
+    error = next(
+        o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"
+    )
     assert error["ename"] == "SetupError"
     message = error["evalue"]
     assert error["traceback"] == [message]  # the sentence alone, no Python traceback

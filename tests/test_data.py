@@ -92,12 +92,14 @@ def test_a_corrupt_cifar_batch_is_named(tmp_path):
 def no_network(monkeypatch):
     """Point every download at a closed port on loopback: a real, immediate failure."""
     monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
-    monkeypatch.setattr(torchvision.datasets.CIFAR10, "url",
-                        "http://127.0.0.1:9/cifar-10-python.tar.gz")
+    monkeypatch.setattr(
+        torchvision.datasets.CIFAR10, "url", "http://127.0.0.1:9/cifar-10-python.tar.gz"
+    )
 
 
-@pytest.mark.parametrize("name, folder", [("mnist", "MNIST/raw"),
-                                          ("cifar10", "cifar-10-batches-py")])
+@pytest.mark.parametrize(
+    "name, folder", [("mnist", "MNIST/raw"), ("cifar10", "cifar-10-batches-py")]
+)
 def test_offline_error_names_files_data_dir_and_digits(tmp_path, no_network, name, folder):
     with pytest.raises(DataError) as info:
         labkit.load_dataset(name, data_dir=tmp_path / "empty")
@@ -133,8 +135,10 @@ def test_a_class_subset_keeps_those_classes_relabelled_and_names_the_original_sa
     assert len(sub.y_test) == int(np.isin(full.y_test.numpy(), [2, 5, 7]).sum())
     # A probe title still names the sample of the full test split it came from.
     k = int(sub.titles[0].split("#")[1])
-    assert full.class_names[int(full.y_test[k])] == sub.class_names[int(sub.y_test[
-        sub.probe_index[0]])]
+    assert (
+        full.class_names[int(full.y_test[k])]
+        == sub.class_names[int(sub.y_test[sub.probe_index[0]])]
+    )
     with pytest.raises(labkit.data.DataError, match="has no class 12; its classes are 0..9"):
         labkit.load_dataset("digits", classes=[0, 12])
     with pytest.raises(labkit.data.DataError, match="at least 2 classes"):
@@ -167,16 +171,38 @@ def test_the_embedding_finds_the_flipped_labels(tmp_path, capsys):
     keeps the mask, and the command line takes --classes and --label-noise."""
     from labkit import workflows
 
-    code = main(["run", "--label-noise", "0.1", "--epochs", "10", "--no-figures",
-                 "--no-progress", "--out", str(tmp_path / "noisy")])
+    code = main(
+        [
+            "run",
+            "--label-noise",
+            "0.1",
+            "--epochs",
+            "10",
+            "--no-figures",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "noisy"),
+        ]
+    )
     assert code == 0
     snaps = labkit.Snapshots.load(tmp_path / "noisy")
     k = int(snaps.flipped.sum())
     assert k == round(0.1 * len(snaps.labels))
     found = workflows.label_error_candidates(snaps)["index"].to_numpy()[:k]
     assert snaps.flipped[found].sum() >= k / 2
-    code = main(["run", "--classes", "0,1,2", "--epochs", "1", "--no-figures", "--no-progress",
-                 "--out", str(tmp_path / "three")])
+    code = main(
+        [
+            "run",
+            "--classes",
+            "0,1,2",
+            "--epochs",
+            "1",
+            "--no-figures",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "three"),
+        ]
+    )
     assert code == 0
     assert labkit.Snapshots.load(tmp_path / "three").class_names == ["0", "1", "2"]
     capsys.readouterr()
@@ -204,8 +230,10 @@ def test_a_training_split_probe_of_three_classes_collapses_as_the_homework_says(
     from sklearn.datasets import load_digits
 
     raw = load_digits()
-    pixels = {tuple(np.round(im / 16 * 255).astype(np.uint8).ravel()): int(t)
-              for im, t in zip(raw.images, raw.target, strict=True)}
+    pixels = {
+        tuple(np.round(im / 16 * 255).astype(np.uint8).ravel()): int(t)
+        for im, t in zip(raw.images, raw.target, strict=True)
+    }
     assert {pixels[tuple(t.ravel())] for t in data.thumbnails} == {0, 1, 2}
     tests = {tuple(t.ravel()) for t in full.thumbnails}
     assert not any(tuple(t.ravel()) in tests for t in data.thumbnails)
@@ -217,8 +245,24 @@ def test_a_training_split_probe_of_three_classes_collapses_as_the_homework_says(
     nc1 = [metrics.neural_collapse(last[e], snaps.labels)["nc1"] for e in (0, -1)]
     assert nc1[1] * 20 <= nc1[0], nc1
     assert snaps.meta["probe_split"] == "train"
-    assert main(["run", "--classes", "0,1,2", "--probe-split", "train", "--epochs", "1",
-                 "--no-figures", "--no-progress", "--out", str(tmp_path / "r")]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--classes",
+                "0,1,2",
+                "--probe-split",
+                "train",
+                "--epochs",
+                "1",
+                "--no-figures",
+                "--no-progress",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 0
+    )
     assert labkit.Snapshots.load(tmp_path / "r").titles[0].startswith("train #")
     with pytest.raises(DataError, match="probe_split is 'test' or 'train'"):
         labkit.load_dataset("digits", probe_split="validation")

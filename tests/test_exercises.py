@@ -35,8 +35,15 @@ def solution(stem: str, cell_id: str) -> dict:
     tree = ast.parse(cell.source)
     keep = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.Import, ast.ImportFrom))]
     assert any(isinstance(n, ast.FunctionDef) for n in keep), f"{cell_id} defines no function"
-    namespace = {"np": np, "pd": pd, "torch": torch, "labkit": labkit, "align": align,
-                 "metrics": metrics, "workflows": workflows}
+    namespace = {
+        "np": np,
+        "pd": pd,
+        "torch": torch,
+        "labkit": labkit,
+        "align": align,
+        "metrics": metrics,
+        "workflows": workflows,
+    }
     exec(compile(ast.Module(keep, type_ignores=[]), f"{stem}:{cell_id}", "exec"), namespace)
     return namespace
 
@@ -67,6 +74,7 @@ def _served(folder: Path, port: int) -> dict:
     """What the projector's HTTP API serves of a folder's last embedding (run ".")."""
     server = labkit.start_tensorboard(folder, port=port)
     try:
+
         def get(path, **params):
             return server.get(f"{path}?{urllib.parse.urlencode({'run': '.', **params})}")
 
@@ -75,9 +83,12 @@ def _served(folder: Path, port: int) -> dict:
         name = last["tensorName"]
         tensor = np.frombuffer(get("/data/plugin/projector/tensor", name=name), np.float32)
         meta = get("/data/plugin/projector/metadata", name=name).decode().splitlines()
-        return {"names": [e["tensorName"] for e in info["embeddings"]],
-                "shape": last["tensorShape"], "tensor": tensor.reshape(last["tensorShape"]),
-                "metadata": meta}
+        return {
+            "names": [e["tensorName"] for e in info["embeddings"]],
+            "shape": last["tensorShape"],
+            "tensor": tensor.reshape(last["tensorShape"]),
+            "metadata": meta,
+        }
     finally:
         server.stop()
 
@@ -88,16 +99,20 @@ def test_hand_written_projector_files_load_in_tensorboard_like_the_kits(digits_r
     vectors = snaps.layer()[-1]
     titles = list(snaps.titles)
     titles[0] = "a\ttab and a\nnewline"
-    write_projector_by_hand(tmp_path / "hand", vectors, list(snaps.label_names), titles,
-                            "by_hand/last_epoch")
+    write_projector_by_hand(
+        tmp_path / "hand", vectors, list(snaps.label_names), titles, "by_hand/last_epoch"
+    )
     labkit.write_projector(snaps, tmp_path / "kit")
     hand, kit = _served(tmp_path / "hand", 6126), _served(tmp_path / "kit", 6127)
     assert hand["names"] == ["by_hand/last_epoch"]
     assert hand["shape"] == kit["shape"] == list(vectors.shape)
     np.testing.assert_allclose(hand["tensor"], vectors, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(hand["tensor"], kit["tensor"], rtol=1e-6, atol=1e-6)
-    assert hand["metadata"][0].split("\t")[:2] == kit["metadata"][0].split("\t")[:2] == \
-        ["label", "title"]
+    assert (
+        hand["metadata"][0].split("\t")[:2]
+        == kit["metadata"][0].split("\t")[:2]
+        == ["label", "title"]
+    )
     assert len(hand["metadata"]) == len(kit["metadata"]) == len(vectors) + 1
     assert hand["metadata"][1].split("\t") == [snaps.label_names[0], "a tab and a newline"]
     for h, k in zip(hand["metadata"][2:], kit["metadata"][2:], strict=True):
@@ -109,8 +124,9 @@ def test_hand_written_projector_files_load_in_tensorboard_like_the_kits(digits_r
 
 def test_top_words_and_knn_accuracy_by_hand():
     ns = solution("02_wikipedia_topics", "top-words")
-    x = np.array([[0.9, 0.1, 0.0, 0.0], [0.7, 0.3, 0.0, 0.1],
-                  [0.0, 0.2, 0.8, 0.4], [0.1, 0.0, 0.6, 0.9]])
+    x = np.array(
+        [[0.9, 0.1, 0.0, 0.0], [0.7, 0.3, 0.0, 0.1], [0.0, 0.2, 0.8, 0.4], [0.1, 0.0, 0.6, 0.9]]
+    )
     y = np.array([0, 0, 1, 1])
     words = ns["top_words"](x, y, ["goal", "team", "star", "orbit"], ["sport", "space"], k=2)
     assert words == {"sport": ["goal", "team"], "space": ["star", "orbit"]}
@@ -123,8 +139,9 @@ def test_top_words_and_knn_accuracy_by_hand():
     centres = rng.normal(size=(3, 12))
     xs = np.vstack([c + 0.9 * rng.normal(size=(30, 12)) for c in centres])
     ys = np.repeat(np.arange(3), 30)
-    loo = cross_val_score(KNeighborsClassifier(5, metric="cosine", algorithm="brute"), xs, ys,
-                          cv=LeaveOneOut()).mean()
+    loo = cross_val_score(
+        KNeighborsClassifier(5, metric="cosine", algorithm="brute"), xs, ys, cv=LeaveOneOut()
+    ).mean()
     assert knn_accuracy(xs, ys, k=5) == pytest.approx(loo, abs=0.02)  # ties may differ
     assert knn_accuracy(np.eye(4)[[0, 0, 1, 1]] + 1e-3, np.array([0, 0, 1, 1]), k=1) == 1.0
 
@@ -138,12 +155,16 @@ def test_svd_projection_and_nc1_by_hand_match_the_kit(deep_run):
     nc1_by_hand = solution("04_layers_neural_collapse", "nc1")["nc1_by_hand"]
     for name in snaps.layers:
         x = snaps.layer(name)[-1]
-        np.testing.assert_allclose(svd_projection(np.asarray(x, np.float64)),
-                                   reduce(np.asarray(x, np.float64), "pca"), atol=1e-6)
+        np.testing.assert_allclose(
+            svd_projection(np.asarray(x, np.float64)),
+            reduce(np.asarray(x, np.float64), "pca"),
+            atol=1e-6,
+        )
         for epoch in (0, -1):
             h = snaps.layer(name)[epoch]
             assert nc1_by_hand(h, snaps.labels) == pytest.approx(
-                metrics.neural_collapse(h, snaps.labels)["nc1"], rel=1e-9, abs=1e-12)
+                metrics.neural_collapse(h, snaps.labels)["nc1"], rel=1e-9, abs=1e-12
+            )
 
 
 # --- Lab 5: Orthogonal Procrustes and linear CKA -----------------------------------------
@@ -155,8 +176,9 @@ def test_procrustes_and_cka_by_hand_match_the_kit():
     rng = np.random.default_rng(1)
     for d in (2, 15):
         a, b = rng.normal(size=(200, d)), rng.normal(size=(200, d))
-        np.testing.assert_allclose(procrustes_by_hand(a, b),
-                                   align.procrustes(a, b).transform(a), atol=1e-9)
+        np.testing.assert_allclose(
+            procrustes_by_hand(a, b), align.procrustes(a, b).transform(a), atol=1e-9
+        )
         q, _ = np.linalg.qr(rng.normal(size=(d, d)))
         copy = 3.0 * a @ q + 5.0
         np.testing.assert_allclose(procrustes_by_hand(a, copy), copy, atol=1e-9)

@@ -68,7 +68,7 @@ def test_colour_by_label_prediction_and_correctness(run):
     wrong = ex.data[f"correct_{snaps.epochs}"] == "wrong"
     assert np.array_equal(wrong.to_numpy(), ~snaps.correct(-1))
     assert ex.scatter.color()["by"] == f"correct_{snaps.epochs}"
-    grey, red = ([int(h[i:i + 2], 16) / 255 for i in (1, 3, 5)] for h in RIGHT_WRONG.values())
+    grey, red = ([int(h[i : i + 2], 16) / 255 for i in (1, 3, 5)] for h in RIGHT_WRONG.values())
     assert np.allclose(np.asarray(ex.scatter.widget.color)[:, :3], [grey, red])
     with pytest.raises(ValueError, match="colour must be one of"):
         ex.set_colour("loss")
@@ -109,8 +109,13 @@ def test_tooltip_shows_the_thumbnail_or_the_snippet(run):
     uri = ex.data["preview"][0]
     img = Image.open(io.BytesIO(__import__("base64").b64decode(uri.split(",", 1)[1])))
     assert img.size == (64, 64)  # 8x8 digits enlarged, pixel for pixel
-    text = labkit.Snapshots(**{**snaps.__dict__, "thumbnails": None,
-                               "snippets": [f"snippet {i}" for i in range(snaps.n_probe)]})
+    text = labkit.Snapshots(
+        **{
+            **snaps.__dict__,
+            "thumbnails": None,
+            "snippets": [f"snippet {i}" for i in range(snaps.n_probe)],
+        }
+    )
     ex = labkit.explore(text, traj)
     assert ex.scatter.widget.tooltip_preview_type == "text"
     assert ex.data["preview"][3] == "snippet 3"
@@ -118,8 +123,11 @@ def test_tooltip_shows_the_thumbnail_or_the_snippet(run):
 
 def test_a_wrong_trajectory_is_one_clear_sentence(run):
     snaps, traj = run
-    with pytest.raises(ValueError, match=r"traj should be \[5, 450, 2\], one 2-D layout per "
-                                         r"epoch 0..4 .* got \[5, 10, 2\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"traj should be \[5, 450, 2\], one 2-D layout per "
+        r"epoch 0..4 .* got \[5, 10, 2\]",
+    ):
         labkit.explore(snaps, traj[:, :10])
     with pytest.raises(ValueError, match=r"got \[3, 450, 2\]"):
         labkit.explore(snaps, traj[:3])
@@ -138,32 +146,39 @@ def test_on_colab_the_custom_widget_manager_is_switched_on(run, standin_colab):
 
 # -- in a real browser ------------------------------------------------------------------------
 
+
 def _colour_counts(png: bytes, colours: list[str], tol: int = 40) -> list[int]:
     from PIL import Image
 
     rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), np.int32)
     counts = []
     for c in colours:
-        target = np.array([int(c[i:i + 2], 16) for i in (1, 3, 5)])
+        target = np.array([int(c[i : i + 2], 16) for i in (1, 3, 5)])
         counts.append(int((np.abs(rgb - target).sum(axis=2) < tol).sum()))
     return counts
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(chromium_path() is None and not os.environ.get("CI"),
-                    reason="Debian's chromium is not installed (CI installs it)")
+@pytest.mark.skipif(
+    chromium_path() is None and not os.environ.get("CI"),
+    reason="Debian's chromium is not installed (CI installs it)",
+)
 def test_explorer_and_proxied_tensorboard_in_jupyterlab(digits_run, tmp_path):
     _, snaps = digits_run
     snaps.save(tmp_path / "work" / "snapshots")
     labkit.write_projector(snaps, tmp_path / "work" / "tensorboard", epochs=[0, snaps.epochs])
     tb_port = labkit.serve.find_free_port(6420)
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.cells = [
         nbformat.v4.new_code_cell(
             "import labkit\nsnaps = labkit.Snapshots.load('snapshots')\n"
-            "ex = labkit.explore(snaps)\nex"),
+            "ex = labkit.explore(snaps)\nex"
+        ),
         nbformat.v4.new_code_cell(f"tb = labkit.open_tensorboard('tensorboard', port={tb_port})"),
     ]
     nbformat.write(nb, tmp_path / "work" / "explore.ipynb")
@@ -171,14 +186,17 @@ def test_explorer_and_proxied_tensorboard_in_jupyterlab(digits_run, tmp_path):
     palette = _class_colours(len(snaps.class_names))
 
     try:
-        with jupyter_lab(tmp_path / "work", tmp_path / "state") as lab, \
-                browser_page(1400, 1100) as page:
+        with (
+            jupyter_lab(tmp_path / "work", tmp_path / "state") as lab,
+            browser_page(1400, 1100) as page,
+        ):
             page.goto(lab.lab_url("explore.ipynb"))
             page.wait_for_function(
                 "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
                 " && window.jupyterapp.shell.currentWidget.sessionContext"
                 " && window.jupyterapp.shell.currentWidget.sessionContext.isReady",
-                timeout=120_000)
+                timeout=120_000,
+            )
             page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
 
             # The plot: a WebGL canvas with the probe's points in their classes' colours.

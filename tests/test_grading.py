@@ -30,8 +30,9 @@ NBGRADER = [sys.executable, "-m", "nbgrader"]
 
 
 def _nbgrader(course: Path, *args: str, env: dict | None = None) -> str:
-    proc = subprocess.run([*NBGRADER, *args], cwd=course, capture_output=True, text=True,
-                          env=env, timeout=900)
+    proc = subprocess.run(
+        [*NBGRADER, *args], cwd=course, capture_output=True, text=True, env=env, timeout=900
+    )
     assert proc.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{proc.stderr[-4000:]}"
     return proc.stderr
 
@@ -41,15 +42,16 @@ def course(tmp_path_factory):
     """A course whose assignment ``labs`` holds every lab, released by nbgrader itself."""
     root = tmp_path_factory.mktemp("course")
     (root / "nbgrader_config.py").write_text(
-        'c = get_config()\nc.CourseDirectory.course_id = "labkit"\n'
-        "c.Execute.timeout = 600\n")
+        'c = get_config()\nc.CourseDirectory.course_id = "labkit"\nc.Execute.timeout = 600\n'
+    )
     source = root / "source" / "labs"
     source.mkdir(parents=True)
     for lab in LABS:
         # The one difference nbgrader cannot make: the badge opens the student's own file.
         text = (SOLUTIONS / f"{lab}.ipynb").read_text(encoding="utf-8")
         (source / f"{lab}.ipynb").write_text(
-            text.replace("/notebooks/solutions/", "/notebooks/student/"), encoding="utf-8")
+            text.replace("/notebooks/solutions/", "/notebooks/student/"), encoding="utf-8"
+        )
     _nbgrader(root, "generate_assignment", "labs", "--force")
     return root
 
@@ -73,20 +75,23 @@ def test_released_notebooks_are_the_student_notebooks(course):
     assert [p.stem for p in released] == LABS
     for path in released:
         assert path.read_bytes() == (STUDENT / path.name).read_bytes(), (
-            f"nbgrader releases {path.name} differently from notebooks/student/")
+            f"nbgrader releases {path.name} differently from notebooks/student/"
+        )
 
 
 @pytest.mark.parametrize("lab", LABS)
 def test_every_lab_has_three_graded_exercises_and_graded_questions(lab):
     nb = nbformat.read(SOLUTIONS / f"{lab}.ipynb", as_version=4)
     cells = [(c, c.metadata.get("nbgrader")) for c in nb.cells]
-    exercises = [i for i, (c, g) in enumerate(cells) if g and g["solution"] and
-                 c.cell_type == "code"]
+    exercises = [
+        i for i, (c, g) in enumerate(cells) if g and g["solution"] and c.cell_type == "code"
+    ]
     assert len(exercises) >= 3
     for i in exercises:  # each exercise is followed by its locked, graded test
         c, g = cells[i + 1]
         assert g and g["grade"] and g["locked"] and not g["solution"] and g["points"] > 0, (
-            f"{lab}: the cell after exercise {cells[i][1]['grade_id']} is not a graded test")
+            f"{lab}: the cell after exercise {cells[i][1]['grade_id']} is not a graded test"
+        )
         assert "assert" in c.source and "### BEGIN HIDDEN TESTS" in c.source
     answers = [g for c, g in cells if g and g["solution"] and c.cell_type == "markdown"]
     assert len(answers) >= 2 and all(g["grade"] and g["points"] > 0 for g in answers)
@@ -114,30 +119,41 @@ def _scores(course: Path, student: str, lab: str) -> dict:
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", course_id="labkit") as gb:
         nb = gb.find_submission_notebook(lab, "labs", student)
-        return {g.name: (g.cell_type, g.score, g.max_score, g.needs_manual_grade)
-                for g in nb.grades}
+        return {
+            g.name: (g.cell_type, g.score, g.max_score, g.needs_manual_grade) for g in nb.grades
+        }
 
 
 @pytest.mark.parametrize("lab", LABS)
 def test_autograde_gives_the_solution_full_marks_and_a_blank_notebook_none(
-        lab, course, wiki, tmp_path):
+    lab, course, wiki, tmp_path
+):
     params = _params(lab, tmp_path, wiki)
     _submit(course, f"solution-{lab}", SOLUTIONS / f"{lab}.ipynb", params)
     # The untouched notebook only has to score 0: the smallest run that reaches every cell.
     quick = {"EPOCHS": 1, "REDUCERS": ["pca"], "TOUR_FRAMES": 4}
-    _submit(course, f"blank-{lab}", course / "release" / "labs" / f"{lab}.ipynb",
-            {**params, **{k: v for k, v in quick.items() if k in _names(lab)},
-             "OUT": params["OUT"] + "-blank"})
+    _submit(
+        course,
+        f"blank-{lab}",
+        course / "release" / "labs" / f"{lab}.ipynb",
+        {
+            **params,
+            **{k: v for k, v in quick.items() if k in _names(lab)},
+            "OUT": params["OUT"] + "-blank",
+        },
+    )
     env = {**os.environ, "NGROK_AUTHTOKEN": TOKEN, "LABKIT_HOME": str(tmp_path)}
-    _nbgrader(course, "autograde", "labs", f"--student=*-{lab}", f"--notebook={lab}",
-              "--force", env=env)
+    _nbgrader(
+        course, "autograde", "labs", f"--student=*-{lab}", f"--notebook={lab}", "--force", env=env
+    )
 
     solved = _scores(course, f"solution-{lab}", lab)
     tests = {k: v for k, v in solved.items() if v[0] == "code"}
     answers = {k: v for k, v in solved.items() if v[0] == "markdown"}
     assert len(tests) >= 3 and len(answers) >= 2
-    assert {k: s for k, (_, s, _, _) in tests.items()} == \
-        {k: m for k, (_, _, m, _) in tests.items()}, "a test cell failed on the solution"
+    assert {k: s for k, (_, s, _, _) in tests.items()} == {
+        k: m for k, (_, _, m, _) in tests.items()
+    }, "a test cell failed on the solution"
     assert all(manual for *_, manual in answers.values())  # the model answers await a human
     blank = _scores(course, f"blank-{lab}", lab)
     assert sum(s or 0 for _, s, _, _ in blank.values()) == 0
@@ -146,8 +162,13 @@ def test_autograde_gives_the_solution_full_marks_and_a_blank_notebook_none(
     # The solution ran top to bottom, wrote every file its lab promises, and leaked no token.
     graded = course / "autograded" / f"solution-{lab}" / "labs" / f"{lab}.ipynb"
     nb = nbformat.read(graded, as_version=4)
-    errors = [(c.id, o["ename"]) for c in nb.cells if c.cell_type == "code"
-              for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    errors = [
+        (c.id, o["ename"])
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
     assert errors == []
     assert TOKEN not in json.dumps(nb), "the ngrok token reached a notebook output"
     for name in nb.metadata["labkit"]["outputs"]:

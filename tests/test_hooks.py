@@ -100,10 +100,15 @@ def test_all_layers_of_the_deep_mlp_have_one_entry_each_with_the_right_shape(dee
 
 
 def test_layer_discovery_on_plain_sequential_and_kit_models():
-    seq = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.1), nn.Linear(8, 8), nn.ReLU(),
-                        nn.Linear(8, 3))
+    seq = nn.Sequential(
+        nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.1), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3)
+    )
     assert embedding_layers(seq) == ["1", "4"]  # the activation after each weighted layer
     assert penultimate_layer(seq) == "4"
     assert penultimate_layer(labkit.build_model("cnn", (3, 32, 32), 10)) == "embed"
     assert embedding_layers(labkit.build_model("cnn", (3, 32, 32), 10)) == [
-        "block1", "block2", "block3", "embed"]
+        "block1",
+        "block2",
+        "block3",
+        "embed",
+    ]

@@ -13,8 +13,16 @@ import pytest
 import labkit
 from labkit.export.mantis import MantisFormatError, read_mantis_csv, write_mantis_csv
 
-ODD_TITLES = ['comma, inside', 'say "hi"', "two\nlines", "tab\there", "ünïcödé ✓ 日本語",
-              "", "=SUM(A1)", "trailing space "]
+ODD_TITLES = [
+    "comma, inside",
+    'say "hi"',
+    "two\nlines",
+    "tab\there",
+    "ünïcödé ✓ 日本語",
+    "",
+    "=SUM(A1)",
+    "trailing space ",
+]
 
 
 @pytest.fixture
@@ -33,7 +41,8 @@ def test_header_rows_and_cells_follow_the_contract(odd, tmp_path):
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["title", "categoric", "prediction", "correct"] + [
-        f"embedding_epoch_{e}" for e in range(5)]
+        f"embedding_epoch_{e}" for e in range(5)
+    ]
     assert len(rows) == 1 + odd.n_probe
     assert [r[0] for r in rows[1:9]] == ODD_TITLES
     assert [r[1] for r in rows[1:]] == odd.label_names  # class names, not indices
@@ -62,13 +71,40 @@ def test_round_trip_is_exact(odd, tmp_path):
 
 
 F32 = np.finfo(np.float32)
-ADVERSARIAL = np.array([
-    0.0, -0.0, 1.0, -1.0, 0.1, 1 / 3, 2.5, -7.0,
-    9999995.0, 0.099999994, 1.5e-7, 16777217.0, 123456789.0,  # 7-digit roundings that fail
-    1e-45, -1e-45, 1.4e-45, 1e-40, F32.tiny, -F32.tiny,  # subnormals and the smallest normal
-    F32.max, -F32.max, F32.eps, 1 + F32.eps, 1e10, 1e-10, 65504.0, 3.4e38,
-    np.nextafter(np.float32(1), np.float32(2)), np.nextafter(np.float32(0.1), np.float32(1)),
-], dtype=np.float32)
+ADVERSARIAL = np.array(
+    [
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        0.1,
+        1 / 3,
+        2.5,
+        -7.0,
+        9999995.0,
+        0.099999994,
+        1.5e-7,
+        16777217.0,
+        123456789.0,  # 7-digit roundings that fail
+        1e-45,
+        -1e-45,
+        1.4e-45,
+        1e-40,
+        F32.tiny,
+        -F32.tiny,  # subnormals and the smallest normal
+        F32.max,
+        -F32.max,
+        F32.eps,
+        1 + F32.eps,
+        1e10,
+        1e-10,
+        65504.0,
+        3.4e38,
+        np.nextafter(np.float32(1), np.float32(2)),
+        np.nextafter(np.float32(0.1), np.float32(1)),
+    ],
+    dtype=np.float32,
+)
 
 
 def test_every_float32_survives_exactly_adversarial_and_random(tmp_path, digits_run):
@@ -100,9 +136,10 @@ def test_every_float32_survives_exactly_adversarial_and_random(tmp_path, digits_
 
 
 def test_snippets_extra_columns_and_direct_projection(odd, tmp_path):
-    odd.snippets = [f"snippet, {i}\n\"quoted\"" for i in range(odd.n_probe)]
-    write_mantis_csv(odd, tmp_path / "m.csv", coordinates=2,
-                     extra={"split": ["test"] * odd.n_probe})
+    odd.snippets = [f'snippet, {i}\n"quoted"' for i in range(odd.n_probe)]
+    write_mantis_csv(
+        odd, tmp_path / "m.csv", coordinates=2, extra={"split": ["test"] * odd.n_probe}
+    )
     table = read_mantis_csv(tmp_path / "m.csv")
     assert table.columns["snippet"][3] == 'snippet, 3\n"quoted"'
     assert table.columns["split"][0] == "test"
@@ -110,7 +147,7 @@ def test_snippets_extra_columns_and_direct_projection(odd, tmp_path):
     last = odd.layer()[-1].astype(np.float64)
     centred = last - last.mean(0)
     s = np.linalg.svd(centred, compute_uv=False)
-    var = (table.coordinates ** 2).sum(0)
+    var = (table.coordinates**2).sum(0)
     np.testing.assert_allclose(var, s[:2] ** 2, rtol=1e-5)
     # ... and they are the kit's own PCA, signs included: Mantis shows the figures' picture.
     np.testing.assert_array_equal(table.coordinates, labkit.reduce.reduce(last, "pca"))
@@ -142,7 +179,9 @@ def test_malformed_cell_error_names_line_and_column(odd, tmp_path):
 def test_wrong_dimension_and_missing_columns_are_reported(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text('title,categoric,embedding_epoch_0\na,x,"[1, 2]"\nb,y,"[1]"\n')
-    with pytest.raises(MantisFormatError, match=r"line 3, column 3.*1 values, earlier cells have 2"):
+    with pytest.raises(
+        MantisFormatError, match=r"line 3, column 3.*1 values, earlier cells have 2"
+    ):
         read_mantis_csv(bad)
     bad.write_text("name,embedding_epoch_0\n")
     with pytest.raises(MantisFormatError, match="no 'title' column"):

@@ -26,14 +26,23 @@ QUICK = ["--epochs", "1", "--probe-size", "60", "--no-figures", "--no-progress"]
 
 def labkit_cli(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "NGROK_AUTHTOKEN"}
-    return subprocess.run([sys.executable, "-m", "labkit", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=cwd, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "labkit", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env,
+    )
 
 
 def contents(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` (hidden ones too), by relative path."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def leftovers(parent: Path) -> list[str]:
@@ -92,13 +101,25 @@ def test_bad_run_arguments_are_one_sentence_before_any_data_is_loaded(tmp_path):
 
     # MNIST from an empty folder: had any case got as far as loading data, it would have
     # failed on the missing files instead.
-    common = ["run", "--dataset", "mnist", "--data-dir", str(tmp_path / "empty"),
-              "--out", str(tmp_path / "out")]
+    common = [
+        "run",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        str(tmp_path / "empty"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     cases = [[*common, *args] for args, _ in BAD_ARGUMENTS]
     # Each `python -m labkit` spends seconds importing torch: the command line's main() runs
     # every case in one process, and two cases also go through `python -m labkit` itself.
-    proc = subprocess.run([sys.executable, "-c", _MAIN_ON_EACH, json.dumps(cases)],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", _MAIN_ON_EACH, json.dumps(cases)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     for (code, err), (args, words) in zip(json.loads(proc.stdout), BAD_ARGUMENTS, strict=True):
         assert code == 2 and "Traceback" not in err, (args, err)
@@ -125,13 +146,15 @@ def test_out_that_is_a_file_is_refused(tmp_path):
 
 def test_tunnel_without_a_token_is_refused_before_tensorboard_starts(earlier_run, tmp_path):
     port = labkit.serve.find_free_port(6470)
-    proc = labkit_cli("tensorboard", str(earlier_run), "--tunnel", "--port", str(port),
-                      cwd=tmp_path)
+    proc = labkit_cli(
+        "tensorboard", str(earlier_run), "--tunnel", "--port", str(port), cwd=tmp_path
+    )
     assert_one_sentence(proc, "no ngrok token found", "NGROK_AUTHTOKEN")
     assert labkit.serve._port_free(port)  # nothing was started
 
 
 # -- run folders are written as one unit ---------------------------------------------------------
+
 
 def test_an_existing_run_is_refused_without_overwrite(earlier_run):
     before = contents(earlier_run)
@@ -147,8 +170,7 @@ def test_overwrite_replaces_the_run_whole(tmp_path):
     (out / "figures").mkdir()
     (out / "figures" / "old_grid.png").write_bytes(b"an old figure")
     (out / "tensorboard" / "projector" / "stale.bin").write_bytes(b"an old tensor")
-    proc = labkit_cli("run", "--out", str(out), "--overwrite", "--seed", "1", *QUICK,
-                      cwd=tmp_path)
+    proc = labkit_cli("run", "--out", str(out), "--overwrite", "--seed", "1", *QUICK, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert not (out / "figures").exists()  # --no-figures: none of the old run's left either
     assert not (out / "tensorboard" / "projector" / "stale.bin").exists()
@@ -158,10 +180,19 @@ def test_overwrite_replaces_the_run_whole(tmp_path):
 
 def test_divergence_stops_training_and_writes_nothing(earlier_run):
     before = contents(earlier_run)
-    proc = labkit_cli("run", "--out", str(earlier_run), "--overwrite", "--lr", "1e6",
-                      *QUICK, cwd=earlier_run.parent)
-    assert_one_sentence(proc, "training diverged at epoch 1 (loss nan)", "lower learning rate",
-                        "--lr")
+    proc = labkit_cli(
+        "run",
+        "--out",
+        str(earlier_run),
+        "--overwrite",
+        "--lr",
+        "1e6",
+        *QUICK,
+        cwd=earlier_run.parent,
+    )
+    assert_one_sentence(
+        proc, "training diverged at epoch 1 (loss nan)", "lower learning rate", "--lr"
+    )
     assert contents(earlier_run) == before
     assert leftovers(earlier_run.parent) == []
 
@@ -170,9 +201,24 @@ def test_ctrl_c_during_training_keeps_the_earlier_run(earlier_run):
     before = contents(earlier_run)
     env = {k: v for k, v in os.environ.items() if k != "NGROK_AUTHTOKEN"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "labkit", "run", "--out", str(earlier_run), "--overwrite",
-         "--epochs", "200", "--no-figures"], cwd=earlier_run.parent, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "labkit",
+            "run",
+            "--out",
+            str(earlier_run),
+            "--overwrite",
+            "--epochs",
+            "200",
+            "--no-figures",
+        ],
+        cwd=earlier_run.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # The progress bar on stderr shows when training is under way.
     deadline = time.time() + 120
     seen = ""
@@ -193,35 +239,49 @@ def _fail_in(monkeypatch, target: str, error: BaseException):
     monkeypatch.setattr(experiment, target, fail)
 
 
-@pytest.mark.parametrize("target, error", [
-    ("write_mantis_csv", KeyboardInterrupt()),  # Ctrl-C while the run folder is written
-    ("write_projector", OSError(28, "No space left on device", "tensorboard/x.bin")),
-    # A read-only sub-folder (root, who runs CI, may write anywhere: the refusal is patched in).
-    ("write_figures", PermissionError(13, "Permission denied", "figures/epoch_grid.png")),
-])
+@pytest.mark.parametrize(
+    "target, error",
+    [
+        ("write_mantis_csv", KeyboardInterrupt()),  # Ctrl-C while the run folder is written
+        ("write_projector", OSError(28, "No space left on device", "tensorboard/x.bin")),
+        # A read-only sub-folder (root, who runs CI, may write anywhere: the refusal is patched in).
+        ("write_figures", PermissionError(13, "Permission denied", "figures/epoch_grid.png")),
+    ],
+)
 def test_a_failure_while_writing_keeps_the_earlier_run(earlier_run, monkeypatch, target, error):
     before = contents(earlier_run)
     _fail_in(monkeypatch, target, error)
     with pytest.raises(type(error)):
-        experiment.run("digits", epochs=1, probe_size=60, out=earlier_run, overwrite=True,
-                       figures=target == "write_figures", progress=False)
+        experiment.run(
+            "digits",
+            epochs=1,
+            probe_size=60,
+            out=earlier_run,
+            overwrite=True,
+            figures=target == "write_figures",
+            progress=False,
+        )
     assert contents(earlier_run) == before
     assert leftovers(earlier_run.parent) == []
 
 
 def test_disk_full_on_the_command_line_names_the_file(tmp_path):
-    code = ("import sys; from labkit import experiment, cli\n"
-            "def full(*a, **k):\n"
-            "    raise OSError(28, 'No space left on device', 'runs/x/mantis.csv')\n"
-            "experiment.write_mantis_csv = full\n"
-            f"sys.exit(cli.main(['run', '--out', {str(tmp_path / 'x')!r}, *{QUICK!r}]))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=180, cwd=tmp_path)
+    code = (
+        "import sys; from labkit import experiment, cli\n"
+        "def full(*a, **k):\n"
+        "    raise OSError(28, 'No space left on device', 'runs/x/mantis.csv')\n"
+        "experiment.write_mantis_csv = full\n"
+        f"sys.exit(cli.main(['run', '--out', {str(tmp_path / 'x')!r}, *{QUICK!r}]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, cwd=tmp_path
+    )
     assert_one_sentence(proc, "No space left on device", "runs/x/mantis.csv")
     assert not (tmp_path / "x").exists() and leftovers(tmp_path) == []
 
 
 # -- the same checks in the Python API -----------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def small():
@@ -229,16 +289,19 @@ def small():
     return data, labkit.build_model("cnn", data.input_shape, data.n_classes)
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    ({"epochs": 1.5}, "epochs must be a whole number >= 0, got 1.5"),
-    ({"epochs": -1}, "epochs must be a whole number >= 0, got -1"),
-    ({"batch_size": 0}, "batch size must be a whole number >= 2"),
-    ({"batch_size": 1}, "BatchNorm"),
-    ({"lr": 0.0}, "learning rate must be a finite number > 0, got 0.0"),
-    ({"lr": math.inf}, "learning rate must be a finite number > 0, got inf"),
-    ({"seed": -3}, "seed must be a whole number >= 0, got -3"),
-    ({"device": "foo"}, "unknown device 'foo'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"epochs": 1.5}, "epochs must be a whole number >= 0, got 1.5"),
+        ({"epochs": -1}, "epochs must be a whole number >= 0, got -1"),
+        ({"batch_size": 0}, "batch size must be a whole number >= 2"),
+        ({"batch_size": 1}, "BatchNorm"),
+        ({"lr": 0.0}, "learning rate must be a finite number > 0, got 0.0"),
+        ({"lr": math.inf}, "learning rate must be a finite number > 0, got inf"),
+        ({"seed": -3}, "seed must be a whole number >= 0, got -3"),
+        ({"device": "foo"}, "unknown device 'foo'"),
+    ],
+)
 def test_train_refuses_bad_arguments(small, kwargs, words):
     data, model = small
     with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(".", r"\.")) as info:
@@ -269,10 +332,12 @@ def test_run_refuses_an_existing_folder_in_python(earlier_run):
 def test_errors_show_as_one_line_in_jupyter():
     err = ConfigError("the learning rate must be a finite number > 0, got 0")
     assert err._render_traceback_() == [
-        "ConfigError: the learning rate must be a finite number > 0, got 0"]
+        "ConfigError: the learning rate must be a finite number > 0, got 0"
+    ]
 
 
 # -- BBC-style CSVs with other column names -----------------------------------------------------
+
 
 def test_other_csv_columns_are_named_with_flags(tmp_path):
     from .mediawiki import write_news_csv
@@ -282,29 +347,64 @@ def test_other_csv_columns_are_named_with_flags(tmp_path):
         writer = csv.writer(f)
         writer.writerow(["section", "body"])
         writer.writerows(rows)
-    proc = labkit_cli("run", "--dataset", "bbc", "--csv", str(tmp_path / "news.csv"),
-                      "--out", str(tmp_path / "bbc"), *QUICK, cwd=tmp_path)
-    assert_one_sentence(proc, "has no column 'text', 'category'", "--text-column NAME",
-                        "--label-column NAME")
-    proc = labkit_cli("run", "--dataset", "bbc", "--csv", str(tmp_path / "news.csv"),
-                      "--text-column", "body", "--label-column", "section",
-                      "--out", str(tmp_path / "bbc"), *QUICK, cwd=tmp_path)
+    proc = labkit_cli(
+        "run",
+        "--dataset",
+        "bbc",
+        "--csv",
+        str(tmp_path / "news.csv"),
+        "--out",
+        str(tmp_path / "bbc"),
+        *QUICK,
+        cwd=tmp_path,
+    )
+    assert_one_sentence(
+        proc, "has no column 'text', 'category'", "--text-column NAME", "--label-column NAME"
+    )
+    proc = labkit_cli(
+        "run",
+        "--dataset",
+        "bbc",
+        "--csv",
+        str(tmp_path / "news.csv"),
+        "--text-column",
+        "body",
+        "--label-column",
+        "section",
+        "--out",
+        str(tmp_path / "bbc"),
+        *QUICK,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert sorted(labkit.Snapshots.load(tmp_path / "bbc").class_names) == sorted(
-        {section for section, _ in rows})
+        {section for section, _ in rows}
+    )
 
 
 # -- small probe sets ----------------------------------------------------------------------------
 
+
 def test_a_tiny_probe_set_reports_missing_metrics_and_still_draws(tmp_path):
     import json
 
-    proc = labkit_cli("run", "--out", str(tmp_path / "tiny"), "--probe-size", "5", "--epochs",
-                      "1", "--no-progress", cwd=tmp_path)
+    proc = labkit_cli(
+        "run",
+        "--out",
+        str(tmp_path / "tiny"),
+        "--probe-size",
+        "5",
+        "--epochs",
+        "1",
+        "--no-progress",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert ("warning: 5 probe points in 5 classes are too few for knn_acc, linear_probe_acc, "
-            "nc1, silhouette: reported as missing") in proc.stderr
+    assert (
+        "warning: 5 probe points in 5 classes are too few for knn_acc, linear_probe_acc, "
+        "nc1, silhouette: reported as missing"
+    ) in proc.stderr
     geometry = json.loads((tmp_path / "tiny" / "summary.json").read_text())["geometry"]
     assert all(row["silhouette"] is None and row["nc1"] is None for row in geometry)
     assert all(row["nc2_mean_cosine"] is not None for row in geometry)  # what can be, is
@@ -313,15 +413,27 @@ def test_a_tiny_probe_set_reports_missing_metrics_and_still_draws(tmp_path):
 
 
 def test_a_probe_larger_than_the_test_split_says_what_it_became(tmp_path):
-    proc = labkit_cli("run", "--out", str(tmp_path / "big"), "--probe-size", "5000", *QUICK[:2],
-                      "--no-figures", "--no-progress", cwd=tmp_path)
+    proc = labkit_cli(
+        "run",
+        "--out",
+        str(tmp_path / "big"),
+        "--probe-size",
+        "5000",
+        *QUICK[:2],
+        "--no-figures",
+        "--no-progress",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
-    assert ("warning: probe size 5000 is more than the 450 test samples of digits: the probe "
-            "set is all 450 of them") in proc.stderr
+    assert (
+        "warning: probe size 5000 is more than the 450 test samples of digits: the probe "
+        "set is all 450 of them"
+    ) in proc.stderr
     assert labkit.Snapshots.load(tmp_path / "big").n_probe == 450
 
 
 # -- corrupt local data and caches ----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
 def test_a_damaged_mnist_file_is_named(tmp_path, damage):
@@ -330,8 +442,17 @@ def test_a_damaged_mnist_file_is_named(tmp_path, damage):
     write_mnist(tmp_path / "data", n_train=60, n_test=30)
     bad = tmp_path / "data" / "MNIST" / "raw" / "train-images-idx3-ubyte"
     bad.write_bytes(bad.read_bytes()[:1000] if damage == "truncate" else b"<html>oops</html>")
-    proc = labkit_cli("run", "--dataset", "mnist", "--data-dir", str(tmp_path / "data"),
-                      "--out", str(tmp_path / "out"), *QUICK, cwd=tmp_path)
+    proc = labkit_cli(
+        "run",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--out",
+        str(tmp_path / "out"),
+        *QUICK,
+        cwd=tmp_path,
+    )
     assert_one_sentence(proc, str(bad), "not a usable MNIST file", "delete it to download again")
 
 
@@ -342,8 +463,17 @@ def test_a_damaged_cifar_batch_is_named(tmp_path, damage):
     write_cifar10(tmp_path / "data", per_batch=10, n_test=20)
     bad = tmp_path / "data" / "cifar-10-batches-py" / "data_batch_3"
     bad.write_bytes(bad.read_bytes()[:200] if damage == "truncate" else b"not a pickle")
-    proc = labkit_cli("run", "--dataset", "cifar10", "--data-dir", str(tmp_path / "data"),
-                      "--out", str(tmp_path / "out"), *QUICK, cwd=tmp_path)
+    proc = labkit_cli(
+        "run",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--out",
+        str(tmp_path / "out"),
+        *QUICK,
+        cwd=tmp_path,
+    )
     assert_one_sentence(proc, str(bad), "is damaged", "delete it to download again")
 
 
@@ -364,16 +494,29 @@ def http_files(tmp_path):
     server.shutdown()
 
 
-@pytest.mark.parametrize("body, words", [
-    (b"<!DOCTYPE html><html><body>Sign in</body></html>", "is a web page, not a CSV"),
-    (b"headline,section\nA day,news\n", "has no column 'text', 'category'"),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        (b"<!DOCTYPE html><html><body>Sign in</body></html>", "is a web page, not a CSV"),
+        (b"headline,section\nA day,news\n", "has no column 'text', 'category'"),
+    ],
+)
 def test_a_bad_bbc_download_is_not_cached(tmp_path, http_files, body, words):
     root, url = http_files
     (root / "bbc-text.csv").write_bytes(body)
-    proc = labkit_cli("run", "--dataset", "bbc", "--csv", f"{url}/bbc-text.csv", "--data-dir",
-                      str(tmp_path / "data"), "--out", str(tmp_path / "out"), *QUICK,
-                      cwd=tmp_path)
+    proc = labkit_cli(
+        "run",
+        "--dataset",
+        "bbc",
+        "--csv",
+        f"{url}/bbc-text.csv",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--out",
+        str(tmp_path / "out"),
+        *QUICK,
+        cwd=tmp_path,
+    )
     assert_one_sentence(proc, words, "--")
     assert not (tmp_path / "data" / "bbc-text.csv").exists()  # the next run downloads again
 
@@ -384,8 +527,17 @@ def test_a_class_with_one_row_is_named_before_the_split(tmp_path):
     write_news_csv(tmp_path / "news.csv", per_section=20)
     with open(tmp_path / "news.csv", "a", encoding="utf-8") as f:
         f.write("weather,Rain again today in the north\n")
-    proc = labkit_cli("run", "--dataset", "bbc", "--csv", str(tmp_path / "news.csv"),
-                      "--out", str(tmp_path / "out"), *QUICK, cwd=tmp_path)
+    proc = labkit_cli(
+        "run",
+        "--dataset",
+        "bbc",
+        "--csv",
+        str(tmp_path / "news.csv"),
+        "--out",
+        str(tmp_path / "out"),
+        *QUICK,
+        cwd=tmp_path,
+    )
     assert_one_sentence(proc, "'weather' (1)", "fewer than 2 samples")
 
 
@@ -401,8 +553,7 @@ def test_wikipedia_caches_damaged_shared_or_from_elsewhere(tmp_path, capsys):
         (_topic_dir(root, "Cooking") / "index.json").write_text("{not json")  # damaged
         (root / "index.json").write_text("[1, 2")
         before = len(wiki.log)
-        again = fetch_wikipedia(topics, tmp_path, per_topic=20, api_url=wiki.url,
-                                verbose=False)
+        again = fetch_wikipedia(topics, tmp_path, per_topic=20, api_url=wiki.url, verbose=False)
         assert len(wiki.log) > before and len(again["Cooking"]) > 10  # refetched, no crash
     # Topics that differ only in punctuation or script get folders of their own.
     names = ["C", "C++", "Математика", "物理学"]
@@ -414,7 +565,8 @@ def test_wikipedia_caches_damaged_shared_or_from_elsewhere(tmp_path, capsys):
         folder.mkdir(parents=True)
         for i in range(12):
             (folder / f"{topic} piece {i}.txt").write_text(
-                f"Title: {topic} piece {i}\n\n{topic} " + "music " * 40, encoding="utf-8")
+                f"Title: {topic} piece {i}\n\n{topic} " + "music " * 40, encoding="utf-8"
+            )
     closed = WikipediaClient(api_url="http://127.0.0.1:9/api.php", retries=0)
     arts = fetch_wikipedia(["Jazz", "Opera"], tmp_path / "mit", client=closed, verbose=False)
     assert [a["title"] for a in arts["Jazz"]][:2] == ["Jazz piece 0", "Jazz piece 1"]
@@ -422,11 +574,14 @@ def test_wikipedia_caches_damaged_shared_or_from_elsewhere(tmp_path, capsys):
     assert closed.requests_made == 0
 
 
-@pytest.mark.parametrize("reply, words", [
-    ([1, 2, 3], "with a JSON list, not an object"),
-    ({"error": "nope"}, "refused the search for 'Astronomy': nope"),
-    ({"query": {"search": [{"title": "No id"}]}}, "results that are not pages"),
-])
+@pytest.mark.parametrize(
+    "reply, words",
+    [
+        ([1, 2, 3], "with a JSON list, not an object"),
+        ({"error": "nope"}, "refused the search for 'Astronomy': nope"),
+        ({"query": {"search": [{"title": "No id"}]}}, "results that are not pages"),
+    ],
+)
 def test_a_mediawiki_answer_of_the_wrong_shape_is_a_clear_error(reply, words):
     from labkit.data import DataError
     from labkit.data.wikipedia import WikipediaClient
@@ -444,18 +599,22 @@ def test_retries_say_what_they_wait_for(capsys):
     from labkit.data.wikipedia import WikipediaClient
 
     waits = []
-    client = WikipediaClient(api_url="http://127.0.0.1:9/api.php", retries=2, backoff=1.0,
-                             sleep=waits.append)
+    client = WikipediaClient(
+        api_url="http://127.0.0.1:9/api.php", retries=2, backoff=1.0, sleep=waits.append
+    )
     with pytest.raises(DataError, match="failed 3 times"):
         client.search("Astronomy", 5)
     err = capsys.readouterr().err
     assert waits == [1.0, 2.0]
-    assert "waiting 1 s before asking http://127.0.0.1:9/api.php again for the search for " \
-           "'Astronomy' (attempt 2 of 3; last: ConnectionError" in err
+    assert (
+        "waiting 1 s before asking http://127.0.0.1:9/api.php again for the search for "
+        "'Astronomy' (attempt 2 of 3; last: ConnectionError" in err
+    )
     assert "waiting 2 s" in err
 
 
 # -- reading snapshots and Mantis CSVs back ------------------------------------------------------
+
 
 @pytest.fixture
 def saved(small, tmp_path):
@@ -505,13 +664,25 @@ def test_equals_ignores_how_long_epochs_took(saved):
     assert not snaps.equals(other)
 
 
-@pytest.mark.parametrize("edit, words", [
-    (lambda t: t.replace('"[', '"[NaN, ', 1), r"line 2, column \d+ .*NaN is not a finite number"),
-    (lambda t: t.replace('"[', '"[Infinity, ', 1), r"line 2, column \d+ .*Infinity"),
-    (lambda t: t.replace('"[', '"[true, ', 1), r"line 2, column \d+ .*not a list of numbers"),
-    (lambda t: t.replace("embedding_epoch_1", "embedding_epoch_x"), r"line 1: expected columns"),
-    (lambda t: t.replace("embedding_epoch_1", "embedding_epoch_01"), r"line 1: expected columns"),
-])
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (
+            lambda t: t.replace('"[', '"[NaN, ', 1),
+            r"line 2, column \d+ .*NaN is not a finite number",
+        ),
+        (lambda t: t.replace('"[', '"[Infinity, ', 1), r"line 2, column \d+ .*Infinity"),
+        (lambda t: t.replace('"[', '"[true, ', 1), r"line 2, column \d+ .*not a list of numbers"),
+        (
+            lambda t: t.replace("embedding_epoch_1", "embedding_epoch_x"),
+            r"line 1: expected columns",
+        ),
+        (
+            lambda t: t.replace("embedding_epoch_1", "embedding_epoch_01"),
+            r"line 1: expected columns",
+        ),
+    ],
+)
 def test_mantis_reader_rejects_what_is_not_a_float32_list(saved, tmp_path, edit, words):
     from labkit.export.mantis import MantisFormatError
 
@@ -534,12 +705,13 @@ def test_mantis_reader_names_a_byte_that_is_not_utf8_and_keeps_negative_zero(sav
     assert np.signbit(back[1, 0, 0]) and not np.signbit(back[1, 0, 1])
     raw = path.read_bytes()
     second = raw.index(b"\n") + 1
-    path.write_bytes(raw[:second + 3] + b"\xff" + raw[second + 3:])
+    path.write_bytes(raw[: second + 3] + b"\xff" + raw[second + 3 :])
     with pytest.raises(MantisFormatError, match=r"line 2, column 4: not UTF-8 \(byte 0xff\)"):
         labkit.read_mantis_csv(path)
 
 
 # -- TensorBoard ---------------------------------------------------------------------------------
+
 
 def test_the_port_actually_used_is_printed(earlier_run, tmp_path):
     import socket
@@ -548,9 +720,13 @@ def test_the_port_actually_used_is_printed(earlier_run, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
         s.listen()
-        proc = subprocess.Popen([sys.executable, "-m", "labkit", "tensorboard",
-                                 str(earlier_run), "--port", str(port)], cwd=tmp_path,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "labkit", "tensorboard", str(earlier_run), "--port", str(port)],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             line = proc.stdout.readline()
             assert f"http://127.0.0.1:{port + 1}/#projector" in line, line
@@ -562,9 +738,13 @@ def test_the_port_actually_used_is_printed(earlier_run, tmp_path):
 
 def test_ctrl_c_while_tensorboard_starts_leaves_no_orphan(earlier_run, tmp_path):
     port = labkit.serve.find_free_port(6490)
-    proc = subprocess.Popen([sys.executable, "-m", "labkit", "tensorboard", str(earlier_run),
-                             "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labkit", "tensorboard", str(earlier_run), "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     registry = Path(os.environ[labkit.serve.REGISTRY_VAR])
     deadline = time.time() + 60
     while not (registry / f"{port}.log").exists() and time.time() < deadline:
@@ -584,12 +764,15 @@ def test_another_notebooks_tensorboard_is_left_alone(earlier_run, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(earlier_run / "tensorboard", other / "tensorboard")
     port = labkit.serve.find_free_port(6500)
-    code = ("import sys, time, labkit\n"
-            f"tb = labkit.start_tensorboard({str(earlier_run / 'tensorboard')!r}, port={port})\n"
-            "print(tb.port, tb.pid, flush=True)\n"
-            "sys.stdin.read()\n")  # keeps running, as an open notebook does
-    kernel = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    code = (
+        "import sys, time, labkit\n"
+        f"tb = labkit.start_tensorboard({str(earlier_run / 'tensorboard')!r}, port={port})\n"
+        "print(tb.port, tb.pid, flush=True)\n"
+        "sys.stdin.read()\n"
+    )  # keeps running, as an open notebook does
+    kernel = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         their_port, their_pid = map(int, kernel.stdout.readline().split())
         assert their_port == port

@@ -34,8 +34,9 @@ import generate_notebooks  # noqa: E402
 def _inject(nb, params: dict):
     """Papermill's convention: a cell tagged `injected-parameters` after `parameters`."""
     where = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
-    cell = nbformat.v4.new_code_cell("\n".join(f"{k} = {v!r}" for k, v in params.items()),
-                                     id="injected-parameters")
+    cell = nbformat.v4.new_code_cell(
+        "\n".join(f"{k} = {v!r}" for k, v in params.items()), id="injected-parameters"
+    )
     cell.metadata["tags"] = ["injected-parameters"]
     nb.cells.insert(where + 1, cell)
 
@@ -43,8 +44,9 @@ def _inject(nb, params: dict):
 def _execute(path: Path, params: dict, cwd: Path, timeout: int = 600):
     nb = nbformat.read(path, as_version=4)
     _inject(nb, params)
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(cwd)}}).execute()
+    NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    ).execute()
     return nb
 
 
@@ -54,20 +56,41 @@ def _params(lab: str, tmp: Path, wiki: FakeWiki) -> dict:
         write_mnist(tmp / "data", n_train=600, n_test=300)
         # t-SNE and PCA only: UMAP (tests/test_analysis.py) would add numba's ~30 s compile
         # to every kernel.
-        return {"DATA_DIR": str(tmp / "data"), "EPOCHS": 2, "PROBE_SIZE": 200,
-                "REDUCERS": ["pca", "tsne"], "OUT": out}
+        return {
+            "DATA_DIR": str(tmp / "data"),
+            "EPOCHS": 2,
+            "PROBE_SIZE": 200,
+            "REDUCERS": ["pca", "tsne"],
+            "OUT": out,
+        }
     if lab == "03_projector_cifar10":
         write_cifar10(tmp / "data", per_batch=60, n_test=200)
-        return {"DATA_DIR": str(tmp / "data"), "EPOCHS": 2, "PROBE_SIZE": 100,
-                "REDUCERS": ["pca", "tsne"], "OUT": out}
+        return {
+            "DATA_DIR": str(tmp / "data"),
+            "EPOCHS": 2,
+            "PROBE_SIZE": 100,
+            "REDUCERS": ["pca", "tsne"],
+            "OUT": out,
+        }
     if lab == "02_wikipedia_topics":
-        return {"TOPICS": ["Astronomy", "Cooking", "Basketball"], "API_URL": wiki.url,
-                "DATA_DIR": str(tmp / "data"), "EPOCHS": 4, "REDUCER": "pca", "OUT": out}
+        return {
+            "TOPICS": ["Astronomy", "Cooking", "Basketball"],
+            "API_URL": wiki.url,
+            "DATA_DIR": str(tmp / "data"),
+            "EPOCHS": 4,
+            "REDUCER": "pca",
+            "OUT": out,
+        }
     if lab == "02b_bbc_news":
         (tmp / "data").mkdir(exist_ok=True)
         write_news_csv(tmp / "data" / "bbc.csv")
-        return {"CSV": str(tmp / "data" / "bbc.csv"), "DATA_DIR": str(tmp / "data"),
-                "EPOCHS": 4, "REDUCER": "pca", "OUT": out}
+        return {
+            "CSV": str(tmp / "data" / "bbc.csv"),
+            "DATA_DIR": str(tmp / "data"),
+            "EPOCHS": 4,
+            "REDUCER": "pca",
+            "OUT": out,
+        }
     if lab == "04_layers_neural_collapse":
         return {"EPOCHS": 12, "OUT": out}  # 100 % training accuracy comes by epoch 3
     if lab == "05_grand_tour_alignment":
@@ -108,7 +131,8 @@ def checkout(tmp_path_factory):
 
 @pytest.mark.parametrize("lab", LABS)
 def test_student_notebook_stops_at_the_first_exercise_and_writes_outside_notebooks(
-        lab, checkout, wiki):
+    lab, checkout, wiki
+):
     """Run from notebooks/student/ with the default folders: data and runs land in the
     repository's root (ignored by git), and git sees nothing new under notebooks/."""
     nb = nbformat.read(STUDENT / f"{lab}.ipynb", as_version=4)
@@ -117,29 +141,44 @@ def test_student_notebook_stops_at_the_first_exercise_and_writes_outside_noteboo
         params.pop(key, None)
     _inject(nb, params)
     first = next(i for i, c in enumerate(nb.cells) if "exercise" in c.metadata.get("tags", []))
-    client = NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(checkout / "notebooks" /
-                                                                "student")}})
+    client = NotebookClient(
+        nb,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(checkout / "notebooks" / "student")}},
+    )
     with pytest.raises(CellExecutionError) as info:
         client.execute()
     assert info.value.ename == "NotImplementedError"
-    failed = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
-              and any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    failed = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code"
+        and any(o.get("output_type") == "error" for o in c.get("outputs", []))
+    ]
     assert failed == [first]
     default_out = _default_params(lab)["OUT"]
     assert (checkout / default_out / "figures").is_dir()
     setup = next(c for c in nb.cells if "labkit.home(" in c.source)
     assert f"this lab's run in {checkout / default_out}" in "".join(
-        o.get("text", "") for o in setup.outputs)
-    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"],
-                            cwd=checkout, capture_output=True, text=True, check=True).stdout
+        o.get("text", "") for o in setup.outputs
+    )
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert status == "", f"running {lab} left files git sees:\n{status}"
 
 
 def _default_params(lab: str) -> dict:
     spec = next(x for x in generate_notebooks.LABS if x.name == lab)
-    return {**generate_notebooks.source_params(generate_notebooks.read_source(spec.source)),
-            **spec.params}
+    return {
+        **generate_notebooks.source_params(generate_notebooks.read_source(spec.source)),
+        **spec.params,
+    }
 
 
 @pytest.mark.parametrize("lab", LABS)
@@ -183,8 +222,11 @@ def test_committed_notebooks_are_clean_labs(lab):
         assigned = [line for line in nb.cells[1].source.splitlines() if " = " in line]
         assert assigned and all(re.match(r"^[A-Z_]+: [\w\[\] |]+ = ", a) for a in assigned)
         assert nb.metadata["language_info"]["file_extension"] == ".py"
-        assert all(not c.get("outputs") and c.get("execution_count") is None
-                   for c in nb.cells if c.cell_type == "code")
+        assert all(
+            not c.get("outputs") and c.get("execution_count") is None
+            for c in nb.cells
+            if c.cell_type == "code"
+        )
         # No secret in a committed notebook: no token assignment, nothing token-shaped.
         assert not re.search(r"(?i)(authtoken|ngrok_token|api_key|password)\s*=\s*['\"]", text)
         unchecked = re.sub(r'"checksum": "[0-9a-f]{32}"', "", text)  # nbgrader's, not secrets
@@ -199,8 +241,7 @@ def test_generate_check_passes_and_catches_edits(tmp_path):
     assert subprocess.run([*run, "--check"], capture_output=True).returncode == 0
     out = tmp_path / "nb"
     assert subprocess.run([*run, "--out", str(out)], capture_output=True).returncode == 0
-    assert subprocess.run([*run, "--check", "--out", str(out)],
-                          capture_output=True).returncode == 0
+    assert subprocess.run([*run, "--check", "--out", str(out)], capture_output=True).returncode == 0
     edited = out / "student" / "04_layers_neural_collapse.ipynb"
     edited.write_text(edited.read_text().replace("deep MLP", "deep net"))
     proc = subprocess.run([*run, "--check", "--out", str(out)], capture_output=True, text=True)
@@ -215,26 +256,62 @@ def test_generate_check_passes_and_catches_edits(tmp_path):
 
 def test_a_variant_changes_parameters_in_one_place(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "generate_notebooks.py"), "--lab", "02_wikipedia_topics",
-         "--variant", "music", "--set", 'TOPICS=["Jazz", "Opera", "Hip hop"]', "--set",
-         "EPOCHS=15", "--out", str(tmp_path)], capture_output=True, text=True)
+        [
+            sys.executable,
+            str(ROOT / "generate_notebooks.py"),
+            "--lab",
+            "02_wikipedia_topics",
+            "--variant",
+            "music",
+            "--set",
+            'TOPICS=["Jazz", "Opera", "Hip hop"]',
+            "--set",
+            "EPOCHS=15",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
-    nb = nbformat.read(tmp_path / "variants" / "music" / "solutions" /
-                       "02_wikipedia_topics.ipynb", as_version=4)
+    nb = nbformat.read(
+        tmp_path / "variants" / "music" / "solutions" / "02_wikipedia_topics.ipynb", as_version=4
+    )
     assert 'TOPICS: list[str] = ["Jazz", "Opera", "Hip hop"]' in nb.cells[1].source
     assert "EPOCHS: int = 15" in nb.cells[1].source
     bad = subprocess.run(
-        [sys.executable, str(ROOT / "generate_notebooks.py"), "--lab", "02_wikipedia_topics",
-         "--variant", "x", "--set", "EPOCH=3", "--out", str(tmp_path)],
-        capture_output=True, text=True)
+        [
+            sys.executable,
+            str(ROOT / "generate_notebooks.py"),
+            "--lab",
+            "02_wikipedia_topics",
+            "--variant",
+            "x",
+            "--set",
+            "EPOCH=3",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "no parameter EPOCH" in bad.stderr
 
 
 def test_a_fashion_variant_names_fashion_mnist_everywhere_a_reader_looks(tmp_path):
     """Title, prose, expected accuracy, OUT, file name and badge, student and solution."""
-    run = [sys.executable, str(ROOT / "generate_notebooks.py"), "--out", str(tmp_path),
-           "--lab", "01_projector_mnist", "--variant", "fashion", "--set",
-           "DATASET=fashion-mnist"]
+    run = [
+        sys.executable,
+        str(ROOT / "generate_notebooks.py"),
+        "--out",
+        str(tmp_path),
+        "--lab",
+        "01_projector_mnist",
+        "--variant",
+        "fashion",
+        "--set",
+        "DATASET=fashion-mnist",
+    ]
     subprocess.run(run, check=True, capture_output=True)
     folder = tmp_path / "variants" / "fashion"
     for version in ("solutions", "student"):
@@ -242,10 +319,16 @@ def test_a_fashion_variant_names_fashion_mnist_everywhere_a_reader_looks(tmp_pat
         nb = nbformat.read(path, as_version=4)
         # What a reader sees; the model answers (solutions only) also quote the lab's two
         # default data sets, MNIST and CIFAR-10, by name.
-        prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown"
-                          and "answer" not in c.metadata.get("tags", []))
-        assert nb.cells[0].source.startswith("# Lab 1: ") and "Fashion-MNIST" in \
-            nb.cells[0].source.splitlines()[0] and "(variant: fashion)" in nb.cells[0].source
+        prose = "\n".join(
+            c.source
+            for c in nb.cells
+            if c.cell_type == "markdown" and "answer" not in c.metadata.get("tags", [])
+        )
+        assert (
+            nb.cells[0].source.startswith("# Lab 1: ")
+            and "Fashion-MNIST" in nb.cells[0].source.splitlines()[0]
+            and "(variant: fashion)" in nb.cells[0].source
+        )
         assert "MNIST" not in prose.replace("Fashion-MNIST", ""), "prose still names MNIST"
         assert "handwritten" not in prose, "prose still speaks of handwritten digits"
         assert generate_notebooks.FACTS["fashion-mnist"]["expected"] in prose
@@ -256,8 +339,10 @@ def test_a_fashion_variant_names_fashion_mnist_everywhere_a_reader_looks(tmp_pat
             assert mnist_only < set(answers) and not any("cifar10" in a for a in answers)
             for cell, text in answers.items():
                 written = "MNIST" if cell in mnist_only else "MNIST and CIFAR-10"
-                assert text.startswith(f"*(A model answer written for {written}: check it "
-                                       f"against what your run on Fashion-MNIST shows.)*"), cell
+                assert text.startswith(
+                    f"*(A model answer written for {written}: check it "
+                    f"against what your run on Fashion-MNIST shows.)*"
+                ), cell
         params = nb.cells[1].source
         assert 'DATASET: str = "fashion-mnist"' in params
         assert 'OUT: str = "runs/mnist-fashion"' in params
@@ -277,8 +362,9 @@ def test_a_fashion_variant_names_fashion_mnist_everywhere_a_reader_looks(tmp_pat
 def _install_and_badge(nb) -> tuple[str, str]:
     setup = next(c.source for c in nb.cells if 'KIT_VERSION = "' in c.source)
     kit = re.search(r'^KIT = "([^"]+)"', setup, re.M).group(1)
-    badge = re.search(r"\]\((https://colab\.research\.google\.com/github/[^)]+)\)",
-                      nb.cells[0].source)
+    badge = re.search(
+        r"\]\((https://colab\.research\.google\.com/github/[^)]+)\)", nb.cells[0].source
+    )
     return kit, badge.group(1) if badge else ""
 
 
@@ -286,8 +372,20 @@ def test_repo_and_ref_reach_every_install_line_and_badge(tmp_path):
     run = [sys.executable, str(ROOT / "generate_notebooks.py"), "--out", str(tmp_path)]
     fork = ["--repo", "https://github.com/ada/labkit-fork.git", "--ref", "fall-2026"]
     subprocess.run([*run, *fork], check=True, capture_output=True)
-    subprocess.run([*run, *fork, "--lab", "04_layers_neural_collapse", "--variant", "deeper",
-                    "--set", "DEPTH=8"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *run,
+            *fork,
+            "--lab",
+            "04_layers_neural_collapse",
+            "--variant",
+            "deeper",
+            "--set",
+            "DEPTH=8",
+        ],
+        check=True,
+        capture_output=True,
+    )
     files = sorted(tmp_path.rglob("*.ipynb"))
     assert len(files) == 2 * len(LABS) + 2
     colab = "https://colab.research.google.com/github/ada/labkit-fork/blob/fall-2026/notebooks/"
@@ -301,23 +399,38 @@ def test_repo_and_ref_reach_every_install_line_and_badge(tmp_path):
 
 def test_without_repo_the_origin_on_github_else_the_committed_url(tmp_path):
     clone = copy_checkout(tmp_path / "clone")
-    script = [sys.executable, str(clone / "generate_notebooks.py"), "--lab",
-              "01_projector_mnist", "--out", str(tmp_path / "nb")]
+    script = [
+        sys.executable,
+        str(clone / "generate_notebooks.py"),
+        "--lab",
+        "01_projector_mnist",
+        "--out",
+        str(tmp_path / "nb"),
+    ]
     notebook = tmp_path / "nb" / "student" / "01_projector_mnist.ipynb"
-    committed = re.search(r'^Repository = "https://github\.com/([^"]+)"',
-                          (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    committed = re.search(
+        r'^Repository = "https://github\.com/([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M
+    ).group(1)
     subprocess.run(script, check=True, capture_output=True)
     kit, badge = _install_and_badge(nbformat.read(notebook, as_version=4))
     assert kit == f"git+https://github.com/{committed}@main" and f"/{committed}/blob/main/" in badge
-    subprocess.run(["git", "remote", "add", "origin", "git@github.com:bob/labkit.git"],
-                   cwd=clone, check=True)
+    subprocess.run(
+        ["git", "remote", "add", "origin", "git@github.com:bob/labkit.git"], cwd=clone, check=True
+    )
     subprocess.run(script, check=True, capture_output=True)
     kit, badge = _install_and_badge(nbformat.read(notebook, as_version=4))
     assert kit == "git+https://github.com/bob/labkit@main" and "/bob/labkit/blob/main/" in badge
-    subprocess.run(["git", "remote", "set-url", "origin", "https://gitlab.com/bob/labkit.git"],
-                   cwd=clone, check=True)
-    proc = subprocess.run([*script, "--repo", "https://gitlab.com/bob/labkit.git"],
-                          capture_output=True, text=True, check=True)
+    subprocess.run(
+        ["git", "remote", "set-url", "origin", "https://gitlab.com/bob/labkit.git"],
+        cwd=clone,
+        check=True,
+    )
+    proc = subprocess.run(
+        [*script, "--repo", "https://gitlab.com/bob/labkit.git"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     kit, badge = _install_and_badge(nbformat.read(notebook, as_version=4))
     assert kit == "git+https://gitlab.com/bob/labkit.git@main" and badge == ""
     assert "no Colab badge" in proc.stderr
@@ -328,23 +441,38 @@ def test_the_set_up_cell_warns_when_the_installed_kit_is_another_version(tmp_pat
     install = next(i for i, c in enumerate(nb.cells) if 'KIT_VERSION = "' in c.source)
     setup = next(i for i, c in enumerate(nb.cells) if "labkit.home(" in c.source)
     nb.cells = nb.cells[: setup + 1]
-    nb.cells[install].source = re.sub(r'KIT_VERSION = "[^"]+"', 'KIT_VERSION = "9.9.9"',
-                                      nb.cells[install].source)
+    nb.cells[install].source = re.sub(
+        r'KIT_VERSION = "[^"]+"', 'KIT_VERSION = "9.9.9"', nb.cells[install].source
+    )
     _inject(nb, {"OUT": str(tmp_path / "runs" / "x"), "DATA_DIR": str(tmp_path / "data")})
     NotebookClient(nb, timeout=120, kernel_name="python3").execute()
     text = "".join(o.get("text", "") for o in nb.cells[setup + 1].outputs)
     import labkit
 
-    assert (f"Warning: this notebook was written for labkit 9.9.9, but labkit "
-            f"{labkit.__version__} is installed") in text
+    assert (
+        f"Warning: this notebook was written for labkit 9.9.9, but labkit "
+        f"{labkit.__version__} is installed"
+    ) in text
     assert f"this lab's run in {tmp_path / 'runs' / 'x'}" in text
 
 
 def test_nbconvert_writes_a_python_script(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "script",
-                           "--output-dir", str(tmp_path),
-                           str(STUDENT / "01_projector_mnist.ipynb")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "nbconvert",
+            "--to",
+            "script",
+            "--output-dir",
+            str(tmp_path),
+            str(STUDENT / "01_projector_mnist.ipynb"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     script = (tmp_path / "01_projector_mnist.py").read_text()
     assert "EPOCHS: int = 10" in script and "labkit.home(DATA_DIR)" in script
@@ -355,10 +483,14 @@ def test_a_faulty_source_is_refused_with_the_file_and_cell_named(tmp_path):
     lab = generate_notebooks.Lab("06_working_with_embeddings", "06_working_with_embeddings")
     source = generate_notebooks.KitSource("https://github.com/a/b")
     cases = {
-        'id="search-check" test points=3': ('id="search-check" test',
-                                           "cell search-check: a test or answer cell needs"),
-        '# %% id="search" exercise': ('# %% id="search" exercise points=2',
-                                      "an exercise or question takes no points"),
+        'id="search-check" test points=3': (
+            'id="search-check" test',
+            "cell search-check: a test or answer cell needs",
+        ),
+        '# %% id="search" exercise': (
+            '# %% id="search" exercise points=2',
+            "an exercise or question takes no points",
+        ),
         '# %% id="search-check"': ('# %% id="search"', "cell ids are used twice: search"),
         '# %% [markdown] id="title"': ("# %% [markdown]", "every cell needs id="),
     }
@@ -369,10 +501,15 @@ def test_a_faulty_source_is_refused_with_the_file_and_cell_named(tmp_path):
             generate_notebooks.build_solution(lab, source, "x.ipynb", sources=tmp_path)
     (tmp_path / "06_working_with_embeddings.py").write_text(good)
     with pytest.raises(generate_notebooks.SourceError, match="no parameter EPOCH; the par"):
-        generate_notebooks.build_solution(lab, source, "x.ipynb", overrides={"EPOCH": 3},
-                                          sources=tmp_path)
-    with pytest.raises(generate_notebooks.SourceError,
-                       match="no parameters cell for DATASET='digits'"):
         generate_notebooks.build_solution(
-            generate_notebooks.Lab("02_wikipedia_topics", "02_wikipedia_topics"), source,
-            "x.ipynb", overrides={"DATASET": "digits"})
+            lab, source, "x.ipynb", overrides={"EPOCH": 3}, sources=tmp_path
+        )
+    with pytest.raises(
+        generate_notebooks.SourceError, match="no parameters cell for DATASET='digits'"
+    ):
+        generate_notebooks.build_solution(
+            generate_notebooks.Lab("02_wikipedia_topics", "02_wikipedia_topics"),
+            source,
+            "x.ipynb",
+            overrides={"DATASET": "digits"},
+        )

@@ -18,7 +18,7 @@ from labkit.export.projector import CONFIG, SPRITE_LIMIT_PX, _sprite, write_proj
 
 from .browser import browser_page, chromium_path, read_projector
 
-ODD = ['tab\there', 'new\nline', 'say "hi", ok', "ünïcödé ✓ 日本語", "cr\r\nlf", "  "]
+ODD = ["tab\there", "new\nline", 'say "hi", ok', "ünïcödé ✓ 日本語", "cr\r\nlf", "  "]
 
 
 def _clean(t):
@@ -61,27 +61,33 @@ def test_runs_and_one_embedding_per_layer_and_epoch(tb, logged):
     names = [e["tensorName"] for e in info["embeddings"]]
     assert names == [f"01_embed/epoch_{e:02d}" for e in range(5)]
     assert all(e["tensorShape"] == [450, 64] for e in info["embeddings"])
-    deep_names = [e["tensorName"] for e in _json(tb, "/data/plugin/projector/info",
-                                                  run="deep")["embeddings"]]
-    assert deep_names == [f"{i:02d}_hidden{i}/epoch_{e:02d}" for i in range(1, 6)
-                          for e in (0, 1, 30)]
+    deep_names = [
+        e["tensorName"] for e in _json(tb, "/data/plugin/projector/info", run="deep")["embeddings"]
+    ]
+    assert deep_names == [
+        f"{i:02d}_hidden{i}/epoch_{e:02d}" for i in range(1, 6) for e in (0, 1, 30)
+    ]
 
 
 def test_tensor_bytes_are_the_snapshot_values(tb, logged):
     _, snaps, deep = logged
     for epoch in (0, 4):
-        data = tb.get("/data/plugin/projector/tensor?run=cnn&name=" +
-                      urllib.parse.quote(f"01_embed/epoch_{epoch:02d}"))
+        data = tb.get(
+            "/data/plugin/projector/tensor?run=cnn&name="
+            + urllib.parse.quote(f"01_embed/epoch_{epoch:02d}")
+        )
         assert data == snaps.layer()[epoch].astype("<f4").tobytes()
-    data = tb.get("/data/plugin/projector/tensor?run=deep&name=" +
-                  urllib.parse.quote("03_hidden3/epoch_30"))
+    data = tb.get(
+        "/data/plugin/projector/tensor?run=deep&name=" + urllib.parse.quote("03_hidden3/epoch_30")
+    )
     assert data == deep.embeddings["hidden3"][30].astype("<f4").tobytes()
 
 
 def test_metadata_has_a_header_and_one_clean_line_per_point(tb, logged):
     _, snaps, _ = logged
-    text = tb.get("/data/plugin/projector/metadata?run=cnn&name=" +
-                  urllib.parse.quote("01_embed/epoch_04")).decode("utf-8")
+    text = tb.get(
+        "/data/plugin/projector/metadata?run=cnn&name=" + urllib.parse.quote("01_embed/epoch_04")
+    ).decode("utf-8")
     lines = text.split("\n")[:-1]
     assert lines[0] == "label\ttitle\tprediction\tcorrect\tindex"
     assert len(lines) == 1 + snaps.n_probe
@@ -100,12 +106,14 @@ def test_sprite_is_served_for_image_data(tb, logged):
     info = _json(tb, "/data/plugin/projector/info", run="cnn")
     sprite = info["embeddings"][0]["sprite"]
     assert sprite["singleImageDim"] == [8, 8]
-    png = tb.get("/data/plugin/projector/sprite_image?run=cnn&name=" +
-                 urllib.parse.quote("01_embed/epoch_00"))
+    png = tb.get(
+        "/data/plugin/projector/sprite_image?run=cnn&name="
+        + urllib.parse.quote("01_embed/epoch_00")
+    )
     img = np.asarray(Image.open(io.BytesIO(png)))
     assert img.shape == (22 * 8, 22 * 8)  # ceil(sqrt(450)) = 22 thumbnails a row
     np.testing.assert_array_equal(img[:8, :8], snaps.thumbnails[0])
-    np.testing.assert_array_equal(img[8:16, 8 * 3: 8 * 4], snaps.thumbnails[22 + 3])
+    np.testing.assert_array_equal(img[8:16, 8 * 3 : 8 * 4], snaps.thumbnails[22 + 3])
 
 
 def test_scalars_are_in_the_scalars_tab(tb):
@@ -140,7 +148,7 @@ def test_sprite_shrinks_to_the_8192_px_limit():
     rgb = np.random.default_rng(0).integers(0, 255, (50, 32, 32, 3), dtype=np.uint8)
     sheet, w, h = _sprite(rgb)
     assert sheet.shape == (8 * 32, 8 * 32, 3) and (w, h) == (32, 32)
-    assert not sheet[7 * 32:, 2 * 32:].any()  # the padding after the last of 50 is blank
+    assert not sheet[7 * 32 :, 2 * 32 :].any()  # the padding after the last of 50 is blank
     np.testing.assert_array_equal(sheet[32:64, 0:32], rgb[8])
 
 
@@ -166,8 +174,10 @@ def test_all_zero_tensors_fall_back_to_exact_tsv(digits_run, tmp_path):
     assert second == snaps.layer()[1].astype("<f4").tobytes()
 
 
-@pytest.mark.skipif(chromium_path() is None and not os.environ.get("CI"),
-                    reason="needs Debian's chromium (apt-get install chromium; .ci/run does)")
+@pytest.mark.skipif(
+    chromium_path() is None and not os.environ.get("CI"),
+    reason="needs Debian's chromium (apt-get install chromium; .ci/run does)",
+)
 def test_projector_page_renders_in_headless_chromium(tb, logged, tmp_path):
     _, snaps, _ = logged
     with browser_page() as page:
@@ -181,8 +191,7 @@ def test_projector_page_renders_in_headless_chromium(tb, logged, tmp_path):
     assert (tmp_path / "projector.png").stat().st_size > 10_000
 
 
-def test_an_interrupted_export_leaves_the_previous_logs_valid(digits_run, tmp_path,
-                                                              monkeypatch):
+def test_an_interrupted_export_leaves_the_previous_logs_valid(digits_run, tmp_path, monkeypatch):
     import labkit.export.projector as projector
 
     _, snaps = digits_run

@@ -66,6 +66,7 @@ def colab(monkeypatch, no_token):
 
 # -- token sources -----------------------------------------------------------------------
 
+
 def test_token_precedence_environment_then_colab_secrets(monkeypatch, colab):
     assert serve.ngrok_token() is None
     colab["NGROK_AUTHTOKEN"] = "from-colab"
@@ -100,6 +101,7 @@ def test_no_token_on_colab_points_at_the_secrets_panel(colab):
 
 
 # -- the tunnel ---------------------------------------------------------------------------
+
 
 def _leak_check(capsys, caplog, home):
     out = capsys.readouterr()
@@ -144,15 +146,21 @@ def test_tunnel_without_auth_says_it_is_open(env_token, capsys, caplog):
     assert "anyone with the link" in _leak_check(capsys, caplog, env_token).out
 
 
-@pytest.mark.parametrize("code, expected", [
-    ("ERR_NGROK_4018", "not verified"),
-    ("ERR_NGROK_108", "another ngrok agent is still running"),
-])
+@pytest.mark.parametrize(
+    "code, expected",
+    [
+        ("ERR_NGROK_4018", "not verified"),
+        ("ERR_NGROK_108", "another ngrok agent is still running"),
+    ],
+)
 def test_ngrok_errors_become_clear_messages(env_token, capsys, caplog, code, expected):
     def connect(port, token, options):
         # ngrok's own wording, including the token it was given: it must be scrubbed.
-        raise PyngrokNgrokError(f"The ngrok process errored on start: authentication failed "
-                                f"for {token}.\\r\\n\\r\\n{code}\\r\\n", ngrok_error=code)
+        raise PyngrokNgrokError(
+            f"The ngrok process errored on start: authentication failed "
+            f"for {token}.\\r\\n\\r\\n{code}\\r\\n",
+            ngrok_error=code,
+        )
 
     with pytest.raises(LabkitError) as info:
         serve.open_tunnel(6006, connect=connect)
@@ -161,8 +169,9 @@ def test_ngrok_errors_become_clear_messages(env_token, capsys, caplog, code, exp
     _leak_check(capsys, caplog, env_token)
 
 
-def test_err_108_with_replace_stops_the_old_agent_and_retries(env_token, monkeypatch, capsys,
-                                                              caplog):
+def test_err_108_with_replace_stops_the_old_agent_and_retries(
+    env_token, monkeypatch, capsys, caplog
+):
     stopped, attempts = [], []
     monkeypatch.setattr(serve, "stop_tunnels", lambda: stopped.append(True))
 
@@ -193,6 +202,7 @@ def test_offline_agent_download_is_explained(env_token, monkeypatch, capsys, cap
 
 
 # -- TensorBoard --------------------------------------------------------------------------
+
 
 def test_port_fallback_when_the_port_is_taken(logdir):
     port = serve.find_free_port(6300)  # free ports only: a student's TensorBoard stays alone
@@ -230,8 +240,7 @@ def test_reuse_then_replace_when_logs_change(logdir, digits_run):
         first.stop()
 
 
-def test_a_dead_instance_is_forgotten_and_another_folder_is_replaced(logdir, tmp_path,
-                                                                    digits_run):
+def test_a_dead_instance_is_forgotten_and_another_folder_is_replaced(logdir, tmp_path, digits_run):
     port = serve.find_free_port(6320)
     server = serve.start_tensorboard(logdir, port=port)
     os.kill(server.pid, signal.SIGKILL)
@@ -261,15 +270,20 @@ def test_cli_tensorboard_serves_a_run_until_ctrl_c(logdir, tmp_path):
     run.mkdir()
     logdir.rename(run / "tensorboard")
     port = serve.find_free_port(6330)
-    proc = subprocess.Popen([sys.executable, "-m", "labkit", "tensorboard", str(run),
-                             "--port", str(port)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labkit", "tensorboard", str(run), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}/#projector" in line and "started" in line
         server = serve.TensorBoardServer(run / "tensorboard", port, -1)
         info = json.loads(server.get("/data/plugin/projector/info?run=."))
         assert [e["tensorName"] for e in info["embeddings"]] == [
-            "01_embed/epoch_00", "01_embed/epoch_04"]
+            "01_embed/epoch_00",
+            "01_embed/epoch_04",
+        ]
         assert "Ctrl-C" in proc.stdout.readline()
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
@@ -279,6 +293,7 @@ def test_cli_tensorboard_serves_a_run_until_ctrl_c(logdir, tmp_path):
 
 
 # -- where TensorBoard is shown: Colab without a token, a remote Jupyter -------------------------
+
 
 def _agent(tmp_path) -> str:
     """The stand-in ngrok agent (tests/standin/ngrok), runnable with this Python."""
@@ -293,7 +308,8 @@ def _agent(tmp_path) -> str:
 
 
 def test_on_colab_without_a_token_tensorboard_is_inline_and_the_steps_are_printed(
-        logdir, standin_colab, capsys):
+    logdir, standin_colab, capsys
+):
     server = labkit.open_tensorboard(logdir, port=serve.find_free_port(6340))
     try:
         out = capsys.readouterr().out
@@ -303,13 +319,15 @@ def test_on_colab_without_a_token_tensorboard_is_inline_and_the_steps_are_printe
         assert "3. run this cell again" in out
         server.display()  # what the notebook shows (IPython runs the cell there)
         assert standin_colab.output.calls == [
-            ("serve_kernel_port_as_iframe", server.port, "/#projector")]
+            ("serve_kernel_port_as_iframe", server.port, "/#projector")
+        ]
     finally:
         server.stop()
 
 
 def test_on_colab_a_failing_tunnel_falls_back_to_the_inline_view(
-        logdir, standin_colab, monkeypatch, tmp_path, capsys):
+    logdir, standin_colab, monkeypatch, tmp_path, capsys
+):
     secrets_file = tmp_path / "secrets.json"
     secrets_file.write_text(json.dumps({"NGROK_AUTHTOKEN": TOKEN}))
     monkeypatch.setenv("STANDIN_COLAB_SECRETS", str(secrets_file))
@@ -333,7 +351,8 @@ def test_on_colab_a_failing_tunnel_falls_back_to_the_inline_view(
 
 
 def test_the_agent_gets_the_token_from_its_environment_not_its_command_line(
-        env_token, monkeypatch, tmp_path, capsys, caplog):
+    env_token, monkeypatch, tmp_path, capsys, caplog
+):
     import hashlib
 
     record = tmp_path / "agent.json"
@@ -352,7 +371,9 @@ def test_the_agent_gets_the_token_from_its_environment_not_its_command_line(
         serve.stop_tunnels()
     assert TOKEN not in " ".join(start["argv"])
     assert start["env_token_sha256"] == hashlib.sha256(TOKEN.encode()).hexdigest()
-    assert tunnel.public_url.startswith("https://") and tunnel.public_url.endswith(".ngrok-free.app")
+    assert tunnel.public_url.startswith("https://") and tunnel.public_url.endswith(
+        ".ngrok-free.app"
+    )
     assert os.environ["NGROK_AUTHTOKEN"] == TOKEN  # the kernel's own environment as it was
     _leak_check(capsys, caplog, env_token)
 

@@ -12,8 +12,13 @@ import labkit
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "labkit"
-DATASET_MODULES = {"labkit.data.images", "labkit.data.synthetic", "labkit.data.wikipedia",
-                   "labkit.data.bbc", "labkit.data.features"}
+DATASET_MODULES = {
+    "labkit.data.images",
+    "labkit.data.synthetic",
+    "labkit.data.wikipedia",
+    "labkit.data.bbc",
+    "labkit.data.features",
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -39,8 +44,9 @@ def _top_level_imports(name: str, path: Path, modules: dict[str, Path]):
         body.append(node)
     for node in body:
         if isinstance(node, ast.ImportFrom) and node.level:
-            target = ".".join(base[:len(base) - node.level + 1] + (
-                node.module.split(".") if node.module else []))
+            target = ".".join(
+                base[: len(base) - node.level + 1] + (node.module.split(".") if node.module else [])
+            )
             for alias in node.names:
                 sub = f"{target}.{alias.name}"
                 yield (sub, []) if sub in modules else (target, [alias.name])
@@ -54,8 +60,10 @@ def _top_level_imports(name: str, path: Path, modules: dict[str, Path]):
 
 def test_no_import_cycles():
     modules = _modules()
-    graph = {m: {t for t, _ in _top_level_imports(m, p, modules) if t in modules and t != m}
-             for m, p in modules.items()}
+    graph = {
+        m: {t for t, _ in _top_level_imports(m, p, modules) if t in modules and t != m}
+        for m, p in modules.items()
+    }
     # Depth-first search for a back edge; report the cycle it closes.
     state: dict[str, int] = {}
     stack: list[str] = []
@@ -65,7 +73,7 @@ def test_no_import_cycles():
         stack.append(m)
         for t in sorted(graph[m]):
             if state.get(t) == 1:
-                cycle = stack[stack.index(t):] + [t]
+                cycle = stack[stack.index(t) :] + [t]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if t not in state:
                 visit(t)
@@ -82,25 +90,36 @@ def test_no_private_name_is_imported_from_another_module():
     private = []
     for m, path in _modules().items():  # every import, at module level or in a function
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "")
-                                                      .startswith("labkit")):
-                private += [f"{m} imports {node.module}.{a.name}" for a in node.names
-                            if a.name.startswith("_") and a.name != "__version__"]
+            if isinstance(node, ast.ImportFrom) and (
+                node.level or (node.module or "").startswith("labkit")
+            ):
+                private += [
+                    f"{m} imports {node.module}.{a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and a.name != "__version__"
+                ]
     assert private == []
 
 
 def test_import_labkit_reads_no_data_set_module_until_one_is_loaded():
-    code = ("import sys, labkit; before = set(sys.modules); "
-            "labkit.load_dataset('digits'); "
-            "print(sorted(m for m in before if m.startswith(('labkit.data.', 'torchvision')))); "
-            "print(sorted(m for m in set(sys.modules) - before if m.startswith('labkit.')))")
-    out = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True,
-                         text=True, check=True, cwd=ROOT)
+    code = (
+        "import sys, labkit; before = set(sys.modules); "
+        "labkit.load_dataset('digits'); "
+        "print(sorted(m for m in before if m.startswith(('labkit.data.', 'torchvision')))); "
+        "print(sorted(m for m in set(sys.modules) - before if m.startswith('labkit.')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     at_import, on_load = out.stdout.splitlines()
     assert eval(at_import) == ["labkit.data.raw"]  # the Raw type, no loader, no torchvision
     assert eval(on_load) == ["labkit.data.images"]  # digits: its loader's module, nothing more
     timed = [line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line]
-    assert "labkit" in timed and not DATASET_MODULES & set(timed[:timed.index("labkit") + 1])
+    assert "labkit" in timed and not DATASET_MODULES & set(timed[: timed.index("labkit") + 1])
 
 
 def test_one_version():

@@ -24,8 +24,7 @@ TOPICS = ["Astronomy", "Cooking", "Basketball"]
 def test_batches_continuation_user_agent_and_the_shared_article_rule(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_WIKI_CONTACT", "teacher@example.edu")
     with FakeWiki(per_topic=60) as wiki:
-        arts = fetch_wikipedia(TOPICS, tmp_path, per_topic=60, api_url=wiki.url,
-                               verbose=False)
+        arts = fetch_wikipedia(TOPICS, tmp_path, per_topic=60, api_url=wiki.url, verbose=False)
     searches = [r["params"] for r in wiki.log if r["params"].get("list") == "search"]
     extracts = [r["params"] for r in wiki.log if r["params"].get("prop") == "extracts"]
     # 60 results at 50 a page: two search calls a topic, the second continuing at 50.
@@ -35,8 +34,7 @@ def test_batches_continuation_user_agent_and_the_shared_article_rule(tmp_path, m
     assert all(len(e["pageids"].split("|")) <= 50 for e in extracts)
     assert {e["pageids"].count("|") + 1 for e in extracts} == {50, 10}
     assert [e.get("excontinue") for e in extracts[:3]] == [None, "20", "40"]
-    assert all(r["params"]["maxlag"] == "5" and r["params"]["format"] == "json"
-               for r in wiki.log)
+    assert all(r["params"]["maxlag"] == "5" and r["params"]["format"] == "json" for r in wiki.log)
     agents = {r["user_agent"] for r in wiki.log}
     assert len(agents) == 1
     agent = agents.pop()
@@ -61,8 +59,12 @@ def test_the_cache_serves_a_second_run_with_the_server_stopped(tmp_path, capsys)
     cache = tmp_path / "wikipedia_articles"
     # One readable folder per topic (plus a hash of the exact topic, so none are shared).
     names = sorted(p.name for p in cache.iterdir())
-    assert [n.rsplit("-", 1)[0] for n in names] == ["astronomy", "basketball", "cooking",
-                                                   "index.json"]
+    assert [n.rsplit("-", 1)[0] for n in names] == [
+        "astronomy",
+        "basketball",
+        "cooking",
+        "index.json",
+    ]
     index = json.loads((cache / "index.json").read_text())
     assert index["topics"]["Cooking"]["articles"] == 30  # every hit is cached, stubs too
     folder = index["topics"]["Cooking"]["folder"]
@@ -82,8 +84,9 @@ def test_retry_after_a_429_honours_the_header(tmp_path):
         wiki.faults.append(("maxlag",))
         client = WikipediaClient(api_url=wiki.url, backoff=0.01)
         started = time.perf_counter()
-        arts = fetch_wikipedia(TOPICS, tmp_path, per_topic=12, min_per_topic=5,
-                               client=client, verbose=False)
+        arts = fetch_wikipedia(
+            TOPICS, tmp_path, per_topic=12, min_per_topic=5, client=client, verbose=False
+        )
         elapsed = time.perf_counter() - started
     assert elapsed >= 1.0  # it waited the server's Retry-After, not its own 0.01 s backoff
     statuses = [r["params"].get("srsearch") for r in wiki.log[:3]]
@@ -111,10 +114,11 @@ def test_a_reply_that_is_not_json_is_reported(tmp_path):
 
 def test_a_topic_with_no_results_or_too_few_articles(tmp_path):
     with FakeWiki() as wiki, pytest.raises(DataError, match="'Knitting' found no articles"):
-        fetch_wikipedia(["Astronomy", "Knitting"], tmp_path, api_url=wiki.url,
-                        verbose=False)
-    with FakeWiki(per_topic=8, short=3) as wiki, \
-            pytest.raises(DataError, match=r"too few usable articles.*'Astronomy': 5"):
+        fetch_wikipedia(["Astronomy", "Knitting"], tmp_path, api_url=wiki.url, verbose=False)
+    with (
+        FakeWiki(per_topic=8, short=3) as wiki,
+        pytest.raises(DataError, match=r"too few usable articles.*'Astronomy': 5"),
+    ):
         fetch_wikipedia(TOPICS, tmp_path / "b", per_topic=8, api_url=wiki.url, verbose=False)
     with pytest.raises(DataError, match="at least two topics"):
         fetch_wikipedia(["Astronomy"], tmp_path)
@@ -122,8 +126,14 @@ def test_a_topic_with_no_results_or_too_few_articles(tmp_path):
 
 def test_wikipedia_data_set_features_titles_and_snippets(tmp_path):
     with FakeWiki(per_topic=40) as wiki:
-        data = labkit.load_dataset("wikipedia", data_dir=tmp_path, topics=TOPICS,
-                                   api_url=wiki.url, per_topic=40, probe_size=30)
+        data = labkit.load_dataset(
+            "wikipedia",
+            data_dir=tmp_path,
+            topics=TOPICS,
+            api_url=wiki.url,
+            per_topic=40,
+            probe_size=30,
+        )
     assert data.kind == "text" and data.class_names == TOPICS
     n = len(data.y_train) + len(data.y_test)
     assert n == 36 + 37 + 37 and abs(len(data.y_test) - 0.3 * n) <= 1
@@ -138,9 +148,16 @@ def test_wikipedia_data_set_features_titles_and_snippets(tmp_path):
 
 def test_end_to_end_three_topics_to_mantis_csv(tmp_path):
     with FakeWiki(per_topic=50) as wiki:
-        result = run("wikipedia", epochs=8, out=tmp_path / "run",
-                                       data_dir=tmp_path / "data", topics=TOPICS,
-                                       api_url=wiki.url, per_topic=50, progress=False)
+        result = run(
+            "wikipedia",
+            epochs=8,
+            out=tmp_path / "run",
+            data_dir=tmp_path / "data",
+            topics=TOPICS,
+            api_url=wiki.url,
+            per_topic=50,
+            progress=False,
+        )
     snaps = result.snapshots
     assert snaps.epochs == 8 and snaps.layer().shape[0] == 9
     accuracy = snaps.history[-1]["test_acc"]
@@ -155,10 +172,29 @@ def test_end_to_end_three_topics_to_mantis_csv(tmp_path):
 def test_cli_with_topics_and_api_url(tmp_path):
     with FakeWiki(per_topic=30) as wiki:
         proc = subprocess.run(
-            [sys.executable, "-m", "labkit", "run", "--dataset", "wikipedia", "--topics",
-             ",".join(TOPICS), "--api-url", wiki.url, "--epochs", "3", "--out",
-             str(tmp_path / "run"), "--data-dir", str(tmp_path / "data"), "--no-progress"],
-            capture_output=True, text=True, timeout=300)
+            [
+                sys.executable,
+                "-m",
+                "labkit",
+                "run",
+                "--dataset",
+                "wikipedia",
+                "--topics",
+                ",".join(TOPICS),
+                "--api-url",
+                wiki.url,
+                "--epochs",
+                "3",
+                "--out",
+                str(tmp_path / "run"),
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--no-progress",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     assert proc.returncode == 0, proc.stderr
     assert "kept" in proc.stdout and "Trained mlp on wikipedia" in proc.stdout
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())

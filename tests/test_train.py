@@ -47,8 +47,12 @@ def _run(digits, seed):
 
 
 def _same(a, b):
-    arrays = [(a.layer(), b.layer()), (a.predictions, b.predictions),
-              (a.probabilities, b.probabilities), (a.head_weights, b.head_weights)]
+    arrays = [
+        (a.layer(), b.layer()),
+        (a.predictions, b.predictions),
+        (a.probabilities, b.probabilities),
+        (a.head_weights, b.head_weights),
+    ]
     return all(x.tobytes() == y.tobytes() for x, y in arrays)
 
 

@@ -27,16 +27,19 @@ NEEDS_TEX = pytest.mark.skipif(
     (shutil.which("pdflatex") is None or shutil.which("pdftotext") is None)
     and not __import__("os").environ.get("CI"),
     reason="needs pdflatex and pdftotext (apt-get install texlive-latex-base "
-           "texlive-latex-recommended texlive-fonts-recommended poppler-utils; .ci/run does)")
+    "texlive-latex-recommended texlive-fonts-recommended poppler-utils; .ci/run does)",
+)
 
 
 def _text(pdf: Path) -> str:
-    out = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
     # NFKC undoes the typesetter's ligatures (fi, fl), and joining undoes hyphenation.
     text = unicodedata.normalize("NFKC", out).replace("-\n", "")
-    text = text.translate(str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"',
-                                         "\u201d": '"'}))  # TeX's typographic quotes
+    text = text.translate(
+        str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'})
+    )  # TeX's typographic quotes
     return " ".join(text.split())
 
 
@@ -73,8 +76,19 @@ def test_every_included_figure_exists_and_is_made_by_the_kit(tmp_path):
         assert (HERE / "figures" / name).stat().st_size > 10_000, name
     assert set(included) == set(__import__("make_figures").FIGURES)
     # The kit makes them: regenerate them here (PCA only, to be quick) and compare the set.
-    subprocess.run([sys.executable, str(HERE / "make_figures.py"), "--out", str(tmp_path),
-                    "--reducers", "pca"], check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "make_figures.py"),
+            "--out",
+            str(tmp_path),
+            "--reducers",
+            "pca",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(included)
 
 
@@ -87,8 +101,7 @@ def test_markdown_and_guide_are_in_sync_with_the_sources():
 def test_the_worksheet_asks_the_notebooks_questions_in_the_same_words_and_numbers():
     """Each notebook's question cells, as students see them, are the worksheet's questions."""
     md = (HERE / "WORKSHEET.md").read_text()
-    asked = dict(re.findall(r"^\*\*Question (\d+\.\d+)\.\*\* (.+?)(?=\n\n|\Z)", md,
-                            re.M | re.S))
+    asked = dict(re.findall(r"^\*\*Question (\d+\.\d+)\.\*\* (.+?)(?=\n\n|\Z)", md, re.M | re.S))
     assert len(asked) == N_QUESTIONS
     seen = set()
     for lab in generate_notebooks.LABS:
@@ -96,8 +109,9 @@ def test_the_worksheet_asks_the_notebooks_questions_in_the_same_words_and_number
         for cell in nb.cells:
             if "question" not in cell.metadata.get("tags", []):
                 continue
-            number, text = re.match(r"\*\*Question (\d+\.\d+)\.\*\* (.*)", cell.source,
-                                    re.S).groups()
+            number, text = re.match(
+                r"\*\*Question (\d+\.\d+)\.\*\* (.*)", cell.source, re.S
+            ).groups()
             if lab.name == lab.source:  # Labs 2b and 3 ask their source lab's questions
                 assert asked[number].strip() == text.strip(), (lab.name, number)
                 seen.add(number)
@@ -117,12 +131,23 @@ def test_the_guide_lists_every_question_and_every_labs_points():
     points = guide.split("<!-- points:start -->")[1].split("<!-- points:end -->")[0]
     for lab in generate_notebooks.LABS:
         nb = nbformat.read(ROOT / "notebooks" / "solutions" / f"{lab.name}.ipynb", as_version=4)
-        total = sum(c.metadata["nbgrader"].get("points", 0) for c in nb.cells
-                    if c.metadata.get("nbgrader", {}).get("grade"))
+        total = sum(
+            c.metadata["nbgrader"].get("points", 0)
+            for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("grade")
+        )
         row = next(line for line in points.splitlines() if f"`{lab.name}`" in line)
         assert row.endswith(f"| {total:g} |") and total > 0, row
-    for heading in ("Learning goals", "Prerequisites", "Time plan", "Colab", "Variants",
-                    "nbgrader", "Common problems", "c.Execute.timeout"):
+    for heading in (
+        "Learning goals",
+        "Prerequisites",
+        "Time plan",
+        "Colab",
+        "Variants",
+        "nbgrader",
+        "Common problems",
+        "c.Execute.timeout",
+    ):
         assert heading in guide
 
 
@@ -134,9 +159,14 @@ def test_every_activity_of_the_source_material_points_at_a_section_question_and_
     for r in rows:
         # the section's cell, the question and its model answer are in the solution notebooks
         # made from that source (a section may be in one data set's notebook only)
-        ids = {c.get("id") for lab in generate_notebooks.LABS if lab.source == r.lab
-               for c in nbformat.read(ROOT / "notebooks" / "solutions" / f"{lab.name}.ipynb",
-                                      as_version=4).cells}
+        ids = {
+            c.get("id")
+            for lab in generate_notebooks.LABS
+            if lab.source == r.lab
+            for c in nbformat.read(
+                ROOT / "notebooks" / "solutions" / f"{lab.name}.ipynb", as_version=4
+            ).cells
+        }
         assert {r.section, r.question, r.q.answer_id} <= ids, r.activity
         assert f"**Question {r.q.number}.**" in md and r.q.answer.strip(), r.activity
     guide = (HERE / "INSTRUCTOR_GUIDE.md").read_text()
@@ -151,10 +181,18 @@ def test_a_coverage_row_that_points_at_nothing_is_refused_by_line(tmp_path):
     bad = tmp_path / "coverage.csv"
     lines = (HERE / "coverage.csv").read_text().splitlines()
     header, first = lines[0], lines[1]
-    bad.write_text("\n".join([header, first,
-                               first.replace("train-recording-the-embeddings", "no-such-cell"),
-                               first.replace("q-epoch-0", "q-no-such-question"),
-                               first.replace("projecting-your-data.txt", "lecture.pdf")]) + "\n")
+    bad.write_text(
+        "\n".join(
+            [
+                header,
+                first,
+                first.replace("train-recording-the-embeddings", "no-such-cell"),
+                first.replace("q-epoch-0", "q-no-such-question"),
+                first.replace("projecting-your-data.txt", "lecture.pdf"),
+            ]
+        )
+        + "\n"
+    )
     with pytest.raises(generate_notebooks.SourceError) as err:
         worksheet.coverage(bad)
     message = str(err.value)

@@ -33,15 +33,17 @@ FIGURES = ("epoch_grid_text.png", "reducers.png", "metric_curves.png", "agreemen
 # so they are harder to tell apart, as related topics are. Most words are common to all.
 SECTION_WORDS = {
     "science": "research study scientists experiment data species climate telescope energy "
-               "physics laboratory discovery theory".split(),
+    "physics laboratory discovery theory".split(),
     "technology": "software data computer users internet device energy research network "
-                  "digital chip online laboratory".split(),
+    "digital chip online laboratory".split(),
     "sport": "match team season goal coach league players championship win score final "
-             "tournament referee".split(),
+    "tournament referee".split(),
 }
-COMMON_WORDS = ("the of and in a is was to for with as by on that from its it are were an "
-                "this has which also first new year said people after time more other "
-                "report week last".split())
+COMMON_WORDS = (
+    "the of and in a is was to for with as by on that from its it are were an "
+    "this has which also first new year said people after time more other "
+    "report week last".split()
+)
 
 
 def write_generated_news(path: Path, per_section: int = 150, seed: int = 0) -> Path:
@@ -53,8 +55,10 @@ def write_generated_news(path: Path, per_section: int = 150, seed: int = 0) -> P
         writer.writerow(["category", "text"])
         for section, words in SECTION_WORDS.items():
             for _ in range(per_section):
-                text = " ".join(rng.choice(words) if rng.random() < 0.05
-                                else rng.choice(COMMON_WORDS) for _ in range(rng.randint(30, 70)))
+                text = " ".join(
+                    rng.choice(words) if rng.random() < 0.05 else rng.choice(COMMON_WORDS)
+                    for _ in range(rng.randint(30, 70))
+                )
                 writer.writerow([section, text])
     return path
 
@@ -63,9 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "figures")
     parser.add_argument("--reducers", nargs="+", default=["pca", "tsne", "umap"])
-    parser.add_argument("--text-csv", type=Path, default=None,
-                        help="articles for the text figure: a CSV with category and text "
-                             "columns (default: generated news)")
+    parser.add_argument(
+        "--text-csv",
+        type=Path,
+        default=None,
+        help="articles for the text figure: a CSV with category and text "
+        "columns (default: generated news)",
+    )
     args = parser.parse_args(argv)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -77,8 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     mlp = labkit.build_model("mlp", text.input_shape, text.n_classes, seed=0)
     text_snaps = labkit.train(mlp, text, epochs=10, seed=0, progress=False)
     method = "umap" if "umap" in args.reducers else args.reducers[0]
-    plots.epoch_grid(align.trajectory(text_snaps, method=method), text_snaps, method=method,
-                     path=out / "epoch_grid_text.png")
+    plots.epoch_grid(
+        align.trajectory(text_snaps, method=method),
+        text_snaps,
+        method=method,
+        path=out / "epoch_grid_text.png",
+    )
 
     data = labkit.load_dataset("digits")
     cnn = labkit.build_model("cnn", data.input_shape, data.n_classes)

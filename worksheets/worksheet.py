@@ -32,11 +32,17 @@ POINTS_START, POINTS_END = "<!-- points:start -->", "<!-- points:end -->"
 COVERAGE_START, COVERAGE_END = "<!-- coverage:start -->", "<!-- coverage:end -->"
 COVERAGE = HERE / "coverage.csv"
 # The source material the labs are built from (shared/sources/ beside the repository).
-SOURCE_MATERIAL = ("projecting-your-data.txt", "layerwise-embeddings-homework.txt",
-                   "grand-tour-umap-tour.txt", "aquarium-embeddings.txt",
-                   "mit-6390-lab8-readme.txt", "mit-lab8-part1_text_classification.py",
-                   "mit-lab8-part1_image_classification.py", "mit-lab8-assignment.tex",
-                   "mit-lab8-worksheet.md")
+SOURCE_MATERIAL = (
+    "projecting-your-data.txt",
+    "layerwise-embeddings-homework.txt",
+    "grand-tour-umap-tour.txt",
+    "aquarium-embeddings.txt",
+    "mit-6390-lab8-readme.txt",
+    "mit-lab8-part1_text_classification.py",
+    "mit-lab8-part1_image_classification.py",
+    "mit-lab8-assignment.tex",
+    "mit-lab8-worksheet.md",
+)
 
 sys.path.insert(0, str(HERE.parent))
 import generate_notebooks  # noqa: E402
@@ -57,41 +63,55 @@ class Section:
 
 
 SECTIONS = [
-    Section("01_projector_mnist", "Reading the Embedding Projector",
-            "Lab 1 (MNIST) or Lab 3 (CIFAR-10)",
-            "Open TensorBoard's Projector on your run. Each tensor is the penultimate layer of "
-            "the CNN for the probe images at one epoch.",
-            figure="reducers.png",
-            caption="The same last-epoch embedding in three projections, with their "
-                    "trustworthiness (made by `labkit.plots.compare`)."),
-    Section("02_wikipedia_topics", "From epoch 0 to the last epoch: text",
-            "Lab 2 (Wikipedia topics) or Lab 2b (BBC News)",
-            "Use the aligned epoch grid, the interactive figure and the accuracy table, and "
-            "Mantis (the lab's section 9 walks through it): upload the run's `mantis.csv`, "
-            "choose `embedding_epoch_0` as the vector column with UMAP in 3-D, colour by "
-            "`categoric`, then choose `embedding_epoch_1`, `embedding_epoch_2`, ... to move "
-            "through training. The `coordinate1`/`coordinate2` columns are a ready 2-D "
-            "projection of the last epoch (Mantis' *Direct Projection*): use them to see the "
-            "notebook's own picture without Mantis computing one.",
-            figure="epoch_grid_text.png",
-            caption="A text run as Lab 2 makes it: TF-IDF vectors, the MLP trained 10 epochs, "
-                    "the probe articles' embedding from epoch 0 to the last epoch, UMAP per "
-                    "epoch started from the one before and aligned by Orthogonal Procrustes "
-                    "(`labkit.plots.epoch_grid`). Drawn offline from generated news in three "
-                    "sections, of which science and technology share part of their words; "
-                    "your run on real articles will be less tidy."),
-    Section("04_layers_neural_collapse", "Better clusters with depth? Neural collapse", "Lab 4",
-            "The deep MLP is trained until it classifies its training set almost perfectly; "
-            "every layer was recorded.",
-            figure="metric_curves.png",
-            caption="Accuracy, NC1 (log scale), silhouette and probe accuracies per layer over "
-                    "the epochs (made by `labkit.plots.metric_curves`)."),
+    Section(
+        "01_projector_mnist",
+        "Reading the Embedding Projector",
+        "Lab 1 (MNIST) or Lab 3 (CIFAR-10)",
+        "Open TensorBoard's Projector on your run. Each tensor is the penultimate layer of "
+        "the CNN for the probe images at one epoch.",
+        figure="reducers.png",
+        caption="The same last-epoch embedding in three projections, with their "
+        "trustworthiness (made by `labkit.plots.compare`).",
+    ),
+    Section(
+        "02_wikipedia_topics",
+        "From epoch 0 to the last epoch: text",
+        "Lab 2 (Wikipedia topics) or Lab 2b (BBC News)",
+        "Use the aligned epoch grid, the interactive figure and the accuracy table, and "
+        "Mantis (the lab's section 9 walks through it): upload the run's `mantis.csv`, "
+        "choose `embedding_epoch_0` as the vector column with UMAP in 3-D, colour by "
+        "`categoric`, then choose `embedding_epoch_1`, `embedding_epoch_2`, ... to move "
+        "through training. The `coordinate1`/`coordinate2` columns are a ready 2-D "
+        "projection of the last epoch (Mantis' *Direct Projection*): use them to see the "
+        "notebook's own picture without Mantis computing one.",
+        figure="epoch_grid_text.png",
+        caption="A text run as Lab 2 makes it: TF-IDF vectors, the MLP trained 10 epochs, "
+        "the probe articles' embedding from epoch 0 to the last epoch, UMAP per "
+        "epoch started from the one before and aligned by Orthogonal Procrustes "
+        "(`labkit.plots.epoch_grid`). Drawn offline from generated news in three "
+        "sections, of which science and technology share part of their words; "
+        "your run on real articles will be less tidy.",
+    ),
+    Section(
+        "04_layers_neural_collapse",
+        "Better clusters with depth? Neural collapse",
+        "Lab 4",
+        "The deep MLP is trained until it classifies its training set almost perfectly; "
+        "every layer was recorded.",
+        figure="metric_curves.png",
+        caption="Accuracy, NC1 (log scale), silhouette and probe accuracies per layer over "
+        "the epochs (made by `labkit.plots.metric_curves`).",
+    ),
     Section("05_grand_tour_alignment", "Alignment and the Grand Tour", "Lab 5", ""),
-    Section("06_working_with_embeddings", "Disagreement, similarity and label errors", "Lab 6",
-            "",
-            figure="agreement.png",
-            caption="Coloured by label; black rings where the model disagrees with the label "
-                    "(made by `labkit.plots.agreement`)."),
+    Section(
+        "06_working_with_embeddings",
+        "Disagreement, similarity and label errors",
+        "Lab 6",
+        "",
+        figure="agreement.png",
+        caption="Coloured by label; black rings where the model disagrees with the label "
+        "(made by `labkit.plots.agreement`).",
+    ),
 ]
 
 
@@ -99,11 +119,32 @@ SECTIONS = [
 # Markdown (as the notebooks show it) to LaTeX
 # ---------------------------------------------------------------------------------------
 
-_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_",
-            "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-            "$": r"\$", "×": r"$\times$", "→": r"$\rightarrow$", "≈": r"$\approx$",
-            "≤": r"$\leq$", "≥": r"$\geq$", "−": "-", "–": "--", "—": "---", "…": r"\dots{}",
-            "σ": r"$\sigma$", "Σ": r"$\Sigma$", "μ": r"$\mu$", "ᵀ": r"$^T$", "²": r"$^2$"}
+_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "$": r"\$",
+    "×": r"$\times$",
+    "→": r"$\rightarrow$",
+    "≈": r"$\approx$",
+    "≤": r"$\leq$",
+    "≥": r"$\geq$",
+    "−": "-",
+    "–": "--",
+    "—": "---",
+    "…": r"\dots{}",
+    "σ": r"$\sigma$",
+    "Σ": r"$\Sigma$",
+    "μ": r"$\mu$",
+    "ᵀ": r"$^T$",
+    "²": r"$^2$",
+}
 
 
 def _escape(text: str) -> str:
@@ -131,7 +172,8 @@ def tex(markdown: str) -> str:
 
 
 def latex() -> str:
-    lines = [r"""\documentclass[11pt,a4paper]{article}
+    lines = [
+        r"""\documentclass[11pt,a4paper]{article}
 \usepackage[utf8]{inputenc}
 \usepackage{cmap}  % before fontenc: text copied from the PDF reads right (fi, fl, _)
 \usepackage[T1]{fontenc}
@@ -153,18 +195,25 @@ def latex() -> str:
 The questions are the ones in the notebooks, with the same numbers: Question 4.2 is the
 second question of Lab 4. Hand in this sheet with your answers as a PDF, and the
 \texttt{mantis.csv} of your Lab 2 run.
-"""]
+"""
+    ]
     for s in SECTIONS:
-        lines.append(f"\\section*{{{tex(s.labs)}: {tex(s.title)}}}\n"
-                     + (f"\\noindent {tex(s.intro)}\n" if s.intro else ""))
+        lines.append(
+            f"\\section*{{{tex(s.labs)}: {tex(s.title)}}}\n"
+            + (f"\\noindent {tex(s.intro)}\n" if s.intro else "")
+        )
         if s.figure:
-            lines.append("\\begin{figure}[h]\\centering\n"
-                         f"\\includegraphics[width=\\linewidth]{{{s.figure}}}\n"
-                         f"\\caption{{{tex(s.caption)}}}\n\\end{{figure}}\n")
+            lines.append(
+                "\\begin{figure}[h]\\centering\n"
+                f"\\includegraphics[width=\\linewidth]{{{s.figure}}}\n"
+                f"\\caption{{{tex(s.caption)}}}\n\\end{{figure}}\n"
+            )
         for q in s.questions:
             points = f"{q.points:g} point{'s' if q.points != 1 else ''}"
-            lines.append(f"\\question{{{q.number}}}{{{points}}}{{{tex(q.text)}}}\n"
-                         f"\\solution{{{q.number}{_for(s, q)}}}{{{tex(q.answer)}}}\n")
+            lines.append(
+                f"\\question{{{q.number}}}{{{points}}}{{{tex(q.text)}}}\n"
+                f"\\solution{{{q.number}{_for(s, q)}}}{{{tex(q.answer)}}}\n"
+            )
             for name, answer in q.other_answers.items():  # e.g. Lab 3's answer on CIFAR-10
                 lines.append(f"\\solution{{{q.number} ({tex(name)})}}{{{tex(answer)}}}\n")
     lines.append("\\end{document}\n")
@@ -172,24 +221,30 @@ second question of Lab 4. Hand in this sheet with your answers as a PDF, and the
 
 
 def _for(section: Section, q: generate_notebooks.QuestionText) -> str:
-    """" (MNIST)" after a solution's number when the question has answers for other data
+    """ " (MNIST)" after a solution's number when the question has answers for other data
     sets too."""
     if not q.other_answers:
         return ""
-    dataset = generate_notebooks.source_params(
-        generate_notebooks.read_source(section.source)).get("DATASET")
+    dataset = generate_notebooks.source_params(generate_notebooks.read_source(section.source)).get(
+        "DATASET"
+    )
     return f" ({tex(generate_notebooks.FACTS[dataset]['name'])})"
 
 
 def markdown() -> str:
-    out = ["# Representation learning lab: worksheet", "",
-           "<!-- Generated by worksheets/worksheet.py from the lab sources' questions. -->", "",
-           "Answer each question from what your notebooks show; quote the numbers they print.",
-           "The questions are the ones in the notebooks, with the same numbers: Question 4.2 is "
-           "the second question of Lab 4. Hand in this sheet with your answers as a PDF, and "
-           "the `mantis.csv` of your Lab 2 run. (Instructors: the model answers are in the "
-           "solution notebooks and in the PDF built with `python worksheets/worksheet.py "
-           "--pdf`.)", ""]
+    out = [
+        "# Representation learning lab: worksheet",
+        "",
+        "<!-- Generated by worksheets/worksheet.py from the lab sources' questions. -->",
+        "",
+        "Answer each question from what your notebooks show; quote the numbers they print.",
+        "The questions are the ones in the notebooks, with the same numbers: Question 4.2 is "
+        "the second question of Lab 4. Hand in this sheet with your answers as a PDF, and "
+        "the `mantis.csv` of your Lab 2 run. (Instructors: the model answers are in the "
+        "solution notebooks and in the PDF built with `python worksheets/worksheet.py "
+        "--pdf`.)",
+        "",
+    ]
     for s in SECTIONS:
         out += [f"## {s.labs}: {s.title}", ""]
         if s.intro:
@@ -210,8 +265,10 @@ def question_table() -> str:
     rows = ["| question | notebook, section | points |", "| --- | --- | --- |"]
     for s in SECTIONS:
         for q in s.questions:
-            rows.append(f"| {q.number} {_short(q.text).replace('|', '/')} | "
-                        f"`{q.lab}`, {q.section} | {q.points:g} |")
+            rows.append(
+                f"| {q.number} {_short(q.text).replace('|', '/')} | "
+                f"`{q.lab}`, {q.section} | {q.points:g} |"
+            )
     return "\n".join(rows)
 
 
@@ -219,17 +276,23 @@ def points_table() -> str:
     """Each lab's graded cells and points, from its solution notebook."""
     import nbformat
 
-    rows = ["| lab | exercises (auto-graded points) | questions (points graded by hand) | total |",
-            "| --- | --- | --- | --- |"]
+    rows = [
+        "| lab | exercises (auto-graded points) | questions (points graded by hand) | total |",
+        "| --- | --- | --- | --- |",
+    ]
     for lab in generate_notebooks.LABS:
-        nb = nbformat.read(generate_notebooks.NOTEBOOKS / "solutions" / f"{lab.name}.ipynb",
-                           as_version=4)
-        graded = [c.metadata["nbgrader"] for c in nb.cells
-                  if c.metadata.get("nbgrader", {}).get("grade")]
+        nb = nbformat.read(
+            generate_notebooks.NOTEBOOKS / "solutions" / f"{lab.name}.ipynb", as_version=4
+        )
+        graded = [
+            c.metadata["nbgrader"] for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")
+        ]
         auto = [g["points"] for g in graded if not g["solution"]]
         manual = [g["points"] for g in graded if g["solution"]]
-        rows.append(f"| `{lab.name}` | {len(auto)} ({sum(auto):g}) | {len(manual)} "
-                    f"({sum(manual):g}) | {sum(auto) + sum(manual):g} |")
+        rows.append(
+            f"| `{lab.name}` | {len(auto)} ({sum(auto):g}) | {len(manual)} "
+            f"({sum(manual):g}) | {sum(auto) + sum(manual):g} |"
+        )
     return "\n".join(rows)
 
 
@@ -256,8 +319,11 @@ def _section_of(stem: str, cell_id: str) -> str | None:
             heading = re.search(r"^## (.+)$", cell.source, re.M)
             section = heading.group(1).strip() if heading else section
         if cell.metadata.get("id") == cell_id:
-            sub = re.search(r"^### (.+)$", cell.source, re.M) if cell.cell_type == "markdown" \
+            sub = (
+                re.search(r"^### (.+)$", cell.source, re.M)
+                if cell.cell_type == "markdown"
                 else None
+            )
             return section + (f": {sub.group(1).strip()}" if sub else "")
     return None
 
@@ -285,8 +351,9 @@ def coverage(path: Path = COVERAGE) -> list[Coverage]:
             continue
         found = [q for q in generate_notebooks.questions(row.lab) if q.id == row.question]
         if not found or not found[0].answer.strip():
-            problems.append(f"{at}: {row.lab}.py has no question {row.question!r} "
-                            f"with a model answer")
+            problems.append(
+                f"{at}: {row.lab}.py has no question {row.question!r} with a model answer"
+            )
             continue
         numbers = [lab.number for lab in generate_notebooks.LABS if lab.source == row.lab]
         labs = f"Lab {numbers[0]}" if len(numbers) == 1 else f"Labs {' and '.join(numbers)}"
@@ -297,14 +364,19 @@ def coverage(path: Path = COVERAGE) -> list[Coverage]:
 
 
 def coverage_table() -> str:
-    rows = ["| # | source | activity | learning goal | lab § | question | model answer |",
-            "| ---: | --- | --- | --- | --- | --- | --- |"]
+    rows = [
+        "| # | source | activity | learning goal | lab § | question | model answer |",
+        "| ---: | --- | --- | --- | --- | --- | --- |",
+    ]
     for i, c in enumerate(coverage(), start=1):
         q = c.q
-        answers = f"`{q.answer_id}`" + "".join(f"; {name}: `{cell}`"
-                                                for name, cell in q.other_answer_ids.items())
-        rows.append(f"| {i} | `{c.source}` | {c.activity} | {c.goal} | {c.where} | "
-                    f"{q.number} | {answers} ({q.points:g} points) |")
+        answers = f"`{q.answer_id}`" + "".join(
+            f"; {name}: `{cell}`" for name, cell in q.other_answer_ids.items()
+        )
+        rows.append(
+            f"| {i} | `{c.source}` | {c.activity} | {c.goal} | {c.where} | "
+            f"{q.number} | {answers} ({q.points:g} points) |"
+        )
     return "\n".join(rows)
 
 
@@ -320,25 +392,38 @@ def guide_with_tables(text: str) -> str:
 
 
 def outputs() -> dict[Path, str]:
-    return {HERE / "worksheet.tex": latex(), HERE / "WORKSHEET.md": markdown(),
-            GUIDE: guide_with_tables(GUIDE.read_text(encoding="utf-8"))}
+    return {
+        HERE / "worksheet.tex": latex(),
+        HERE / "WORKSHEET.md": markdown(),
+        GUIDE: guide_with_tables(GUIDE.read_text(encoding="utf-8")),
+    }
 
 
 def build_pdfs(out_dir: Path = HERE) -> dict[str, Path]:
     """Both PDFs via pdflatex (run twice for the references), from worksheet.tex."""
     if shutil.which("pdflatex") is None:
-        raise SystemExit("pdflatex not found: apt-get install texlive-latex-base "
-                         "texlive-latex-recommended texlive-fonts-recommended")
+        raise SystemExit(
+            "pdflatex not found: apt-get install texlive-latex-base "
+            "texlive-latex-recommended texlive-fonts-recommended"
+        )
     pdfs = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, prefix in (("student", ""), ("solutions", r"\def\withsolutions{}")):
             job = f"worksheet-{name}"
             for _ in range(2):
                 proc = subprocess.run(
-                    ["pdflatex", "-interaction=nonstopmode", "-halt-on-error",
-                     f"-jobname={job}", f"-output-directory={tmp}",
-                     f"{prefix}\\input{{worksheet.tex}}"],
-                    cwd=HERE, capture_output=True, text=True)
+                    [
+                        "pdflatex",
+                        "-interaction=nonstopmode",
+                        "-halt-on-error",
+                        f"-jobname={job}",
+                        f"-output-directory={tmp}",
+                        f"{prefix}\\input{{worksheet.tex}}",
+                    ],
+                    cwd=HERE,
+                    capture_output=True,
+                    text=True,
+                )
                 if proc.returncode != 0:
                     raise SystemExit(f"pdflatex failed for {job}:\n{proc.stdout[-3000:]}")
             target = Path(out_dir) / f"{job}.pdf"
@@ -354,8 +439,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     files = outputs()
     if args.check:
-        stale = [p.name for p, text in files.items()
-                 if not p.exists() or p.read_text(encoding="utf-8") != text]
+        stale = [
+            p.name
+            for p, text in files.items()
+            if not p.exists() or p.read_text(encoding="utf-8") != text
+        ]
         if stale:
             print(f"out of date: {', '.join(stale)}; run python worksheets/worksheet.py")
             return 1

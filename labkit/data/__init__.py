@@ -27,8 +27,18 @@ import torch
 from ..paths import home
 from .raw import DataError, Raw
 
-__all__ = ["DATASETS", "IMAGE_DATASETS", "DataError", "LabData", "Raw", "flip_labels",
-           "keep_classes", "load_dataset", "probe_indices", "register_dataset"]
+__all__ = [
+    "DATASETS",
+    "IMAGE_DATASETS",
+    "DataError",
+    "LabData",
+    "Raw",
+    "flip_labels",
+    "keep_classes",
+    "load_dataset",
+    "probe_indices",
+    "register_dataset",
+]
 
 # Every data set's loader, as "module:function" in this package, imported when first used:
 # `import labkit` reads no data-set module (no torchvision, no HTTP client) until a data set
@@ -147,12 +157,13 @@ def keep_classes(raw: Raw, classes: list[int | str], name: str) -> Raw:
     for c in classes:
         if isinstance(c, str) and c in known:
             keep.append(known.index(c))
-        elif isinstance(c, (int, np.integer)) and not isinstance(c, bool) \
-                and 0 <= c < len(known):
+        elif isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c < len(known):
             keep.append(int(c))
         else:
-            raise DataError(f"{name} has no class {c!r}; its classes are 0..{len(known) - 1}: "
-                            f"{', '.join(known)}")
+            raise DataError(
+                f"{name} has no class {c!r}; its classes are 0..{len(known) - 1}: "
+                f"{', '.join(known)}"
+            )
     keep = sorted(set(keep))
     if len(keep) < 2:
         raise DataError(f"keep at least 2 classes of {name} to classify, got {classes!r}")
@@ -162,12 +173,17 @@ def keep_classes(raw: Raw, classes: list[int | str], name: str) -> Raw:
     te_index = np.flatnonzero(te)
     titles = raw.titles or [f"test #{i}" for i in range(len(raw.y_test))]
     return replace(
-        raw, x_train=raw.x_train[tr], y_train=new[raw.y_train[tr]], x_test=raw.x_test[te],
-        y_test=new[raw.y_test[te]], class_names=[known[c] for c in keep],
+        raw,
+        x_train=raw.x_train[tr],
+        y_train=new[raw.y_train[tr]],
+        x_test=raw.x_test[te],
+        y_test=new[raw.y_test[te]],
+        class_names=[known[c] for c in keep],
         images_uint8=None if raw.images_uint8 is None else raw.images_uint8[te],
         titles=[titles[i] for i in te_index],
         snippets=None if raw.snippets is None else [raw.snippets[i] for i in te_index],
-        info={**raw.info, "classes": [known[c] for c in keep]})
+        info={**raw.info, "classes": [known[c] for c in keep]},
+    )
 
 
 def _thumbnails(images: np.ndarray) -> np.ndarray:
@@ -208,8 +224,16 @@ def _loader(key: str) -> Callable[..., Raw]:
     return getattr(importlib.import_module(f"{__name__}.{module}"), function)
 
 
-_COMMON = ("data_dir", "probe_size", "seed", "download", "device", "classes", "label_noise",
-           "probe_split")
+_COMMON = (
+    "data_dir",
+    "probe_size",
+    "seed",
+    "download",
+    "device",
+    "classes",
+    "label_noise",
+    "probe_split",
+)
 
 
 def _check_options(key: str, loader: Callable[..., Raw], options: dict) -> None:
@@ -223,8 +247,10 @@ def _check_options(key: str, loader: Callable[..., Raw], options: dict) -> None:
             close = difflib.get_close_matches(name, own + list(_COMMON), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             theirs = f"its own options are {', '.join(own)}" if own else "it has no options"
-            raise DataError(f"load_dataset({key!r}) takes no option {name!r}{hint}; "
-                            f"{theirs}, besides {', '.join(_COMMON)}")
+            raise DataError(
+                f"load_dataset({key!r}) takes no option {name!r}{hint}; "
+                f"{theirs}, besides {', '.join(_COMMON)}"
+            )
 
 
 def load_dataset(
@@ -267,10 +293,10 @@ def load_dataset(
     if probe_split not in ("test", "train"):
         raise DataError(f"probe_split is 'test' or 'train', got {probe_split!r}")
     if not 0 <= label_noise < 1:
-        raise DataError(f"label_noise is the share of labels to flip, from 0 to below 1; "
-                        f"got {label_noise}")
-    flipped = {"train": np.zeros(len(raw.y_train), bool),
-               "test": np.zeros(len(raw.y_test), bool)}
+        raise DataError(
+            f"label_noise is the share of labels to flip, from 0 to below 1; got {label_noise}"
+        )
+    flipped = {"train": np.zeros(len(raw.y_train), bool), "test": np.zeros(len(raw.y_test), bool)}
     if label_noise:
         raw, flipped = flip_labels(raw, label_noise, seed)
 
@@ -295,9 +321,11 @@ def load_dataset(
     elif probe_size > len(y_split):
         import warnings
 
-        warnings.warn(f"probe size {probe_size} is more than the {len(y_split)} {probe_split} "
-                      f"samples of {key}: the probe set is all {len(y_split)} of them",
-                      stacklevel=2)
+        warnings.warn(
+            f"probe size {probe_size} is more than the {len(y_split)} {probe_split} "
+            f"samples of {key}: the probe set is all {len(y_split)} of them",
+            stacklevel=2,
+        )
     probe = probe_indices(y_split, probe_size, seed)
     if probe_split == "train":  # titles, thumbnails and snippets describe test samples only
         titles = [f"train #{i}" for i in probe]
@@ -319,8 +347,12 @@ def load_dataset(
         kind=raw.kind,
         thumbnails=thumbs,
         snippets=snippets,
-        info={**raw.info, "normalisation": norm, "seed": seed,
-              **({"label_noise": label_noise} if label_noise else {})},
+        info={
+            **raw.info,
+            "normalisation": norm,
+            "seed": seed,
+            **({"label_noise": label_noise} if label_noise else {}),
+        },
         flipped=flipped[probe_split][probe] if label_noise else None,
         probe_split=probe_split,
     )

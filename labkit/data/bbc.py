@@ -20,9 +20,13 @@ __all__ = ["BBC_URL", "load", "load_bbc_csv"]
 BBC_URL = "https://storage.googleapis.com/dataset-uploaded/bbc/bbc-text.csv"
 
 
-def load_bbc_csv(csv: str | Path | None = None, data_dir: str | Path | None = None,
-                 text_column: str = "text", label_column: str = "category",
-                 download: bool = True) -> tuple[list[str], list[str]]:
+def load_bbc_csv(
+    csv: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    text_column: str = "text",
+    label_column: str = "category",
+    download: bool = True,
+) -> tuple[list[str], list[str]]:
     """Texts and labels from the BBC News CSV (a local path, or a URL fetched once into
     ``data_dir``)."""
     import pandas as pd
@@ -37,13 +41,14 @@ def load_bbc_csv(csv: str | Path | None = None, data_dir: str | Path | None = No
             try:
                 import requests
 
-                r = requests.get(source, timeout=60,
-                                 headers={"User-Agent": f"labkit/{_version}"})
+                r = requests.get(source, timeout=60, headers={"User-Agent": f"labkit/{_version}"})
                 r.raise_for_status()
             except Exception as err:
-                raise DataError(f"could not download the BBC News CSV from {source} ({err}). "
-                                f"Download it by hand and pass --csv PATH, or use "
-                                f"--dataset digits offline.") from None
+                raise DataError(
+                    f"could not download the BBC News CSV from {source} ({err}). "
+                    f"Download it by hand and pass --csv PATH, or use "
+                    f"--dataset digits offline."
+                ) from None
             _check_csv_download(r.content, source, text_column, label_column)
             with atomic_write(local, "wb") as f:
                 f.write(r.content)
@@ -58,10 +63,12 @@ def load_bbc_csv(csv: str | Path | None = None, data_dir: str | Path | None = No
         raise DataError(f"{path} could not be read as CSV: {err}") from None
     missing = [c for c in (text_column, label_column) if c not in df.columns]
     if missing:
-        raise DataError(f"{path} has no column {', '.join(map(repr, missing))}; its columns "
-                        f"are {', '.join(map(repr, df.columns))}. Name the right ones with "
-                        f"--text-column NAME --label-column NAME (text_column=..., "
-                        f"label_column=... in Python)")
+        raise DataError(
+            f"{path} has no column {', '.join(map(repr, missing))}; its columns "
+            f"are {', '.join(map(repr, df.columns))}. Name the right ones with "
+            f"--text-column NAME --label-column NAME (text_column=..., "
+            f"label_column=... in Python)"
+        )
     df = df.dropna(subset=[text_column, label_column])
     texts = df[text_column].astype(str).tolist()
     labels = df[label_column].astype(str).str.strip().tolist()
@@ -70,8 +77,7 @@ def load_bbc_csv(csv: str | Path | None = None, data_dir: str | Path | None = No
     return texts, labels
 
 
-def _check_csv_download(content: bytes, source: str, text_column: str,
-                        label_column: str) -> None:
+def _check_csv_download(content: bytes, source: str, text_column: str, label_column: str) -> None:
     """Refuse, before it is cached, a download that is a web page or lacks the columns."""
     import io
 
@@ -79,26 +85,41 @@ def _check_csv_download(content: bytes, source: str, text_column: str,
 
     head = content[:512].lstrip().lower()
     if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<")):
-        raise DataError(f"the download from {source} is a web page, not a CSV (a login or "
-                        f"error page?); download the CSV by hand and pass --csv PATH")
+        raise DataError(
+            f"the download from {source} is a web page, not a CSV (a login or "
+            f"error page?); download the CSV by hand and pass --csv PATH"
+        )
     try:
         columns = list(pd.read_csv(io.BytesIO(content), nrows=5).columns)
     except Exception as err:
-        raise DataError(f"the download from {source} is not a CSV ({short_error(err)}); download "
-                        f"it by hand and pass --csv PATH") from None
+        raise DataError(
+            f"the download from {source} is not a CSV ({short_error(err)}); download "
+            f"it by hand and pass --csv PATH"
+        ) from None
     missing = [c for c in (text_column, label_column) if c not in columns]
     if missing:
-        raise DataError(f"the download from {source} has no column "
-                        f"{', '.join(map(repr, missing))} (its columns: "
-                        f"{', '.join(map(repr, columns))}); name the right ones with "
-                        f"--text-column NAME --label-column NAME")
+        raise DataError(
+            f"the download from {source} has no column "
+            f"{', '.join(map(repr, missing))} (its columns: "
+            f"{', '.join(map(repr, columns))}); name the right ones with "
+            f"--text-column NAME --label-column NAME"
+        )
 
 
-def load(data_dir: Path, download: bool, seed: int, *, csv: str | Path | None = None,
-         text_column: str = "text", label_column: str = "category", vocab_size: int = 5000,
-         test_size: float = 0.3) -> Raw:
+def load(
+    data_dir: Path,
+    download: bool,
+    seed: int,
+    *,
+    csv: str | Path | None = None,
+    text_column: str = "text",
+    label_column: str = "category",
+    vocab_size: int = 5000,
+    test_size: float = 0.3,
+) -> Raw:
     """``load_dataset("bbc")``: the BBC News CSV (or ``csv=``), TF-IDF, a stratified split."""
     texts, labels = load_bbc_csv(csv, data_dir, text_column, label_column, download)
     titles = [snippet(t, 60) for t in texts]
-    return text_raw(texts, labels, titles, seed, vocab_size, test_size,
-                     {"source": str(csv or BBC_URL)})
+    return text_raw(
+        texts, labels, titles, seed, vocab_size, test_size, {"source": str(csv or BBC_URL)}
+    )

@@ -20,7 +20,10 @@ def digits(data_dir: Path, download: bool, seed: int) -> Raw:
     images = (d.images / 16.0).astype(np.float32)[:, None]  # [1797, 1, 8, 8] in [0, 1]
     x_tr, x_te, y_tr, y_te = stratified_split(images, d.target, 0.25, seed)
     return Raw(
-        x_tr, y_tr, x_te, y_te,
+        x_tr,
+        y_tr,
+        x_te,
+        y_te,
         class_names=[str(c) for c in d.target_names],
         kind="image",
         images_uint8=np.round(x_te[:, 0] * 255).astype(np.uint8),
@@ -46,8 +49,10 @@ def _check_idx(path: Path) -> None:
         if size != expected:
             raise DataError(f"it holds {size} bytes where its header promises {expected}")
     except (DataError, OSError) as err:
-        raise DataError(f"{path} is not a usable MNIST file ({err}); delete it to download "
-                        f"again, or put a good copy there") from None
+        raise DataError(
+            f"{path} is not a usable MNIST file ({err}); delete it to download "
+            f"again, or put a good copy there"
+        ) from None
 
 
 def _torchvision_mnist(variant: str):
@@ -72,9 +77,16 @@ def _torchvision_mnist(variant: str):
         names = [str(i) for i in range(10)] if variant == "mnist" else list(train.classes)
         x_tr = train.data.numpy().astype(np.float32)[:, None] / 255.0
         x_te = test.data.numpy().astype(np.float32)[:, None] / 255.0
-        return Raw(x_tr, train.targets.numpy(), x_te, test.targets.numpy(), names,
-                    kind="image", images_uint8=test.data.numpy(),
-                    info={"source": f"torchvision.datasets.{cls.__name__}"})
+        return Raw(
+            x_tr,
+            train.targets.numpy(),
+            x_te,
+            test.targets.numpy(),
+            names,
+            kind="image",
+            images_uint8=test.data.numpy(),
+            info={"source": f"torchvision.datasets.{cls.__name__}"},
+        )
 
     return load
 
@@ -90,8 +102,10 @@ def _unpickle(path: Path):
             # fetched and checksummed.
             return pickle.load(f, encoding="latin1")
     except Exception as err:  # truncated or garbage: UnpicklingError, EOFError, ValueError...
-        raise DataError(f"{path} is damaged ({type(err).__name__}: {short_error(err)}); delete it "
-                        f"to download again, or put a good copy there") from None
+        raise DataError(
+            f"{path} is damaged ({type(err).__name__}: {short_error(err)}); delete it "
+            f"to download again, or put a good copy there"
+        ) from None
 
 
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -100,12 +114,16 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         data = np.asarray(batch["data"], dtype=np.uint8)
         labels = np.asarray(batch["labels"], dtype=np.int64)
     except (KeyError, TypeError) as err:
-        raise DataError(f"{path} is not a CIFAR-10 batch (expected keys 'data' and 'labels', "
-                        f"found {sorted(batch) if isinstance(batch, dict) else type(batch)}); "
-                        f"delete it to download again") from err
+        raise DataError(
+            f"{path} is not a CIFAR-10 batch (expected keys 'data' and 'labels', "
+            f"found {sorted(batch) if isinstance(batch, dict) else type(batch)}); "
+            f"delete it to download again"
+        ) from err
     if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
-        raise DataError(f"{path}: expected data of shape [N, 3072] and N labels, "
-                        f"got {data.shape} and {len(labels)}; delete it to download again")
+        raise DataError(
+            f"{path}: expected data of shape [N, 3072] and N labels, "
+            f"got {data.shape} and {len(labels)}; delete it to download again"
+        )
     return data.reshape(-1, 3, 32, 32), labels
 
 
@@ -130,14 +148,20 @@ def cifar10(data_dir: Path, download: bool, seed: int) -> Raw:
     x_te, y_te = _read_cifar_batch(folder / "test_batch")
     meta = _unpickle(folder / "batches.meta")
     if not isinstance(meta, dict) or "label_names" not in meta:
-        raise DataError(f"{folder / 'batches.meta'} has no 'label_names'; delete it to "
-                        f"download again")
+        raise DataError(
+            f"{folder / 'batches.meta'} has no 'label_names'; delete it to download again"
+        )
     names = list(meta["label_names"])
-    return Raw(x_tr.astype(np.float32) / 255.0, y_tr, x_te.astype(np.float32) / 255.0, y_te,
-                names, kind="image", images_uint8=x_te.transpose(0, 2, 3, 1).copy(),
-                info={"source": str(folder)})
-
-
+    return Raw(
+        x_tr.astype(np.float32) / 255.0,
+        y_tr,
+        x_te.astype(np.float32) / 255.0,
+        y_te,
+        names,
+        kind="image",
+        images_uint8=x_te.transpose(0, 2, 3, 1).copy(),
+        info={"source": str(folder)},
+    )
 
 
 mnist = _torchvision_mnist("mnist")

@@ -38,10 +38,11 @@ def stratified_split(x, y, test_size, seed, class_names=None):
     classes, counts = np.unique(y, return_counts=True)
     if counts.min() < 2:  # say which, before scikit-learn's "least populated class" message
         name = (lambda c: class_names[c]) if class_names is not None else (lambda c: c)
-        few = ", ".join(f"{name(c)!r} ({k})" for c, k in zip(classes, counts, strict=True)
-                        if k < 2)
-        raise DataError(f"the classes {few} have fewer than 2 samples; a stratified train/test "
-                        f"split needs at least 2 of each: add samples or leave them out")
+        few = ", ".join(f"{name(c)!r} ({k})" for c, k in zip(classes, counts, strict=True) if k < 2)
+        raise DataError(
+            f"the classes {few} have fewer than 2 samples; a stratified train/test "
+            f"split needs at least 2 of each: add samples or leave them out"
+        )
     return train_test_split(x, y, test_size=test_size, stratify=y, random_state=seed)
 
 
@@ -60,5 +61,3 @@ def offline_message(what: str, folder: Path, missing: list[str], reason: str) ->
 def short_error(err: object) -> str:
     text = " ".join(str(err).split())
     return text if len(text) <= 160 else text[:157] + "..."
-
-

@@ -63,22 +63,33 @@ class WikipediaClient:
     @property
     def user_agent(self) -> str:
         contact = self.contact or os.environ.get("LABKIT_WIKI_CONTACT") or _CONTACT_PLACEHOLDER
-        return (f"labkit/{_version} (teaching lab kit for representation learning; {contact}) "
-                f"python-requests")
+        return (
+            f"labkit/{_version} (teaching lab kit for representation learning; {contact}) "
+            f"python-requests"
+        )
 
     def get(self, **params) -> dict:
         """One API call (``format=json``, ``maxlag=5``), retried on 429, 503, 5xx and maxlag."""
         import requests
 
-        params = {"action": "query", "format": "json", "formatversion": "2", "maxlag": "5",
-                  **params}
+        params = {
+            "action": "query",
+            "format": "json",
+            "formatversion": "2",
+            "maxlag": "5",
+            **params,
+        }
         last = ""
         for attempt in range(self.retries + 1):
             wait = self.backoff * 2**attempt
             try:
                 self.requests_made += 1
-                r = requests.get(self.api_url, params=params, timeout=self.timeout,
-                                 headers={"User-Agent": self.user_agent})
+                r = requests.get(
+                    self.api_url,
+                    params=params,
+                    timeout=self.timeout,
+                    headers={"User-Agent": self.user_agent},
+                )
             except requests.RequestException as err:
                 last = f"{type(err).__name__}: {err}"
             else:
@@ -86,8 +97,10 @@ class WikipediaClient:
                     last = f"HTTP {r.status_code}"
                     wait = _retry_after(r.headers.get("Retry-After"), wait)
                 elif r.status_code != 200:
-                    raise DataError(f"the MediaWiki API at {self.api_url} answered HTTP "
-                                    f"{r.status_code} to {_describe(params)}; check --api-url")
+                    raise DataError(
+                        f"the MediaWiki API at {self.api_url} answered HTTP "
+                        f"{r.status_code} to {_describe(params)}; check --api-url"
+                    )
                 else:
                     try:
                         reply = r.json()
@@ -96,48 +109,68 @@ class WikipediaClient:
                         raise DataError(
                             f"the MediaWiki API at {self.api_url} sent something that is not "
                             f"JSON for {_describe(params)} (it starts with {head!r}); is "
-                            f"--api-url the api.php endpoint?") from None
+                            f"--api-url the api.php endpoint?"
+                        ) from None
                     if not isinstance(reply, dict):
                         raise DataError(
                             f"the MediaWiki API at {self.api_url} answered {_describe(params)} "
                             f"with a JSON {type(reply).__name__}, not an object; is --api-url "
-                            f"a MediaWiki api.php endpoint?")
+                            f"a MediaWiki api.php endpoint?"
+                        )
                     error = reply.get("error")
                     if error is not None and not isinstance(error, dict):
-                        raise DataError(f"the MediaWiki API refused {_describe(params)}: "
-                                        f"{short_error(error)}")
+                        raise DataError(
+                            f"the MediaWiki API refused {_describe(params)}: {short_error(error)}"
+                        )
                     if error and error.get("code") == "maxlag":  # servers busy: wait, retry
                         last = "maxlag (the wiki's servers are lagging)"
                         wait = _retry_after(r.headers.get("Retry-After"), 5.0)
                     elif error:
-                        raise DataError(f"the MediaWiki API refused {_describe(params)}: "
-                                        f"{error.get('code')}: {error.get('info')}")
+                        raise DataError(
+                            f"the MediaWiki API refused {_describe(params)}: "
+                            f"{error.get('code')}: {error.get('info')}"
+                        )
                     else:
                         return reply
             if attempt < self.retries:
                 wait = min(wait, self.max_wait)
                 if self.verbose and wait >= 1:  # a long silent wait looks like a hang
-                    print(f"waiting {wait:.0f} s before asking {self.api_url} again for "
-                          f"{_describe(params)} (attempt {attempt + 2} of {self.retries + 1}; "
-                          f"last: {last})", file=sys.stderr, flush=True)
+                    print(
+                        f"waiting {wait:.0f} s before asking {self.api_url} again for "
+                        f"{_describe(params)} (attempt {attempt + 2} of {self.retries + 1}; "
+                        f"last: {last})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 self.sleep(wait)
-        raise DataError(f"the MediaWiki API at {self.api_url} failed {self.retries + 1} times "
-                        f"for {_describe(params)} (last: {last}). Try again later, or run with "
-                        f"the articles already cached in wikipedia_articles/.")
+        raise DataError(
+            f"the MediaWiki API at {self.api_url} failed {self.retries + 1} times "
+            f"for {_describe(params)} (last: {last}). Try again later, or run with "
+            f"the articles already cached in wikipedia_articles/."
+        )
 
     def search(self, topic: str, limit: int) -> list[dict]:
         """Up to ``limit`` main-namespace results (``pageid``, ``title``), following continuation."""
         out: list[dict] = []
         cont: dict = {}
         while len(out) < limit:
-            reply = self.get(list="search", srsearch=topic, srnamespace="0",
-                             srlimit=str(min(50, limit - len(out))), srprop="", **cont)
+            reply = self.get(
+                list="search",
+                srsearch=topic,
+                srnamespace="0",
+                srlimit=str(min(50, limit - len(out))),
+                srprop="",
+                **cont,
+            )
             hits = _field(reply, "query", "search", default=[])
             if not isinstance(hits, list) or not all(
-                    isinstance(h, dict) and "pageid" in h and "title" in h for h in hits):
-                raise DataError(f"the MediaWiki API at {self.api_url} answered the search for "
-                                f"{topic!r} with results that are not pages (no pageid/title); "
-                                f"is --api-url a MediaWiki api.php endpoint?")
+                isinstance(h, dict) and "pageid" in h and "title" in h for h in hits
+            ):
+                raise DataError(
+                    f"the MediaWiki API at {self.api_url} answered the search for "
+                    f"{topic!r} with results that are not pages (no pageid/title); "
+                    f"is --api-url a MediaWiki api.php endpoint?"
+                )
             out += [{"pageid": int(h["pageid"]), "title": h["title"]} for h in hits]
             if "continue" not in reply or not hits:
                 break
@@ -148,11 +181,17 @@ class WikipediaClient:
         """Plain-text intro extracts, asked for in batches of at most 50 page ids."""
         texts: dict[int, str] = {}
         for start in range(0, len(pageids), 50):
-            batch = pageids[start:start + 50]
+            batch = pageids[start : start + 50]
             cont: dict = {}
             while True:  # the API returns up to 20 intros a reply and continues with excontinue
-                reply = self.get(prop="extracts", exintro="1", explaintext="1", exlimit="max",
-                                 pageids="|".join(map(str, batch)), **cont)
+                reply = self.get(
+                    prop="extracts",
+                    exintro="1",
+                    explaintext="1",
+                    exlimit="max",
+                    pageids="|".join(map(str, batch)),
+                    **cont,
+                )
                 for page in _pages(reply):
                     if "extract" in page:
                         texts[int(page["pageid"])] = page["extract"]
@@ -173,12 +212,12 @@ def _field(reply: dict, *keys: str, default):
 def _pages(reply: dict) -> list[dict]:
     pages = _field(reply, "query", "pages", default=[])
     pages = list(pages.values()) if isinstance(pages, dict) else pages
-    if not isinstance(pages, list) or not all(isinstance(p, dict) and "pageid" in p
-                                              for p in pages):
-        raise DataError("the MediaWiki API answered a request for extracts with pages that "
-                        "have no pageid; is --api-url a MediaWiki api.php endpoint?")
+    if not isinstance(pages, list) or not all(isinstance(p, dict) and "pageid" in p for p in pages):
+        raise DataError(
+            "the MediaWiki API answered a request for extracts with pages that "
+            "have no pageid; is --api-url a MediaWiki api.php endpoint?"
+        )
     return pages
-
 
 
 def _retry_after(header: str | None, default: float) -> float:
@@ -201,11 +240,18 @@ def _describe(params: dict) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-def fetch_wikipedia(topics: list[str], data_dir: str | Path | None = None, per_topic: int = 100,
-                    min_chars: int = 200, min_per_topic: int = 10,
-                    api_url: str = WIKIPEDIA_API, contact: str | None = None,
-                    refresh: bool = False, client: WikipediaClient | None = None,
-                    verbose: bool = True) -> dict[str, list[dict]]:
+def fetch_wikipedia(
+    topics: list[str],
+    data_dir: str | Path | None = None,
+    per_topic: int = 100,
+    min_chars: int = 200,
+    min_per_topic: int = 10,
+    api_url: str = WIKIPEDIA_API,
+    contact: str | None = None,
+    refresh: bool = False,
+    client: WikipediaClient | None = None,
+    verbose: bool = True,
+) -> dict[str, list[dict]]:
     """Articles per topic: ``{topic: [{"pageid", "title", "text", "rank"}]}``, cached on disk.
 
     Searches ``per_topic`` results per topic, drops extracts shorter than ``min_chars``, and
@@ -213,8 +259,10 @@ def fetch_wikipedia(topics: list[str], data_dir: str | Path | None = None, per_t
     """
     topics = [t.strip() for t in topics if t.strip()]
     if len(topics) < 2:
-        raise DataError(f"give at least two topics to tell apart (got {topics}), e.g. "
-                        f'--topics "Astronomy,Cooking,Basketball"')
+        raise DataError(
+            f"give at least two topics to tell apart (got {topics}), e.g. "
+            f'--topics "Astronomy,Cooking,Basketball"'
+        )
     if len({t.lower() for t in topics}) != len(topics):
         raise DataError(f"the topics repeat: {topics}")
     root = Path(data_dir if data_dir is not None else home("data")) / "wikipedia_articles"
@@ -240,8 +288,9 @@ def fetch_wikipedia(topics: list[str], data_dir: str | Path | None = None, per_t
         arts = found[topic]
         unique = [a for a in arts if best[a["pageid"]][1] == ti]
         long = [a for a in unique if len(a["text"].strip()) >= min_chars]
-        report.append((topic, len(arts), len(arts) - len(unique), len(unique) - len(long),
-                       len(long)))
+        report.append(
+            (topic, len(arts), len(arts) - len(unique), len(unique) - len(long), len(long))
+        )
         result[topic] = long
     if verbose:
         width = max(len(t) for t in topics)
@@ -251,20 +300,31 @@ def fetch_wikipedia(topics: list[str], data_dir: str | Path | None = None, per_t
     few = [(t, k) for t, _, _, _, k in report if k < min_per_topic]
     if few:
         detail = ", ".join(f"{t!r}: {k}" for t, k in few)
-        raise DataError(f"too few usable articles ({detail}; need {min_per_topic} each, of at "
-                        f"least {min_chars} characters). Pick broader topics, raise "
-                        f"per_topic, or lower min_per_topic.")
+        raise DataError(
+            f"too few usable articles ({detail}; need {min_per_topic} each, of at "
+            f"least {min_chars} characters). Pick broader topics, raise "
+            f"per_topic, or lower min_per_topic."
+        )
     return result
 
 
 def _fetch_topic(client: WikipediaClient, topic: str, per_topic: int) -> list[dict]:
     hits = client.search(topic, per_topic)
     if not hits:
-        raise DataError(f"the search for topic {topic!r} found no articles at "
-                        f"{client.api_url}; check the spelling or choose another topic")
+        raise DataError(
+            f"the search for topic {topic!r} found no articles at "
+            f"{client.api_url}; check the spelling or choose another topic"
+        )
     texts = client.extracts([h["pageid"] for h in hits])
-    return [{"pageid": h["pageid"], "title": h["title"], "rank": rank,
-             "text": texts.get(h["pageid"], "")} for rank, h in enumerate(hits)]
+    return [
+        {
+            "pageid": h["pageid"],
+            "title": h["title"],
+            "rank": rank,
+            "text": texts.get(h["pageid"], ""),
+        }
+        for rank, h in enumerate(hits)
+    ]
 
 
 def _topic_dir(root: Path, topic: str) -> Path:
@@ -291,7 +351,7 @@ def _read_article_folder(folder: Path, per_topic: int) -> list[dict] | None:
         first, _, body = text.partition("\n")
         if not first.startswith("Title:"):
             return None
-        title = first[len("Title:"):].strip() or path.stem
+        title = first[len("Title:") :].strip() or path.stem
         # No page id in these files: a stable number from the title stands in for it, so
         # an article two topics share is still found to be one article.
         pageid = -int(hashlib.sha1(title.encode("utf-8")).hexdigest()[:12], 16)
@@ -307,54 +367,89 @@ def _read_topic(root: Path, topic: str, api_url: str, per_topic: int) -> list[di
             if (root / name).is_dir() and not (root / name / "index.json").exists():
                 return _read_article_folder(root / name, per_topic)
         return None
-    if meta.get("topic") != topic or meta.get("api_url") != api_url \
-            or meta.get("per_topic", 0) < per_topic:
+    if (
+        meta.get("topic") != topic
+        or meta.get("api_url") != api_url
+        or meta.get("per_topic", 0) < per_topic
+    ):
         return None
     arts = []
     try:
         for a in meta["articles"][:per_topic]:
             path = folder / a["file"]
-            arts.append({"pageid": a["pageid"], "title": a["title"], "rank": a["rank"],
-                         "text": path.read_text(encoding="utf-8")})
+            arts.append(
+                {
+                    "pageid": a["pageid"],
+                    "title": a["title"],
+                    "rank": a["rank"],
+                    "text": path.read_text(encoding="utf-8"),
+                }
+            )
     except (OSError, KeyError, TypeError, ValueError):
         return None  # a damaged cache is refetched, not half-used
     return arts
 
 
-def _write_topic(root: Path, topic: str, api_url: str, per_topic: int,
-                 arts: list[dict]) -> None:
+def _write_topic(root: Path, topic: str, api_url: str, per_topic: int, arts: list[dict]) -> None:
     folder = _topic_dir(root, topic)
     entries = []
     for a in arts:
         name = f"{a['pageid']}.txt"
         with atomic_write(folder / name) as f:
             f.write(a["text"])
-        entries.append({"pageid": a["pageid"], "title": a["title"], "rank": a["rank"],
-                        "file": name, "chars": len(a["text"])})
-    write_json(folder / "index.json", {"topic": topic, "api_url": api_url,
-                                       "per_topic": per_topic, "articles": entries})
+        entries.append(
+            {
+                "pageid": a["pageid"],
+                "title": a["title"],
+                "rank": a["rank"],
+                "file": name,
+                "chars": len(a["text"]),
+            }
+        )
+    write_json(
+        folder / "index.json",
+        {"topic": topic, "api_url": api_url, "per_topic": per_topic, "articles": entries},
+    )
     # The folder-wide index: which topic lives where.
     top = root / "index.json"
     index = _read_json(top) or {}
     if not isinstance(index.get("topics"), dict):
         index["topics"] = {}
-    index["topics"][topic] = {"folder": folder.name, "api_url": api_url,
-                              "articles": len(entries)}
+    index["topics"][topic] = {"folder": folder.name, "api_url": api_url, "articles": len(entries)}
     write_json(top, index)
 
 
-def load(data_dir: Path, download: bool, seed: int, *, topics: list[str] | str | None = None,
-         api_url: str = WIKIPEDIA_API, per_topic: int = 100, min_chars: int = 200,
-         min_per_topic: int = 10, vocab_size: int = 5000, test_size: float = 0.3,
-         contact: str | None = None) -> Raw:
+def load(
+    data_dir: Path,
+    download: bool,
+    seed: int,
+    *,
+    topics: list[str] | str | None = None,
+    api_url: str = WIKIPEDIA_API,
+    per_topic: int = 100,
+    min_chars: int = 200,
+    min_per_topic: int = 10,
+    vocab_size: int = 5000,
+    test_size: float = 0.3,
+    contact: str | None = None,
+) -> Raw:
     """``load_dataset("wikipedia", topics=[...])``: the articles, TF-IDF, a stratified split."""
     if not topics:
-        raise DataError('name the topics: --topics "Astronomy,Cooking,Basketball" '
-                        "(load_dataset('wikipedia', topics=[...]))")
+        raise DataError(
+            'name the topics: --topics "Astronomy,Cooking,Basketball" '
+            "(load_dataset('wikipedia', topics=[...]))"
+        )
     if isinstance(topics, str):
         topics = [t for t in topics.split(",")]
-    arts = fetch_wikipedia(topics, data_dir, per_topic=per_topic, min_chars=min_chars,
-                           min_per_topic=min_per_topic, api_url=api_url, contact=contact)
+    arts = fetch_wikipedia(
+        topics,
+        data_dir,
+        per_topic=per_topic,
+        min_chars=min_chars,
+        min_per_topic=min_per_topic,
+        api_url=api_url,
+        contact=contact,
+    )
     texts, labels, titles = [], [], []
     for topic, items in arts.items():
         for a in items:
@@ -362,5 +457,13 @@ def load(data_dir: Path, download: bool, seed: int, *, topics: list[str] | str |
             labels.append(topic)
             titles.append(a["title"])
     # Classes in the order the user named the topics, not sorted.
-    return text_raw(texts, labels, titles, seed, vocab_size, test_size,
-                     {"source": api_url, "topics": list(arts)}, classes=list(arts))
+    return text_raw(
+        texts,
+        labels,
+        titles,
+        seed,
+        vocab_size,
+        test_size,
+        {"source": api_url, "topics": list(arts)},
+        classes=list(arts),
+    )

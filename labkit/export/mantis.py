@@ -33,8 +33,13 @@ from .._io import atomic_write
 from ..errors import ConfigError, LabkitError
 from ..reduce import SVDProjection
 
-__all__ = ["MantisTable", "MantisFormatError", "format_cells", "read_mantis_csv",
-           "write_mantis_csv"]
+__all__ = [
+    "MantisTable",
+    "MantisFormatError",
+    "format_cells",
+    "read_mantis_csv",
+    "write_mantis_csv",
+]
 
 _EMB = "embedding_epoch_"
 _COORD = "coordinate"
@@ -53,17 +58,20 @@ def format_cells(x: np.ndarray) -> list[bytes]:
     x = np.ascontiguousarray(x)
     if not np.isfinite(x).all():
         bad = np.argwhere(~np.isfinite(x))[0]
-        raise ConfigError(f"embedding value at {tuple(int(i) for i in bad)} is "
-                         f"{x[tuple(bad)]} (NaN or infinity), which a Mantis CSV cannot "
-                         f"store; check the training for divergence")
+        raise ConfigError(
+            f"embedding value at {tuple(int(i) for i in bad)} is "
+            f"{x[tuple(bad)]} (NaN or infinity), which a Mantis CSV cannot "
+            f"store; check the training for divergence"
+        )
     n, d = x.shape
     flat = x.reshape(-1)
     text = pc.cast(pa.array(flat), pa.string())
     negative_zero = (flat == 0) & np.signbit(flat)
     if negative_zero.any():  # Arrow writes "-0", which JSON reads as the integer 0
         text = pc.if_else(pa.array(negative_zero), "-0.0", text)
-    rows = pa.ListArray.from_arrays(pa.array(np.arange(0, n * d + 1, d, dtype=np.int64)
-                                             .astype(np.int32)), text)
+    rows = pa.ListArray.from_arrays(
+        pa.array(np.arange(0, n * d + 1, d, dtype=np.int64).astype(np.int32)), text
+    )
     cells = pc.binary_join(rows, ", ")
     cells = pc.binary_join_element_wise("[", cells, "]", "")
     return [c.encode("ascii") for c in cells.to_pylist()]
@@ -74,10 +82,15 @@ def _clean(text: str) -> str:
     return str(text).replace("\r\n", "\n").replace("\r", "\n")
 
 
-def write_mantis_csv(snaps, path: str | Path, layer: str | None = None, *,
-                     coordinates: np.ndarray | int | None = None,
-                     extra: dict[str, list] | None = None, precision: int | None = None
-                     ) -> Path:
+def write_mantis_csv(
+    snaps,
+    path: str | Path,
+    layer: str | None = None,
+    *,
+    coordinates: np.ndarray | int | None = None,
+    extra: dict[str, list] | None = None,
+    precision: int | None = None,
+) -> Path:
     """Write the Mantis CSV of ``layer`` (default: the penultimate) atomically.
 
     ``coordinates``: ``2`` or ``3`` adds ``coordinate1..k`` from a PCA of the last epoch
@@ -86,13 +99,18 @@ def write_mantis_csv(snaps, path: str | Path, layer: str | None = None, *,
     deprecated and ignored.
     """
     if precision is not None:
-        warnings.warn("write_mantis_csv(precision=...) is deprecated and ignored: every "
-                      "value is now written exactly, in its shortest form",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "write_mantis_csv(precision=...) is deprecated and ignored: every "
+            "value is now written exactly, in its shortest form",
+            DeprecationWarning,
+            stacklevel=2,
+        )
     emb = snaps.layer(layer)
     n = emb.shape[1]
-    columns: dict[str, list] = {"title": [_clean(t) for t in snaps.titles],
-                                "categoric": snaps.label_names}
+    columns: dict[str, list] = {
+        "title": [_clean(t) for t in snaps.titles],
+        "categoric": snaps.label_names,
+    }
     if snaps.snippets:
         columns["snippet"] = [_clean(s) for s in snaps.snippets]
     columns["prediction"] = [snaps.class_names[i] for i in snaps.predictions[-1]]
@@ -111,8 +129,9 @@ def write_mantis_csv(snaps, path: str | Path, layer: str | None = None, *,
         else:
             coords = np.asarray(coordinates, dtype=np.float64)
         if coords.ndim != 2 or coords.shape[0] != n or coords.shape[1] not in (2, 3):
-            raise ConfigError(f"coordinates must be 2 or 3 columns for {n} rows, "
-                             f"got shape {coords.shape}")
+            raise ConfigError(
+                f"coordinates must be 2 or 3 columns for {n} rows, got shape {coords.shape}"
+            )
 
     header = list(columns) + [f"{_EMB}{e}" for e in range(emb.shape[0])]
     if coords is not None:
@@ -120,8 +139,11 @@ def write_mantis_csv(snaps, path: str | Path, layer: str | None = None, *,
     # Each epoch's cells, then each row's: epochs are the columns. Embedding cells hold no
     # quotes, so they are wrapped in "..." as they are; text columns go through csv.
     epochs = [format_cells(e) for e in emb]
-    coord_cells = [] if coords is None else [
-        [c[1:-1] for c in format_cells(coords[:, k:k + 1])] for k in range(coords.shape[1])]
+    coord_cells = (
+        []
+        if coords is None
+        else [[c[1:-1] for c in format_cells(coords[:, k : k + 1])] for k in range(coords.shape[1])]
+    )
     meta = io.StringIO()
     csv.writer(meta, lineterminator="\r\n").writerows(zip(*columns.values(), strict=True))
     meta_lines = meta.getvalue().encode("utf-8").split(b"\r\n")
@@ -165,8 +187,10 @@ def read_mantis_csv(path: str | Path) -> MantisTable:
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
-        raise MantisFormatError(f"{path}, line {line}, column {column}: not UTF-8 (byte "
-                                f"{raw[err.start]:#04x}); a Mantis CSV is UTF-8") from None
+        raise MantisFormatError(
+            f"{path}, line {line}, column {column}: not UTF-8 (byte "
+            f"{raw[err.start]:#04x}); a Mantis CSV is UTF-8"
+        ) from None
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
@@ -174,13 +198,16 @@ def read_mantis_csv(path: str | Path) -> MantisTable:
         raise MantisFormatError(f"{path} is empty") from None
     for needed in ("title", "categoric"):
         if needed not in header:
-            raise MantisFormatError(f"{path}, line 1: no {needed!r} column (found: "
-                                    f"{', '.join(header)})")
+            raise MantisFormatError(
+                f"{path}, line 1: no {needed!r} column (found: {', '.join(header)})"
+            )
     emb_cols = [i for i, h in enumerate(header) if h.startswith(_EMB)]
-    epochs = [header[i][len(_EMB):] for i in emb_cols]
+    epochs = [header[i][len(_EMB) :] for i in emb_cols]
     if not emb_cols or epochs != [str(e) for e in range(len(emb_cols))]:
-        raise MantisFormatError(f"{path}, line 1: expected columns {_EMB}0 .. {_EMB}N in "
-                                f"order, found {[header[i] for i in emb_cols]}")
+        raise MantisFormatError(
+            f"{path}, line 1: expected columns {_EMB}0 .. {_EMB}N in "
+            f"order, found {[header[i] for i in emb_cols]}"
+        )
     coord_cols = [i for i, h in enumerate(header) if h.startswith(_COORD)]
     text_cols = [i for i in range(len(header)) if i not in emb_cols and i not in coord_cols]
 
@@ -189,8 +216,9 @@ def read_mantis_csv(path: str | Path) -> MantisTable:
     for row in reader:
         if row:
             if len(row) != len(header):
-                raise MantisFormatError(f"{path}, line {line}: {len(row)} cells, the header has "
-                                        f"{len(header)}")
+                raise MantisFormatError(
+                    f"{path}, line {line}: {len(row)} cells, the header has {len(header)}"
+                )
             rows.append(row)
             lines.append(line)
         line = reader.line_num + 1
@@ -203,21 +231,23 @@ def read_mantis_csv(path: str | Path) -> MantisTable:
                 # Strict JSON numbers: NaN and Infinity are not JSON, true/false not numbers.
                 values = json.loads(row[col], parse_constant=_no_constant)
                 if not isinstance(values, list) or not all(
-                        isinstance(v, (int, float)) and not isinstance(v, bool)
-                        for v in values):
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+                ):
                     raise ValueError("not a list of numbers")
             except ValueError as err:
                 cell = row[col] if len(row[col]) <= 40 else row[col][:37] + "..."
                 raise MantisFormatError(
                     f"{path}, line {lines[r]}, column {col + 1} ({header[col]}): cannot read "
-                    f"{cell!r} as a list of numbers ({err})") from None
+                    f"{cell!r} as a list of numbers ({err})"
+                ) from None
             if dim is None:
                 dim = len(values)
                 emb = np.empty((len(emb_cols), n, dim), np.float32)
             if len(values) != dim:
                 raise MantisFormatError(
                     f"{path}, line {lines[r]}, column {col + 1} ({header[col]}): "
-                    f"{len(values)} values, earlier cells have {dim}")
+                    f"{len(values)} values, earlier cells have {dim}"
+                )
             emb[e, r] = values
     coords = None
     if coord_cols:
@@ -230,7 +260,10 @@ def read_mantis_csv(path: str | Path) -> MantisTable:
         titles=[row[ti] for row in rows],
         categories=[row[ci] for row in rows],
         embeddings=emb if emb is not None else np.zeros((len(emb_cols), 0, 0), np.float32),
-        columns={header[i]: [row[i] for row in rows] for i in text_cols
-                 if header[i] not in ("title", "categoric")},
+        columns={
+            header[i]: [row[i] for row in rows]
+            for i in text_cols
+            if header[i] not in ("title", "categoric")
+        },
         coordinates=coords,
     )

@@ -74,8 +74,9 @@ def _metadata(snaps, epoch: int) -> str:
     cols["correct"] = ["yes" if c else "no" for c in snaps.correct(epoch)]
     cols["index"] = [str(i) for i in range(snaps.n_probe)]
     lines = ["\t".join(cols)]
-    lines += ["\t".join(clean_cell(v) or "-" for v in row) for row in zip(*cols.values(),
-                                                                          strict=True)]
+    lines += [
+        "\t".join(clean_cell(v) or "-" for v in row) for row in zip(*cols.values(), strict=True)
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -114,8 +115,13 @@ def _read_config(path: Path):
     return config
 
 
-def write_projector(snaps, logdir: str | Path, layers: list[str] | None = None,
-                    epochs: list[int] | None = None, scalars: bool = True) -> Path:
+def write_projector(
+    snaps,
+    logdir: str | Path,
+    layers: list[str] | None = None,
+    epochs: list[int] | None = None,
+    scalars: bool = True,
+) -> Path:
     """Write projector logs for ``layers`` x ``epochs`` (default: all) into ``logdir``.
 
     Writing again into the same folder merges with its config: entries of the same name are
@@ -127,9 +133,12 @@ def write_projector(snaps, logdir: str | Path, layers: list[str] | None = None,
     layers = layers or snaps.layers
     epochs = list(range(snaps.epochs + 1)) if epochs is None else list(epochs)
     if snaps.n_probe > PROJECTOR_POINT_LIMIT:
-        warnings.warn(f"{snaps.n_probe} points: the projector shows at most "
-                      f"{PROJECTOR_POINT_LIMIT:,} and samples the rest; use a smaller probe set "
-                      f"(probe_size=...) to see every point", stacklevel=2)
+        warnings.warn(
+            f"{snaps.n_probe} points: the projector shows at most "
+            f"{PROJECTOR_POINT_LIMIT:,} and samples the rest; use a smaller probe set "
+            f"(probe_size=...) to see every point",
+            stacklevel=2,
+        )
     assets = logdir / "projector"
     sprite = None
     if snaps.thumbnails is not None:
@@ -156,9 +165,11 @@ def write_projector(snaps, logdir: str | Path, layers: list[str] | None = None,
             _write_tensor(folder / f"{stem}.bin", emb[epoch])
             with atomic_write(folder / f"{stem}.tsv", "w") as f:
                 f.write(metadata[epoch])
-            entry = EmbeddingInfo(tensor_name=tensor_name(li, layer, epoch),
-                                  tensor_path=f"projector/{folder.name}/{stem}.bin",
-                                  metadata_path=f"projector/{folder.name}/{stem}.tsv")
+            entry = EmbeddingInfo(
+                tensor_name=tensor_name(li, layer, epoch),
+                tensor_path=f"projector/{folder.name}/{stem}.bin",
+                metadata_path=f"projector/{folder.name}/{stem}.tsv",
+            )
             entry.tensor_shape.extend(emb[epoch].shape)
             if sprite:
                 entry.sprite.image_path = sprite[0]
@@ -168,8 +179,11 @@ def write_projector(snaps, logdir: str | Path, layers: list[str] | None = None,
     # Merge with what the folder already lists: same names are replaced; others are kept
     # while their tensor files exist. Written last, so an interrupted export keeps the old.
     config_path = logdir / CONFIG
-    kept = {e.tensor_name: e for e in _read_config(config_path).embeddings
-            if e.tensor_name not in entries and (logdir / e.tensor_path).exists()}
+    kept = {
+        e.tensor_name: e
+        for e in _read_config(config_path).embeddings
+        if e.tensor_name not in entries and (logdir / e.tensor_path).exists()
+    }
     merged = {**kept, **entries}
     config = ProjectorConfig()
     config.embeddings.extend(merged[name] for name in sorted(merged))

@@ -9,14 +9,17 @@ from . import _widgets
 calls = []
 
 
-def serve_kernel_port_as_iframe(port, path="/", width="100%", height="400",
-                                cache_in_notebook=False):
+def serve_kernel_port_as_iframe(
+    port, path="/", width="100%", height="400", cache_in_notebook=False
+):
     # Colab's own version asks its front end for a proxied address of the kernel's port;
     # here the kernel's port is reached directly.
     calls.append(("serve_kernel_port_as_iframe", port, path))
     src = html.escape(f"http://127.0.0.1:{port}{path}")
-    _html(f'<iframe data-standin="colab-port-proxy" src="{src}" width="{width}" '
-          f'height="{height}"></iframe>')
+    _html(
+        f'<iframe data-standin="colab-port-proxy" src="{src}" width="{width}" '
+        f'height="{height}"></iframe>'
+    )
 
 
 def enable_custom_widget_manager():
