@@ -10,15 +10,22 @@ from . import align, metrics, plots, reduce, tour, workflows
 from ._version import __version__
 from .data import DATASETS, DataError, LabData, load_dataset
 from .errors import LabkitError
-from .explorer import Explorer, explore
 from .export.mantis import MantisTable, read_mantis_csv, write_mantis_csv
 from .export.projector import write_projector
 from .hooks import capture, embedding_layers, head_layer, layer_names, penultimate_layer
 from .models import MLP, MODELS, ConvNet, build_model, default_model
 from .paths import home, in_colab
-from .serve import ngrok_token, open_tensorboard, open_tunnel, start_tensorboard, stop_tunnels
 from .snapshots import Snapshots
 from .train import evaluate, pick_device, train
+from .view import (
+    Explorer,
+    explore,
+    ngrok_token,
+    open_tensorboard,
+    open_tunnel,
+    start_tensorboard,
+    stop_tunnels,
+)
 
 __all__ = [
     "__version__",

@@ -274,7 +274,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_tensorboard(args: argparse.Namespace) -> int:
-    from .serve import open_tunnel, require_token, start_tensorboard
+    from .view import open_tunnel, require_token, start_tensorboard
 
     if args.tunnel:
         require_token(args.port)  # say so before starting anything

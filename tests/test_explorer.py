@@ -18,7 +18,7 @@ import pytest
 
 import labkit
 from labkit import align, workflows
-from labkit.explorer import RIGHT_WRONG, _class_colours
+from labkit.view.explorer import RIGHT_WRONG, _class_colours
 
 from .browser import browser_page, chromium_path, read_projector
 from .jupyterlab import jupyter_lab

@@ -150,7 +150,7 @@ def test_tunnel_without_a_token_is_refused_before_tensorboard_starts(earlier_run
         "tensorboard", str(earlier_run), "--tunnel", "--port", str(port), cwd=tmp_path
     )
     assert_one_sentence(proc, "no ngrok token found", "NGROK_AUTHTOKEN")
-    assert labkit.serve._port_free(port)  # nothing was started
+    assert labkit.view.processes.port_free(port)  # nothing was started
 
 
 # -- run folders are written as one unit ---------------------------------------------------------
@@ -754,7 +754,7 @@ def test_ctrl_c_while_tensorboard_starts_leaves_no_orphan(earlier_run, tmp_path)
     assert proc.returncode == 130 and "interrupted: TensorBoard was stopped" in err
     assert "Traceback" not in err and "Press Ctrl-C" not in out
     time.sleep(0.5)
-    assert labkit.serve._port_free(port) and not (registry / f"{port}.json").exists()
+    assert labkit.view.processes.port_free(port) and not (registry / f"{port}.json").exists()
 
 
 def test_another_notebooks_tensorboard_is_left_alone(earlier_run, tmp_path):
@@ -777,11 +777,11 @@ def test_another_notebooks_tensorboard_is_left_alone(earlier_run, tmp_path):
         their_port, their_pid = map(int, kernel.stdout.readline().split())
         assert their_port == port
         assert labkit.serve.stop_all() == 0  # this "notebook" started nothing
-        assert labkit.serve._alive(their_pid)
+        assert labkit.view.processes.alive(their_pid)
         mine = labkit.start_tensorboard(other / "tensorboard", port=port)
-        assert mine.port != port and labkit.serve._alive(their_pid)
-        assert labkit.serve.stop_all() == 1 and not labkit.serve._alive(mine.pid)
-        assert labkit.serve._alive(their_pid)
+        assert mine.port != port and labkit.view.processes.alive(their_pid)
+        assert labkit.serve.stop_all() == 1 and not labkit.view.processes.alive(mine.pid)
+        assert labkit.view.processes.alive(their_pid)
     finally:
         kernel.stdin.close()
         kernel.wait(timeout=30)

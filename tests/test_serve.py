@@ -24,6 +24,8 @@ from pyngrok.exception import PyngrokNgrokError, PyngrokNgrokInstallError
 import labkit
 from labkit import serve
 from labkit.errors import LabkitError
+from labkit.view import processes
+from labkit.view import tunnel as tunnel_module
 
 TOKEN = "2abcTOKENxyz_do_not_leak_0123456789"
 
@@ -173,7 +175,7 @@ def test_err_108_with_replace_stops_the_old_agent_and_retries(
     env_token, monkeypatch, capsys, caplog
 ):
     stopped, attempts = [], []
-    monkeypatch.setattr(serve, "stop_tunnels", lambda: stopped.append(True))
+    monkeypatch.setattr(tunnel_module, "stop_tunnels", lambda: stopped.append(True))
 
     def connect(port, token, options):
         attempts.append(port)
@@ -218,7 +220,7 @@ def test_port_fallback_when_the_port_is_taken(logdir):
             assert runs == ["."]
         finally:
             server.stop()
-    assert not serve._alive(server.pid)
+    assert not processes.alive(server.pid)
 
 
 def test_reuse_then_replace_when_logs_change(logdir, digits_run):
@@ -232,7 +234,7 @@ def test_reuse_then_replace_when_logs_change(logdir, digits_run):
         labkit.write_projector(snaps, logdir, epochs=[2])  # new logs: the old server is stale
         fresh = serve.start_tensorboard(logdir, port=port)
         assert not fresh.reused and fresh.pid != first.pid and fresh.port == port
-        assert not serve._alive(first.pid)
+        assert not processes.alive(first.pid)
         info = json.loads(fresh.get("/data/plugin/projector/info?run=."))
         assert len(info["embeddings"]) == 3
         fresh.stop()
@@ -251,7 +253,7 @@ def test_a_dead_instance_is_forgotten_and_another_folder_is_replaced(logdir, tmp
         _, snaps = digits_run
         labkit.write_projector(snaps, tmp_path / "other", epochs=[0])
         other = serve.start_tensorboard(tmp_path / "other", port=port)
-        assert other.port == port and not serve._alive(again.pid)
+        assert other.port == port and not processes.alive(again.pid)
         other.stop()
     finally:
         again.stop()
@@ -289,7 +291,7 @@ def test_cli_tensorboard_serves_a_run_until_ctrl_c(logdir, tmp_path):
         assert proc.wait(timeout=30) == 0
     finally:
         proc.kill()
-    assert serve._port_free(port)
+    assert processes.port_free(port)
 
 
 # -- where TensorBoard is shown: Colab without a token, a remote Jupyter -------------------------

@@ -1,0 +1,80 @@
+"""``open_tensorboard``: the one call a lab makes to show the projector, wherever the
+notebook runs: locally, on a remote Jupyter, or on Colab (inline through Colab's port proxy,
+or full-window through an ngrok tunnel when a token is set)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import LabkitError
+from ..paths import in_colab
+from .secrets import TOKEN_HELP, ngrok_token
+from .tensorboard import TensorBoardServer, start_tensorboard
+from .tunnel import open_tunnel
+
+__all__ = ["open_tensorboard"]
+
+
+COLAB_INLINE = (
+    "TensorBoard is shown below, inside the notebook, through Colab's own port proxy: no "
+    "tunnel needed. The projector does not load in Safari: use Chrome or Firefox, or the "
+    "explorer further down, which works in every browser."
+)
+
+COLAB_TOKEN_STEPS = (
+    "Optional: for TensorBoard in a full browser window (an ngrok tunnel), add your ngrok "
+    "token:\n"
+    f"  1. get a token (free account) at {TOKEN_HELP}\n"
+    "  2. in Colab, click the key icon in the left bar, add a secret named NGROK_AUTHTOKEN "
+    "with the token as its value, and switch on 'Notebook access'\n"
+    "  3. run this cell again."
+)
+
+
+def _in_ipython() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None
+
+
+def open_tensorboard(
+    logdir: str | Path,
+    port: int = 6006,
+    tunnel: bool | None = None,
+    display: bool = True,
+    height: int = 800,
+) -> TensorBoardServer:
+    """TensorBoard for a notebook, wherever the notebook runs.
+
+    - Locally: served on ``127.0.0.1`` and shown inline (through jupyter-server-proxy where
+      it is installed, so a remote Jupyter works too).
+    - On Colab with an ngrok token: a full-window HTTPS tunnel protected by a password.
+    - On Colab without a token: shown inline through Colab's port proxy, with the steps to
+      add a token printed above it. No token is not an error: "Run all" goes on.
+
+    ``tunnel=None`` opens a tunnel on Colab when a token is there (and falls back to the
+    inline view, saying why, if the tunnel fails); ``True`` insists, ``False`` never opens one.
+    """
+    server = start_tensorboard(logdir, port=port)
+    insist = tunnel is True
+    if tunnel is None:
+        tunnel = in_colab() and ngrok_token() is not None
+    if tunnel:
+        try:
+            server.tunnel = open_tunnel(server.port)
+            return server
+        except LabkitError as err:
+            if insist:
+                raise
+            print(f"No tunnel: {err}\n")
+    if in_colab():
+        print(COLAB_INLINE)
+        if ngrok_token() is None:
+            print(COLAB_TOKEN_STEPS)
+    if display and _in_ipython():
+        server.display(height=height)
+    else:
+        print(f"TensorBoard: {server.projector_url}")
+    return server
