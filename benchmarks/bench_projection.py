@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 import labkit  # noqa: E402
 from labkit.align import align_sequence, mean_displacement, trajectory  # noqa: E402
-from labkit.reduce import reduce, trustworthiness  # noqa: E402
+from labkit.reduce import project, trustworthiness  # noqa: E402
 from tests.fakedata import write_mnist  # noqa: E402
 
 WORK = ROOT / "benchmarks" / "_work" / "projection"
@@ -72,9 +72,9 @@ def run(snaps: labkit.Snapshots) -> dict:
     seconds["kit"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    layouts = [reduce(emb[0], "umap", seed=0)]
+    layouts = [project(emb[0], "umap", seed=0)]
     for e in range(1, len(emb)):
-        layouts.append(reduce(emb[e], "umap", seed=0, init=layouts[-1], n_epochs=200))
+        layouts.append(project(emb[e], "umap", seed=0, init=layouts[-1], n_epochs=200))
     trajs["before"] = align_sequence(layouts)
     seconds["before"] = time.perf_counter() - t0
 

@@ -10,11 +10,16 @@ best maps one onto the other after both are centred and scaled to unit size.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._deprecation import renamed
 from .errors import ConfigError
-from .reduce import SVDProjection, reduce
+from .reduce import SVDProjection, project
+
+if TYPE_CHECKING:
+    from .snapshots import Snapshots
 
 __all__ = [
     "Procrustes",
@@ -42,7 +47,9 @@ class Procrustes:
         return self.scale * (np.asarray(x, np.float64) - self.x_mean) @ self.rotation + self.y_mean
 
 
-def procrustes(source: np.ndarray, target: np.ndarray, allow_reflection: bool = True) -> Procrustes:
+def procrustes(
+    source: np.ndarray, target: np.ndarray, *, allow_reflection: bool = True
+) -> Procrustes:
     """The rotation (and reflection), scale and shift that best maps ``source`` onto ``target``."""
     from scipy.linalg import orthogonal_procrustes
 
@@ -121,14 +128,14 @@ def _layouts(
     layouts: list[np.ndarray] = []
     for i, emb in enumerate(embs):
         if not (warm_start and layouts and method in ("umap", "tsne")):
-            layouts.append(reduce(emb, method, n_components, seed=seed, **options))
+            layouts.append(project(emb, method, n_components, seed=seed, **options))
             continue
         step = dict(options)
         if method == "umap":
             rate = STEADY_UMAP_RATE * neighbour_change(embs[i - 1], emb)
             step.setdefault("n_epochs", STEADY_UMAP_EPOCHS)
             step.setdefault("learning_rate", max(rate, STEADY_UMAP_MIN_RATE))
-        layout = reduce(emb, method, n_components, seed=seed, init=layouts[-1], **step)
+        layout = project(emb, method, n_components, seed=seed, init=layouts[-1], **step)
         if method == "umap":
             # umap-learn stretches a given layout to [0, 10] on each axis before it
             # optimises; undo the stretch, or it alone would move points between epochs.
@@ -139,18 +146,20 @@ def _layouts(
 
 
 def trajectory(
-    snaps,
+    snaps: Snapshots,
     layer: str | None = None,
     method: str = "pca",
     n_components: int = 2,
     seed: int = 0,
-    epochs: list[int] | None = None,
+    at_epochs: list[int] | None = None,
+    *,
     warm_start: bool = True,
     progress: bool = False,
     keep_scale: bool = False,
+    epochs: list[int] | None = None,
     **options,
 ) -> np.ndarray:
-    """Aligned projections of ``layer`` at every epoch: ``[len(epochs), n, n_components]``.
+    """Aligned projections of ``layer`` at every epoch: ``[len(at_epochs), n, n_components]``.
 
     PCA: every epoch in one common basis (:func:`common_pca`), so a point moves only as much
     as the embedding changed. UMAP and t-SNE: each epoch starts from the previous epoch's
@@ -162,9 +171,10 @@ def trajectory(
     training, and at true scale epoch 0 would be a dot. ``keep_scale=True`` keeps the PCA
     frames' true sizes (their growth) instead.
     """
+    at_epochs = renamed(at_epochs, epochs, new="at_epochs", old="epochs", where="align.trajectory")
     emb = snaps.layer(layer)
-    epochs = list(range(emb.shape[0])) if epochs is None else list(epochs)
-    embs = [emb[e] for e in epochs]
+    at_epochs = list(range(emb.shape[0])) if at_epochs is None else list(at_epochs)
+    embs = [emb[e] for e in at_epochs]
     if method == "pca" and not options:
         frames = common_pca(embs, n_components)
         return frames if keep_scale else same_size(frames)
@@ -199,7 +209,7 @@ def common_pca(embeddings: list[np.ndarray] | np.ndarray, n_components: int = 2)
 
 
 def layer_trajectory(
-    snaps,
+    snaps: Snapshots,
     epoch: int = -1,
     method: str = "pca",
     n_components: int = 2,
@@ -208,7 +218,7 @@ def layer_trajectory(
     **options,
 ) -> np.ndarray:
     """Aligned projections of every captured layer at one epoch: ``[len(layers), n, k]``."""
-    layers = layers or snaps.layers
+    layers = layers or snaps.layer_names
     embs = [snaps.layer(name)[epoch] for name in layers]
     # Layers differ in width, so no warm start across them: align afterwards only.
     return align_sequence(_layouts(embs, method, n_components, seed, False, **options))

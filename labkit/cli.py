@@ -169,10 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--lr", type=_learning_rate, default=1e-3, help="peak learning rate")
     r.add_argument(
-        "--reducer",
+        "--method",
+        "--reducer",  # its older name, still accepted
+        dest="method",
         default="pca",
         choices=["pca", "tsne", "umap"],
-        help="projection for the figures (pca is fast and deterministic)",
+        help="projection method for the figures (pca is fast and deterministic)",
     )
     r.add_argument("--no-figures", action="store_true", help="skip figures and geometry")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -250,7 +252,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         progress=not args.no_progress,
-        reducer=args.reducer,
+        method=args.method,
         figures=not args.no_figures,
         overwrite=args.overwrite,
         train_options={"batch_size": args.batch_size, "lr": args.lr},

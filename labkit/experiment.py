@@ -19,6 +19,7 @@ from pathlib import Path
 
 from torch import nn
 
+from ._deprecation import renamed
 from ._io import atomic_folder, check_run_folder, write_json
 from .data import LabData, load_dataset
 from .export.mantis import write_mantis_csv
@@ -46,7 +47,7 @@ def write_summary(folder: Path, snaps: Snapshots, extra: dict | None = None) -> 
         "dataset": snaps.meta.get("dataset"),
         "model": snaps.meta.get("model"),
         "epochs": snaps.epochs,
-        "layers": snaps.layers,
+        "layers": snaps.layer_names,
         "n_probe": snaps.n_probe,
         "class_names": snaps.class_names,
         "final": {k: final.get(k) for k in ("train_loss", "train_acc", "test_loss", "test_acc")},
@@ -60,7 +61,7 @@ def write_summary(folder: Path, snaps: Snapshots, extra: dict | None = None) -> 
 
 
 def write_figures(
-    snaps: Snapshots, folder: Path, reducer: str = "pca", seed: int = 0, progress: bool = False
+    snaps: Snapshots, folder: Path, method: str = "pca", seed: int = 0, *, progress: bool = False
 ) -> tuple[dict[str, Path], list[dict]]:
     """The standard figures and the geometry table of a run (see the module doc)."""
     import matplotlib.pyplot as plt
@@ -72,10 +73,10 @@ def write_figures(
     folder = Path(folder)
     files: dict[str, Path] = {}
     table = geometry(snaps, seed=seed)
-    traj = trajectory(snaps, method=reducer, seed=seed, progress=progress)
+    traj = trajectory(snaps, method=method, seed=seed, progress=progress)
     pen = snaps.layer()
     figs = {
-        "epoch_grid": lambda p: plots.epoch_grid(traj, snaps, path=p, method=reducer),
+        "epoch_grid": lambda p: plots.epoch_grid(traj, snaps, path=p, method=method),
         "metric_curves": lambda p: plots.metric_curves(table, snaps, path=p),
         "cka_epochs": lambda p: plots.cka_heatmap(
             cka_matrix(list(pen)),
@@ -84,13 +85,16 @@ def write_figures(
             title=f"linear CKA between epochs ({snaps.penultimate})",
         ),
     }
-    if len(snaps.layers) > 1:
-        last = [snaps.layer(name)[-1] for name in snaps.layers]
+    if len(snaps.layer_names) > 1:
+        last = [snaps.layer(name)[-1] for name in snaps.layer_names]
         figs["layer_grid"] = lambda p: plots.layer_grid(
-            layer_trajectory(snaps, method=reducer, seed=seed), snaps, path=p, method=reducer
+            layer_trajectory(snaps, method=method, seed=seed), snaps, path=p, method=method
         )
         figs["cka_layers"] = lambda p: plots.cka_heatmap(
-            cka_matrix(last), snaps.layers, path=p, title="linear CKA between layers (last epoch)"
+            cka_matrix(last),
+            snaps.layer_names,
+            path=p,
+            title="linear CKA between layers (last epoch)",
         )
     for name, make in figs.items():
         files[name] = folder / f"{name}.png"
@@ -113,12 +117,14 @@ def run(
     out: str | Path | None = None,
     seed: int = 0,
     device: str = "auto",
+    *,
     progress: bool = True,
-    reducer: str = "pca",
+    method: str = "pca",
     figures: bool = True,
     overwrite: bool = False,
     model_options: dict | None = None,
     train_options: dict | None = None,
+    reducer: str | None = None,
     **dataset_options,
 ) -> RunResult:
     """Train ``model`` on ``dataset`` with capture and write the run folder ``out``.
@@ -131,6 +137,16 @@ def run(
     >>> result.snapshots.history[-1]["test_acc"] > 0.9          # doctest: +SKIP
     True
     """
+    method = (
+        renamed(
+            method if reducer is None else None,
+            reducer,
+            new="method",
+            old="reducer",
+            where="experiment.run",
+        )
+        or "pca"
+    )
     started = time.perf_counter()
     out = check_run_folder(Path(out) if out is not None else Path("runs") / dataset, overwrite)
     data = load_dataset(
@@ -157,7 +173,7 @@ def run(
         extra: dict = {}
         if figures:
             figure_files, extra["geometry"] = write_figures(
-                snaps, building / "figures", reducer, seed
+                snaps, building / "figures", method, seed
             )
             files.update(figure_files)
         extra["seconds_total"] = round(time.perf_counter() - started, 2)

@@ -42,7 +42,7 @@ _PASS_THROUGH = (
 )
 
 
-def layer_names(model: nn.Module, leaves_only: bool = False) -> list[str]:
+def layer_names(model: nn.Module, *, leaves_only: bool = False) -> list[str]:
     """Every name :func:`capture` accepts, in registration order (``leaves_only``: no containers)."""
     return [
         name
@@ -70,7 +70,7 @@ def find_layers(model: nn.Module, names: Iterable[str]) -> dict[str, nn.Module]:
 
 @contextlib.contextmanager
 def capture(
-    model: nn.Module, layers: str | Iterable[str], detach: bool = True
+    model: nn.Module, layers: str | Iterable[str], *, detach: bool = True
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Record the outputs of ``layers`` during forward passes inside the ``with`` block.
 

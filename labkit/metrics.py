@@ -19,7 +19,16 @@ class sizes don't tilt it), ``M`` the ``C x d`` matrix of centred means ``mu_c -
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+from ._deprecation import renamed
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .snapshots import Snapshots
 
 __all__ = [
     "cka_matrix",
@@ -165,17 +174,23 @@ def cka_matrix(reps: list[np.ndarray]) -> np.ndarray:
 
 
 def geometry(
-    snaps, layers: list[str] | None = None, epochs: list[int] | None = None, seed: int = 0
-):
+    snaps: Snapshots,
+    layers: list[str] | None = None,
+    at_epochs: list[int] | None = None,
+    seed: int = 0,
+    *,
+    epochs: list[int] | None = None,
+) -> pd.DataFrame:
     """Metrics for every (layer, epoch): a pandas DataFrame, one row each.
 
     Columns: ``layer, epoch, nc1, nc2_*, nc3`` (penultimate layer only), ``nc4_agreement``,
     ``silhouette, knn_acc, linear_probe_acc`` and ``test_acc`` of that epoch.
     """
+    at_epochs = renamed(at_epochs, epochs, new="at_epochs", old="epochs", where="metrics.geometry")
     import pandas as pd
 
-    layers = layers or snaps.layers
-    epochs = list(range(snaps.epochs + 1)) if epochs is None else epochs
+    layers = layers or snaps.layer_names
+    at_epochs = list(range(snaps.epochs + 1)) if at_epochs is None else at_epochs
     missing: set[str] = set()
 
     def measure(name: str, fn, *args, **kwargs) -> float:
@@ -197,7 +212,7 @@ def geometry(
     rows = []
     for layer in layers:
         emb = snaps.layer(layer)
-        for e in epochs:
+        for e in at_epochs:
             h = emb[e]
             head = (
                 snaps.head_weights[e]

@@ -8,10 +8,20 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._deprecation import renamed
 from ._io import atomic_write
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+    from matplotlib.animation import FuncAnimation
+    from matplotlib.figure import Figure
+
+    from .snapshots import Snapshots
 
 __all__ = [
     "agreement",
@@ -110,22 +120,25 @@ def _grid(
 
 def epoch_grid(
     traj: np.ndarray,
-    snaps,
-    epochs: list[int] | None = None,
-    path=None,
+    snaps: Snapshots,
+    at_epochs: list[int] | None = None,
+    path: str | Path | None = None,
     ncols: int | None = None,
     method: str = "",
     layer: str | None = None,
-):
+    *,
+    epochs: list[int] | None = None,
+) -> Figure:
     """One panel per epoch of an aligned trajectory ``[T, n, 2]``, shared axes, colour = class."""
-    epochs = list(range(len(traj))) if epochs is None else list(epochs)
+    at_epochs = renamed(at_epochs, epochs, new="at_epochs", old="epochs", where="plots.epoch_grid")
+    at_epochs = list(range(len(traj))) if at_epochs is None else list(at_epochs)
     titles = []
-    for e in epochs:
+    for e in at_epochs:
         acc = snaps.history[e].get("test_acc") if e < len(snaps.history) else None
         titles.append(f"epoch {e}" + (f" · acc {acc:.0%}" if acc is not None else ""))
     layer = layer or snaps.penultimate
     return _grid(
-        np.asarray(traj)[: len(epochs)],
+        np.asarray(traj)[: len(at_epochs)],
         titles,
         snaps,
         path,
@@ -136,15 +149,15 @@ def epoch_grid(
 
 def layer_grid(
     traj: np.ndarray,
-    snaps,
+    snaps: Snapshots,
     layers: list[str] | None = None,
     epoch: int = -1,
-    path=None,
+    path: str | Path | None = None,
     ncols: int | None = None,
     method: str = "",
-):
+) -> Figure:
     """One panel per layer at one epoch (``traj`` from :func:`labkit.align.layer_trajectory`)."""
-    layers = layers or snaps.layers
+    layers = layers or snaps.layer_names
     e = epoch if epoch >= 0 else snaps.epochs + 1 + epoch
     return _grid(
         np.asarray(traj),
@@ -156,7 +169,9 @@ def layer_grid(
     )
 
 
-def metric_curves(table, snaps=None, path=None):
+def metric_curves(
+    table: pd.DataFrame, snaps: Snapshots | None = None, path: str | Path | None = None
+) -> Figure:
     """Accuracy, NC1 (log scale), silhouette and probe accuracies over epochs, a line per layer.
 
     ``table`` is :func:`labkit.metrics.geometry`'s DataFrame.
@@ -196,7 +211,9 @@ def metric_curves(table, snaps=None, path=None):
     return _save(fig, path)
 
 
-def cka_heatmap(matrix: np.ndarray, labels: list[str], path=None, title: str = "linear CKA"):
+def cka_heatmap(
+    matrix: np.ndarray, labels: list[str], path: str | Path | None = None, title: str = "linear CKA"
+) -> Figure:
     """A symmetric similarity matrix with its values written in the cells."""
     plt = _plt()
     n = len(labels)
@@ -222,7 +239,9 @@ def cka_heatmap(matrix: np.ndarray, labels: list[str], path=None, title: str = "
     return _save(fig, path)
 
 
-def _gif(frames: np.ndarray, titles: list[str], snaps, path, fps: int, size: float = 5.0):
+def _gif(
+    frames: np.ndarray, titles: list[str], snaps, path, fps: int, size: float = 5.0
+) -> FuncAnimation:
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     plt = _plt()
@@ -266,7 +285,13 @@ def _gif(frames: np.ndarray, titles: list[str], snaps, path, fps: int, size: flo
     return anim
 
 
-def animate(traj: np.ndarray, snaps, path=None, fps: int = 10, steps: int = 6):
+def animate(
+    traj: np.ndarray,
+    snaps: Snapshots,
+    path: str | Path | None = None,
+    fps: int = 10,
+    steps: int = 6,
+) -> FuncAnimation:
     """A GIF of the aligned epochs, with ``steps`` interpolated frames between two epochs."""
     traj = np.asarray(traj, np.float64)
     frames, titles = [], []
@@ -283,14 +308,18 @@ def animate(traj: np.ndarray, snaps, path=None, fps: int = 10, steps: int = 6):
     return _gif(np.stack(frames), titles, snaps, path, fps)
 
 
-def tour_animation(frames: np.ndarray, snaps, path=None, fps: int = 15):
+def tour_animation(
+    frames: np.ndarray, snaps: Snapshots, path: str | Path | None = None, fps: int = 15
+) -> FuncAnimation:
     """A GIF of Grand Tour frames ``[k, n, 2]``."""
     return _gif(
         np.asarray(frames), [f"Grand Tour, view {k}" for k in range(len(frames))], snaps, path, fps
     )
 
 
-def interactive(traj: np.ndarray, snaps, path=None, title: str = ""):
+def interactive(
+    traj: np.ndarray, snaps: Snapshots, path: str | Path | None = None, title: str = ""
+) -> go.Figure:
     """An interactive scatter with an epoch slider and hover titles (plotly).
 
     Shown inline in Jupyter; with ``path`` also saved as a standalone HTML file that works
@@ -368,8 +397,23 @@ def interactive(traj: np.ndarray, snaps, path=None, title: str = ""):
     return fig
 
 
-def neighbours(snaps, table, path=None):
-    """Thumbnails (image data) or titles of a :func:`labkit.workflows.similar` result."""
+def neighbours(table: pd.DataFrame, snaps: Snapshots, path: str | Path | None = None) -> Figure:
+    """Thumbnails (image data) or titles of a :func:`labkit.workflows.similar` result.
+
+    The table comes first and ``snaps`` second, as in every other plot; the old order
+    ``neighbours(snaps, table)`` still works, with a DeprecationWarning.
+    """
+    from .snapshots import Snapshots
+
+    if isinstance(table, Snapshots):
+        import warnings
+
+        warnings.warn(
+            "plots.neighbours(snaps, table) is deprecated: write plots.neighbours(table, snaps)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        table, snaps = snaps, table
     plt = _plt()
     idx = list(table["index"])
     n = len(idx)
@@ -387,11 +431,11 @@ def neighbours(snaps, table, path=None):
 
 def compare(
     views: dict[str, np.ndarray],
-    snaps,
+    snaps: Snapshots,
     scores: dict[str, float] | None = None,
-    path=None,
+    path: str | Path | None = None,
     size: float = 4.0,
-):
+) -> Figure:
     """Several 2-D views of the same points side by side (e.g. PCA, t-SNE, UMAP)."""
     plt = _plt()
     n = len(views)
@@ -420,7 +464,13 @@ def compare(
     return _save(fig, path)
 
 
-def agreement(xy: np.ndarray, snaps, epoch: int = -1, path=None, size: float = 6.0):
+def agreement(
+    xy: np.ndarray,
+    snaps: Snapshots,
+    epoch: int = -1,
+    path: str | Path | None = None,
+    size: float = 6.0,
+) -> Figure:
     """A 2-D view coloured by class, with the points the model gets wrong ringed in black."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(size, size), layout="constrained")

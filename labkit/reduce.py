@@ -1,7 +1,7 @@
 """Projections of an embedding to a few dimensions: PCA (by the SVD), t-SNE and UMAP.
 
->>> xy = reduce(emb, "pca", n_components=2)               # doctest: +SKIP
->>> xyz = reduce(emb, "umap", n_components=3, seed=0)     # doctest: +SKIP
+>>> xy = project(emb, "pca", n_components=2)               # doctest: +SKIP
+>>> xyz = project(emb, "umap", n_components=3, seed=0)     # doctest: +SKIP
 
 PCA keeps the geometry most faithfully: it is a rotation followed by dropping the axes of
 least variance, so distances in the projection are never larger than in the embedding. t-SNE
@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["REDUCERS", "SVDProjection", "reduce", "trustworthiness"]
+__all__ = ["REDUCERS", "SVDProjection", "project", "reduce", "trustworthiness"]
 
 REDUCERS = ("pca", "tsne", "umap")
 
@@ -56,7 +56,7 @@ class SVDProjection:
         return self.fit(x).transform(x)
 
 
-def reduce(
+def project(
     x: np.ndarray,
     method: str = "pca",
     n_components: int = 2,
@@ -126,3 +126,13 @@ def trustworthiness(x_high: np.ndarray, x_low: np.ndarray, n_neighbors: int = 10
             n_neighbors=min(n_neighbors, (len(x_high) - 1) // 2),
         )
     )
+
+
+def reduce(*args, **kwargs) -> np.ndarray:
+    """Deprecated name of :func:`project` (``labkit.reduce.reduce`` repeated the module's name)."""
+    warnings.warn(
+        "labkit.reduce.reduce is deprecated: write labkit.reduce.project",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return project(*args, **kwargs)

@@ -69,9 +69,22 @@ class Snapshots:
 
     # -- reading ---------------------------------------------------------------------------
     @property
-    def layers(self) -> list[str]:
-        """Captured layer names, shallow to deep."""
+    def layer_names(self) -> list[str]:
+        """Captured layer names, shallow to deep (``snaps.layer(name)`` is one's embeddings)."""
         return list(self.embeddings)
+
+    @property
+    def layers(self) -> list[str]:
+        """Deprecated name of :attr:`layer_names`."""
+        import warnings
+
+        warnings.warn(
+            "snaps.layers is deprecated: write snaps.layer_names (snaps.layer(name) is a layer's "
+            "embeddings)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.layer_names
 
     @property
     def epochs(self) -> int:
@@ -84,13 +97,15 @@ class Snapshots:
 
     @property
     def penultimate(self) -> str | None:
-        return self.meta.get("penultimate") or (self.layers[-1] if self.layers else None)
+        return self.meta.get("penultimate") or (self.layer_names[-1] if self.layer_names else None)
 
     def layer(self, name: str | None = None) -> np.ndarray:
         """Embeddings ``[epochs + 1, n, dim]`` of ``name`` (default: the penultimate layer)."""
         name = name or self.penultimate
         if name is None or name not in self.embeddings:
-            raise KeyError(f"layer {name!r} was not captured; captured: {', '.join(self.layers)}")
+            raise KeyError(
+                f"layer {name!r} was not captured; captured: {', '.join(self.layer_names)}"
+            )
         return self.embeddings[name]
 
     @property
@@ -136,7 +151,7 @@ class Snapshots:
             {
                 "format_version": FORMAT_VERSION,
                 "save_id": save_id,
-                "layers": self.layers,
+                "layers": self.layer_names,
                 "titles": self.titles,
                 "class_names": self.class_names,
                 "history": self.history,
@@ -220,9 +235,9 @@ class Snapshots:
     def equals(self, other: Snapshots) -> bool:
         """True when every array is bit-identical and the metadata is equal; how long each
         epoch took (``history[e]["seconds"]``) does not count."""
-        if self.layers != other.layers:
+        if self.layer_names != other.layer_names:
             return False
-        pairs = [(self.embeddings[k], other.embeddings[k]) for k in self.layers]
+        pairs = [(self.embeddings[k], other.embeddings[k]) for k in self.layer_names]
         pairs += [
             (getattr(self, k), getattr(other, k))
             for k in ("labels", "predictions", "probabilities", "probe_index", *_OPTIONAL_ARRAYS)

@@ -36,7 +36,7 @@ def givens_step(dim: int, step: float = 0.02, seed: int = 0) -> np.ndarray:
 
 
 def grand_tour(
-    x: np.ndarray, n_frames: int = 120, step: float = 0.02, seed: int = 0, normalise: bool = True
+    x: np.ndarray, n_frames: int = 120, step: float = 0.02, seed: int = 0, *, normalise: bool = True
 ) -> np.ndarray:
     """``n_frames`` 2-D views ``[n_frames, n, 2]`` of ``x`` ``[n, dim]`` along a smooth tour.
 

@@ -7,12 +7,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .snapshots import Snapshots
 
 __all__ = ["disagreement", "error_clusters", "label_error_candidates", "similar"]
 
 
-def disagreement(snaps):
+def disagreement(snaps: Snapshots) -> pd.DataFrame:
     """Per epoch: how many probe points the model gets wrong, and the share (a DataFrame).
 
     ``snaps.correct(epoch)`` gives the mask itself, for colouring a plot.
@@ -40,7 +47,9 @@ def _index(snaps, query: int | str) -> int:
     return int(query)
 
 
-def similar(snaps, query: int | str, k: int = 8, epoch: int = -1, layer: str | None = None):
+def similar(
+    snaps: Snapshots, query: int | str, k: int = 8, epoch: int = -1, layer: str | None = None
+) -> pd.DataFrame:
     """The ``k`` cosine nearest neighbours of one probe point (by index or title).
 
     A DataFrame: ``index, title, label, prediction, cosine`` (the query itself excluded).
@@ -64,8 +73,12 @@ def similar(snaps, query: int | str, k: int = 8, epoch: int = -1, layer: str | N
 
 
 def label_error_candidates(
-    snaps, k: int = 10, epoch: int = -1, layer: str | None = None, min_neighbour_share: float = 0.6
-):
+    snaps: Snapshots,
+    k: int = 10,
+    epoch: int = -1,
+    layer: str | None = None,
+    min_neighbour_share: float = 0.6,
+) -> pd.DataFrame:
     """Points whose label both the model and their neighbourhood contradict.
 
     A point is a candidate when the model predicts another class *and* at least
@@ -99,8 +112,12 @@ def label_error_candidates(
 
 
 def error_clusters(
-    snaps, n_clusters: int | None = None, epoch: int = -1, layer: str | None = None, seed: int = 0
-):
+    snaps: Snapshots,
+    n_clusters: int | None = None,
+    epoch: int = -1,
+    layer: str | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Group the misclassified points by where they sit in the embedding (k-means, cosine).
 
     Each cluster is a failure pattern: a DataFrame with ``cluster, size, main_confusion``

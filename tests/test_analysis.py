@@ -31,7 +31,7 @@ from labkit.metrics import (
     linear_probe_accuracy,
     neural_collapse,
 )
-from labkit.reduce import SVDProjection, reduce, trustworthiness
+from labkit.reduce import SVDProjection, project, trustworthiness
 from labkit.tour import givens_step, grand_tour
 
 
@@ -137,7 +137,7 @@ def test_neural_collapse_on_the_deep_mlp_that_fits_the_training_set(deep_run, di
     with torch.no_grad():
         train_acc = (model.eval()(digits.x_train).argmax(1) == digits.y_train).float().mean()
     assert train_acc.item() == 1.0  # every training image classified correctly
-    table = geometry(snaps, layers=["hidden5"], epochs=[0, 30])
+    table = geometry(snaps, layers=["hidden5"], at_epochs=[0, 30])
     first, last = table.iloc[0], table.iloc[1]
     # Measured on the 450-image probe (test split): NC1 1.718 -> 0.091, silhouette
     # 0.056 -> 0.602, NC3 1.42 -> 0.57, NC4 agreement 0.10 -> 1.00.
@@ -149,10 +149,10 @@ def test_neural_collapse_on_the_deep_mlp_that_fits_the_training_set(deep_run, di
 
 def test_deeper_layers_cluster_better_at_the_end(deep_run):
     _, snaps = deep_run
-    table = geometry(snaps, epochs=[30])
+    table = geometry(snaps, at_epochs=[30])
     sil = table["silhouette"].to_numpy()
     nc1 = table["nc1"].to_numpy()
-    assert list(table["layer"]) == snaps.layers
+    assert list(table["layer"]) == snaps.layer_names
     assert np.all(np.diff(sil) > 0) and np.all(np.diff(nc1) < 0)
     pen = snaps.layer()[-1]
     assert knn_accuracy(pen, snaps.labels) > 0.9
@@ -173,12 +173,26 @@ def test_the_kit_pca_is_scikit_learns_signs_included(digits_run):
     )
 
 
+def test_renamed_arguments_still_work_with_a_warning(digits_run):
+    _, snaps = digits_run
+    with pytest.deprecated_call(match="at_epochs"):
+        old = trajectory(snaps, method="pca", epochs=[0, 4])
+    np.testing.assert_array_equal(old, trajectory(snaps, method="pca", at_epochs=[0, 4]))
+    with pytest.deprecated_call(match="layer_names"):
+        assert snaps.layers == snaps.layer_names == ["embed"]
+    with pytest.raises(TypeError, match="at_epochs= only"):
+        trajectory(snaps, method="pca", epochs=[0], at_epochs=[0])
+    with pytest.deprecated_call(match="project"):
+        old = labkit.reduce.reduce(snaps.layer()[-1], "pca")
+    np.testing.assert_array_equal(old, project(snaps.layer()[-1], "pca"))
+
+
 def test_pca_and_tsne_trajectories_are_aligned(digits_run):
     _, snaps = digits_run
     traj = trajectory(snaps, method="pca")
     assert traj.shape == (5, 450, 2)
     # Aligned: a consecutive pair moves less than the same pair with independent axes.
-    raw = np.stack([reduce(e, "pca") for e in snaps.layer()])
+    raw = np.stack([project(e, "pca") for e in snaps.layer()])
     assert mean_displacement(traj) <= mean_displacement(raw) + 1e-9
     # One common basis moves points less than a per-epoch PCA aligned in 2-D, and keeps
     # the embedding's growth when asked to.
@@ -190,7 +204,7 @@ def test_pca_and_tsne_trajectories_are_aligned(digits_run):
     spread = np.sqrt((true**2).sum(axis=2).mean(axis=1))
     assert spread[-1] > 5 * spread[0]
     np.testing.assert_allclose(np.sqrt((traj**2).sum(axis=2).mean(axis=1)), spread[-1])
-    tsne = trajectory(snaps, method="tsne", epochs=[3, 4])
+    tsne = trajectory(snaps, method="tsne", at_epochs=[3, 4])
     assert tsne.shape == (2, 450, 2)
     assert trustworthiness(snaps.layer()[4], tsne[1]) > 0.9
 
@@ -204,8 +218,8 @@ def test_neighbour_change_and_a_umap_trajectory_that_moves_only_as_the_embedding
     assert 0 < neighbour_change(emb[-2], emb[-1]) < neighbour_change(emb[0], emb[-1]) < 0.9
     # The same embedding three times: nothing changed, so the layout should stay put. The
     # previous way (200 epochs at UMAP's own learning rate) moved points all the same.
-    still = trajectory(snaps, method="umap", epochs=[4, 4, 4])
-    before = trajectory(snaps, method="umap", epochs=[4, 4, 4], n_epochs=200, learning_rate=1.0)
+    still = trajectory(snaps, method="umap", at_epochs=[4, 4, 4])
+    before = trajectory(snaps, method="umap", at_epochs=[4, 4, 4], n_epochs=200, learning_rate=1.0)
     assert mean_displacement(still) < 0.06
     assert mean_displacement(still) < mean_displacement(before) / 4
 
@@ -213,8 +227,8 @@ def test_neighbour_change_and_a_umap_trajectory_that_moves_only_as_the_embedding
 def test_umap_warm_started_trajectory_is_steadier_than_independent_fits(deep_run):
     _, snaps = deep_run
     epochs = [26, 27, 28, 29, 30]
-    traj = trajectory(snaps, method="umap", epochs=epochs)
-    indep = align_sequence([reduce(snaps.layer()[e], "umap", seed=e) for e in epochs])
+    traj = trajectory(snaps, method="umap", at_epochs=epochs)
+    indep = align_sequence([project(snaps.layer()[e], "umap", seed=e) for e in epochs])
     assert traj.shape == (5, 450, 2)
     assert mean_displacement(traj) < mean_displacement(indep)
     tw = trustworthiness(snaps.layer()[30], traj[-1])
@@ -291,22 +305,24 @@ def _png(path):
 def test_figures_are_written_with_the_expected_sizes(deep_run, tmp_path):
     _, snaps = deep_run
     snaps = copy.deepcopy(snaps)
-    traj = trajectory(snaps, method="pca", epochs=list(range(11)))
-    plots.epoch_grid(traj, snaps, epochs=list(range(11)), path=tmp_path / "grid.png")
+    traj = trajectory(snaps, method="pca", at_epochs=list(range(11)))
+    plots.epoch_grid(traj, snaps, at_epochs=list(range(11)), path=tmp_path / "grid.png")
     assert _png(tmp_path / "grid.png") == (6 * 260, 2 * 260 + 60)
     lt = layer_trajectory(snaps, method="pca")
     plots.layer_grid(lt, snaps, path=tmp_path / "layers.png")
     assert _png(tmp_path / "layers.png") == (5 * 260, 260 + 60)
-    table = geometry(snaps, epochs=[0, 10, 20, 30])
+    table = geometry(snaps, at_epochs=[0, 10, 20, 30])
     plots.metric_curves(table, snaps, path=tmp_path / "curves.png")
     assert _png(tmp_path / "curves.png") == (1600, 360)
     plots.cka_heatmap(
-        cka_matrix([snaps.layer(n)[-1] for n in snaps.layers]),
-        snaps.layers,
+        cka_matrix([snaps.layer(n)[-1] for n in snaps.layer_names]),
+        snaps.layer_names,
         path=tmp_path / "cka.png",
     )
     assert _png(tmp_path / "cka.png") == (425, 425)
-    plots.neighbours(snaps, workflows.similar(snaps, 3, k=6), path=tmp_path / "nn.png")
+    plots.neighbours(workflows.similar(snaps, 3, k=6), snaps, path=tmp_path / "nn.png")
+    with pytest.deprecated_call(match="neighbours"):  # the old order still draws
+        plots.neighbours(snaps, workflows.similar(snaps, 3, k=6))
     assert _png(tmp_path / "nn.png") == (960, 220)
 
     plots.animate(traj[:4], snaps, path=tmp_path / "epochs.gif", fps=5, steps=3)
@@ -326,7 +342,7 @@ def test_figures_are_written_with_the_expected_sizes(deep_run, tmp_path):
 
 def test_interactive_html_has_one_frame_per_epoch_and_works_offline(deep_run, tmp_path):
     _, snaps = deep_run
-    traj = trajectory(snaps, method="pca", epochs=list(range(11)))
+    traj = trajectory(snaps, method="pca", at_epochs=list(range(11)))
     fig = plots.interactive(traj, snaps, path=tmp_path / "epochs.html")
     assert [f.name for f in fig.frames] == [f"epoch {e}" for e in range(11)]
     html = (tmp_path / "epochs.html").read_text(encoding="utf-8")
@@ -349,19 +365,19 @@ def test_plots_leave_the_users_matplotlib_backend_alone(deep_run, tmp_path):
     before = matplotlib.get_backend()
     matplotlib.use("svg")
     try:
-        traj = trajectory(snaps, method="pca", epochs=[0, 15, 30])
+        traj = trajectory(snaps, method="pca", at_epochs=[0, 15, 30])
         layers = layer_trajectory(snaps, method="pca")
         figures = {
-            "epoch_grid": lambda: plots.epoch_grid(traj, snaps, epochs=[0, 15, 30]),
+            "epoch_grid": lambda: plots.epoch_grid(traj, snaps, at_epochs=[0, 15, 30]),
             "layer_grid": lambda: plots.layer_grid(layers, snaps),
             "metric_curves": lambda: plots.metric_curves(
-                metrics.geometry(snaps, epochs=[0, 30]), snaps
+                metrics.geometry(snaps, at_epochs=[0, 30]), snaps
             ),
             "cka_heatmap": lambda: plots.cka_heatmap(np.eye(2), ["a", "b"]),
             "animate": lambda: plots.animate(traj, snaps, path=tmp_path / "a.gif", steps=1),
             "tour_animation": lambda: plots.tour_animation(traj, snaps, path=tmp_path / "t.gif"),
             "interactive": lambda: plots.interactive(traj, snaps),
-            "neighbours": lambda: plots.neighbours(snaps, workflows.similar(snaps, 0, k=3)),
+            "neighbours": lambda: plots.neighbours(workflows.similar(snaps, 0, k=3), snaps),
             "compare": lambda: plots.compare({"pca": traj[-1]}, snaps),
             "agreement": lambda: plots.agreement(traj[-1], snaps),
         }

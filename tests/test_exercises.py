@@ -20,7 +20,7 @@ import torch
 
 import labkit
 from labkit import align, metrics, workflows
-from labkit.reduce import reduce
+from labkit.reduce import project
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -153,11 +153,11 @@ def test_svd_projection_and_nc1_by_hand_match_the_kit(deep_run):
     _, snaps = deep_run
     svd_projection = solution("04_layers_neural_collapse", "svd")["svd_projection"]
     nc1_by_hand = solution("04_layers_neural_collapse", "nc1")["nc1_by_hand"]
-    for name in snaps.layers:
+    for name in snaps.layer_names:
         x = snaps.layer(name)[-1]
         np.testing.assert_allclose(
             svd_projection(np.asarray(x, np.float64)),
-            reduce(np.asarray(x, np.float64), "pca"),
+            project(np.asarray(x, np.float64), "pca"),
             atol=1e-6,
         )
         for epoch in (0, -1):

@@ -166,7 +166,7 @@ def _colour_counts(png: bytes, colours: list[str], tol: int = 40) -> list[int]:
 def test_explorer_and_proxied_tensorboard_in_jupyterlab(digits_run, tmp_path):
     _, snaps = digits_run
     snaps.save(tmp_path / "work" / "snapshots")
-    labkit.write_projector(snaps, tmp_path / "work" / "tensorboard", epochs=[0, snaps.epochs])
+    labkit.write_projector(snaps, tmp_path / "work" / "tensorboard", at_epochs=[0, snaps.epochs])
     tb_port = labkit.serve.find_free_port(6420)
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {

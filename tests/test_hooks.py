@@ -90,8 +90,8 @@ def test_unknown_layer_name_suggests_the_right_one():
 
 def test_all_layers_of_the_deep_mlp_have_one_entry_each_with_the_right_shape(deep_run, digits):
     model, snaps = deep_run
-    assert snaps.layers == ["hidden1", "hidden2", "hidden3", "hidden4", "hidden5"]
-    for name in snaps.layers:
+    assert snaps.layer_names == ["hidden1", "hidden2", "hidden3", "hidden4", "hidden5"]
+    for name in snaps.layer_names:
         assert snaps.embeddings[name].shape == (31, len(digits.probe_index), 128)
         assert snaps.embeddings[name].dtype == "float32"
     with capture(model, embedding_layers(model)) as acts:

@@ -150,12 +150,22 @@ def test_snippets_extra_columns_and_direct_projection(odd, tmp_path):
     var = (table.coordinates**2).sum(0)
     np.testing.assert_allclose(var, s[:2] ** 2, rtol=1e-5)
     # ... and they are the kit's own PCA, signs included: Mantis shows the figures' picture.
-    np.testing.assert_array_equal(table.coordinates, labkit.reduce.reduce(last, "pca"))
+    np.testing.assert_array_equal(table.coordinates, labkit.reduce.project(last, "pca"))
     with open(tmp_path / "m.csv", encoding="utf-8", newline="") as f:
         header = next(csv.reader(f))
     assert header[-2:] == ["coordinate1", "coordinate2"]
     write_mantis_csv(odd, tmp_path / "m3.csv", coordinates=3)
     assert read_mantis_csv(tmp_path / "m3.csv").coordinates.shape == (odd.n_probe, 3)
+    # Your own layout (an aligned frame, say) goes in as it is; an array given as
+    # coordinates= still works, with a DeprecationWarning.
+    mine = np.random.default_rng(0).normal(size=(odd.n_probe, 2))
+    write_mantis_csv(odd, tmp_path / "own.csv", layout=mine)
+    np.testing.assert_array_equal(read_mantis_csv(tmp_path / "own.csv").coordinates, mine)
+    with pytest.deprecated_call(match="layout="):
+        write_mantis_csv(odd, tmp_path / "old.csv", coordinates=mine)
+    assert (tmp_path / "old.csv").read_bytes() == (tmp_path / "own.csv").read_bytes()
+    with pytest.raises(labkit.errors.ConfigError, match="not both"):
+        write_mantis_csv(odd, tmp_path / "x.csv", coordinates=2, layout=mine)
 
 
 def test_malformed_cell_error_names_line_and_column(odd, tmp_path):

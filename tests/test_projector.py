@@ -37,7 +37,7 @@ def logged(digits_run, deep_run, tmp_path_factory):
     _, deep = deep_run
     deep = copy.deepcopy(deep)
     deep.history = deep.history[:3]
-    write_projector(deep, root / "deep", epochs=[0, 1, 30])
+    write_projector(deep, root / "deep", at_epochs=[0, 1, 30])
     return root, snaps, deep
 
 
@@ -125,8 +125,8 @@ def test_scalars_are_in_the_scalars_tab(tb):
 
 def test_writing_again_keeps_a_valid_merged_config(digits_run, deep_run, tmp_path):
     _, snaps = digits_run
-    write_projector(snaps, tmp_path, epochs=[0, 1])
-    write_projector(snaps, tmp_path, epochs=[1, 4])  # overlapping: replaced, not duplicated
+    write_projector(snaps, tmp_path, at_epochs=[0, 1])
+    write_projector(snaps, tmp_path, at_epochs=[1, 4])  # overlapping: replaced, not duplicated
     text = (tmp_path / CONFIG).read_text()
     assert text.count("tensor_name:") == 3
     for name in ("01_embed/epoch_00", "01_embed/epoch_01", "01_embed/epoch_04"):
@@ -135,7 +135,7 @@ def test_writing_again_keeps_a_valid_merged_config(digits_run, deep_run, tmp_pat
     assert len(list(tmp_path.glob("events.out.tfevents.*"))) == 1
     # An entry whose files were deleted is dropped rather than left dangling.
     (tmp_path / "projector" / "01_embed" / "epoch_00.bin").unlink()
-    write_projector(snaps, tmp_path, epochs=[2])
+    write_projector(snaps, tmp_path, at_epochs=[2])
     text = (tmp_path / CONFIG).read_text()
     assert '"01_embed/epoch_00"' not in text and text.count("tensor_name:") == 3
 
@@ -158,7 +158,7 @@ def test_warns_past_the_projector_point_limit(digits_run, tmp_path, monkeypatch)
     monkeypatch.setattr(projector, "PROJECTOR_POINT_LIMIT", 100)
     _, snaps = digits_run
     with pytest.warns(UserWarning, match="smaller probe set"):
-        write_projector(snaps, tmp_path, epochs=[0], scalars=False)
+        write_projector(snaps, tmp_path, at_epochs=[0], scalars=False)
 
 
 def test_all_zero_tensors_fall_back_to_exact_tsv(digits_run, tmp_path):
@@ -167,7 +167,7 @@ def test_all_zero_tensors_fall_back_to_exact_tsv(digits_run, tmp_path):
     snaps = copy.deepcopy(snaps)
     snaps.embeddings["embed"] = np.zeros_like(snaps.layer())
     snaps.embeddings["embed"][1] = 0.1
-    write_projector(snaps, tmp_path, epochs=[0, 1], scalars=False)
+    write_projector(snaps, tmp_path, at_epochs=[0, 1], scalars=False)
     first = (tmp_path / "projector" / "01_embed" / "epoch_00.bin").read_bytes()
     assert first.startswith(b"0\t0\t")
     second = (tmp_path / "projector" / "01_embed" / "epoch_01.bin").read_bytes()
@@ -195,7 +195,7 @@ def test_an_interrupted_export_leaves_the_previous_logs_valid(digits_run, tmp_pa
     import labkit.export.projector as projector
 
     _, snaps = digits_run
-    write_projector(snaps, tmp_path, epochs=[0, 1], scalars=False)
+    write_projector(snaps, tmp_path, at_epochs=[0, 1], scalars=False)
     config_before = (tmp_path / CONFIG).read_bytes()
     meta_before = (tmp_path / "projector" / "01_embed" / "epoch_01.tsv").read_bytes()
     calls = []
@@ -209,7 +209,7 @@ def test_an_interrupted_export_leaves_the_previous_logs_valid(digits_run, tmp_pa
     original = projector._metadata
     monkeypatch.setattr(projector, "_metadata", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        write_projector(snaps, tmp_path, epochs=[0, 1, 2], scalars=False)
+        write_projector(snaps, tmp_path, at_epochs=[0, 1, 2], scalars=False)
     assert (tmp_path / CONFIG).read_bytes() == config_before  # the index is untouched
     assert (tmp_path / "projector" / "01_embed" / "epoch_01.tsv").read_bytes() == meta_before
     leftovers = [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]

@@ -33,7 +33,7 @@ TOKEN = "2abcTOKENxyz_do_not_leak_0123456789"
 @pytest.fixture
 def logdir(digits_run, tmp_path):
     _, snaps = digits_run
-    labkit.write_projector(snaps, tmp_path / "logs", epochs=[0, 4])
+    labkit.write_projector(snaps, tmp_path / "logs", at_epochs=[0, 4])
     return tmp_path / "logs"
 
 
@@ -231,7 +231,7 @@ def test_reuse_then_replace_when_logs_change(logdir, digits_run):
         assert again.reused and again.pid == first.pid and again.port == first.port
         time.sleep(1.1)
         _, snaps = digits_run
-        labkit.write_projector(snaps, logdir, epochs=[2])  # new logs: the old server is stale
+        labkit.write_projector(snaps, logdir, at_epochs=[2])  # new logs: the old server is stale
         fresh = serve.start_tensorboard(logdir, port=port)
         assert not fresh.reused and fresh.pid != first.pid and fresh.port == port
         assert not processes.alive(first.pid)
@@ -251,7 +251,7 @@ def test_a_dead_instance_is_forgotten_and_another_folder_is_replaced(logdir, tmp
     try:
         assert not again.reused and again.port == port
         _, snaps = digits_run
-        labkit.write_projector(snaps, tmp_path / "other", epochs=[0])
+        labkit.write_projector(snaps, tmp_path / "other", at_epochs=[0])
         other = serve.start_tensorboard(tmp_path / "other", port=port)
         assert other.port == port and not processes.alive(again.pid)
         other.stop()

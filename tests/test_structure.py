@@ -130,3 +130,65 @@ def test_one_version():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert "version" not in project and "version" in project["dynamic"]
     assert importlib.metadata.version("labkit") == labkit.__version__
+
+
+PUBLIC_MODULES = [
+    "labkit",
+    "labkit.align",
+    "labkit.metrics",
+    "labkit.plots",
+    "labkit.reduce",
+    "labkit.tour",
+    "labkit.workflows",
+    "labkit.hooks",
+    "labkit.train",
+    "labkit.models",
+    "labkit.data",
+    "labkit.export",
+    "labkit.view",
+    "labkit.experiment",
+]
+
+
+def _public_functions():
+    import importlib
+    import inspect
+
+    seen = {}
+    for name in PUBLIC_MODULES:
+        module = importlib.import_module(name)
+        for attr in getattr(module, "__all__", []):
+            obj = getattr(module, attr)
+            if inspect.isfunction(obj) and obj.__module__.startswith("labkit"):
+                seen[f"{obj.__module__}.{obj.__name__}"] = obj
+    return seen
+
+
+def test_boolean_flags_are_keyword_only():
+    import inspect
+
+    functions = _public_functions()
+    assert len(functions) > 40
+    positional = [
+        f"{name}({p.name}=...)"
+        for name, fn in functions.items()
+        for p in inspect.signature(fn).parameters.values()
+        if isinstance(p.default, bool) and p.kind is not p.KEYWORD_ONLY
+    ]
+    assert positional == []
+
+
+def test_every_public_function_has_type_hints():
+    import inspect
+
+    missing = []
+    for name, fn in _public_functions().items():
+        sig = inspect.signature(fn)
+        missing += [
+            f"{name}({p.name})"
+            for p in sig.parameters.values()
+            if p.annotation is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        if sig.return_annotation is sig.empty:
+            missing.append(f"{name} -> ?")
+    assert missing == []

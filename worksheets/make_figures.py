@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     snaps = labkit.train(cnn, data, epochs=10, progress=False)
     traj = align.trajectory(snaps, method="pca")
     last = snaps.layer()[-1]
-    views = {m: labkit.reduce.reduce(last, m) for m in args.reducers}
+    views = {m: labkit.reduce.project(last, m) for m in args.reducers}
     scores = {m: labkit.reduce.trustworthiness(last, v) for m, v in views.items()}
     plots.compare(views, snaps, scores, path=out / "reducers.png")
     plots.agreement(traj[-1], snaps, path=out / "agreement.png")

@@ -258,6 +258,7 @@ def load_dataset(
     data_dir: str | Path | None = None,
     probe_size: int | None = None,
     seed: int = 0,
+    *,
     download: bool = True,
     device: str | torch.device = "cpu",
     classes: list[int | str] | None = None,

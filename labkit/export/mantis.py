@@ -26,12 +26,16 @@ import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._io import atomic_write
 from ..errors import ConfigError, LabkitError
 from ..reduce import SVDProjection
+
+if TYPE_CHECKING:
+    from ..snapshots import Snapshots
 
 __all__ = [
     "MantisTable",
@@ -83,21 +87,32 @@ def _clean(text: str) -> str:
 
 
 def write_mantis_csv(
-    snaps,
+    snaps: Snapshots,
     path: str | Path,
     layer: str | None = None,
     *,
-    coordinates: np.ndarray | int | None = None,
+    coordinates: int | None = None,
+    layout: np.ndarray | None = None,
     extra: dict[str, list] | None = None,
     precision: int | None = None,
 ) -> Path:
     """Write the Mantis CSV of ``layer`` (default: the penultimate) atomically.
 
-    ``coordinates``: ``2`` or ``3`` adds ``coordinate1..k`` from a PCA of the last epoch
-    (Mantis' direct projection); an ``[n, k]`` array adds those values instead. ``extra``
+    ``coordinates=2`` (or ``3``) adds ``coordinate1..k``, the kit's PCA of the last epoch
+    (Mantis' direct projection); ``layout=`` an ``[n, 2]`` or ``[n, 3]`` array of your own
+    (e.g. the last frame of an aligned trajectory) adds those values instead. ``extra``
     adds columns after ``categoric``. Every value is written exactly; ``precision`` is
     deprecated and ignored.
     """
+    if coordinates is not None and not isinstance(coordinates, (int, np.integer)):
+        warnings.warn(
+            "write_mantis_csv(coordinates=<array>) is deprecated: pass the array as layout=",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        coordinates, layout = None, coordinates
+    if coordinates is not None and layout is not None:
+        raise ConfigError("give coordinates=2 or 3 (the kit's PCA) or layout= (your own), not both")
     if precision is not None:
         warnings.warn(
             "write_mantis_csv(precision=...) is deprecated and ignored: every "
@@ -124,13 +139,16 @@ def write_mantis_csv(
 
     coords = None
     if coordinates is not None:
-        if isinstance(coordinates, (int, np.integer)):
-            coords = SVDProjection(int(coordinates)).fit_transform(emb[-1])
-        else:
-            coords = np.asarray(coordinates, dtype=np.float64)
+        if coordinates not in (2, 3):
+            raise ConfigError(
+                f"coordinates is 2 or 3 (columns of the kit's PCA), got {coordinates}"
+            )
+        coords = SVDProjection(int(coordinates)).fit_transform(emb[-1])
+    elif layout is not None:
+        coords = np.asarray(layout, dtype=np.float64)
         if coords.ndim != 2 or coords.shape[0] != n or coords.shape[1] not in (2, 3):
             raise ConfigError(
-                f"coordinates must be 2 or 3 columns for {n} rows, got shape {coords.shape}"
+                f"layout must be 2 or 3 columns for {n} rows, got shape {coords.shape}"
             )
 
     header = list(columns) + [f"{_EMB}{e}" for e in range(emb.shape[0])]

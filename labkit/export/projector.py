@@ -23,10 +23,15 @@ import math
 import re
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._deprecation import renamed
 from .._io import atomic_write
+
+if TYPE_CHECKING:
+    from ..snapshots import Snapshots
 
 __all__ = ["PROJECTOR_POINT_LIMIT", "SPRITE_LIMIT_PX", "tensor_name", "write_projector"]
 
@@ -116,22 +121,25 @@ def _read_config(path: Path):
 
 
 def write_projector(
-    snaps,
+    snaps: Snapshots,
     logdir: str | Path,
     layers: list[str] | None = None,
-    epochs: list[int] | None = None,
+    at_epochs: list[int] | None = None,
+    *,
     scalars: bool = True,
+    epochs: list[int] | None = None,
 ) -> Path:
     """Write projector logs for ``layers`` x ``epochs`` (default: all) into ``logdir``.
 
     Writing again into the same folder merges with its config: entries of the same name are
     replaced, others kept (as long as their files exist). Returns the config's path.
     """
+    at_epochs = renamed(at_epochs, epochs, new="at_epochs", old="epochs", where="write_projector")
     from google.protobuf import text_format
 
     logdir = Path(logdir)
-    layers = layers or snaps.layers
-    epochs = list(range(snaps.epochs + 1)) if epochs is None else list(epochs)
+    layers = layers or snaps.layer_names
+    at_epochs = list(range(snaps.epochs + 1)) if at_epochs is None else list(at_epochs)
     if snaps.n_probe > PROJECTOR_POINT_LIMIT:
         warnings.warn(
             f"{snaps.n_probe} points: the projector shows at most "
@@ -154,13 +162,13 @@ def write_projector(
         ProjectorConfig,
     )
 
-    metadata = {e: _metadata(snaps, e) for e in epochs}  # the same for every layer
+    metadata = {e: _metadata(snaps, e) for e in at_epochs}  # the same for every layer
     entries: dict[str, EmbeddingInfo] = {}
     for layer in layers:
-        li = snaps.layers.index(layer) + 1
+        li = snaps.layer_names.index(layer) + 1
         emb = snaps.layer(layer)
         folder = assets / f"{li:02d}_{_safe(layer)}"
-        for epoch in epochs:
+        for epoch in at_epochs:
             stem = f"epoch_{epoch:02d}"
             _write_tensor(folder / f"{stem}.bin", emb[epoch])
             with atomic_write(folder / f"{stem}.tsv", "w") as f:

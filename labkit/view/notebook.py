@@ -42,6 +42,7 @@ def _in_ipython() -> bool:
 def open_tensorboard(
     logdir: str | Path,
     port: int = 6006,
+    *,
     tunnel: bool | None = None,
     display: bool = True,
     height: int = 800,

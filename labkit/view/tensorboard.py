@@ -154,6 +154,7 @@ def start_tensorboard(
     logdir: str | Path,
     port: int = 6006,
     host: str = "127.0.0.1",
+    *,
     reuse: bool = True,
     timeout: float = 90.0,
 ) -> TensorBoardServer:

@@ -122,6 +122,7 @@ def stop_tunnels() -> None:
 
 def open_tunnel(
     port: int,
+    *,
     auth: bool = True,
     username: str = "labkit",
     password: str | None = None,

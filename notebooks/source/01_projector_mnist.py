@@ -552,7 +552,7 @@ labkit.explore(snaps)
 # ### Exercise: three views and their scores
 #
 # Project the last epoch's embeddings `last` (an array [probe size, embedding width]) with
-# every method in `REDUCERS` (`labkit.reduce.reduce(last, method, seed=SEED)` returns an
+# every method in `REDUCERS` (`labkit.reduce.project(last, method, seed=SEED)` returns an
 # array [probe size, 2]) into a dict `views` from method to view, and score each view with
 # `labkit.reduce.trustworthiness(last, view)` (a float) into a dict `scores` from method
 # to score. The cell after the test draws them side by side.
@@ -560,7 +560,7 @@ labkit.explore(snaps)
 # %% id="reducers" exercise
 last = snaps.layer()[-1]  # [probe size, embedding width] at the last epoch
 ### BEGIN SOLUTION
-views = {m: labkit.reduce.reduce(last, m, seed=SEED) for m in REDUCERS}
+views = {m: labkit.reduce.project(last, m, seed=SEED) for m in REDUCERS}
 scores = {m: labkit.reduce.trustworthiness(last, xy) for m, xy in views.items()}
 ### END SOLUTION
 
@@ -577,7 +577,7 @@ for method, score in scores.items():
         f"scores[{method!r}] = {score!r}: expected the float labkit.reduce.trustworthiness returns"
 ### BEGIN HIDDEN TESTS
 if "pca" in views:
-    assert np.allclose(views["pca"], labkit.reduce.reduce(last, "pca"), atol=1e-5)
+    assert np.allclose(views["pca"], labkit.reduce.project(last, "pca"), atol=1e-5)
 for method, xy in views.items():
     assert abs(scores[method] - labkit.reduce.trustworthiness(last, np.asarray(xy))) < 1e-9
 ### END HIDDEN TESTS

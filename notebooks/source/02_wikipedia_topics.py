@@ -548,7 +548,7 @@ pd.DataFrame({
 # projection of its own: use it when Mantis' own projection is slow (a large probe set),
 # or when you want Mantis to show a picture you know. To show exactly the last panel of
 # the grid of section 4 (the aligned `REDUCER` layout), pass that instead:
-# `coordinates=traj[-1]`, an array [probe size, 2].
+# `layout=traj[-1]`, an array [probe size, 2].
 
 # %% id="mantis-csv"
 labkit.write_mantis_csv(snaps, f"{OUT}/mantis.csv", coordinates=2)

@@ -38,8 +38,8 @@ OUT: str = "runs/layers"
 # them here; a smaller `PROBE_SIZE` draws a sample stratified by class): everything
 # below, pictures and measures alike, is about the image of the training data.
 # `snaps.layer(name)` is an array `[epochs + 1, n_probe, width]`; `snaps.layer()`
-# with no name is the penultimate layer (the last hidden one, `snaps.layers[-1]`),
-# the one neural collapse is about. `snaps.layers` are the layer names, `snaps.labels`
+# with no name is the penultimate layer (the last hidden one, `snaps.layer_names[-1]`),
+# the one neural collapse is about. `snaps.layer_names` are the layer names, `snaps.labels`
 # the probe labels (relabelled 0, 1, 2, ... in the order of `CLASSES`).
 
 # %% id="train"
@@ -92,7 +92,7 @@ fit.loc[sorted({*range(0, snaps.epochs + 1, 5), snaps.epochs})].round(3)  # ever
 # (`np.asarray(x, dtype=np.float64)`), use
 # `np.linalg.svd(xc, full_matrices=False)`, flip the sign of each of the first `k`
 # rows of `vt` whose largest-magnitude entry is negative, and return `xc @ vt[:k].T`.
-# (The kit's `labkit.reduce.reduce(x, "pca")` casts its input to float32 first; the
+# (The kit's `labkit.reduce.project(x, "pca")` casts its input to float32 first; the
 # layers here are float32 already, so on them the two must agree exactly.)
 
 # %% id="svd" exercise
@@ -128,10 +128,10 @@ assert np.allclose(svd_projection(np.outer(_t, [-3.0, -4.0]), k=1)[:, 0], -5 * _
      "whose largest entry is positive; flip the rows of vt whose largest-magnitude entry is "
      "negative")
 ### BEGIN HIDDEN TESTS
-for _name in snaps.layers:  # the kit's projection, exactly, on every layer and two epochs
+for _name in snaps.layer_names:  # the kit's projection, exactly, on every layer and two epochs
     for _e in (0, -1):
         _h = snaps.layer(_name)[_e]
-        assert np.allclose(svd_projection(_h), labkit.reduce.reduce(_h, "pca"), rtol=0,
+        assert np.allclose(svd_projection(_h), labkit.reduce.project(_h, "pca"), rtol=0,
                            atol=1e-9), f"differs from the kit on {_name}, epoch {_e}"
 _rng = np.random.default_rng(1)
 _x = _rng.normal(size=(300, 12)) * _rng.uniform(0.1, 3.0, 12) + 5.0
@@ -139,12 +139,12 @@ for _k in (1, 3, 5):
     assert np.allclose(svd_projection(_x, _k),
                        labkit.reduce.SVDProjection(_k).fit_transform(_x), rtol=0, atol=1e-9)
     assert np.allclose(svd_projection(_x.astype(np.float32), _k),
-                       labkit.reduce.reduce(_x, "pca", n_components=_k), rtol=0, atol=1e-9)
+                       labkit.reduce.project(_x, "pca", n_components=_k), rtol=0, atol=1e-9)
 ### END HIDDEN TESTS
 
 # %% [markdown] id="svd-layers-instructions"
 # **Exercise.** Draw the last epoch through every layer: one row of scatter plots,
-# one panel per layer in the order of `snaps.layers`, each showing
+# one panel per layer in the order of `snaps.layer_names`, each showing
 # `svd_projection(snaps.layer(name)[-1])` with the points coloured by
 # `snaps.labels` with the colour map `"tab10"` and `vmin=0, vmax=9` (the kit's
 # colours: class 0 blue, 1 orange, 2 green, ... as in the kit's legends below; the
@@ -156,9 +156,9 @@ for _k in (1, 3, 5):
 import matplotlib.pyplot as plt
 
 ### BEGIN SOLUTION
-fig, axes = plt.subplots(1, len(snaps.layers), figsize=(2.8 * len(snaps.layers), 3),
+fig, axes = plt.subplots(1, len(snaps.layer_names), figsize=(2.8 * len(snaps.layer_names), 3),
                          squeeze=False, layout="constrained")
-for ax, name in zip(axes[0], snaps.layers, strict=True):
+for ax, name in zip(axes[0], snaps.layer_names, strict=True):
     xy = svd_projection(snaps.layer(name)[-1])
     ax.scatter(xy[:, 0], xy[:, 1], c=snaps.labels, cmap="tab10", vmin=0, vmax=9, s=4,
                linewidths=0)
@@ -170,12 +170,12 @@ plt.show()
 ### END SOLUTION
 
 # %% id="svd-layers-check" test points=1
-assert "fig" in globals(), "call your figure `fig`: fig, axes = plt.subplots(1, len(snaps.layers))"
+assert "fig" in globals(), "call your figure `fig`: fig, axes = plt.subplots(1, len(snaps.layer_names))"
 panels = [ax for ax in fig.axes if ax.collections]
-assert len(panels) == len(snaps.layers), (
-    f"draw one scatter panel per layer ({len(snaps.layers)}), found {len(panels)}")
+assert len(panels) == len(snaps.layer_names), (
+    f"draw one scatter panel per layer ({len(snaps.layer_names)}), found {len(panels)}")
 ### BEGIN HIDDEN TESTS
-for ax, name in zip(panels, snaps.layers, strict=True):
+for ax, name in zip(panels, snaps.layer_names, strict=True):
     assert ax.get_title() == name, f"title each panel with its layer's name ({name})"
     assert len(ax.collections[0].get_offsets()) == len(snaps.labels)
 ### END HIDDEN TESTS
@@ -261,9 +261,9 @@ def nc1_by_hand(h: np.ndarray, y: np.ndarray) -> float:
 
 
 nc1_table = pd.DataFrame(
-    {"epoch 0": [nc1_by_hand(snaps.layer(name)[0], snaps.labels) for name in snaps.layers],
-     "last epoch": [nc1_by_hand(snaps.layer(name)[-1], snaps.labels) for name in snaps.layers]},
-    index=pd.Index(snaps.layers, name="layer"))
+    {"epoch 0": [nc1_by_hand(snaps.layer(name)[0], snaps.labels) for name in snaps.layer_names],
+     "last epoch": [nc1_by_hand(snaps.layer(name)[-1], snaps.labels) for name in snaps.layer_names]},
+    index=pd.Index(snaps.layer_names, name="layer"))
 nc1_table.round(3)
 
 # %% id="nc1-check" test points=3
@@ -285,7 +285,7 @@ for _n, _d, _labels in ((200, 6, [0, 1, 2]), (301, 40, [2, 5, 7, 9]), (90, 3, [0
     _h += 3 * _rng.normal(size=(max(_labels) + 1, _d))[_yy]  # class offsets
     assert np.isclose(nc1_by_hand(_h, _yy), metrics.neural_collapse(_h, _yy)["nc1"],
                       rtol=1e-9, atol=0)
-for _name in snaps.layers:
+for _name in snaps.layer_names:
     for _e in (0, -1):
         _h = snaps.layer(_name)[_e]
         assert np.isclose(nc1_by_hand(_h, snaps.labels),
@@ -318,14 +318,14 @@ for _name in snaps.layers:
 # %% id="geometry"
 table = metrics.geometry(snaps)
 plots.metric_curves(table, snaps, path=f"{OUT}/figures/metric_curves.png")
-table[["layer", "epoch", "nc1", "silhouette", "knn_acc", "linear_probe_acc"]].tail(len(snaps.layers)).round(3)
+table[["layer", "epoch", "nc1", "silhouette", "knn_acc", "linear_probe_acc"]].tail(len(snaps.layer_names)).round(3)
 
 # %% [markdown] id="depth-instructions"
 # **Exercise.** `table` is a DataFrame with one row per layer and epoch: the columns
-# `layer` (a name from `snaps.layers`) and `epoch` (0 to `EPOCHS`) say which, the
+# `layer` (a name from `snaps.layer_names`) and `epoch` (0 to `EPOCHS`) say which, the
 # others hold the measures (`nc1`, `silhouette`, `knn_acc`, `linear_probe_acc`, ...;
 # the last rows are shown above). Make `last`: the rows of the last epoch, indexed by
-# layer (in the order of `snaps.layers`), with exactly the columns `nc1`, `silhouette`
+# layer (in the order of `snaps.layer_names`), with exactly the columns `nc1`, `silhouette`
 # and `knn_acc`. Set `better_with_depth` to a `bool`: `True` only if the silhouette
 # at the last epoch rises at every step from one layer to the next
 # (`last["silhouette"].diff()` positive throughout).
@@ -340,14 +340,14 @@ print("better clusters with depth:", better_with_depth)
 
 # %% id="depth-check" test points=2
 assert isinstance(last, pd.DataFrame), f"last should be a DataFrame, got {type(last).__name__}"
-assert list(last.index) == list(snaps.layers), \
-    f"index last by layer, in the order {snaps.layers}; got {list(last.index)}"
+assert list(last.index) == list(snaps.layer_names), \
+    f"index last by layer, in the order {snaps.layer_names}; got {list(last.index)}"
 assert list(last.columns) == ["nc1", "silhouette", "knn_acc"], \
     f"keep exactly the columns nc1, silhouette, knn_acc; got {list(last.columns)}"
 assert isinstance(better_with_depth, bool), \
     f"better_with_depth should be a bool (bool(...)), got {type(better_with_depth).__name__}"
 ### BEGIN HIDDEN TESTS
-_end = table[table.epoch == snaps.epochs].set_index("layer").loc[list(snaps.layers)]
+_end = table[table.epoch == snaps.epochs].set_index("layer").loc[list(snaps.layer_names)]
 assert np.allclose(last.to_numpy(float), _end[["nc1", "silhouette", "knn_acc"]].to_numpy(float),
                    equal_nan=True), "these are not the last epoch's values"
 assert better_with_depth == bool(np.all(np.diff(_end["silhouette"].to_numpy()) > 0))
@@ -463,7 +463,7 @@ ax.scatter(means_xy[:, 0], means_xy[:, 1], c=np.arange(c), cmap="tab10", vmin=0,
            marker="X", s=120, edgecolors="black")
 ax.scatter(*mu_g_xy, c="black", s=30)
 ax.set_aspect("equal")
-ax.set_title(f"{snaps.layers[-1]}, last epoch: class means and their centre", fontsize=9)
+ax.set_title(f"{snaps.layer_names[-1]}, last epoch: class means and their centre", fontsize=9)
 plt.show()
 
 # %% [markdown] id="q-collapse-points" question
@@ -490,8 +490,8 @@ plt.show()
 # and a rescaling of the other, whatever their widths. Lab 5 has you write it.
 
 # %% id="cka-layers"
-reps = [snaps.layer(name)[-1] for name in snaps.layers]
-plots.cka_heatmap(metrics.cka_matrix(reps), snaps.layers,
+reps = [snaps.layer(name)[-1] for name in snaps.layer_names]
+plots.cka_heatmap(metrics.cka_matrix(reps), snaps.layer_names,
                   path=f"{OUT}/figures/cka_layers.png", title="linear CKA between layers");
 
 # %% [markdown] id="q-cka-layers" question

@@ -79,9 +79,9 @@ display(Image(filename=f"{OUT}/figures/tour_raw.gif"))
 # time.)
 
 # %% id="tour"
-flat = labkit.reduce.reduce(snaps.layer()[-1], REDUCER, seed=SEED)
+flat = labkit.reduce.project(snaps.layer()[-1], REDUCER, seed=SEED)
 plots.compare({f"one 2-D {REDUCER} view of the last epoch": flat}, snaps);
-x = labkit.reduce.reduce(snaps.layer()[-1], REDUCER, n_components=TOUR_DIMS, seed=SEED)
+x = labkit.reduce.project(snaps.layer()[-1], REDUCER, n_components=TOUR_DIMS, seed=SEED)
 frames = labkit.tour.grand_tour(x, n_frames=TOUR_FRAMES, seed=SEED)
 plots.tour_animation(frames, snaps, path=f"{OUT}/figures/tour.gif")
 display(Image(filename=f"{OUT}/figures/tour.gif"))
@@ -175,8 +175,8 @@ for _k in (2, 3):
     _s, _t = _rng.normal(size=(80, _k)) * 3 + 1, _rng.normal(size=(80, _k))
     assert np.allclose(procrustes_by_hand(_s, _t), align.procrustes(_s, _t).transform(_s),
                        rtol=0, atol=1e-9)
-_before = labkit.reduce.reduce(snaps.layer()[-2], "pca")
-_after = labkit.reduce.reduce(snaps.layer()[-1], "pca")
+_before = labkit.reduce.project(snaps.layer()[-2], "pca")
+_after = labkit.reduce.project(snaps.layer()[-1], "pca")
 assert np.allclose(procrustes_by_hand(_before, _after),
                    align.procrustes(_before, _after).transform(_before), rtol=0, atol=1e-9)
 ### END HIDDEN TESTS
@@ -189,8 +189,8 @@ assert np.allclose(procrustes_by_hand(_before, _after),
 
 # %% id="procrustes-demo"
 emb = snaps.layer()  # [epochs + 1, n_probe, width]
-before = labkit.reduce.reduce(emb[-2], "pca")  # the second-to-last epoch, in its own axes
-after = labkit.reduce.reduce(emb[-1], "pca")  # the last epoch, in its own axes
+before = labkit.reduce.project(emb[-2], "pca")  # the second-to-last epoch, in its own axes
+after = labkit.reduce.project(emb[-1], "pca")  # the last epoch, in its own axes
 mapped = procrustes_by_hand(before, after)
 last_epoch = len(emb) - 1
 plots.compare({f"epoch {last_epoch - 1}, own axes": before,

@@ -202,7 +202,7 @@ plt.close(small)
 
 # %% id="similar-kit-table"
 table = workflows.similar(snaps, 0, k=8)
-plots.neighbours(snaps, table, path=f"{OUT}/figures/neighbours.png")
+plots.neighbours(table, snaps, path=f"{OUT}/figures/neighbours.png")
 table
 
 # %% id="similar-before-training"
@@ -268,7 +268,7 @@ nbrs = workflows.similar(snaps, query, k=8)
 predicted = snaps.class_names[snaps.predictions[-1][query]]
 share_predicted = float((nbrs["label"] == predicted).mean())
 ### END SOLUTION
-plots.neighbours(snaps, nbrs, path=f"{OUT}/figures/confident_mistake.png")
+plots.neighbours(nbrs, snaps, path=f"{OUT}/figures/confident_mistake.png")
 print(f"{snaps.titles[query]}: label {snaps.label_names[query]}, predicted {predicted} "
       f"with probability {snaps.probabilities[-1][query].max():.2f}; "
       f"{share_predicted:.0%} of its neighbours carry the prediction")
