@@ -158,6 +158,19 @@ def test_autograde_gives_the_solution_full_marks_and_a_blank_notebook_none(
     blank = _scores(course, f"blank-{lab}", lab)
     assert sum(s or 0 for _, s, _, _ in blank.values()) == 0
     assert not any(manual for *_, manual in blank.values())
+    # A student running the blank notebook top to bottom meets its first error at the first
+    # exercise, where the blank asks for their code: every cell before it runs cleanly.
+    ran = nbformat.read(course / "autograded" / f"blank-{lab}" / "labs" / f"{lab}.ipynb", 4)
+    first_error = next(
+        (c, o)
+        for c in ran.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    )
+    first_exercise = next(c for c in ran.cells if "exercise" in c.metadata.get("tags", []))
+    assert first_error[0].id == first_exercise.id, (lab, first_error[0].id)
+    assert first_error[1]["ename"] == "NotImplementedError"
 
     # The solution ran top to bottom, wrote every file its lab promises, and leaked no token.
     graded = course / "autograded" / f"solution-{lab}" / "labs" / f"{lab}.ipynb"
