@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,6 +37,8 @@ from labkit.metrics import (
 )
 from labkit.reduce import SVDProjection, project, trustworthiness
 from labkit.tour import givens_step, grand_tour
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _rotation(d: int, seed: int) -> np.ndarray:
@@ -290,6 +296,33 @@ def test_error_clusters_group_failures_by_place():
     assert sorted(table["size"]) == [1, 4, 6]
     assert table.iloc[0]["main_confusion"] == "b -> a"
     assert len(table.attrs["assignment"]) == 11
+
+
+def test_error_clusters_name_a_tied_confusion_the_same_in_every_process():
+    """Two confusions equally common in one cluster: the name must not depend on the
+    process's string hashing (PYTHONHASHSEED), as a set's order would."""
+    code = (
+        "from tests.test_analysis import _clustered_snapshots\n"
+        "from labkit import workflows\n"
+        "s = _clustered_snapshots(flip=7)\n"
+        "s.predictions = s.predictions.copy()\n"
+        "s.predictions[0, 30:32] = 2\n"  # two b's called c ...
+        "s.predictions[0, 32:34] = 0\n"  # ... and two called a, side by side
+        "t = workflows.error_clusters(s, n_clusters=2)\n"
+        "print(t.iloc[0]['main_confusion'])\n"
+    )
+    names = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+        ).stdout.strip()
+        for seed in (1, 2, 3)
+    }
+    assert names == {"b -> c"}  # the pair seen first, in probe order
 
 
 # -- figures ------------------------------------------------------------------------------
