@@ -266,3 +266,12 @@ def test_a_training_split_probe_of_three_classes_collapses_as_the_homework_says(
     assert labkit.Snapshots.load(tmp_path / "r").titles[0].startswith("train #")
     with pytest.raises(DataError, match="probe_split is 'test' or 'train'"):
         labkit.load_dataset("digits", probe_split="validation")
+
+
+def test_a_loader_option_it_does_not_take_is_refused_with_the_closest_name():
+    with pytest.raises(DataError, match=r"no option 'n_sample' \(did you mean 'n_samples'\?\)"):
+        labkit.load_dataset("blobs", n_sample=300)
+    with pytest.raises(DataError, match="load_dataset\\('digits'\\) takes no option 'topics'"):
+        labkit.load_dataset("digits", topics=["Astronomy"])
+    data = labkit.load_dataset("blobs", n_samples=300, centers=3)
+    assert len(data.y_train) + len(data.y_test) == 300 and data.n_classes == 3
