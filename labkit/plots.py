@@ -53,6 +53,22 @@ def _colours(n: int):
     return [cmap(i % cmap.N) for i in range(n)]
 
 
+def _class_legend(fig, names: list[str], colours, ncol: int, fontsize: int) -> None:
+    """One coloured dot per class under the panels: what the colours mean."""
+    plt = _plt()
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color=colours[i], label=name)
+        for i, name in enumerate(names)
+    ]
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncol=min(ncol, len(handles)),
+        fontsize=fontsize,
+        frameon=False,
+    )
+
+
 def _save(fig, path: str | Path | None, **kw):
     if path is not None:
         path = Path(path)
@@ -103,17 +119,7 @@ def _grid(
         ax.set_xlim(xlim)
         ax.set_ylim(ylim)
         ax.set_title(titles[k], fontsize=9)
-    handles = [
-        plt.Line2D([], [], marker="o", ls="", color=colours[i], label=name)
-        for i, name in enumerate(snaps.class_names)
-    ]
-    fig.legend(
-        handles=handles,
-        loc="outside lower center",
-        ncol=min(10, len(handles)),
-        fontsize=8,
-        frameon=False,
-    )
+    _class_legend(fig, snaps.class_names, colours, ncol=10, fontsize=8)
     fig.suptitle(suptitle, fontsize=11)
     return _save(fig, path)
 
@@ -252,17 +258,7 @@ def _gif(
         frames[0][:, 0], frames[0][:, 1], s=6, linewidths=0, c=[colours[c] for c in snaps.labels]
     )
     # The classes' colours, named: an animation is read by the classes it moves.
-    handles = [
-        plt.Line2D([], [], marker="o", ls="", color=colours[i], label=name)
-        for i, name in enumerate(snaps.class_names)
-    ]
-    fig.legend(
-        handles=handles,
-        loc="outside lower center",
-        ncol=min(5, len(handles)),
-        fontsize=7,
-        frameon=False,
-    )
+    _class_legend(fig, snaps.class_names, colours, ncol=5, fontsize=7)
     ax.set_xlim(xlim)
     ax.set_ylim(ylim)
     ax.set_xticks([])
@@ -450,17 +446,7 @@ def compare(
         ax.set_yticks([])
         score = f" · trustworthiness {scores[name]:.3f}" if scores and name in scores else ""
         ax.set_title(f"{name}{score}", fontsize=10)
-    handles = [
-        plt.Line2D([], [], marker="o", ls="", color=colours[i], label=name)
-        for i, name in enumerate(snaps.class_names)
-    ]
-    fig.legend(
-        handles=handles,
-        loc="outside lower center",
-        ncol=min(10, len(handles)),
-        fontsize=8,
-        frameon=False,
-    )
+    _class_legend(fig, snaps.class_names, colours, ncol=10, fontsize=8)
     return _save(fig, path)
 
 
