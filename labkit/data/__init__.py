@@ -1,11 +1,13 @@
 """Data sets as whole tensors, plus the fixed probe set whose embeddings we watch.
 
-Every loader returns a :class:`LabData`. The train and test splits are kept whole in memory
+:func:`load_dataset` returns a :class:`LabData`; the loader behind each data set returns the
+raw arrays (:class:`Raw`) it normalises. The train and test splits are kept whole in memory
 (MNIST is 190 MB as float32, CIFAR-10 600 MB) and normalised once, so the training loop can
 batch by indexing a tensor instead of running per-item transforms in Python.
 
-The *probe set* is a fixed, stratified subset of the test split. It is what gets embedded at
-every epoch, so its order and its titles never change during a run.
+The *probe set* is a fixed, stratified subset of the test split (of the training split with
+``probe_split="train"``). It is what gets embedded at every epoch, so its order and its titles
+never change during a run.
 
 >>> data = load_dataset("digits")            # offline: ships with scikit-learn
 >>> data.x_train.shape, data.n_classes, len(data.probe_index)
