@@ -107,32 +107,43 @@ STEADY_UMAP_RATE = 0.1  # learning rate per unit of neighbour change
 STEADY_UMAP_MIN_RATE = 0.005
 
 
+def _neighbour_sets(x: np.ndarray, k: int) -> np.ndarray:
+    """Each point's ``k`` nearest neighbours (itself left out): ``[n, k]`` indices."""
+    from sklearn.neighbors import NearestNeighbors
+
+    idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x, return_distance=False)
+    return idx[:, 1:]
+
+
+def _jaccard_change(a: np.ndarray, b: np.ndarray) -> float:
+    k = a.shape[1]
+    shared = (a[:, :, None] == b[:, None, :]).sum(axis=(1, 2))  # [n]: neighbours in both
+    return float(1 - np.mean(shared / (2 * k - shared)))
+
+
 def neighbour_change(before: np.ndarray, after: np.ndarray, k: int = 15) -> float:
     """The share of each point's ``k`` nearest neighbours that differ between two embeddings
     of the same points (1 - mean Jaccard similarity): 0 when no neighbourhood changed."""
-    from sklearn.neighbors import NearestNeighbors
-
     k = min(k, len(before) - 1)
-    sets = []
-    for x in (before, after):
-        idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x, return_distance=False)
-        sets.append(idx[:, 1:])
-    a, b = sets
-    shared = (a[:, :, None] == b[:, None, :]).sum(axis=(1, 2))  # [n]: neighbours in both
-    return float(1 - np.mean(shared / (2 * k - shared)))
+    return _jaccard_change(_neighbour_sets(before, k), _neighbour_sets(after, k))
 
 
 def _layouts(
     embs: list[np.ndarray], method: str, n_components: int, seed: int, warm_start: bool, **options
 ) -> list[np.ndarray]:
     layouts: list[np.ndarray] = []
-    for i, emb in enumerate(embs):
+    steady = warm_start and method == "umap"
+    k = min(15, len(embs[0]) - 1)
+    sets = _neighbour_sets(embs[0], k) if steady and len(embs) > 1 else None
+    for emb in embs:
         if not (warm_start and layouts and method in ("umap", "tsne")):
             layouts.append(project(emb, method, n_components, seed=seed, **options))
             continue
         step = dict(options)
         if method == "umap":
-            rate = STEADY_UMAP_RATE * neighbour_change(embs[i - 1], emb)
+            # each epoch's neighbours are found once and compared with the epoch before
+            before, sets = sets, _neighbour_sets(emb, k)
+            rate = STEADY_UMAP_RATE * _jaccard_change(before, sets)
             step.setdefault("n_epochs", STEADY_UMAP_EPOCHS)
             step.setdefault("learning_rate", max(rate, STEADY_UMAP_MIN_RATE))
         layout = project(emb, method, n_components, seed=seed, init=layouts[-1], **step)
