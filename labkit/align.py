@@ -16,7 +16,7 @@ import numpy as np
 
 from ._deprecation import renamed
 from .errors import ConfigError
-from .reduce import SVDProjection, project
+from .reduce import SVDProjection, nearest_neighbours, project
 
 if TYPE_CHECKING:
     from .snapshots import Snapshots
@@ -109,10 +109,7 @@ STEADY_UMAP_MIN_RATE = 0.005
 
 def _neighbour_sets(x: np.ndarray, k: int) -> np.ndarray:
     """Each point's ``k`` nearest neighbours (itself left out): ``[n, k]`` indices."""
-    from sklearn.neighbors import NearestNeighbors
-
-    idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x, return_distance=False)
-    return idx[:, 1:]
+    return nearest_neighbours(x, k + 1)[0][:, 1:]
 
 
 def _jaccard_change(a: np.ndarray, b: np.ndarray) -> float:
@@ -133,16 +130,21 @@ def _layouts(
 ) -> list[np.ndarray]:
     layouts: list[np.ndarray] = []
     steady = warm_start and method == "umap"
-    k = min(15, len(embs[0]) - 1)
-    sets = _neighbour_sets(embs[0], k) if steady and len(embs) > 1 else None
+    k = min(15, len(embs[0]) - 1)  # neighbours compared between epochs
+    n_knn = min(max(k, options.get("n_neighbors", k)), len(embs[0]) - 1)  # UMAP's graph's
+    sets = None
     for emb in embs:
-        if not (warm_start and layouts and method in ("umap", "tsne")):
-            layouts.append(project(emb, method, n_components, seed=seed, **options))
-            continue
         step = dict(options)
+        if steady:
+            # Each epoch's neighbours are found once: UMAP's graph is built from them, and
+            # they are compared with the epoch before's.
+            before, knn = sets, nearest_neighbours(emb, n_knn + 1)
+            sets = knn[0][:, 1 : k + 1]
+            step["precomputed_knn"] = knn
+        if not (warm_start and layouts and method in ("umap", "tsne")):
+            layouts.append(project(emb, method, n_components, seed=seed, **step))
+            continue
         if method == "umap":
-            # each epoch's neighbours are found once and compared with the epoch before
-            before, sets = sets, _neighbour_sets(emb, k)
             rate = STEADY_UMAP_RATE * _jaccard_change(before, sets)
             step.setdefault("n_epochs", STEADY_UMAP_EPOCHS)
             step.setdefault("learning_rate", max(rate, STEADY_UMAP_MIN_RATE))

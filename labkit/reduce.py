@@ -10,13 +10,25 @@ and UMAP keep neighbourhoods instead, and stretch or shrink distances freely.
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
 import warnings
+from pathlib import Path
 
 import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["REDUCERS", "SVDProjection", "project", "reduce", "trustworthiness"]
+__all__ = [
+    "REDUCERS",
+    "SVDProjection",
+    "nearest_neighbours",
+    "numba_cache_dir",
+    "project",
+    "reduce",
+    "trustworthiness",
+]
 
 REDUCERS = ("pca", "tsne", "umap")
 
@@ -90,12 +102,98 @@ def project(
     raise ConfigError(f"unknown reducer {method!r}; choose one of {', '.join(REDUCERS)}")
 
 
-def _umap(x, n_components, seed, init, n_epochs=None, **options) -> np.ndarray:
+# Up to this many points UMAP's neighbours are found exactly, by scikit-learn, instead of by
+# pynndescent: as fast at this size, exact, and pynndescent's functions take the distance as
+# a first-class function, which numba cannot cache on disk, so they would compile again in
+# every new kernel (about 40 s). Probe sets are a few thousand points.
+EXACT_NEIGHBOURS_UP_TO = 20_000
+
+
+def nearest_neighbours(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's ``k`` nearest neighbours by Euclidean distance, itself first:
+    ``(indices [n, k], distances [n, k])``, the form umap-learn's ``precomputed_knn`` takes.
+
+    A point is its own first neighbour even when it has exact duplicates.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    x = np.asarray(x, dtype=np.float32)
+    k = min(k, len(x))
+    n = len(x)
+    if k <= 1:
+        return np.arange(n)[:, None], np.zeros((n, 1), np.float32)
+    # kneighbors() without a query leaves each point itself out; it goes in front.
+    dist, idx = NearestNeighbors(n_neighbors=k - 1).fit(x).kneighbors()
+    idx = np.hstack([np.arange(n)[:, None], idx])
+    dist = np.hstack([np.zeros((n, 1)), dist]).astype(np.float32)
+    return idx, dist
+
+
+def numba_cache_dir() -> Path:
+    """Where numba keeps the machine code it compiles for UMAP, so that a new kernel loads it
+    instead of compiling again: ``$NUMBA_CACHE_DIR`` if set, else ``labkit/numba`` in the
+    user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``)."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return Path(os.environ["NUMBA_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "labkit" / "numba"
+
+
+def _cache_folder() -> Path:
+    """:func:`numba_cache_dir`, made; a temporary folder where it cannot be written."""
+    folder = numba_cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        folder = Path(tempfile.gettempdir()) / "labkit-numba"
+        folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _import_umap():
+    """umap-learn, with numba's on-disk cache on for every function a kit fit reaches.
+
+    umap-learn caches only some of its compiled functions (not the parallel ones: the
+    fuzzy graph, the layout's epochs); the rest would compile again, seconds each, in every
+    new kernel. Caching is switched on for them before their first compile, and numba is
+    told a writable cache folder before it is imported.
+    """
+    if "umap" not in sys.modules:
+        folder = _cache_folder()
+        if "numba" in sys.modules:  # read at import; a later change goes to its config
+            import numba
+
+            numba.config.CACHE_DIR = numba.config.CACHE_DIR or str(folder)
+        else:
+            os.environ.setdefault("NUMBA_CACHE_DIR", str(folder))
     import umap
+    import umap.layouts
+    import umap.spectral
+    import umap.umap_
+    import umap.utils
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
+
+    for module in (umap.umap_, umap.layouts, umap.spectral, umap.utils):
+        for fn in vars(module).values():
+            if (
+                isinstance(fn, Dispatcher)
+                and fn.__module__ == module.__name__
+                and isinstance(fn._cache, NullCache)
+                and not fn.signatures  # not compiled yet in this process
+            ):
+                fn.enable_caching()
+    return umap
+
+
+def _umap(x, n_components, seed, init, n_epochs=None, **options) -> np.ndarray:
+    umap = _import_umap()
 
     options.setdefault("n_neighbors", min(15, len(x) - 1))
-    # Below 4096 points umap-learn computes exact neighbours, ~5x slower than its
-    # approximate search at the same quality for embeddings this size.
+    if len(x) <= EXACT_NEIGHBOURS_UP_TO and "precomputed_knn" not in options:
+        options["precomputed_knn"] = nearest_neighbours(x, options["n_neighbors"])
+    # Below 4096 points umap-learn would otherwise compute all distances itself and ignore
+    # the neighbours given; above, its approximate search is ~5x faster than its exact one.
     options.setdefault("force_approximation_algorithm", True)
     if init is not None:
         init = np.asarray(init, dtype=np.float32)
@@ -105,6 +203,9 @@ def _umap(x, n_components, seed, init, n_epochs=None, **options) -> np.ndarray:
         # "n_jobs overridden by setting random_state": expected, we want reproducibility.
         warnings.filterwarnings("ignore", message=".*n_jobs.*")
         warnings.filterwarnings("ignore", message=".*force_all_finite.*")
+        # Given neighbours carry no search index, so umap cannot transform new points;
+        # the kit never asks it to.
+        warnings.filterwarnings("ignore", message=".*knn_search_index.*")
         model = umap.UMAP(
             n_components=n_components,
             random_state=seed,
