@@ -223,6 +223,38 @@ def test_port_fallback_when_the_port_is_taken(logdir):
     assert not processes.alive(server.pid)
 
 
+def test_a_port_taken_after_the_check_is_not_mistaken_for_ours(logdir, tmp_path, monkeypatch):
+    # Two notebooks (or two test workers) starting TensorBoard at once both see the same port
+    # free; one binds it first. The other must not take that TensorBoard for its own: it
+    # notices its process could not bind, and starts on the next port.
+    other_logs = tmp_path / "other"
+    other_logs.mkdir()
+    (other_logs / "projector_config.pbtxt").write_text("")
+    port = serve.find_free_port(6400)
+    other = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(other_logs)]
+        + ["--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 60
+        while serve.find_free_port(port) == port and time.time() < deadline:
+            time.sleep(0.2)
+        tensorboard = sys.modules["labkit.view.tensorboard"]
+        monkeypatch.setattr(tensorboard, "find_free_port", lambda start, host: start)
+        server = serve.start_tensorboard(logdir, port=port)
+        try:
+            assert server.port == port + 1
+            environment = json.loads(server.get("/data/environment"))
+            assert environment["data_location"] == str(logdir.resolve())
+        finally:
+            server.stop()
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_reuse_then_replace_when_logs_change(logdir, digits_run):
     port = serve.find_free_port(6310)
     first = serve.start_tensorboard(logdir, port=port)

@@ -145,6 +145,17 @@ def _projector_ready(host: str, port: int) -> bool:
     return bool(listing.get("projector", {}).get("enabled"))
 
 
+def _serves(host: str, port: int, logdir: Path) -> bool:
+    """Whether the TensorBoard answering on ``port`` serves ``logdir``: another one may have
+    taken the port between our check and our start (two notebooks starting at once)."""
+    data = http_get(f"http://{host}:{port}/data/environment")
+    try:
+        location = json.loads(data).get("data_location") if data else None
+    except ValueError:
+        return False
+    return location is not None and Path(location).resolve() == logdir
+
+
 def _logs_mtime(logdir: Path) -> float:
     files = [p for p in logdir.rglob("*") if p.is_file()]
     return max((p.stat().st_mtime for p in files), default=0.0)
@@ -200,7 +211,22 @@ def start_tensorboard(
             kill(entry["pid"])
             entry_path.unlink(missing_ok=True)
 
-    port = find_free_port(port, host)
+    first = port
+    for _attempt in range(5):
+        port = find_free_port(port, host)
+        server = _launch(logdir, port, host, timeout)
+        if server is not None:
+            return server
+        port += 1  # taken by another process since find_free_port looked: the next one
+    raise LabkitError(
+        f"TensorBoard could not bind to a port from {first} on: other processes took "
+        f"each one first; pass another port=..."
+    )
+
+
+def _launch(logdir: Path, port: int, host: str, timeout: float) -> TensorBoardServer | None:
+    """Start TensorBoard on ``port`` and wait for its projector; ``None`` if the port was
+    taken meanwhile."""
     log = open(registry() / f"{port}.log", "wb")  # noqa: SIM115 (the child keeps it open)
     started = time.time()
     server = None
@@ -231,8 +257,10 @@ def start_tensorboard(
         while time.time() < deadline:
             if proc.poll() is not None:
                 tail = (registry() / f"{port}.log").read_text(errors="replace")[-2000:]
+                if "could not bind" in tail:
+                    return None
                 raise LabkitError(f"TensorBoard exited with code {proc.returncode}:\n{tail}")
-            if _projector_ready(host, port):
+            if _projector_ready(host, port) and _serves(host, port, logdir):
                 write_json(
                     registry() / f"{port}.json",
                     {
