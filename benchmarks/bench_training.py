@@ -1,6 +1,6 @@
 """One MNIST-shaped epoch: the kit's loop and CNN against the common seed-style loop.
 
-    python benchmarks/bench_training.py            # about 6 minutes on 2 CPU cores
+    python benchmarks/bench_training.py            # about 7 minutes on 2 CPU cores
 
 Seed-style: torchvision MNIST + DataLoader with per-item ToTensor/Normalize, batch 64, the
 PyTorch-example CNN with Adadelta, one training epoch and one test pass (as in
@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import labkit  # noqa: E402
+from labkit.train import resolve_precision  # noqa: E402
 from tests.fakedata import digit_images, write_idx  # noqa: E402
 
 WORK = ROOT / "benchmarks" / "_work"
@@ -99,23 +100,52 @@ def seed_style_epoch(root: Path) -> dict:
     return {"seconds": total, "train_seconds": t_train, "test_acc": correct / len(test_set)}
 
 
-def kit_epoch(root: Path) -> dict:
+def kit_epoch(root: Path, precision: str = "auto") -> dict:
     t0 = time.perf_counter()
     data = labkit.load_dataset("mnist", data_dir=root, probe_size=2000)
     t_load = time.perf_counter() - t0
     model = labkit.build_model("cnn", data.input_shape, data.n_classes)
     t0 = time.perf_counter()
-    snaps = labkit.train(model, data, epochs=1, progress=False)
+    snaps = labkit.train(model, data, epochs=1, progress=False, precision=precision)
     total = time.perf_counter() - t0
     return {
         "seconds": total,
         "load_seconds": t_load,
+        "precision": snaps.meta["precision"],
         "test_acc": snaps.history[-1]["test_acc"],
         "probe_shape": list(snaps.layer().shape),
     }
 
 
+def compile_trial(root: Path, n: int = 12000) -> dict:
+    """The kit's training step on ``n`` images, eager against ``torch.compile`` (both bf16
+    autocast, AdamW): the compiled side's first epoch includes its compile."""
+    data = labkit.load_dataset("mnist", data_dir=root, probe_size=500)
+    x = data.x_train[:n].contiguous(memory_format=torch.channels_last)
+    y = data.y_train[:n]
+    out = {}
+    for name in ("eager", "compiled"):
+        torch.manual_seed(0)
+        model = labkit.build_model("cnn", data.input_shape, data.n_classes)
+        model.to(memory_format=torch.channels_last)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        forward = torch.compile(model) if name == "compiled" else model
+        for epoch in ("first_epoch_s", "second_epoch_s"):
+            t0 = time.perf_counter()
+            for start in range(0, n, 128):
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    logits = forward(x[start : start + 128])
+                loss = F.cross_entropy(logits.float(), y[start : start + 128])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            out[f"{name}_{epoch}"] = time.perf_counter() - t0
+    out["images"] = n
+    return out
+
+
 def capture_overhead(root: Path, epochs: int, repeats: int) -> dict:
+    """Whole runs with and without the capture, at the default precision."""
     data = labkit.load_dataset("mnist", data_dir=root, probe_size=2000)
     times: dict[str, list[float]] = {"capture": [], "no_capture": []}
     for _ in range(repeats):  # alternate, so drift in the machine's speed hits both alike
@@ -143,27 +173,94 @@ def capture_cost_direct(root: Path, repeats: int = 7) -> dict:
     data = labkit.load_dataset("mnist", data_dir=root, probe_size=2000)
     model = labkit.build_model("cnn", data.input_shape, data.n_classes).eval()
     model.to(memory_format=torch.channels_last)
+    precision = resolve_precision("auto", torch.device("cpu"))
     from dataclasses import replace
 
     data = replace(data, x_test=data.x_test.contiguous(memory_format=torch.channels_last))
     with_hooks, without = [], []
-    labkit.evaluate(model, data, ["embed"])  # warm-up
+    labkit.evaluate(model, data, ["embed"], precision=precision)  # warm-up
     for _ in range(repeats):
         t0 = time.perf_counter()
-        labkit.evaluate(model, data, ["embed"])
+        labkit.evaluate(model, data, ["embed"], precision=precision)
         with_hooks.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        labkit.evaluate(model, data, [])
+        labkit.evaluate(model, data, [], precision=precision)
         without.append(time.perf_counter() - t0)
     w, wo = float(np.median(with_hooks)), float(np.median(without))
     return {"eval_with_capture_s": w, "eval_without_capture_s": wo, "extra_s": w - wo}
 
 
-def digits_accuracy(epochs: int = 10) -> dict:
+BEFORE_CODE = """
+import json, sys, time
+import labkit
+kind, root, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+data = labkit.load_dataset(kind, data_dir=root, probe_size=2000 if kind == "mnist" else 1000)
+model = labkit.build_model("cnn", data.input_shape, data.n_classes)
+t0 = time.perf_counter()
+snaps = labkit.train(model, data, epochs=epochs, progress=False)
+print(json.dumps({"seconds": time.perf_counter() - t0, "epochs": epochs,
+                  "test_acc": snaps.history[-1]["test_acc"]}))
+"""
+
+
+def before(checkout: Path, kind: str, root: Path, epochs: int) -> dict:
+    """The same training with the kit as it was in ``checkout`` (a git worktree of an
+    earlier commit), in a fresh process."""
+    import os
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-c", BEFORE_CODE, kind, str(root), str(epochs)],
+        cwd=checkout,
+        env={**os.environ, "PYTHONPATH": str(checkout)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["checkout"] = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=checkout, capture_output=True, text=True
+    ).stdout.strip()
+    return result
+
+
+def cifar_data() -> Path:
+    """CIFAR-shaped data: 50,000 + 10,000 images in the real file format."""
+    from tests.fakedata import write_cifar10
+
+    root = WORK / "cifar"
+    if not (root / "cifar-10-batches-py" / "test_batch").exists():
+        write_cifar10(root, per_batch=10000, n_test=10000)
+    return root
+
+
+def cifar_run(epochs: int, precision: str, model_options: dict | None = None) -> dict:
+    """The CIFAR-10 lab's training (``labkit.train`` with the kit's CNN, probe 1,000 test
+    images)."""
+    root = cifar_data()
+    data = labkit.load_dataset("cifar10", data_dir=root, probe_size=1000)
+    model = labkit.build_model("cnn", data.input_shape, data.n_classes, **(model_options or {}))
+    t0 = time.perf_counter()
+    snaps = labkit.train(model, data, epochs=epochs, progress=False, precision=precision)
+    seconds = time.perf_counter() - t0
+    return {
+        "epochs": epochs,
+        "seconds": seconds,
+        "seconds_per_epoch": seconds / epochs,
+        "ten_epochs_s": seconds / epochs * 10,
+        "precision": snaps.meta["precision"],
+        "n_train": snaps.meta["n_train"],
+        "model_options": model_options or {},
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def digits_accuracy(epochs: int = 10, precision: str = "auto") -> dict:
     """The kit's CNNs on scikit-learn's digits: at 8x8, and at 28x28 (the MNIST CNN)."""
     d8 = labkit.load_dataset("digits")
     m8 = labkit.build_model("cnn", d8.input_shape, d8.n_classes)
-    acc8 = labkit.train(m8, d8, epochs=epochs, progress=False).history[-1]["test_acc"]
+    acc8 = labkit.train(m8, d8, epochs=epochs, progress=False, precision=precision)
+    acc8 = acc8.history[-1]["test_acc"]
 
     # The same split, scaled to 28x28 and written as IDX: the MNIST code path and MNIST CNN.
     from PIL import Image
@@ -188,7 +285,8 @@ def digits_accuracy(epochs: int = 10) -> dict:
         write_idx(raw / name, arr)
     d28 = labkit.load_dataset("mnist", data_dir=root)
     m28 = labkit.build_model("cnn", d28.input_shape, d28.n_classes)
-    acc28 = labkit.train(m28, d28, epochs=epochs, progress=False).history[-1]["test_acc"]
+    acc28 = labkit.train(m28, d28, epochs=epochs, progress=False, precision=precision)
+    acc28 = acc28.history[-1]["test_acc"]
     return {"epochs": epochs, "digits_8x8_cnn": acc8, "digits_28x28_mnist_cnn": acc28}
 
 
@@ -202,7 +300,30 @@ def main() -> None:
     parser.add_argument(
         "--capture-only", action="store_true", help="only the direct capture-cost measurement"
     )
+    parser.add_argument(
+        "--cifar-only", action="store_true", help="only the CIFAR-10 lab's training time"
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="a git worktree of an earlier commit, to time its kit beside this one "
+        "(git worktree add /tmp/before <commit>)",
+    )
     args = parser.parse_args()
+    if args.cifar_only:
+        # after: today's default, all 10 epochs timed; before: the earlier kit, 2 epochs
+        # timed (its 10 epochs would take about 8 minutes) and scaled to 10.
+        after = cifar_run(10, "auto")
+        print(f"CIFAR after: 10 epochs in {after['seconds']:.0f} s ({after['precision']})")
+        result = {"after": after}
+        if args.before:
+            result["before"] = before(args.before, "cifar10", cifar_data(), 2)
+            result["before"]["ten_epochs_s"] = result["before"]["seconds"] * 5
+            print(f"CIFAR before: {result['before']['ten_epochs_s']:.0f} s per 10 epochs")
+        out = ROOT / "benchmarks" / "results" / "cifar.json"
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {out}")
+        return
 
     root = WORK / "mnist"
     write_mnist_shaped(root, args.n_train, args.n_test)
@@ -221,13 +342,24 @@ def main() -> None:
         f"seed-style epoch (DataLoader, batch 64, example CNN): {seed['seconds']:.1f} s "
         f"(train {seed['train_seconds']:.1f} s)"
     )
+    earlier = before(args.before, "mnist", root, 1) if args.before else None
+    if earlier:
+        print(f"kit epoch before ({earlier['checkout']}): {earlier['seconds']:.1f} s")
+    fp32 = kit_epoch(root, precision="fp32")
+    print(f"kit epoch in fp32: {fp32['seconds']:.1f} s")
     kit = kit_epoch(root)
     print(
-        f"kit epoch (tensor batches, kit CNN, 2 evals + capture): {kit['seconds']:.1f} s "
-        f"(one-off load {kit['load_seconds']:.1f} s)"
+        f"kit epoch (tensor batches, kit CNN, 2 evals + capture, {kit['precision']}): "
+        f"{kit['seconds']:.1f} s (one-off load {kit['load_seconds']:.1f} s)"
     )
     speedup = seed["seconds"] / kit["seconds"]
-    print(f"  speed-up: {speedup:.2f}x (goal >= 3x)")
+    print(
+        f"  speed-up: {speedup:.2f}x (goal >= 5x); fp32: {seed['seconds'] / fp32['seconds']:.2f}x"
+    )
+    if earlier:
+        print(f"  before: {seed['seconds'] / earlier['seconds']:.2f}x")
+    compiled = compile_trial(root)
+    print(f"torch.compile trial: {compiled}")
 
     over = capture_overhead(root, args.overhead_epochs, args.repeats)
     print(
@@ -242,16 +374,22 @@ def main() -> None:
         f"10-epoch run = {ten:+.2%} of its time"
     )
 
-    acc = digits_accuracy()
-    print(
-        f"10-epoch test accuracy on digits: 8x8 CNN {acc['digits_8x8_cnn']:.2%}, "
-        f"MNIST CNN at 28x28 {acc['digits_28x28_mnist_cnn']:.2%}"
-    )
+    acc = {p: digits_accuracy(precision=p) for p in ("auto", "fp32")}
+    for p, a in acc.items():
+        print(
+            f"10-epoch test accuracy on digits ({p}): 8x8 CNN {a['digits_8x8_cnn']:.2%}, "
+            f"MNIST CNN at 28x28 {a['digits_28x28_mnist_cnn']:.2%}"
+        )
 
     result = {
         "seed_style": seed,
         "kit": kit,
+        "kit_fp32": fp32,
+        "kit_before": earlier,
         "speedup": speedup,
+        "speedup_fp32": seed["seconds"] / fp32["seconds"],
+        "speedup_before": seed["seconds"] / earlier["seconds"] if earlier else None,
+        "compile_trial": compiled,
         "capture": over,
         "capture_direct": direct,
         "accuracy": acc,

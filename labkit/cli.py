@@ -169,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--lr", type=_learning_rate, default=1e-3, help="peak learning rate")
     r.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="auto: mixed bf16 where the CPU or GPU computes it natively (fp16 on older "
+        "GPUs), else fp32; the probe is captured in fp32 either way",
+    )
+    r.add_argument(
         "--method",
         "--reducer",  # its older name, still accepted
         dest="method",
@@ -255,7 +262,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         method=args.method,
         figures=not args.no_figures,
         overwrite=args.overwrite,
-        train_options={"batch_size": args.batch_size, "lr": args.lr},
+        train_options={
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "precision": args.precision,
+        },
         **extra,
     )
     snaps, folder = result.snapshots, result.folder

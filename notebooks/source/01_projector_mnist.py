@@ -274,6 +274,8 @@ print(f"the embedding itself: {kept['output'].nbytes / 2**20:.2f} MiB")
 # time with the model in evaluation mode and the hook removed as soon as the probe set has
 # passed through. This is the lab's long cell: {{train_time}}. On Colab, a GPU runtime
 # (*Runtime → Change runtime type*) makes it much faster; the kit uses the GPU by itself.
+# Where the processor computes bfloat16 in hardware, the kit trains in mixed precision
+# (`snaps.meta["precision"]` says which); the probe set is always recorded in full fp32.
 
 # %% id="train"
 snaps = labkit.train(model, data, epochs=EPOCHS, lr=LR, seed=SEED)
