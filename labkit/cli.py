@@ -294,19 +294,23 @@ def _cmd_tensorboard(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     logdir = run_dir / "tensorboard" if (run_dir / "tensorboard").is_dir() else run_dir
     server = start_tensorboard(logdir, port=args.port)
-    state = "already running" if server.reused else "started"
-    print(f"TensorBoard {state} on {logdir}: {server.projector_url}")
-    if args.tunnel:
-        open_tunnel(server.port)
-    if server.process is None:  # reused: it belongs to an earlier command; leave it running
-        return 0
-    print("Press Ctrl-C to stop.")
+    ours = server.process is not None  # reused: an earlier command's; it stays running
+    # From here a Ctrl-C stops TensorBoard and ends the command normally, even one that
+    # lands the moment the address is printed.
     try:
-        server.process.wait()
+        state = "already running" if server.reused else "started"
+        print(f"TensorBoard {state} on {logdir}: {server.projector_url}", flush=True)
+        if args.tunnel:
+            open_tunnel(server.port)
+        if ours:
+            print("Press Ctrl-C to stop.", flush=True)
+            server.process.wait()
     except KeyboardInterrupt:
-        print("\nstopping TensorBoard")
+        if ours:
+            print("\nstopping TensorBoard")
     finally:
-        server.stop()
+        if ours:
+            server.stop()
     return 0
 
 

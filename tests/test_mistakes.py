@@ -738,6 +738,8 @@ def test_the_port_actually_used_is_printed(earlier_run, tmp_path):
 
 def test_ctrl_c_while_tensorboard_starts_leaves_no_orphan(earlier_run, tmp_path):
     port = labkit.serve.find_free_port(6490)
+    registry = Path(os.environ[labkit.serve.REGISTRY_VAR])
+    (registry / f"{port}.log").unlink(missing_ok=True)  # a log from an earlier test would do
     proc = subprocess.Popen(
         [sys.executable, "-m", "labkit", "tensorboard", str(earlier_run), "--port", str(port)],
         cwd=tmp_path,
@@ -745,7 +747,6 @@ def test_ctrl_c_while_tensorboard_starts_leaves_no_orphan(earlier_run, tmp_path)
         stderr=subprocess.PIPE,
         text=True,
     )
-    registry = Path(os.environ[labkit.serve.REGISTRY_VAR])
     deadline = time.time() + 60
     while not (registry / f"{port}.log").exists() and time.time() < deadline:
         time.sleep(0.05)  # TensorBoard's process exists from here on, not yet serving

@@ -530,7 +530,7 @@ labkit.explore(snaps)
 # and Lab 6 finds such points systematically.
 
 # %% [markdown] id="a-between-cifar10" answer points=2 only="cifar10"
-# Many: with {{expected}} test accuracy a quarter or more of the probe set is
+# Many: with {{expected}} test accuracy a fifth or more of the probe set is
 # misclassified, so the regions between clusters are crowded. They gather between
 # related classes: cats and dogs above all (the pair the network confuses most), then
 # automobiles and trucks, deer and horses, and birds with planes or deer. Planes and
