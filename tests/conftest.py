@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,8 +11,13 @@ import torch
 
 import labkit
 
-# Two cores here: keep torch from oversubscribing when pytest and a child process both run.
-torch.set_num_threads(2)
+# The cores are shared among the test workers (pytest-xdist): each worker, and every kernel
+# or command it starts, gets its share of threads, or torch's threads would wait for each
+# other across workers.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+_THREADS = max(1, (os.cpu_count() or 2) // _WORKERS)
+os.environ["OMP_NUM_THREADS"] = str(_THREADS)
+torch.set_num_threads(_THREADS)
 
 
 @pytest.fixture(scope="session", autouse=True)
