@@ -252,8 +252,8 @@ FACTS = {
         "expected": "about 80 %",
         "chance": "about 10 %",
         "items": "images",
-        "train_time": "10 epochs take 3 to 5 minutes on a laptop CPU (3 where it computes "
-        "bfloat16)",
+        "train_time": "10 epochs take 3 to 5 minutes on a laptop CPU (about 3 where the CPU "
+        "computes bf16, see below)",
     },
     "wikipedia": {
         "name": "Wikipedia topics",

@@ -183,3 +183,30 @@ def test_precision_auto_follows_the_hardware(monkeypatch):
     assert resolve_precision("fp32", cuda) == "fp32"
     with pytest.raises(ConfigError, match="unknown precision 'half'.*auto, fp32"):
         resolve_precision("half", cpu)
+
+
+def test_photographs_are_mirrored_in_training_only(tmp_path):
+    from dataclasses import replace
+
+    from .fakedata import write_cifar10
+
+    write_cifar10(tmp_path, per_batch=40, n_test=100)
+    photos = labkit.load_dataset("cifar10", data_dir=tmp_path, probe_size=50)
+    assert photos.mirror and not labkit.load_dataset("digits").mirror  # a mirrored 2 is no 2
+    runs = {}
+    for mirror in (True, False):
+        model = labkit.build_model("cnn", photos.input_shape, photos.n_classes)
+        data = replace(photos, mirror=mirror)
+        runs[mirror] = labkit.train(model, data, epochs=1, batch_size=20, progress=False)
+    assert runs[True].meta["mirror"] and not runs[False].meta["mirror"]
+    # The same untrained model sees the same, unmirrored probe; training then differs.
+    np.testing.assert_array_equal(runs[True].layer()[0], runs[False].layer()[0])
+    assert np.abs(runs[True].layer()[1] - runs[False].layer()[1]).max() > 1e-3
+    again = labkit.train(
+        labkit.build_model("cnn", photos.input_shape, photos.n_classes),
+        photos,
+        epochs=1,
+        batch_size=20,
+        progress=False,
+    )
+    np.testing.assert_array_equal(again.layer(), runs[True].layer())  # still repeatable

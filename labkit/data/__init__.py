@@ -88,6 +88,9 @@ class LabData:
     info: dict = field(default_factory=dict)
     flipped: np.ndarray | None = None  # bool [n_probe]: labels changed by label_noise
     probe_split: str = "test"  # the split probe_index indexes: "test" or "train"
+    # Whether a left-right mirror image is as valid a sample (photographs, not digits or
+    # text): train() then mirrors a random half of each training batch.
+    mirror: bool = False
 
     @property
     def n_classes(self) -> int:
@@ -350,6 +353,7 @@ def load_dataset(
         kind=raw.kind,
         thumbnails=thumbs,
         snippets=snippets,
+        mirror=raw.mirror,
         info={
             **raw.info,
             "normalisation": norm,

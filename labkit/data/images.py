@@ -161,6 +161,7 @@ def cifar10(data_dir: Path, download: bool, seed: int) -> Raw:
         kind="image",
         images_uint8=x_te.transpose(0, 2, 3, 1).copy(),
         info={"source": str(folder)},
+        mirror=True,  # a mirrored cat is a cat (not so a mirrored digit)
     )
 
 

@@ -30,6 +30,7 @@ class Raw:
     titles: list[str] | None = None  # one per test sample, if the set has real titles
     snippets: list[str] | None = None
     info: dict = field(default_factory=dict)
+    mirror: bool = False  # a left-right mirror image is as valid a sample (photographs)
 
 
 def stratified_split(x, y, test_size, seed, class_names=None):

@@ -238,14 +238,14 @@ print(f"the embedding itself: {kept['output'].nbytes / 2**20:.2f} MiB")
 
 # %% [markdown] id="a-detach" answer points=2
 # `output` has `requires_grad=True` and a `grad_fn` (`ReluBackward0`, the ReLU of `embed`):
-# it is the end of an autograd graph (20 nodes on MNIST, 27 on CIFAR-10) that reaches back
+# it is the end of an autograd graph (20 nodes on MNIST, 45 on CIFAR-10) that reaches back
 # through every layer to the input, and that graph keeps alive what its backward step would
 # need, the activations of every layer and the input batch. For 256 {{items}} that is about
-# 77 MiB on MNIST (about 157 MiB on CIFAR-10), several hundred times the 0.12 MiB (0.25 MiB)
+# 58 MiB on MNIST (about 145 MiB on CIFAR-10), several hundred times the 0.12 MiB (0.25 MiB)
 # of the embedding itself; `output.detach()` holds the same numbers with no graph
 # (`requires_grad=False`, `grad_fn=None`, 0 bytes). Without `.detach()`, every stored
-# recording keeps its own graph: 2000 probe images at 11 epochs would hold over 6 GB on
-# MNIST, and memory would grow with each epoch until it runs out, on a GPU first. The stored
+# recording keeps its own graph: 2000 probe images at 11 epochs would hold about 5 GB on
+# MNIST (13 GB on CIFAR-10), and memory would grow with each epoch until it runs out, on a GPU first. The stored
 # tensors would also stay connected to the weights: a loss computed from them later would
 # send gradients back into the model through an old graph (or fail because that graph was
 # already freed). `.detach()` keeps the values only.
@@ -274,8 +274,10 @@ print(f"the embedding itself: {kept['output'].nbytes / 2**20:.2f} MiB")
 # time with the model in evaluation mode and the hook removed as soon as the probe set has
 # passed through. This is the lab's long cell: {{train_time}}. On Colab, a GPU runtime
 # (*Runtime → Change runtime type*) makes it much faster; the kit uses the GPU by itself.
-# Where the processor computes bfloat16 in hardware, the kit trains in mixed precision
-# (`snaps.meta["precision"]` says which); the probe set is always recorded in full fp32.
+# Where the hardware supports it, the kit computes training in 16-bit numbers (bf16, or
+# fp16 on older GPUs such as Colab's T4) while it keeps the weights in 32-bit (fp32):
+# faster, and the accuracy stays within about a point. `snaps.meta["precision"]` shows
+# which one it used (`"fp32"`, `"bf16"` or `"fp16"`); the probe set is always recorded in fp32.
 
 # %% id="train"
 snaps = labkit.train(model, data, epochs=EPOCHS, lr=LR, seed=SEED)
