@@ -200,8 +200,8 @@ plots.layer_grid(lt, snaps, method="pca (SVD)", path=f"{OUT}/figures/layer_grid.
 # scale: every cluster has the same shape and the same neighbours in both rows,
 # because Procrustes moves a layout rigidly and never bends it. What differs is the
 # orientation. In my row the zeros (blue) sit on the left in `hidden1`, on the
-# right in `hidden2`, on the left again in `hidden3`, bottom left in `hidden4` and
-# at the top in `hidden5`, and the ones and twos swap places just as freely; in the
+# right in `hidden2`, bottom left in `hidden3` and `hidden4` and at the top in
+# `hidden5`, and the ones and twos swap places just as freely; in the
 # kit's grid the zeros stay on the left, the ones top right and the twos bottom
 # right, so one can follow each class down the layers into the triangle of
 # `hidden5`. The sign
@@ -303,8 +303,8 @@ for _name in snaps.layer_names:
 # `hidden1` to `hidden5`): each random layer mixes the classes a little more, so
 # the deeper the layer, the more the class means blur into the spread within
 # classes. After 30 epochs the order is reversed and NC1 *falls* with depth (about
-# 0.12, 0.068, 0.039, 0.016, 0.008). Training lowered NC1 in every layer, but by
-# far the most in the deepest ones (almost fortyfold in `hidden5`, by only a quarter
+# 0.11, 0.054, 0.031, 0.015, 0.008). Training lowered NC1 in every layer, but by
+# far the most in the deepest ones (almost fortyfold in `hidden5`, by only a third
 # in `hidden1`): the later layers are where the network pulls the training images
 # of each class towards their mean.
 
@@ -359,14 +359,14 @@ assert better_with_depth == bool(np.all(np.diff(_end["silhouette"].to_numpy()) >
 # what does the linear probe on the first layer say?
 
 # %% [markdown] id="a-depth" answer points=2
-# Yes, in this run: the silhouette rises from layer to layer (about 0.23, 0.26,
-# 0.31, 0.43, 0.67 for `hidden1` to `hidden5`), slowly at first and steeply in the
-# last two layers, and NC1 falls (0.12, 0.068, 0.039, 0.016, 0.008). The kNN
-# accuracy hardly changes, from 0.975 on `hidden1` to 0.99 and then 1.0 from
-# `hidden3` on, and a linear probe on `hidden1` already reaches 0.98 (1.0 from
-# `hidden2` on). So with three classes the first layer already holds almost all
-# the information needed to classify; the deeper layers mostly *arrange* it,
-# pulling each class into a tight cluster far from the others.
+# Yes, in this run: the silhouette rises from layer to layer (about 0.23, 0.27,
+# 0.33, 0.43, 0.67 for `hidden1` to `hidden5`), slowly at first and steeply in the
+# last two layers, and NC1 falls (0.11, 0.054, 0.031, 0.015, 0.008). The kNN
+# accuracy hardly changes, from 0.97 on `hidden1` to 0.985 and then 1.0 from
+# `hidden3` on, and a linear probe on `hidden1` already reaches 0.985 (0.995 on
+# `hidden2`, 1.0 from `hidden3` on). So with three classes the first layer already
+# holds almost all the information needed to classify; the deeper layers mostly
+# *arrange* it, pulling each class into a tight cluster far from the others.
 
 # %% [markdown] id="collapse-intro"
 # ## 4. Does the penultimate layer collapse to C points?
@@ -410,8 +410,8 @@ for key, what in [("nc1", "NC1 (0 = collapsed)"),
 # nearly equal, the average pairwise cosine is forced to about $-1/(C-1)$ (with
 # three equally long means it is exactly $-1/2$): it was already -0.485 in the
 # untrained network, and is -0.499 at the end. What shows the simplex forming is
-# the spread: the standard deviation of the cosines falls from 0.196 to 0.044 and
-# the spread of the lengths from 0.153 to 0.030, so the means become equally long
+# the spread: the standard deviation of the cosines falls from 0.196 to 0.048 and
+# the spread of the lengths from 0.153 to 0.034, so the means become equally long
 # and equally far apart. NC3 falls from 1.43 to 0.65 (the classifier's rows turn
 # towards the means, but not all the way in 30 epochs) and the nearest class mean
 # agrees with the network on all the probe images (0.341 before training).
@@ -475,12 +475,12 @@ plt.show()
 # One point per class, three in all: each class's training images end near their
 # class mean, and the three means are the vertices of a nearly equilateral triangle
 # (a 2-simplex) centred at the global mean $\mu_G$, the black dot in the picture.
-# At the last epoch the means lie 6.42, 6.90 and 6.72 from $\mu_G$ and 11.18 to
-# 12.01 from each other (an equilateral triangle of radius 6.7 has sides 11.6),
+# At the last epoch the means lie 6.62, 7.14 and 7.08 from $\mu_G$ and 11.71 to
+# 12.59 from each other (an equilateral triangle of radius 6.9 has sides 12.0),
 # with mean cosine -0.499 against $-1/(C-1) = -0.5$ and a std of the cosines of
-# 0.044. Within the plane of the triangle each class spreads only 0.62 to 0.79 round
+# 0.048. Within the plane of the triangle each class spreads only 0.56 to 0.85 round
 # its mean, a small fraction of the distance to the next vertex; the whole spread
-# (2.21 to 3.31) is larger but lies mostly in directions the means do not span. Before
+# (2.23 to 3.42) is larger but lies mostly in directions the means do not span. Before
 # training there was no triangle: all three means sat within 0.03 of $\mu_G$,
 # inside the spread of each class (0.04 to 0.06).
 
@@ -500,9 +500,9 @@ plots.cka_heatmap(metrics.cka_matrix(reps), snaps.layer_names,
 
 # %% [markdown] id="a-cka-layers" answer points=2
 # Neighbouring layers are the most alike (CKA about 0.95 for `hidden1`/`hidden2`,
-# 0.94, 0.95, and 0.96 for `hidden4`/`hidden5`) and similarity falls steadily with
-# the distance between layers, down to about 0.71 between `hidden1` and `hidden5`
-# (0.82 from `hidden1` to `hidden4`, 0.76 from `hidden2` to `hidden5`). No single
+# 0.95, 0.96, and 0.96 for `hidden4`/`hidden5`) and similarity falls steadily with
+# the distance between layers, down to about 0.72 between `hidden1` and `hidden5`
+# (0.82 from `hidden1` to `hidden4`, 0.80 from `hidden2` to `hidden5`). No single
 # step changes the representation much; the differences add up. The aligned grid
 # shows the same gradual change: the three clusters keep their places and tighten
 # from one layer to the next without jumping, until `hidden5` holds three thin
@@ -556,23 +556,23 @@ print(f"DEPTH={DEPTH}, {c} classes, EPOCHS={EPOCHS}, probe from {PROBE_SPLIT}: "
 # the last epoch:
 #
 # - **Depth 5, three classes** (the lab's run): 100 % training accuracy from epoch 3;
-#   NC1 0.308 → 0.008; silhouette 0.23, 0.26, 0.31, 0.43, 0.67 and NC1 0.12, 0.068,
-#   0.039, 0.016, 0.008 from `hidden1` to `hidden5`.
-# - **Depth 2:** 100 % from epoch 4; silhouette 0.30 then 0.57, NC1 0.058 then 0.013:
+#   NC1 0.308 → 0.008; silhouette 0.23, 0.27, 0.33, 0.43, 0.67 and NC1 0.11, 0.054,
+#   0.031, 0.015, 0.008 from `hidden1` to `hidden5`.
+# - **Depth 2:** 100 % from epoch 4; silhouette 0.31 then 0.58, NC1 0.056 then 0.013:
 #   the same picture with fewer steps, the last layer the tightest.
-# - **Depth 8:** 100 % from epoch 3; NC1 falls with every layer (0.15, 0.099, 0.081,
-#   0.064, 0.050, 0.033, 0.019, 0.011), but the silhouette of the first three layers
-#   barely moves (0.22, 0.21, 0.22) before it climbs to 0.70 in `hidden8`: "better with
-#   every layer" holds for NC1 but not strictly for the silhouette; most of the
-#   clustering happens in the last few layers, whatever the depth.
-# - **Ten classes, depth 5:** 100 % from epoch 7; NC1 1.78 → 0.030, std of the cosines
-#   0.068, length spread 0.039: less complete than with three classes (NC1 four times
-#   higher), though still small. (The mean cosine, -0.111, is forced by the means
-#   summing to zero and is no evidence.) With 60 epochs it is no tighter (NC1 0.035):
-#   the one-cycle schedule stretches over the whole run, so more epochs are not simply a
-#   longer terminal phase.
-# - **Test split** (135 unseen images, three classes, 30 epochs): NC1 0.017, std of the
-#   cosines 0.026, 100 % test accuracy. Neural collapse is claimed only for training
+# - **Depth 8:** 100 % from epoch 4 (one image slips at epoch 9); NC1 falls with every
+#   layer (0.12, 0.10, 0.087, 0.076, 0.067, 0.044, 0.027, 0.019), but the silhouette of
+#   the first five layers barely moves (0.21, 0.22, 0.20, 0.21, 0.25) before it climbs to
+#   0.68 in `hidden8`: "better with every layer" holds for NC1 but not strictly for the
+#   silhouette; most of the clustering happens in the last few layers, whatever the depth.
+# - **Ten classes, depth 5:** 100 % first at epoch 11, for good from epoch 19; NC1
+#   1.78 → 0.032, std of the cosines 0.064, length spread 0.050: less complete than with
+#   three classes (NC1 four times higher), though still small. (The mean cosine, -0.111,
+#   is forced by the means summing to zero and is no evidence.) With 60 epochs it is no
+#   tighter (NC1 0.033): the one-cycle schedule stretches over the whole run, so more
+#   epochs are not simply a longer terminal phase.
+# - **Test split** (135 unseen images, three classes, 30 epochs): NC1 0.024, std of the
+#   cosines 0.038, 100 % test accuracy. Neural collapse is claimed only for training
 #   data; these three classes are easy, and on harder data expect less collapse on test
 #   images.
 #

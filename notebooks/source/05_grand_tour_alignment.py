@@ -94,17 +94,17 @@ display(Image(filename=f"{OUT}/figures/tour.gif"))
 
 # %% [markdown] id="a-tour" answer points=2
 # In our run the raw tour (all 64 units) shows broad, overlapping clouds: no view
-# separates all ten classes, but each view pulls a few apart, the fours most
-# often, the sevens, sixes, threes, zeros and ones in some views, while twos,
-# fives, eights and nines stay mixed in the middle. Those gaps are linear
-# projections of the embedding, so they are really there: the classes differ
-# along many directions, each view catching only some. The UMAP tour shows ten
-# tight, far-apart blobs in nearly every view (some touch now and then, the ones,
-# sixes and eights, the fives and nines); its frames are linear views of UMAP's
+# separates all ten classes, but each view pulls a few apart, the zeros most often,
+# the ones, threes and fives in some views, the fours, sixes and sevens now and
+# then, while twos, eights and nines stay mixed in the middle. Those gaps are linear
+# projections of the embedding, so they are really there: the classes differ along
+# many directions, each view catching only some. The UMAP tour shows ten tight,
+# far-apart blobs in nearly every view (some touch now and then, the eights and ones
+# most often, in about a third of the views); its frames are linear views of UMAP's
 # 15-D map, not of the embedding, so its wide empty gaps and compact clusters are
 # largely UMAP's doing: it keeps which points are neighbours, not distances or
-# spreads. It can claim which points sit together, not how far apart or how wide
-# the classes are in the embedding.
+# spreads. It can claim which points sit together, not how far apart or how wide the
+# classes are in the embedding.
 
 # %% [markdown] id="aligned-across-epochs"
 # ## 2. Aligned across epochs
@@ -211,15 +211,17 @@ print(f"distance to epoch {last_epoch}: {rms(before, after):.2f} in its own axes
 # reflection, a scale and a shift, and not any linear map that would fit better?
 
 # %% [markdown] id="a-procrustes" answer points=2
-# In our run the second PCA axis flipped between epochs 9 and 10: the raw layouts
-# are mirror images top to bottom, and the points are on average 9.1 apart, more
-# than the layout's own radius of 7.3. The map found the reflection (with almost no
-# rotation) and brought the distance down to 1.1; what remains is how the points
-# really moved in the last epoch. A rotation, reflection, uniform scale and shift
-# keep every distance ratio and angle, so they change nothing one could read from
-# the picture. A general linear map could stretch one direction and shear another:
-# it would fit better, but by deforming the layout, making clusters look closer
-# or rounder than they are and hiding real change between the epochs.
+# In our run no axis flipped between epochs 9 and 10: the raw layouts already share
+# their frame, and the points are on average 0.40 apart, against the layout's own
+# radius of 6.1. The map found no reflection, a turn of a third of a degree and a
+# scale of 1.01, and brought the distance down only to 0.39; almost all of it is how
+# the points really moved in the last epoch. (Earlier the map has more to do: from
+# epoch 3 to 4 the first axis flips, and it brings the layouts from 7.3 to 0.94
+# apart.) A rotation, reflection, uniform scale and shift keep every distance ratio
+# and angle, so they change nothing one could read from the picture. A general
+# linear map could stretch one direction and shear another: it would fit better, but
+# by deforming the layout, making clusters look closer or rounder than they are and
+# hiding real change between the epochs.
 
 # %% [markdown] id="kit-trajectory"
 # The kit aligns a whole run this way: `REDUCER` (UMAP) for every epoch, each started from the
@@ -375,15 +377,16 @@ assert np.isclose(cka, metrics.linear_cka(snaps.layer()[-1], snaps_mlp.layer()[-
 # per epoch?
 
 # %% [markdown] id="a-two-models" answer points=2
-# Largely yes. In the common frame both models put the sixes in a group of their
-# own at the top right, the threes on the left with the nines beside them, the
-# zeros and fours on the right, the sevens at the bottom, and the ones, twos, fives
-# and eights crowded in the middle. The details differ: the MLP separates the
-# threes from the nines and the zeros from the rest more clearly, and its middle
-# group sits higher. The linear CKA of the last epochs is about 0.83 (0.53 before
-# training): high, the two representations share most of their structure, but not
-# 1, as the differing details show. One map for all epochs changes only the frame
-# and keeps each model's own motion across the epochs. A map fitted per epoch would
-# turn every frame as close to the first model's as a rotation allows, making the
-# runs look more alike than they are and adding turns to the MLP's animation that
-# it never made.
+# Largely yes. In the common frame both models put the sixes in a group of their own
+# at the top right, the zeros at the bottom right with the fours up and to their
+# left, the threes on the left, and the ones and eights together in the middle. The
+# details differ: the CNN's fives form a group of their own at the top left, the
+# MLP's sit on the left beside its threes; the CNN keeps its nines beside the threes
+# and its twos and sevens at the bottom, while the MLP's twos join its ones and
+# eights, whose group sits higher. The linear CKA of the last epochs is about 0.87
+# (0.53 before training): high, the two representations share most of their
+# structure, but not 1, as the differing details show. One map for all epochs
+# changes only the frame and keeps each model's own motion across the epochs. A map
+# fitted per epoch would turn every frame as close to the first model's as a
+# rotation allows, making the runs look more alike than they are and adding turns to
+# the MLP's animation that it never made.
