@@ -136,11 +136,12 @@ def _layouts(
     for emb in embs:
         step = dict(options)
         if steady:
-            # Each epoch's neighbours are found once: UMAP's graph is built from them, and
-            # they are compared with the epoch before's.
+            # Each epoch's neighbours are found once: UMAP's graph is built from them (unless
+            # another metric is asked for), and they are compared with the epoch before's.
             before, knn = sets, nearest_neighbours(emb, n_knn + 1)
             sets = knn[0][:, 1 : k + 1]
-            step["precomputed_knn"] = knn
+            if options.get("metric", "euclidean") == "euclidean":
+                step["precomputed_knn"] = knn
         if not (warm_start and layouts and method in ("umap", "tsne")):
             layouts.append(project(emb, method, n_components, seed=seed, **step))
             continue

@@ -16,6 +16,7 @@ from pathlib import Path
 from .data import DATASETS, IMAGE_DATASETS
 from .errors import ConfigError, LabkitError
 from .models import MODELS, default_model
+from .train import PRECISIONS
 
 
 def _whole(text: str) -> int:
@@ -171,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--precision",
         default="auto",
-        choices=["auto", "fp32", "bf16", "fp16"],
+        choices=PRECISIONS,
         help="auto: mixed bf16 where the CPU or GPU computes it natively (fp16 on older "
         "GPUs), else fp32; the probe is captured in fp32 either way",
     )

@@ -105,7 +105,7 @@ def project(
 # Up to this many points UMAP's neighbours are found exactly, by scikit-learn, instead of by
 # pynndescent: as fast at this size, exact, and pynndescent's functions take the distance as
 # a first-class function, which numba cannot cache on disk, so they would compile again in
-# every new kernel (about 40 s). Probe sets are a few thousand points.
+# every new kernel (about 25 s). Probe sets are a few thousand points.
 EXACT_NEIGHBOURS_UP_TO = 20_000
 
 
@@ -158,14 +158,13 @@ def _import_umap():
     new kernel. Caching is switched on for them before their first compile, and numba is
     told a writable cache folder before it is imported.
     """
-    if "umap" not in sys.modules:
-        folder = _cache_folder()
-        if "numba" in sys.modules:  # read at import; a later change goes to its config
-            import numba
+    folder = _cache_folder()
+    if "numba" in sys.modules:  # numba reads the variable at import; later, its config
+        import numba
 
-            numba.config.CACHE_DIR = numba.config.CACHE_DIR or str(folder)
-        else:
-            os.environ.setdefault("NUMBA_CACHE_DIR", str(folder))
+        numba.config.CACHE_DIR = numba.config.CACHE_DIR or str(folder)
+    else:
+        os.environ.setdefault("NUMBA_CACHE_DIR", str(folder))
     import umap
     import umap.layouts
     import umap.spectral
@@ -190,7 +189,8 @@ def _umap(x, n_components, seed, init, n_epochs=None, **options) -> np.ndarray:
     umap = _import_umap()
 
     options.setdefault("n_neighbors", min(15, len(x) - 1))
-    if len(x) <= EXACT_NEIGHBOURS_UP_TO and "precomputed_knn" not in options:
+    euclidean = options.get("metric", "euclidean") == "euclidean"  # what they are found by
+    if euclidean and len(x) <= EXACT_NEIGHBOURS_UP_TO and "precomputed_knn" not in options:
         options["precomputed_knn"] = nearest_neighbours(x, options["n_neighbors"])
     # Below 4096 points umap-learn would otherwise compute all distances itself and ignore
     # the neighbours given; above, its approximate search is ~5x faster than its exact one.

@@ -35,7 +35,13 @@ from labkit.metrics import (
     linear_probe_accuracy,
     neural_collapse,
 )
-from labkit.reduce import SVDProjection, project, trustworthiness
+from labkit.reduce import (
+    SVDProjection,
+    nearest_neighbours,
+    numba_cache_dir,
+    project,
+    trustworthiness,
+)
 from labkit.tour import givens_step, grand_tour
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -228,6 +234,44 @@ def test_neighbour_change_and_a_umap_trajectory_that_moves_only_as_the_embedding
     before = trajectory(snaps, method="umap", at_epochs=[4, 4, 4], n_epochs=200, learning_rate=1.0)
     assert mean_displacement(still) < 0.06
     assert mean_displacement(still) < mean_displacement(before) / 4
+
+
+def test_nearest_neighbours_are_exact_and_each_point_comes_first():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 5)).astype(np.float32)
+    x[7] = x[3]  # an exact duplicate: each of the two still lists itself first
+    idx, dist = nearest_neighbours(x, 6)
+    d = np.linalg.norm(x[:, None] - x[None], axis=2)
+    assert idx.shape == dist.shape == (120, 6) and dist.dtype == np.float32
+    assert (idx[:, 0] == np.arange(120)).all() and (dist[:, 0] == 0).all()
+    assert idx[3, 1] == 7 and idx[7, 1] == 3
+    for i in range(120):  # the other five are the five closest, in order
+        others = np.argsort(d[i] + np.where(np.arange(120) == i, np.inf, 0), kind="stable")[:5]
+        np.testing.assert_allclose(dist[i, 1:], d[i, others], rtol=1e-5, atol=1e-6)
+
+
+def test_umap_in_a_new_kernel_compiles_nothing_that_numba_cannot_cache():
+    # What makes a new kernel's first UMAP fast: the neighbours come from scikit-learn, so
+    # pynndescent's search (whose compiled code numba cannot keep on disk) never compiles,
+    # and umap-learn's own functions go to numba's disk cache, in the kit's cache folder.
+    code = (
+        "import numpy as np\n"
+        "from labkit.reduce import project\n"
+        "x = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)\n"
+        "project(x, 'umap')\n"
+        "import pynndescent.pynndescent_ as nnd, umap.umap_ as uu\n"
+        "import numba\n"
+        "print(len(nnd.nn_descent.signatures), len(uu.smooth_knn_dist.signatures))\n"
+        "print(numba.config.CACHE_DIR)\n"
+    )
+    # The kit's own cache folder, shared with every other kernel (a fresh folder would make
+    # this test compile for 17 s; what it checks is where the code goes, not how long).
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    counts, folder = proc.stdout.splitlines()[-2:]
+    assert counts.split() == ["0", "1"] and folder == str(numba_cache_dir())
+    cached = {p.name.split("-")[0] for p in numba_cache_dir().rglob("*.nbi")}
+    assert {"umap_.smooth_knn_dist", "umap_.compute_membership_strengths"} <= cached
 
 
 def test_umap_warm_started_trajectory_is_steadier_than_independent_fits(deep_run):
