@@ -54,8 +54,8 @@ def _params(lab: str, tmp: Path, wiki: FakeWiki) -> dict:
     out = str(tmp / "runs" / lab)
     if lab == "01_projector_mnist":
         write_mnist(tmp / "data", n_train=600, n_test=300)
-        # t-SNE and PCA only: UMAP (tests/test_analysis.py) would add numba's ~30 s compile
-        # to every kernel.
+        # t-SNE and PCA only: UMAP is tested in tests/test_analysis.py, and a machine's first
+        # kernel to fit it compiles numba's code for about 17 s.
         return {
             "DATA_DIR": str(tmp / "data"),
             "EPOCHS": 2,
