@@ -1,5 +1,6 @@
-"""Image data sets: scikit-learn's digits (offline), MNIST and Fashion-MNIST (torchvision),
-CIFAR-10 (its python pickles, read directly). Each loader returns a :class:`Raw`."""
+"""Image data sets: scikit-learn's digits (offline), MNIST and Fashion-MNIST (IDX files),
+CIFAR-10 (its python pickles). Local copies are read directly; torchvision only downloads
+what is missing. Each loader returns a :class:`Raw`."""
 
 from __future__ import annotations
 
@@ -55,37 +56,70 @@ def _check_idx(path: Path) -> None:
         ) from None
 
 
-def _torchvision_mnist(variant: str):
-    def load(data_dir: Path, download: bool, seed: int) -> Raw:
-        from torchvision import datasets
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file :func:`_check_idx` has passed, as a uint8 array of its shape."""
+    raw = path.read_bytes()
+    ndim = raw[3]
+    dims = np.frombuffer(raw, ">u4", count=ndim, offset=4)
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims.astype(np.int64))
 
-        cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}[variant]
-        raw = Path(data_dir) / cls.__name__ / "raw"
-        needed = [Path(url).stem for url, _md5 in cls.resources]  # uncompressed IDX names
-        missing = [f for f in needed if not (raw / f).exists()]
+
+# The four IDX files, under <data_dir>/<folder>/raw: the names and the layout torchvision's
+# MNIST and FashionMNIST download to, so either tool reads what the other fetched.
+_MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+_MNIST_VARIANTS = {  # name -> (folder and torchvision class, class names)
+    "mnist": ("MNIST", [str(i) for i in range(10)]),
+    "fashion-mnist": (
+        "FashionMNIST",
+        ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"]
+        + ["Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+    ),
+}
+
+
+def _download_mnist(variant: str, data_dir: Path) -> None:
+    """Fetch the IDX files with torchvision (checksummed, from its mirrors); only called
+    when some are missing, because importing torchvision costs a second and a half."""
+    from torchvision import datasets
+
+    getattr(datasets, _MNIST_VARIANTS[variant][0])(str(data_dir), train=True, download=True)
+
+
+def _mnist_like(variant: str):
+    folder, names = _MNIST_VARIANTS[variant]
+
+    def load(data_dir: Path, download: bool, seed: int) -> Raw:
+        raw = Path(data_dir) / folder / "raw"
+        missing = [f for f in _MNIST_FILES.values() if not (raw / f).exists()]
         if missing and not download:
-            raise DataError(offline_message(cls.__name__, raw, missing, "download=False"))
-        for name in needed:  # damaged files get their own message, not "missing"
+            raise DataError(offline_message(folder, raw, missing, "download=False"))
+        for name in _MNIST_FILES.values():  # damaged files get their own message
             if name not in missing:
                 _check_idx(raw / name)
-        try:
-            train = cls(str(data_dir), train=True, download=bool(missing))
-            test = cls(str(data_dir), train=False, download=False)
-        except Exception as err:  # torchvision raises RuntimeError/URLError/OSError offline
-            missing = [f for f in needed if not (raw / f).exists()] or needed
-            raise DataError(offline_message(cls.__name__, raw, missing, short_error(err))) from None
-        names = [str(i) for i in range(10)] if variant == "mnist" else list(train.classes)
-        x_tr = train.data.numpy().astype(np.float32)[:, None] / 255.0
-        x_te = test.data.numpy().astype(np.float32)[:, None] / 255.0
+        if missing:
+            try:
+                _download_mnist(variant, Path(data_dir))
+            except Exception as err:  # torchvision raises RuntimeError/URLError/OSError
+                missing = [f for f in _MNIST_FILES.values() if not (raw / f).exists()] or missing
+                raise DataError(offline_message(folder, raw, missing, short_error(err))) from None
+            for name in missing:
+                _check_idx(raw / name)
+        # Read directly, as torchvision would once the files are there.
+        arrays = {key: _read_idx(raw / name) for key, name in _MNIST_FILES.items()}
         return Raw(
-            x_tr,
-            train.targets.numpy(),
-            x_te,
-            test.targets.numpy(),
-            names,
+            arrays["train_images"].astype(np.float32)[:, None] / 255.0,
+            arrays["train_labels"].astype(np.int64),
+            arrays["test_images"].astype(np.float32)[:, None] / 255.0,
+            arrays["test_labels"].astype(np.int64),
+            list(names),
             kind="image",
-            images_uint8=test.data.numpy(),
-            info={"source": f"torchvision.datasets.{cls.__name__}"},
+            images_uint8=arrays["test_images"].copy(),
+            info={"source": str(raw)},
         )
 
     return load
@@ -165,5 +199,5 @@ def cifar10(data_dir: Path, download: bool, seed: int) -> Raw:
     )
 
 
-mnist = _torchvision_mnist("mnist")
-fashion_mnist = _torchvision_mnist("fashion-mnist")
+mnist = _mnist_like("mnist")
+fashion_mnist = _mnist_like("fashion-mnist")
