@@ -78,22 +78,32 @@ class ColabRuntime:
         return json.loads(self.ngrok_record.read_text())["events"]
 
 
-def make_colab_runtime(folder: Path) -> ColabRuntime:
-    """Build the environment, the stand-ins and a kernelspec under ``folder``.
+def make_venv(venv: Path) -> Path:
+    """A fresh environment over this machine's site-packages, with pip >= 24; returns it.
 
-    The caller points ``JUPYTER_PATH`` at ``folder / "jupyter"`` to make the kernel known.
+    Colab's preinstalled packages are this machine's site-packages; labkit is not among
+    them once the venv shadows it (the editable install is only a fallback on sys.path).
     """
-    venv = folder / "venv"
-    # Colab's preinstalled packages are this machine's site-packages; labkit is not among
-    # them once the venv shadows it (the editable install is only a fallback on sys.path).
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    python = venv / "bin" / "python"
     # pip >= 24 accepts `name @ git+file:///...`, as Colab's pip does.
     subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "pip>=24"],
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+        + ["--disable-pip-version-check", "pip>=24"],
         check=True,
         capture_output=True,
     )
+    return venv
+
+
+def make_colab_runtime(folder: Path, venv: Path) -> ColabRuntime:
+    """Build the environment, the stand-ins and a kernelspec under ``folder``.
+
+    ``venv``, made by :func:`make_venv`, is copied rather than made again: a venv finds its
+    packages relative to its ``bin/python``, so the copy is a fresh environment of its own.
+    The caller points ``JUPYTER_PATH`` at ``folder / "jupyter"`` to make the kernel known.
+    """
+    shutil.copytree(venv, folder / "venv", symlinks=True)
+    python = folder / "venv" / "bin" / "python"
 
     ipython = folder / "ipython" / "profile_default" / "startup"
     ipython.mkdir(parents=True)

@@ -20,7 +20,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from .colab import copy_checkout, generate, make_colab_runtime
+from .colab import copy_checkout, generate, make_colab_runtime, make_venv
 from .test_notebooks import _inject
 
 TOKEN = "2colabTOKENnotForLogs_0123456789abcdef"
@@ -33,9 +33,15 @@ def repo(tmp_path_factory) -> Path:
     return copy_checkout(tmp_path_factory.mktemp("labkit-repo"))
 
 
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory) -> Path:
+    """Made once: each test gets a copy, as fresh as a new Colab runtime."""
+    return make_venv(tmp_path_factory.mktemp("colab-base") / "venv")
+
+
 @pytest.fixture
-def colab(tmp_path, monkeypatch):
-    runtime = make_colab_runtime(tmp_path / "colab")
+def colab(tmp_path, monkeypatch, venv):
+    runtime = make_colab_runtime(tmp_path / "colab", venv)
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "colab" / "jupyter"))
     monkeypatch.delenv("NGROK_AUTHTOKEN", raising=False)  # only Colab's secrets hold it
     yield runtime
@@ -56,20 +62,30 @@ def _notebook(repo: Path, out: Path, *, url: str | None = None) -> nbformat.Note
     return nb
 
 
-def _run(nb, colab, cwd: Path) -> nbformat.NotebookNode:
-    # What the test wants to know from inside the kernel, asked after the lab's last cell.
-    nb.cells.append(
-        nbformat.v4.new_code_cell(
-            "import json, labkit, torch\n"
-            "from google.colab import output\n"
-            "print('CHECK ' + json.dumps({'labkit': labkit.__file__, 'torch': torch.__file__,\n"
-            "      'colab_calls': output.calls, 'out': str(OUT), 'data_dir': str(DATA_DIR)}))"
-        )
-    )
-    NotebookClient(
+CHECK = (
+    "import json, labkit, torch\n"
+    "from google.colab import output\n"
+    "print('CHECK ' + json.dumps({'labkit': labkit.__file__, 'torch': torch.__file__,\n"
+    "      'colab_calls': output.calls, 'out': str(OUT), 'data_dir': str(DATA_DIR)}))"
+)
+
+
+@contextlib.contextmanager
+def _session(nb, colab, cwd: Path):
+    """Run every cell, then a cell asking what the test wants to know from inside the kernel,
+    and keep the kernel for what the student does next (run one cell again)."""
+    nb.cells.append(nbformat.v4.new_code_cell(CHECK))
+    client = NotebookClient(
         nb, timeout=600, kernel_name=colab.kernel_name, resources={"metadata": {"path": str(cwd)}}
-    ).execute()
-    return nb
+    )
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            client.execute_cell(cell, index)
+
+        def again(cell) -> None:
+            client.execute_cell(cell, nb.cells.index(cell))
+
+        yield again
 
 
 def _texts(cell) -> str:
@@ -126,38 +142,44 @@ def _common_checks(nb, colab, repo: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_colab_without_a_token_runs_to_the_end_with_tensorboard_inline(repo, colab, tmp_path):
-    nb = _run(_notebook(repo, tmp_path / "nb"), colab, tmp_path / "nb" / "solutions")
-    check = _common_checks(nb, colab, repo)
-    tensorboard = _texts(_cell(nb, "open_tensorboard("))
-    # TensorBoard inline through Colab's port proxy, and the three steps to a tunnel.
-    proxied = [c for c in check["colab_calls"] if c[0] == "serve_kernel_port_as_iframe"]
-    # Two: the kit's logs, then the projector files the student wrote by hand.
-    assert len(proxied) == 2 and all(p[2] == "/#projector" for p in proxied)
-    assert 'data-standin="colab-port-proxy"' in tensorboard
-    for step in (
-        "1. get a token",
-        "dashboard.ngrok.com",
-        "2. in Colab, click the key icon",
-        "NGROK_AUTHTOKEN",
-        "'Notebook access'",
-        "3. run this cell again",
-        "Safari",
-        "explorer",
-    ):
-        assert step in tensorboard, step
-    assert colab.agent_events() == []  # no token: no ngrok agent was started
+def test_on_colab_tensorboard_is_inline_until_a_token_opens_a_protected_tunnel(
+    repo, colab, tmp_path
+):
+    """The path the notebook lays out: run all without a token (TensorBoard inline, three
+    steps to a tunnel), then add the secret and run the TensorBoard cell again."""
+    nb = _notebook(repo, tmp_path / "nb")
+    with _session(nb, colab, tmp_path / "nb" / "solutions") as again:
+        check = _common_checks(nb, colab, repo)
+        cell = _cell(nb, "open_tensorboard(")
+        tensorboard = _texts(cell)
+        # TensorBoard inline through Colab's port proxy, and the three steps to a tunnel.
+        proxied = [c for c in check["colab_calls"] if c[0] == "serve_kernel_port_as_iframe"]
+        # Two: the kit's logs, then the projector files the student wrote by hand.
+        assert len(proxied) == 2 and all(p[2] == "/#projector" for p in proxied)
+        assert 'data-standin="colab-port-proxy"' in tensorboard
+        for step in (
+            "1. get a token",
+            "dashboard.ngrok.com",
+            "2. in Colab, click the key icon",
+            "NGROK_AUTHTOKEN",
+            "'Notebook access'",
+            "3. run this cell again",
+            "Safari",
+            "explorer",
+        ):
+            assert step in tensorboard, step
+        assert colab.agent_events() == []  # no token: no ngrok agent was started
 
-
-@pytest.mark.slow
-def test_colab_with_a_token_opens_a_protected_tunnel(repo, colab, tmp_path):
-    colab.set_secret("NGROK_AUTHTOKEN", TOKEN)
-    nb = _run(_notebook(repo, tmp_path / "nb"), colab, tmp_path / "nb" / "solutions")
-    check = _common_checks(nb, colab, repo)
-    tensorboard = _texts(_cell(nb, "open_tensorboard("))
+        # Steps 2 and 3: the secret, then the same cell again in the same session.
+        colab.set_secret("NGROK_AUTHTOKEN", TOKEN)
+        again(cell)
+        again(nb.cells[-1])
+    tensorboard = _texts(cell)
     assert "TensorBoard is public at https://" in tensorboard and ".ngrok-free.app" in tensorboard
     assert "user: labkit" in tensorboard and "password: " in tensorboard
-    assert not [c for c in check["colab_calls"] if c[0] == "serve_kernel_port_as_iframe"]
+    assert "data-standin" not in tensorboard  # the tunnel replaced the inline view
+    calls = _check(nb)["colab_calls"][len(check["colab_calls"]) :]
+    assert not [c for c in calls if c[0] == "serve_kernel_port_as_iframe"]
     events = colab.agent_events()
     start = next(e for e in events if e["event"] == "start")
     tunnel = next(e for e in events if e["event"] == "tunnel")
