@@ -1,11 +1,13 @@
 """Figures: epoch and layer grids, metric curves, CKA heat maps, animations, interactive HTML.
 
-Every function returns its figure and, given ``path``, also saves it (atomically). Sizes are
-fixed (``figsize`` x ``dpi``), so a saved PNG is exactly the size you asked for.
+Every function returns its figure and, given ``path``, also saves it (atomically); the two
+animations return their GIF as an image a notebook plays. Sizes are fixed (``figsize`` x
+``dpi``), so a saved PNG is exactly the size you asked for.
 """
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +20,7 @@ from ._io import atomic_write
 if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
-    from matplotlib.animation import FuncAnimation
+    from IPython.display import Image as IPythonImage
     from matplotlib.figure import Figure
 
     from .snapshots import Snapshots
@@ -247,11 +249,23 @@ def cka_heatmap(
 
 def _gif(
     frames: np.ndarray, titles: list[str], snaps, path, fps: int, size: float = 5.0
-) -> FuncAnimation:
-    from matplotlib.animation import FuncAnimation, PillowWriter
+) -> IPythonImage:
+    """Draw ``frames`` ([k, n, 2]) as a GIF, saved to ``path`` if given; returned as an image
+    that plays where a notebook shows it.
 
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(size, size + 0.6), layout="constrained")
+    The axes and the legend are drawn once; each frame then draws only its points and its
+    title over them (blitting). matplotlib's animation writers redraw the whole figure, legend
+    layout included, for every frame: four times the work for the same picture.
+    """
+    from IPython.display import Image as IPythonImage
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    # A figure of its own, outside pyplot: drawn by Agg whatever backend the user chose.
+    fig = Figure(figsize=(size, size + 0.6), dpi=DPI, layout="constrained")
+    canvas = FigureCanvasAgg(fig)
+    ax = fig.subplots()
     xlim, ylim = _limits(frames)
     colours = _colours(len(snaps.class_names))
     scat = ax.scatter(
@@ -263,22 +277,31 @@ def _gif(
     ax.set_ylim(ylim)
     ax.set_xticks([])
     ax.set_yticks([])
-    title = ax.set_title(titles[0], fontsize=10)
-
-    def update(k):
-        scat.set_offsets(frames[k])
-        title.set_text(titles[k])
-        return scat, title
-
-    anim = FuncAnimation(fig, update, frames=len(frames), blit=False)
+    title = ax.set_title(max(titles, key=len), fontsize=10)
+    canvas.draw()  # lays the figure out around the longest title ...
+    fig.set_layout_engine("none")  # ... once: later frames change text, not places
+    scat.set_animated(True)
+    title.set_animated(True)
+    canvas.draw()
+    still = canvas.copy_from_bbox(fig.bbox)
+    images = []
+    for points, text in zip(frames, titles, strict=True):
+        canvas.restore_region(still)
+        scat.set_offsets(points)
+        title.set_text(text)
+        ax.draw_artist(scat)
+        ax.draw_artist(title)
+        images.append(Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()))
+        images[-1] = images[-1].copy()  # the canvas' buffer is reused by the next frame
+    gif = io.BytesIO()
+    # Equal frames in a row become one longer frame (Pillow merges them).
+    images[0].save(
+        gif, format="GIF", save_all=True, append_images=images[1:], duration=1000 // fps, loop=0
+    )
     if path is not None:
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp.gif")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        anim.save(str(tmp), writer=PillowWriter(fps=fps), dpi=DPI)
-        tmp.replace(path)
-    plt.close(fig)
-    return anim
+        with atomic_write(Path(path), "wb") as f:
+            f.write(gif.getvalue())
+    return IPythonImage(data=gif.getvalue(), format="gif")
 
 
 def animate(
@@ -287,7 +310,7 @@ def animate(
     path: str | Path | None = None,
     fps: int = 10,
     steps: int = 6,
-) -> FuncAnimation:
+) -> IPythonImage:
     """A GIF of the aligned epochs, with ``steps`` interpolated frames between two epochs."""
     traj = np.asarray(traj, np.float64)
     frames, titles = [], []
@@ -306,7 +329,7 @@ def animate(
 
 def tour_animation(
     frames: np.ndarray, snaps: Snapshots, path: str | Path | None = None, fps: int = 15
-) -> FuncAnimation:
+) -> IPythonImage:
     """A GIF of Grand Tour frames ``[k, n, 2]``."""
     return _gif(
         np.asarray(frames), [f"Grand Tour, view {k}" for k in range(len(frames))], snaps, path, fps

@@ -402,7 +402,9 @@ def test_figures_are_written_with_the_expected_sizes(deep_run, tmp_path):
         plots.neighbours(snaps, workflows.similar(snaps, 3, k=6))
     assert _png(tmp_path / "nn.png") == (960, 220)
 
-    plots.animate(traj[:4], snaps, path=tmp_path / "epochs.gif", fps=5, steps=3)
+    shown = plots.animate(traj[:4], snaps, path=tmp_path / "epochs.gif", fps=5, steps=3)
+    # What a notebook shows is the GIF that was saved.
+    assert shown.format == "gif" and shown.data == (tmp_path / "epochs.gif").read_bytes()
     gif = Image.open(tmp_path / "epochs.gif")
     # 3 epochs x 3 steps + the last epoch; the 5-frame hold at the end is merged by the GIF
     # encoder into one long frame.
@@ -414,7 +416,16 @@ def test_figures_are_written_with_the_expected_sizes(deep_run, tmp_path):
     assert sum(durations) == (3 * 3 + 1 + 5) * 200 and durations[-1] == 6 * 200
     frames = grand_tour(snaps.layer()[-1], n_frames=12)
     plots.tour_animation(frames, snaps, path=tmp_path / "tour.gif")
-    assert Image.open(tmp_path / "tour.gif").n_frames == 12
+    tour = Image.open(tmp_path / "tour.gif")
+    assert tour.n_frames == 12
+    # Each frame draws its own points over the same axes and legend: the first and the
+    # last view differ inside the axes; the legend below differs by no more than the GIF's
+    # palette of each frame makes it.
+    first = np.asarray(tour.convert("RGB"), np.int16)
+    tour.seek(11)
+    last = np.asarray(tour.convert("RGB"), np.int16)
+    assert np.abs(first[40:480] - last[40:480]).max() > 100
+    assert np.abs(first[-50:] - last[-50:]).max() <= 16
 
 
 def test_interactive_html_has_one_frame_per_epoch_and_works_offline(deep_run, tmp_path):
