@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 
 import nbformat
 import numpy as np
@@ -158,6 +159,26 @@ def _colour_counts(png: bytes, colours: list[str], tol: int = 40) -> list[int]:
     return counts
 
 
+def _screenshot_when(element, ready, timeout: float = 30.0) -> bytes:
+    """A screenshot of ``element`` once ``ready(screenshot)`` holds (WebGL draws a moment
+    after the page says it is there), or the last one taken when ``timeout`` runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        shot = element.screenshot()
+        if ready(shot) or time.monotonic() > deadline:
+            return shot
+        time.sleep(0.2)
+
+
+def _changed(before: bytes, after: bytes) -> float:
+    """The share of pixels that differ clearly between two screenshots."""
+    from PIL import Image
+
+    a = np.asarray(Image.open(io.BytesIO(before)).convert("RGB"), np.int32)
+    b = np.asarray(Image.open(io.BytesIO(after)).convert("RGB"), np.int32)
+    return float((np.abs(a - b).sum(axis=2) > 60).mean())
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     chromium_path() is None and not os.environ.get("CI"),
@@ -203,8 +224,9 @@ def test_explorer_and_proxied_tensorboard_in_jupyterlab(digits_run, tmp_path):
             canvas = page.locator(".jp-OutputArea-output canvas").first
             canvas.wait_for(state="visible", timeout=180_000)
             page.wait_for_selector(f"text=after epoch {snaps.epochs}", timeout=60_000)
-            page.wait_for_timeout(2000)
-            before = canvas.screenshot()
+            before = _screenshot_when(
+                canvas, lambda shot: all(n > 0 for n in _colour_counts(shot, palette))
+            )
             counts = _colour_counts(before, palette)
             assert all(n > 0 for n in counts), f"classes missing from the plot: {counts}"
 
@@ -215,14 +237,9 @@ def test_explorer_and_proxied_tensorboard_in_jupyterlab(digits_run, tmp_path):
             page.keyboard.type("0")
             page.keyboard.press("Enter")
             page.wait_for_selector("text=before any update", timeout=60_000)
-            page.wait_for_timeout(2500)  # the points glide for 0.7 s
-            after = canvas.screenshot()
+            after = _screenshot_when(canvas, lambda shot: _changed(before, shot) > 0.005)
             assert all(n > 0 for n in _colour_counts(after, palette))
-            from PIL import Image
-
-            a = np.asarray(Image.open(io.BytesIO(before)).convert("RGB"), np.int32)
-            b = np.asarray(Image.open(io.BytesIO(after)).convert("RGB"), np.int32)
-            changed = (np.abs(a - b).sum(axis=2) > 60).mean()
+            changed = _changed(before, after)
             assert changed > 0.005, f"moving the epoch control changed {changed:.2%} of pixels"
 
             # TensorBoard inline through jupyter-server-proxy: the iframe's address is the
