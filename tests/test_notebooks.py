@@ -6,6 +6,8 @@ digits, IDX and CIFAR files written here, and the loopback MediaWiki server.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import subprocess
@@ -39,6 +41,18 @@ def _inject(nb, params: dict):
     )
     cell.metadata["tags"] = ["injected-parameters"]
     nb.cells.insert(where + 1, cell)
+
+
+def _generate(*args: str) -> tuple[int, str]:
+    """``python generate_notebooks.py ARGS``, run as its ``main`` in this process (which has
+    already imported what the script imports): the exit code, and what it printed."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        try:
+            code = generate_notebooks.main(list(args))
+        except SystemExit as refused:  # argparse's refusals
+            code = refused.code
+    return code, printed.getvalue()
 
 
 def _execute(path: Path, params: dict, cwd: Path, timeout: int = 600):
@@ -237,70 +251,50 @@ def test_committed_notebooks_are_clean_labs(lab):
 
 
 def test_generate_check_passes_and_catches_edits(tmp_path):
-    run = [sys.executable, str(ROOT / "generate_notebooks.py")]
     # The committed notebooks equal a fresh generation byte for byte: generating is
-    # deterministic, and nobody edited a built notebook by hand.
-    assert subprocess.run([*run, "--check"], capture_output=True).returncode == 0
+    # deterministic, and nobody edited a built notebook by hand. (The command itself, in a
+    # process of its own, as an instructor or CI types it.)
+    check = [sys.executable, str(ROOT / "generate_notebooks.py"), "--check"]
+    assert subprocess.run(check, capture_output=True).returncode == 0
     out = tmp_path / "nb"
-    assert subprocess.run([*run, "--out", str(out)], capture_output=True).returncode == 0
+    assert _generate("--out", str(out))[0] == 0
     assert [p.read_bytes() for p in sorted((out / "solutions").iterdir())] == [
         p.read_bytes() for p in sorted(SOLUTIONS.iterdir())
     ]
     edited = out / "student" / "04_layers_neural_collapse.ipynb"
     edited.write_text(edited.read_text().replace("deep MLP", "deep net"))
-    proc = subprocess.run([*run, "--check", "--out", str(out)], capture_output=True, text=True)
-    assert proc.returncode == 1 and "04_layers_neural_collapse" in proc.stdout
+    code, printed = _generate("--check", "--out", str(out))
+    assert code == 1 and "04_layers_neural_collapse" in printed
 
 
 def test_a_variant_changes_parameters_in_one_place(tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "generate_notebooks.py"),
-            "--lab",
-            "02_wikipedia_topics",
-            "--variant",
-            "music",
-            "--set",
-            'TOPICS=["Jazz", "Opera", "Hip hop"]',
-            "--set",
-            "EPOCHS=15",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
+    code, printed = _generate(
+        "--lab",
+        "02_wikipedia_topics",
+        "--variant",
+        "music",
+        "--set",
+        'TOPICS=["Jazz", "Opera", "Hip hop"]',
+        "--set",
+        "EPOCHS=15",
+        "--out",
+        str(tmp_path),
     )
-    assert proc.returncode == 0, proc.stderr
+    assert code == 0, printed
     nb = nbformat.read(
         tmp_path / "variants" / "music" / "solutions" / "02_wikipedia_topics.ipynb", as_version=4
     )
     assert 'TOPICS: list[str] = ["Jazz", "Opera", "Hip hop"]' in nb.cells[1].source
     assert "EPOCHS: int = 15" in nb.cells[1].source
-    bad = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "generate_notebooks.py"),
-            "--lab",
-            "02_wikipedia_topics",
-            "--variant",
-            "x",
-            "--set",
-            "EPOCH=3",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
+    code, printed = _generate(
+        "--lab", "02_wikipedia_topics", "--variant", "x", "--set", "EPOCH=3", "--out", str(tmp_path)
     )
-    assert bad.returncode == 2 and "no parameter EPOCH" in bad.stderr
+    assert code == 2 and "no parameter EPOCH" in printed
 
 
 def test_a_fashion_variant_names_fashion_mnist_everywhere_a_reader_looks(tmp_path):
     """Title, prose, expected accuracy, OUT, file name and badge, student and solution."""
     run = [
-        sys.executable,
-        str(ROOT / "generate_notebooks.py"),
         "--out",
         str(tmp_path),
         "--lab",
@@ -310,7 +304,7 @@ def test_a_fashion_variant_names_fashion_mnist_everywhere_a_reader_looks(tmp_pat
         "--set",
         "DATASET=fashion-mnist",
     ]
-    subprocess.run(run, check=True, capture_output=True)
+    assert _generate(*run)[0] == 0
     folder = tmp_path / "variants" / "fashion"
     for version in ("solutions", "student"):
         path = folder / version / "01_projector_mnist.ipynb"
@@ -349,12 +343,12 @@ def test_a_fashion_variant_names_fashion_mnist_everywhere_a_reader_looks(tmp_pat
     made = json.loads((folder / "variant.json").read_text())
     assert made == {"lab": "01_projector_mnist", "set": {"DATASET": "fashion-mnist"}}
     # A committed variant is rebuilt and checked with the labs.
-    subprocess.run(run[:4], check=True, capture_output=True)  # every lab, and the variant
-    assert subprocess.run([*run[:4], "--check"], capture_output=True).returncode == 0
+    assert _generate("--out", str(tmp_path))[0] == 0  # every lab, and the variant
+    assert _generate("--out", str(tmp_path), "--check")[0] == 0
     stale = folder / "student" / "01_projector_mnist.ipynb"
     stale.write_text(stale.read_text().replace("Fashion", "Fishing"))
-    proc = subprocess.run([*run[:4], "--check"], capture_output=True, text=True)
-    assert proc.returncode == 1 and "variants/fashion/student" in proc.stdout
+    code, printed = _generate("--out", str(tmp_path), "--check")
+    assert code == 1 and "variants/fashion/student" in printed
 
 
 def _install_and_badge(nb) -> tuple[str, str]:
@@ -367,23 +361,11 @@ def _install_and_badge(nb) -> tuple[str, str]:
 
 
 def test_repo_and_ref_reach_every_install_line_and_badge(tmp_path):
-    run = [sys.executable, str(ROOT / "generate_notebooks.py"), "--out", str(tmp_path)]
+    out = ["--out", str(tmp_path)]
     fork = ["--repo", "https://github.com/ada/labkit-fork.git", "--ref", "fall-2026"]
-    subprocess.run([*run, *fork], check=True, capture_output=True)
-    subprocess.run(
-        [
-            *run,
-            *fork,
-            "--lab",
-            "04_layers_neural_collapse",
-            "--variant",
-            "deeper",
-            "--set",
-            "DEPTH=8",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    assert _generate(*out, *fork)[0] == 0
+    variant = ["--lab", "04_layers_neural_collapse", "--variant", "deeper", "--set", "DEPTH=8"]
+    assert _generate(*out, *fork, *variant)[0] == 0
     files = sorted(tmp_path.rglob("*.ipynb"))
     assert len(files) == 2 * len(LABS) + 2
     colab = "https://colab.research.google.com/github/ada/labkit-fork/blob/fall-2026/notebooks/"
@@ -391,8 +373,8 @@ def test_repo_and_ref_reach_every_install_line_and_badge(tmp_path):
         kit, badge = _install_and_badge(nbformat.read(path, as_version=4))
         assert kit == "git+https://github.com/ada/labkit-fork@fall-2026"
         assert badge == colab + path.relative_to(tmp_path).as_posix()  # its own file
-    assert subprocess.run([*run, *fork, "--check"], capture_output=True).returncode == 0
-    assert subprocess.run([*run, "--check"], capture_output=True).returncode == 1
+    assert _generate(*out, *fork, "--check")[0] == 0
+    assert _generate(*out, "--check")[0] == 1
 
 
 def test_without_repo_the_origin_on_github_else_the_committed_url(tmp_path):
