@@ -6,13 +6,16 @@ Run folders are compared byte for byte before and after each failed attempt.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import math
 import os
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -24,7 +27,8 @@ from labkit.errors import ConfigError, DivergedError, LabkitError, RunExistsErro
 QUICK = ["--epochs", "1", "--probe-size", "60", "--no-figures", "--no-progress"]
 
 
-def labkit_cli(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
+def labkit_process(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
+    """``python -m labkit ARGS`` in a process of its own, without an ngrok token."""
     env = {k: v for k, v in os.environ.items() if k != "NGROK_AUTHTOKEN"}
     return subprocess.run(
         [sys.executable, "-m", "labkit", *args],
@@ -33,6 +37,41 @@ def labkit_cli(*args: str, cwd: Path, timeout: float = 180) -> subprocess.Comple
         timeout=timeout,
         cwd=cwd,
         env=env,
+    )
+
+
+def labkit_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The command line's ``main(ARGS)`` in this process, in ``cwd``, without an ngrok token,
+    as ``python -m labkit ARGS`` runs it (``__main__`` is ``sys.exit(main())``), minus a
+    second of importing torch. Warnings print as in a fresh process: each one once, to
+    stderr. Ctrl-C, signals and servers are tested with :func:`labkit_process`."""
+    from labkit import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    here, token = os.getcwd(), os.environ.pop("NGROK_AUTHTOKEN", None)
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        err.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    try:
+        os.chdir(cwd)
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+        ):
+            warnings.simplefilter("default")  # a fresh process's filters and registry
+            warnings.showwarning = show
+            try:
+                code = cli.main(list(args))
+            except SystemExit as stop:  # argparse's refusals
+                code = stop.code
+    finally:
+        os.chdir(here)
+        if token is not None:
+            os.environ["NGROK_AUTHTOKEN"] = token
+    return subprocess.CompletedProcess(
+        ["python", "-m", "labkit", *args], code, out.getvalue(), err.getvalue()
     )
 
 
@@ -80,25 +119,8 @@ BAD_ARGUMENTS = [
     (["--topics", "A,B"], ["--topics is for --dataset wikipedia"]),
 ]
 
-_MAIN_ON_EACH = """
-import contextlib, io, json, sys
-from labkit import cli
-results = []
-for args in json.loads(sys.argv[1]):
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        try:
-            code = cli.main(args)
-        except SystemExit as stop:  # argparse's own refusals
-            code = stop.code
-    results.append([code, err.getvalue()])
-print(json.dumps(results))
-"""
-
 
 def test_bad_run_arguments_are_one_sentence_before_any_data_is_loaded(tmp_path):
-    import json
-
     # MNIST from an empty folder: had any case got as far as loading data, it would have
     # failed on the missing files instead.
     common = [
@@ -110,24 +132,13 @@ def test_bad_run_arguments_are_one_sentence_before_any_data_is_loaded(tmp_path):
         "--out",
         str(tmp_path / "out"),
     ]
-    cases = [[*common, *args] for args, _ in BAD_ARGUMENTS]
-    # Each `python -m labkit` spends seconds importing torch: the command line's main() runs
-    # every case in one process, and two cases also go through `python -m labkit` itself.
-    proc = subprocess.run(
-        [sys.executable, "-c", _MAIN_ON_EACH, json.dumps(cases)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr
-    for (code, err), (args, words) in zip(json.loads(proc.stdout), BAD_ARGUMENTS, strict=True):
-        assert code == 2 and "Traceback" not in err, (args, err)
-        assert "MNIST" not in err, (args, err)  # refused before loading
-        for word in words:
-            assert word in err, (args, word, err)
+    for args, words in BAD_ARGUMENTS:
+        proc = labkit_cli(*common, *args, cwd=tmp_path)
+        assert_one_sentence(proc, *words)
+        assert "MNIST" not in proc.stderr, (args, proc.stderr)  # refused before loading
+    # Two of them through `python -m labkit` itself, in a process of its own.
     for args, words in (BAD_ARGUMENTS[0], BAD_ARGUMENTS[1]):
-        assert_one_sentence(labkit_cli(*common, *args, cwd=tmp_path), *words)
+        assert_one_sentence(labkit_process(*common, *args, cwd=tmp_path), *words)
     assert not (tmp_path / "out").exists() and not (tmp_path / "empty").exists()
 
 
@@ -265,17 +276,11 @@ def test_a_failure_while_writing_keeps_the_earlier_run(earlier_run, monkeypatch,
     assert leftovers(earlier_run.parent) == []
 
 
-def test_disk_full_on_the_command_line_names_the_file(tmp_path):
-    code = (
-        "import sys; from labkit import experiment, cli\n"
-        "def full(*a, **k):\n"
-        "    raise OSError(28, 'No space left on device', 'runs/x/mantis.csv')\n"
-        "experiment.write_mantis_csv = full\n"
-        f"sys.exit(cli.main(['run', '--out', {str(tmp_path / 'x')!r}, *{QUICK!r}]))"
+def test_disk_full_on_the_command_line_names_the_file(tmp_path, monkeypatch):
+    _fail_in(
+        monkeypatch, "write_mantis_csv", OSError(28, "No space left on device", "runs/x/mantis.csv")
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, cwd=tmp_path
-    )
+    proc = labkit_cli("run", "--out", str(tmp_path / "x"), *QUICK, cwd=tmp_path)
     assert_one_sentence(proc, "No space left on device", "runs/x/mantis.csv")
     assert not (tmp_path / "x").exists() and leftovers(tmp_path) == []
 
