@@ -342,6 +342,7 @@ def test_error_clusters_group_failures_by_place():
     assert len(table.attrs["assignment"]) == 11
 
 
+@pytest.mark.slow
 def test_error_clusters_name_a_tied_confusion_the_same_in_every_process():
     """Two confusions equally common in one cluster: the name must not depend on the
     process's string hashing (PYTHONHASHSEED), as a set's order would."""

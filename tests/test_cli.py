@@ -6,9 +6,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import labkit
 
 
+@pytest.mark.slow
 def test_run_on_digits_is_accurate_and_round_trips(tmp_path):
     out = tmp_path / "runs" / "digits"
     proc = subprocess.run(

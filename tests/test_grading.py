@@ -124,6 +124,7 @@ def _scores(course: Path, student: str, lab: str) -> dict:
         }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lab", LABS)
 def test_autograde_gives_the_solution_full_marks_and_a_blank_notebook_none(
     lab, course, wiki, tmp_path

@@ -377,6 +377,7 @@ def test_repo_and_ref_reach_every_install_line_and_badge(tmp_path):
     assert _generate(*out, "--check")[0] == 1
 
 
+@pytest.mark.slow
 def test_without_repo_the_origin_on_github_else_the_committed_url(tmp_path):
     clone = copy_checkout(tmp_path / "clone")
     script = [

@@ -420,6 +420,37 @@ def test_jupyter_proxy_url_for_jupyterhub_and_for_no_server(monkeypatch):
     assert serve.jupyter_proxy_url(6006) is None
 
 
+def test_the_parent_jupyter_server_is_found_without_importing_jupyter_server(tmp_path):
+    """A kernel learns its server's base URL from the server's ``jpserver-<pid>.json`` in the
+    runtime folder (here this test process stands for the server); other servers' files and
+    a half-written one are passed over, and ``jupyter_server`` is never imported (it costs
+    two seconds in a student's first TensorBoard cell)."""
+    import json
+    import os
+    import subprocess
+
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    (runtime / f"jpserver-{os.getpid()}.json").write_text(
+        json.dumps({"pid": os.getpid(), "base_url": "/lab/ada/", "port": 8888})
+    )
+    (runtime / "jpserver-1.json").write_text(json.dumps({"pid": 1, "base_url": "/other/"}))
+    (runtime / "jpserver-2.json").write_text('{"pid": 2, "base_u')
+    code = (
+        "import sys; from labkit.view.tensorboard import jupyter_proxy_url; "
+        "print(jupyter_proxy_url(6006), 'jupyter_server' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "JUPYTERHUB_SERVICE_PREFIX"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**env, "JUPYTER_RUNTIME_DIR": str(runtime)},
+    )
+    assert out.stdout.split() == ["/lab/ada/proxy/6006/", "False"]
+
+
 def test_home_is_labkit_home_then_colab_then_the_checkout_then_here(monkeypatch, tmp_path):
     from labkit import paths
 

@@ -169,6 +169,7 @@ def test_end_to_end_three_topics_to_mantis_csv(tmp_path):
     assert table.embeddings.shape == snaps.layer().shape
 
 
+@pytest.mark.slow
 def test_cli_with_topics_and_api_url(tmp_path):
     with FakeWiki(per_topic=30) as wiki:
         proc = subprocess.run(

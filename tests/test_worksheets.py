@@ -68,6 +68,7 @@ def test_both_pdfs_build_and_only_the_solutions_hold_solutions(tmp_path):
     assert "(with solutions)" in solutions and "(with solutions)" not in student
 
 
+@pytest.mark.slow
 def test_every_included_figure_exists_and_is_made_by_the_kit(tmp_path):
     tex = (HERE / "worksheet.tex").read_text()
     included = re.findall(r"\\includegraphics(?:\[[^\]]*\])?\{([^}]+)\}", tex)

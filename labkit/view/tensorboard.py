@@ -40,16 +40,22 @@ __all__ = ["TensorBoardServer", "jupyter_proxy_url", "start_tensorboard"]
 
 
 def _parent_jupyter_server() -> dict | None:
-    """The Jupyter server that started this kernel (its ``base_url`` above all), if any."""
+    """The Jupyter server that started this kernel (its ``base_url`` above all), if any.
+
+    Read from the ``jpserver-*.json`` files a running server keeps in Jupyter's runtime
+    folder, as ``jupyter_server.serverapp.list_running_servers`` reads them: importing
+    ``jupyter_server`` itself would cost a student two seconds (jsonschema's grammars)."""
     try:
-        from jupyter_server.serverapp import list_running_servers
+        from jupyter_core.paths import jupyter_runtime_dir
     except ImportError:
         return None
     parent = os.getppid()
-    with contextlib.suppress(OSError, ValueError):
-        for info in list_running_servers():
-            if info.get("pid") == parent:
-                return info
+    with contextlib.suppress(OSError):
+        for path in Path(jupyter_runtime_dir()).glob("jpserver-*.json"):
+            with contextlib.suppress(OSError, ValueError):
+                info = json.loads(path.read_text(encoding="utf-8"))
+                if isinstance(info, dict) and info.get("pid") == parent:
+                    return info
     return None
 
 
