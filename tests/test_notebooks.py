@@ -106,7 +106,7 @@ def _params(lab: str, tmp: Path, wiki: FakeWiki) -> dict:
             "OUT": out,
         }
     if lab == "04_layers_neural_collapse":
-        return {"EPOCHS": 12, "OUT": out}  # 100 % training accuracy comes by epoch 3
+        return {"EPOCHS": 4, "OUT": out}  # 100 % training accuracy comes by epoch 3
     if lab == "05_grand_tour_alignment":
         # UMAP is checked in Lab 1's run: here PCA spares a kernel numba's compile time.
         return {"EPOCHS": 3, "TOUR_FRAMES": 20, "REDUCER": "pca", "OUT": out}
