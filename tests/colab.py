@@ -10,7 +10,6 @@ the notebooks install the kit from (``file://``). What stands in for Google: the
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -143,12 +142,3 @@ def make_colab_runtime(folder: Path, venv: Path) -> ColabRuntime:
         )
     )
     return runtime
-
-
-def generate(out: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "generate_notebooks.py"), "--out", str(out), *args],
-        capture_output=True,
-        text=True,
-        env=os.environ,
-    )

@@ -20,8 +20,8 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from .colab import copy_checkout, generate, make_colab_runtime, make_venv
-from .test_notebooks import _inject
+from .colab import copy_checkout, make_colab_runtime, make_venv
+from .test_notebooks import _generate, _inject
 
 TOKEN = "2colabTOKENnotForLogs_0123456789abcdef"
 LAB = "01_projector_mnist"
@@ -55,8 +55,10 @@ def colab(tmp_path, monkeypatch, venv):
 
 
 def _notebook(repo: Path, out: Path, *, url: str | None = None) -> nbformat.NotebookNode:
-    proc = generate(out, "--repo", url or repo.as_uri(), "--ref", "main", "--lab", LAB)
-    assert proc.returncode == 0, proc.stderr
+    code, printed = _generate(
+        "--out", str(out), "--repo", url or repo.as_uri(), "--ref", "main", "--lab", LAB
+    )
+    assert code == 0, printed
     nb = nbformat.read(out / "solutions" / f"{LAB}.ipynb", as_version=4)
     _inject(nb, PARAMS)
     return nb

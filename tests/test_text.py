@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
 import labkit
+from labkit.cli import main
 from labkit.data import DataError
 from labkit.data.bbc import load_bbc_csv
 from labkit.data.wikipedia import WikipediaClient, fetch_wikipedia
@@ -170,13 +169,12 @@ def test_end_to_end_three_topics_to_mantis_csv(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_with_topics_and_api_url(tmp_path):
+def test_cli_with_topics_and_api_url(tmp_path, capsys):
+    """``python -m labkit run --dataset wikipedia ...``, as its main() (the command itself runs
+    in tests/test_cli.py)."""
     with FakeWiki(per_topic=30) as wiki:
-        proc = subprocess.run(
+        code = main(
             [
-                sys.executable,
-                "-m",
-                "labkit",
                 "run",
                 "--dataset",
                 "wikipedia",
@@ -191,13 +189,11 @@ def test_cli_with_topics_and_api_url(tmp_path):
                 "--data-dir",
                 str(tmp_path / "data"),
                 "--no-progress",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
+            ]
         )
-    assert proc.returncode == 0, proc.stderr
-    assert "kept" in proc.stdout and "Trained mlp on wikipedia" in proc.stdout
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "kept" in printed.out and "Trained mlp on wikipedia" in printed.out
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["class_names"] == TOPICS and len(summary["history"]) == 4
 
