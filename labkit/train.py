@@ -136,6 +136,17 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small CPU tensor (an epoch's order, a batch's mirror flips) on ``device``.
+
+    The draws stay on the CPU's generator, so a seed gives the same run on any device. On a
+    GPU the copy goes through pinned memory without waiting: a copy from ordinary memory
+    would hold the loop until every kernel queued before it had run, once a batch."""
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def _autocast(device: torch.device, precision: str):
     dtype = _DTYPES[precision]
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
@@ -354,7 +365,7 @@ def train(
                 model.train()
                 loss_sum = torch.zeros((), device=device)
                 correct = torch.zeros((), device=device, dtype=torch.int64)
-                order = torch.randperm(n_train, generator=shuffle).to(device)
+                order = _to_device(torch.randperm(n_train, generator=shuffle), device)
                 if bar is not None:
                     bar.set_description(f"epoch {epoch}/{epochs}")
                 for sl in batches:
@@ -363,7 +374,7 @@ def train(
                     if mirror:
                         # Mirror a random half of the batch left-right: the standard
                         # augmentation for photographs, worth points on CIFAR-10's test set.
-                        flip = (torch.rand(len(idx), generator=shuffle) < 0.5).to(device)
+                        flip = _to_device(torch.rand(len(idx), generator=shuffle) < 0.5, device)
                         x = torch.where(flip[:, None, None, None], x.flip(3), x)
                     with _autocast(device, precision):
                         logits = model(x)

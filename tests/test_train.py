@@ -106,10 +106,19 @@ def test_device_choice():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_training_matches_the_cpu_shapes(digits):
+    from dataclasses import replace
+
     model = labkit.build_model("cnn", digits.input_shape, digits.n_classes)
     snaps = labkit.train(model, digits, epochs=2, device="cuda", progress=False)
     assert snaps.meta["device"] == "cuda" and snaps.layer().shape == (3, 450, 64)
     assert snaps.history[-1]["test_acc"] > 0.5
+    assert snaps.meta["precision"] in ("bf16", "fp16")  # mixed precision on every GPU
+    # Mirrored batches: each batch's flips reach the GPU through pinned memory.
+    model = labkit.build_model("cnn", digits.input_shape, digits.n_classes)
+    mirrored = labkit.train(
+        model, replace(digits, mirror=True), epochs=2, device="cuda", progress=False
+    )
+    assert mirrored.meta["mirror"] and np.isfinite(mirrored.layer()).all()
 
 
 def test_a_last_batch_of_one_joins_the_previous_one(digits):
