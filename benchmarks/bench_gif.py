@@ -68,19 +68,6 @@ def matplotlib_gif(frames: np.ndarray, titles: list[str], snaps, path: Path, fps
     plt.close(fig)
 
 
-def epoch_frames(traj: np.ndarray, steps: int, fps: int) -> tuple[np.ndarray, list[str]]:
-    """The frames and titles :func:`labkit.plots.animate` draws."""
-    frames, titles = [], []
-    for e in range(len(traj) - 1):
-        for s in range(steps):
-            t = s / steps
-            frames.append((1 - t) * traj[e] + t * traj[e + 1])
-            titles.append(f"epoch {e + t:.1f}" if s else f"epoch {e}")
-    frames += [traj[-1]] * (fps + 1)
-    titles += [f"epoch {len(traj) - 1}"] * (fps + 1)
-    return np.stack(frames), titles
-
-
 def compare(a: Path, b: Path) -> dict:
     from PIL import Image
 
@@ -115,12 +102,12 @@ def main() -> None:
             lambda path: plots.tour_animation(tour, snaps, path=path),
         ),
         "Lab 5 epochs, steps 6": (
-            *epoch_frames(traj, 6, 10),
+            *plots._epoch_frames(traj, 6, hold=10),
             10,
             lambda path: plots.animate(traj, snaps, path=path, steps=6),
         ),
         "labkit run epochs, steps 4": (
-            *epoch_frames(traj, 4, 10),
+            *plots._epoch_frames(traj, 4, hold=10),
             10,
             lambda path: plots.animate(traj, snaps, path=path, steps=4),
         ),

@@ -312,6 +312,13 @@ def animate(
     steps: int = 6,
 ) -> IPythonImage:
     """A GIF of the aligned epochs, with ``steps`` interpolated frames between two epochs."""
+    frames, titles = _epoch_frames(traj, steps, hold=fps)
+    return _gif(frames, titles, snaps, path, fps)
+
+
+def _epoch_frames(traj: np.ndarray, steps: int, hold: int) -> tuple[np.ndarray, list[str]]:
+    """The frames [k, n, 2] and titles of :func:`animate`: ``steps`` per epoch, straight
+    lines between epochs, the last epoch held ``hold`` frames more."""
     traj = np.asarray(traj, np.float64)
     frames, titles = [], []
     for e in range(len(traj) - 1):
@@ -322,9 +329,9 @@ def animate(
     frames.append(traj[-1])
     titles.append(f"epoch {len(traj) - 1}")
     # Hold the last frame a moment so the final picture can be read.
-    frames += [traj[-1]] * fps
-    titles += titles[-1:] * fps
-    return _gif(np.stack(frames), titles, snaps, path, fps)
+    frames += [traj[-1]] * hold
+    titles += titles[-1:] * hold
+    return np.stack(frames), titles
 
 
 def tour_animation(
