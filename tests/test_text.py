@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 import labkit
-from labkit.cli import main
 from labkit.data import DataError
 from labkit.data.bbc import load_bbc_csv
 from labkit.data.wikipedia import WikipediaClient, fetch_wikipedia
 from labkit.experiment import run
 
 from .mediawiki import FakeWiki, write_news_csv
+from .test_mistakes import labkit_cli
 
 TOPICS = ["Astronomy", "Cooking", "Basketball"]
 
@@ -169,31 +169,29 @@ def test_end_to_end_three_topics_to_mantis_csv(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_with_topics_and_api_url(tmp_path, capsys):
+def test_cli_with_topics_and_api_url(tmp_path):
     """``python -m labkit run --dataset wikipedia ...``, as its main() (the command itself runs
     in tests/test_cli.py)."""
     with FakeWiki(per_topic=30) as wiki:
-        code = main(
-            [
-                "run",
-                "--dataset",
-                "wikipedia",
-                "--topics",
-                ",".join(TOPICS),
-                "--api-url",
-                wiki.url,
-                "--epochs",
-                "3",
-                "--out",
-                str(tmp_path / "run"),
-                "--data-dir",
-                str(tmp_path / "data"),
-                "--no-progress",
-            ]
+        proc = labkit_cli(
+            "run",
+            "--dataset",
+            "wikipedia",
+            "--topics",
+            ",".join(TOPICS),
+            "--api-url",
+            wiki.url,
+            "--epochs",
+            "3",
+            "--out",
+            str(tmp_path / "run"),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--no-progress",
+            cwd=tmp_path,
         )
-    printed = capsys.readouterr()
-    assert code == 0, printed.err
-    assert "kept" in printed.out and "Trained mlp on wikipedia" in printed.out
+    assert proc.returncode == 0, proc.stderr
+    assert "kept" in proc.stdout and "Trained mlp on wikipedia" in proc.stdout
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["class_names"] == TOPICS and len(summary["history"]) == 4
 
