@@ -48,6 +48,24 @@ def solution(stem: str, cell_id: str) -> dict:
     return namespace
 
 
+def visible_test(stem: str, cell_id: str) -> str:
+    """The part of a lab's test cell that a student sees (before its hidden tests)."""
+    nb = generate_notebooks.read_source(stem)
+    cell = next(c for c in nb.cells if c.metadata["id"] == cell_id)
+    assert "test" in cell.metadata, f"{stem}: cell {cell_id} is not a test cell"
+    return cell.source.split("### BEGIN HIDDEN TESTS")[0]
+
+
+def refusal(stem: str, cell_id: str, namespace: dict) -> str:
+    """What a lab's visible test says to a wrong answer: the message of the AssertionError it
+    raises when run in ``namespace`` (the lab's variables, with the wrong answer in them)."""
+    try:
+        exec(compile(visible_test(stem, cell_id), f"{stem}:{cell_id}", "exec"), dict(namespace))
+    except AssertionError as err:
+        return str(err)
+    raise AssertionError(f"{stem}:{cell_id} passed a wrong answer")
+
+
 # --- Lab 1: the forward hook and the projector files ------------------------------------
 
 
