@@ -28,13 +28,16 @@ import generate_notebooks  # noqa: E402
 
 
 def solution(stem: str, cell_id: str) -> dict:
-    """The imports and functions a source's exercise cell defines, as a namespace."""
+    """The imports, functions and classes a source's exercise cell defines, as a namespace."""
     nb = generate_notebooks.read_source(stem)
     cell = next(c for c in nb.cells if c.metadata["id"] == cell_id)
     assert "exercise" in cell.metadata, f"{stem}: cell {cell_id} is not an exercise"
     tree = ast.parse(cell.source)
-    keep = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.Import, ast.ImportFrom))]
-    assert any(isinstance(n, ast.FunctionDef) for n in keep), f"{cell_id} defines no function"
+    kinds = (ast.FunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
+    keep = [n for n in tree.body if isinstance(n, kinds)]
+    assert any(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in keep), (
+        f"{cell_id} defines no function or class"
+    )
     namespace = {
         "np": np,
         "pd": pd,
@@ -221,3 +224,136 @@ def test_similarity_search_and_agreement_by_hand(digits_run):
     np.fill_diagonal(cos, -np.inf)
     nearest = np.argsort(-cos, axis=1, kind="stable")[:, :8]
     np.testing.assert_allclose(shares, (snaps.labels[nearest] == snaps.labels[:, None]).mean(1))
+
+
+# --- Lab 1: standardisation, the CNN and the training loop written by hand --------------
+
+
+@pytest.fixture(scope="module")
+def raw_digits():
+    return labkit.load_dataset("digits", normalise=False)
+
+
+def test_hand_standardisation_is_the_kits_and_wrong_statistics_are_named(digits, raw_digits):
+    standardise = solution("01_projector_mnist", "standardise")["standardise"]
+    x_train, x_test = standardise(raw_digits.x_train, raw_digits.x_test)
+    torch.testing.assert_close(x_train, digits.x_train, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(x_test, digits.x_test, atol=1e-5, rtol=1e-5)
+    namespace = {"torch": torch, "raw": raw_digits}
+
+    def both_splits(a, b):  # statistics of the training and test images together
+        x = torch.cat([a, b])
+        m, s = x.mean(dim=(0, 2, 3), keepdim=True), x.std(dim=(0, 2, 3), keepdim=True) + 1e-6
+        return (a - m) / s, (b - m) / s
+
+    def own_statistics(a, b):  # each split with its own mean and std
+        return standardise(a, a)[0], standardise(b, b)[0]
+
+    def per_pixel(a, b):  # one mean and std per pixel
+        m, s = a.mean(dim=0, keepdim=True), a.std(dim=0, keepdim=True) + 1e-6
+        return (a - m) / s, (b - m) / s
+
+    def said(wrong) -> str:
+        return refusal(
+            "01_projector_mnist", "standardise-check", {**namespace, "standardise": wrong}
+        )
+
+    assert "compute them once, from x_train" in said(both_splits)
+    assert "apply the same two numbers to x_test" in said(own_statistics)
+    assert "one mean and one std per channel" in said(per_pixel)
+
+
+def _cnn_namespace(digits, cls) -> dict:
+    return {"torch": torch, "nn": torch.nn, "labkit": labkit, "data": digits, "SmallCNN": cls}
+
+
+def test_the_hand_written_cnn_and_its_plausible_mistakes(digits):
+    SmallCNN = solution("01_projector_mnist", "cnn")["SmallCNN"]
+    net = SmallCNN(digits.input_shape, digits.n_classes)
+    assert labkit.layer_names(net)[:3] == ["block1", "block1.0", "block1.1"]
+    assert labkit.penultimate_layer(net) == "embed"
+    with labkit.capture(net, ["embed"]) as acts, torch.no_grad():
+        assert net.eval()(digits.x_probe[:5]).shape == (5, 10)
+    assert acts["embed"].shape == (5, 64)
+    nn = torch.nn
+
+    class FlattenedForMnist(SmallCNN):  # the Linear sized for 28x28 images, whatever the data
+        def __init__(self, input_shape, n_classes):
+            super().__init__(input_shape, n_classes)
+            self.embed[1] = nn.Linear(32 * 7 * 7, 64)
+
+    class NoReluInEmbed(SmallCNN):
+        def __init__(self, input_shape, n_classes):
+            super().__init__(input_shape, n_classes)
+            self.embed = self.embed[:2]
+
+    class PoolsOnce(SmallCNN):  # block2 without its pooling, the Linear sized to match
+        def __init__(self, input_shape, n_classes):
+            super().__init__(input_shape, n_classes)
+            _, h, w = input_shape
+            self.block2 = self.block2[:3]
+            self.embed[1] = nn.Linear(32 * (h // 2) * (w // 2), 64)
+
+    said = refusal("01_projector_mnist", "cnn-check", _cnn_namespace(digits, FlattenedForMnist))
+    assert "embed's Linear takes 32 * (height // 4) * (width // 4) numbers" in said
+    said = refusal("01_projector_mnist", "cnn-check", _cnn_namespace(digits, NoReluInEmbed))
+    assert "end embed with nn.ReLU()" in said
+    said = refusal("01_projector_mnist", "cnn-check", _cnn_namespace(digits, PoolsOnce))
+    assert "block2's output has shape" in said and "nn.MaxPool2d(2) at the end" in said
+
+
+def _train_by_hand():
+    """Lab 1's model loop, with the model hook it calls (the notebook defines both)."""
+    ns = solution("01_projector_mnist", "loop")
+    ns["capture_by_hand"] = solution("01_projector_mnist", "hook")["capture_by_hand"]
+    return ns["train_by_hand"]
+
+
+def _hand_run(digits, train_by_hand, epochs: int):
+    ns = solution("01_projector_mnist", "cnn")
+    torch.manual_seed(0)
+    net = ns["SmallCNN"](digits.input_shape, digits.n_classes)
+    initial = {k: v.clone() for k, v in net.state_dict().items()}
+    emb, history = train_by_hand(net, digits, epochs=epochs, lr=1e-3, seed=0)
+    return ns["SmallCNN"], initial, emb, history
+
+
+def test_the_hand_written_loop_starts_where_the_kit_does_and_learns_as_well(digits):
+    SmallCNN, initial, emb, history = _hand_run(digits, _train_by_hand(), epochs=8)
+    start = SmallCNN(digits.input_shape, digits.n_classes)
+    start.load_state_dict(initial)
+    kit = labkit.train(start, digits, epochs=8, layers=["embed"], seed=0, progress=False)
+    assert emb.shape == kit.layer("embed").shape == (9, 450, 64)
+    # Epoch 0 is the same untrained network, recorded the same way.
+    np.testing.assert_allclose(emb[0].numpy(), kit.layer("embed")[0], rtol=1e-5, atol=1e-5)
+    # After 8 epochs both are trained; the hand loop (no schedule, no weight decay, fp32)
+    # ends within 5 points of the kit's test accuracy on digits.
+    mine, theirs = history[-1]["test_acc"], kit.history[-1]["test_acc"]
+    assert theirs > 0.9 and abs(mine - theirs) < 0.05, (mine, theirs)
+    assert [row["epoch"] for row in history] == list(range(1, 9))
+
+
+def test_a_loop_that_skips_epoch_0_is_told_to_record_it(digits):
+    right = _train_by_hand()
+
+    def no_epoch_0(net, data, epochs, lr, seed, batch_size=128):
+        emb, history = right(net, data, epochs, lr, seed, batch_size)
+        return emb[1:], history
+
+    def no_step(net, data, epochs, lr, seed, batch_size=128):  # forgets optimizer.step()
+        return right(net, data, epochs, 1e-12, seed, batch_size)
+
+    for wrong, words in (
+        (no_epoch_0, "one snapshot of the whole probe set before training"),
+        (no_step, "each batch needs zero_grad(), backward() and step()"),
+    ):
+        SmallCNN, initial, emb, history = _hand_run(digits, wrong, epochs=2)
+        namespace = {
+            **_cnn_namespace(digits, SmallCNN),
+            "hand_emb": emb,
+            "hand_history": history,
+            "initial": initial,
+            "HAND_EPOCHS": 2,
+            "SEED": 0,
+        }
+        assert words in refusal("01_projector_mnist", "loop-check", namespace)

@@ -238,6 +238,7 @@ _COMMON = (
     "classes",
     "label_noise",
     "probe_split",
+    "normalise",
 )
 
 
@@ -269,6 +270,7 @@ def load_dataset(
     classes: list[int | str] | None = None,
     label_noise: float = 0.0,
     probe_split: str = "test",
+    normalise: bool = True,
     **options,
 ) -> LabData:
     """Load a data set whole, normalise it, and pick a stratified probe set of the test split.
@@ -283,8 +285,12 @@ def load_dataset(
     class, drawn from ``seed`` (the same flips on every run); ``data.flipped`` marks the
     probe samples whose label was changed, so label-error methods can be scored.
     ``probe_split="train"`` draws the probe (still fixed and stratified) from the training
-    split, to watch what the network does to the data it is fitted on. Extra
-    ``options`` go to the loader (e.g. ``n_samples`` for ``blobs``).
+    split, to watch what the network does to the data it is fitted on.
+    ``normalise=False`` keeps the inputs as the loader reads them (images in [0, 1], feature
+    vectors unscaled), for a lab in which students standardise the data themselves; by
+    default images are standardised per channel and feature vectors per feature, with the
+    training split's statistics only. Extra ``options`` go to the loader (e.g. ``n_samples``
+    for ``blobs``).
     """
     key = name.lower().replace("_", "-")
     if key not in DATASETS and key not in _REGISTERED:
@@ -307,7 +313,9 @@ def load_dataset(
         raw, flipped = flip_labels(raw, label_noise, seed)
 
     x_tr, x_te = raw.x_train.astype(np.float32), raw.x_test.astype(np.float32)
-    if raw.kind == "image":
+    if not normalise:
+        norm = {}
+    elif raw.kind == "image":
         # Per-channel statistics of the training split only, as the usual Normalize would use.
         axes = (0, 2, 3)
         mean = x_tr.mean(axis=axes, keepdims=True, dtype=np.float64).astype(np.float32)

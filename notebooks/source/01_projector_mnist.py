@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   labkit:
-#     outputs: [mantis.csv, tensorboard/projector_config.pbtxt, projector_by_hand/projector_config.pbtxt, figures/reducers.png, figures/epoch_grid.png]
+#     outputs: [mantis.csv, tensorboard/projector_config.pbtxt, projector_by_hand/projector_config.pbtxt, figures/reducers.png, figures/epoch_grid.png, figures/high_lr_grid.png]
 # ---
 
 # %% [markdown] id="title"
@@ -9,7 +9,7 @@
 #
 # {{badge}}
 #
-# A classifier turns each image into a vector, its *embedding*, one layer before the output. We train a small CNN on {{name}}, record the embeddings of a fixed set of test images before training and after every epoch, and look at them: in TensorBoard's Embedding Projector, in an explorer inside the notebook, and with PCA, t-SNE and UMAP side by side. You write the two pieces of plumbing yourself first, a forward hook that reads a layer's output and the files the projector reads, and then let the kit do the same for every epoch.
+# A classifier turns each image into a vector, its *embedding*, one layer before the output. You build a small CNN for {{name}} and its training loop yourself, with a forward hook that records the embeddings of a fixed set of test images before training and after every epoch. Then the kit runs the same loop, faster, and we look at the embeddings: in TensorBoard's Embedding Projector (whose files you also write by hand), in an explorer inside the notebook, and with PCA, t-SNE and UMAP side by side.
 #
 # {{how_to_run}}
 
@@ -18,8 +18,9 @@
 DATASET: str = "mnist"
 DATA_DIR: str = "data"
 CLASSES: list[int] | None = None  # e.g. [0, 1, 2]: only these classes (None: all of them)
-EPOCHS: int = 10
-LR: float = 1e-3  # the peak learning rate (AdamW, cosine schedule)
+HAND_EPOCHS: int = 2  # epochs of the training loop you write (section 2)
+EPOCHS: int = 10  # epochs of the kit's training (section 4)
+LR: float = 1e-3  # the peak learning rate (AdamW)
 PROBE_SIZE: int | None = 2000
 SEED: int = 0
 REDUCERS: list[str] = ["pca", "tsne", "umap"]
@@ -28,34 +29,230 @@ OUT: str = "runs/mnist"
 # %% [markdown] id="the-data"
 # ## 1. The data
 #
-# {{name}} holds {{what}}. The kit loads it whole into memory as tensors (the training
-# loop then batches by indexing, no per-image work) and picks the **probe set**: a fixed,
+# {{name}} holds {{what}}. The kit loads it whole into memory as tensors (a training loop
+# then batches by indexing, no per-image work) and picks the **probe set**: a fixed,
 # stratified sample of the test split. The probe set is what we embed at every epoch, so
-# the same {{items}} can be followed through training.
+# the same {{items}} can be followed through training. First the pixels as they are
+# stored, scaled to [0, 1] (`normalise=False`):
+
+# %% id="load-raw"
+raw = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, seed=SEED,
+                          classes=CLASSES, normalise=False)
+display(raw)
+print(f"pixel values from {raw.x_train.min():.2f} to {raw.x_train.max():.2f}, "
+      f"mean {raw.x_train.mean():.4f}, standard deviation {raw.x_train.std():.4f}")
+
+# %% [markdown] id="standardise-intro"
+# ### Exercise: standardise the inputs
+#
+# One pre-processing step comes before any training: **standardisation**. Every pixel is
+# between 0 and 1 and most are 0 (the background), so the inputs are all positive and far
+# from centred. A network's initial weights are drawn for inputs of mean 0 and spread 1,
+# and gradient steps move the first layer's weights all the same way when every input has
+# the same sign: standardised inputs train faster and more evenly. Standardise each
+# channel (one for greyscale images, three for colour): subtract its mean and divide by
+# its standard deviation, both computed once, over all images and pixels of the
+# **training split only**, and apply those same two numbers to the test split.
+#
+# Write `standardise(x_train, x_test)`, where both are tensors [N, channels, height,
+# width], returning the pair `(x_train, x_test)` standardised:
+#
+# 1. the mean and standard deviation of each channel of `x_train`, each a tensor
+#    [1, channels, 1, 1] so that it broadcasts over the images
+#    (`x_train.mean(dim=(0, 2, 3), keepdim=True)`, likewise `.std(...)`);
+# 2. add `1e-6` to the standard deviation, so that a constant channel does not divide by 0;
+# 3. return `((x_train - mean) / std, (x_test - mean) / std)`.
+#
+# The end of the cell applies it to `raw`, and a question below asks you to justify the
+# "training split only".
+
+# %% id="standardise" exercise
+import torch
+
+
+def standardise(x_train: torch.Tensor, x_test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both splits standardised per channel with the training split's mean and std."""
+    ### BEGIN SOLUTION
+    mean = x_train.mean(dim=(0, 2, 3), keepdim=True)
+    std = x_train.std(dim=(0, 2, 3), keepdim=True) + 1e-6
+    return (x_train - mean) / std, (x_test - mean) / std
+    ### END SOLUTION
+
+
+x_train, x_test = standardise(raw.x_train, raw.x_test)
+print(f"training split: mean {x_train.mean():.4f}, standard deviation {x_train.std():.4f}; "
+      f"test split: mean {x_test.mean():.4f}, standard deviation {x_test.std():.4f}")
+
+# %% id="standardise-check" test points=2
+import torch
+
+mine = standardise(raw.x_train, raw.x_test)
+assert isinstance(mine, tuple) and len(mine) == 2, \
+    "standardise should return the pair (x_train, x_test)"
+mine_train, mine_test = mine
+assert mine_train.shape == raw.x_train.shape and mine_test.shape == raw.x_test.shape, \
+    (f"shapes {tuple(mine_train.shape)} and {tuple(mine_test.shape)}, expected "
+     f"{tuple(raw.x_train.shape)} and {tuple(raw.x_test.shape)}: keep each split's shape")
+channel_mean = mine_train.double().mean(dim=(0, 2, 3))
+channel_std = mine_train.double().std(dim=(0, 2, 3))
+assert torch.allclose(channel_mean, torch.zeros_like(channel_mean), atol=1e-3), \
+    (f"the training split's channel means are {channel_mean.tolist()}, not 0: compute the mean "
+     f"from x_train alone, one per channel")
+assert torch.allclose(channel_std, torch.ones_like(channel_std), atol=1e-2), \
+    (f"the training split's channel standard deviations are {channel_std.tolist()}, not 1: "
+     f"one mean and one std per channel, over dims (0, 2, 3), not one per pixel")
+mean = raw.x_train.mean(dim=(0, 2, 3), keepdim=True)
+std = raw.x_train.std(dim=(0, 2, 3), keepdim=True) + 1e-6
+assert torch.allclose(mine_test, (raw.x_test - mean) / std, atol=1e-4), \
+    ("the test split is not standardised with the training split's mean and std: compute "
+     "them once, from x_train, and apply the same two numbers to x_test")
+### BEGIN HIDDEN TESTS
+gen = torch.Generator().manual_seed(3)
+a = torch.rand(40, 3, 5, 4, generator=gen) * torch.tensor([1.0, 5.0, 0.2]).view(1, 3, 1, 1)
+b = torch.rand(9, 3, 5, 4, generator=gen) + 2.0
+got_a, got_b = standardise(a, b)
+m, s = a.mean(dim=(0, 2, 3), keepdim=True), a.std(dim=(0, 2, 3), keepdim=True) + 1e-6
+assert torch.allclose(got_a, (a - m) / s, atol=1e-5) and torch.allclose(got_b, (b - m) / s, atol=1e-5)
+flat = torch.zeros(4, 1, 2, 2)  # a constant channel: no division by zero
+assert torch.isfinite(standardise(flat, flat)[0]).all()
+### END HIDDEN TESTS
+
+# %% [markdown] id="kit-data"
+# The kit's `load_dataset` does exactly this by default (`normalise=True`); from here on
+# the lab uses its `data`:
 
 # %% id="load-data"
 data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, seed=SEED,
                            classes=CLASSES)
 display(data)
+print("your standardisation and the kit's agree:",
+      torch.allclose(x_train, data.x_train, atol=1e-4) and torch.allclose(x_test, data.x_test, atol=1e-4))
 
-# %% [markdown] id="the-model-and-its-layers"
-# ## 2. The model and its layers
+# %% [markdown] id="q-standardise" question
+# Why are the mean and standard deviation computed from the training split only and then
+# applied unchanged to the test split? What would be wrong with standardising each split
+# with its own statistics, or both with the statistics of all the images together?
+
+# %% [markdown] id="a-standardise" answer points=2
+# The test split stands for images the model meets after training, one at a time: the
+# pre-processing is part of the model, fixed before the test, so it may only use what
+# training may use. Statistics of all the images together let the test split leak into
+# the training pipeline, and the test accuracy is no longer an honest estimate of
+# accuracy on new images (here the leak is tiny, the splits' means differ only in the
+# third decimal, but the method is wrong, and on a class subset or data from another
+# source the difference is real). Standardising each split with its own statistics
+# feeds the trained network inputs shifted and scaled differently from those it was
+# trained on (and would need a whole batch of new images before it could classify one).
+# The same rule holds for every fitted pre-processing step: TF-IDF's vocabulary in
+# Lab 2, PCA, a feature selection.
+
+# %% [markdown] id="your-own-classifier"
+# ## 2. Your own classifier and its training loop
 #
-# Every layer has a name: `labkit.layer_names(model)` lists them, containers (`block1`)
-# and their parts (`block1.conv`) alike. The embedding we watch is the output of the
-# **penultimate** layer, `embed`: the last representation before the classifier head,
-# one vector per image (its width is printed below).
+# Before the kit does it for you, you build the three pieces yourself: a small CNN whose
+# penultimate layer is the embedding, a forward hook that reads that layer, and a
+# training loop that records the probe set with your hook before the first update and
+# after every epoch.
+#
+# ### Exercise: a small CNN
+#
+# Write the class `SmallCNN(nn.Module)`. Its `__init__(self, input_shape, n_classes)`
+# takes `input_shape = (channels, height, width)` (`data.input_shape`) and the number of
+# classes, and builds four parts, with exactly these names (the hook, the kit and the
+# tests find them by name):
+#
+# - `self.block1`: an `nn.Sequential` of a 3×3 convolution from `channels` to 16
+#   channels with `padding=1` (keeps height and width), `nn.BatchNorm2d(16)`, `nn.ReLU()`
+#   and `nn.MaxPool2d(2)` (halves height and width);
+# - `self.block2`: the same from 16 to 32 channels;
+# - `self.embed`: the penultimate layer, an `nn.Sequential` of `nn.Flatten()`, an
+#   `nn.Linear` from the flattened output of `block2` to 64 numbers, and `nn.ReLU()`.
+#   Work out the flattened size: 32 channels of `height // 4` by `width // 4` pixels;
+# - `self.head`: `nn.Linear(64, n_classes)`, one score per class.
+#
+# `forward(self, x)` runs them in that order and returns the head's scores. The end of
+# the cell builds one from `SEED`, so that every run starts from the same weights, and
+# prints it.
 
-# %% id="build-model"
-model = labkit.build_model("cnn", data.input_shape, data.n_classes, seed=SEED)
-print(labkit.layer_names(model))
-print("penultimate layer:", labkit.penultimate_layer(model),
-      f"({model.head.in_features} numbers per image)")
+# %% id="cnn" exercise
+from torch import nn
+
+
+class SmallCNN(nn.Module):
+    """Two conv blocks, the 64-number embedding `embed`, and a linear `head`."""
+
+    def __init__(self, input_shape: tuple[int, int, int], n_classes: int):
+        super().__init__()
+        ### BEGIN SOLUTION
+        channels, height, width = input_shape
+        self.block1 = nn.Sequential(nn.Conv2d(channels, 16, kernel_size=3, padding=1),
+                                    nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2))
+        self.block2 = nn.Sequential(nn.Conv2d(16, 32, kernel_size=3, padding=1),
+                                    nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2))
+        self.embed = nn.Sequential(nn.Flatten(),
+                                   nn.Linear(32 * (height // 4) * (width // 4), 64), nn.ReLU())
+        self.head = nn.Linear(64, n_classes)
+        ### END SOLUTION
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION
+        return self.head(self.embed(self.block2(self.block1(x))))
+        ### END SOLUTION
+
+
+torch.manual_seed(SEED)  # the same starting weights on every run
+net = SmallCNN(data.input_shape, data.n_classes)
+print(net)
+
+# %% id="cnn-check" test points=3
+import torch
+
+net_check = SmallCNN(data.input_shape, data.n_classes)
+parts = dict(net_check.named_children())
+for name in ("block1", "block2", "embed", "head"):
+    assert name in parts, \
+        f"SmallCNN has no part named {name!r} (it has {list(parts)}): assign it as self.{name}"
+x = data.x_train[:8]
+try:
+    net_check.eval()
+    with torch.no_grad(), labkit.capture(net_check, ["block1", "block2", "embed"]) as acts:
+        scores = net_check(x)
+except RuntimeError as err:
+    raise AssertionError(
+        f"SmallCNN fails on a batch of shape {tuple(x.shape)} ({str(err).splitlines()[0]}): "
+        f"after two 2x2 poolings the 32 channels are height // 4 by width // 4 pixels, so "
+        f"embed's Linear takes 32 * (height // 4) * (width // 4) numbers") from None
+c, h, w = data.input_shape
+assert tuple(acts["block1"].shape) == (8, 16, h // 2, w // 2), \
+    (f"block1's output has shape {tuple(acts['block1'].shape)}, expected {(8, 16, h // 2, w // 2)}: "
+     f"16 channels, padding=1 in the convolution, and nn.MaxPool2d(2) at the end")
+assert tuple(acts["block2"].shape) == (8, 32, h // 4, w // 4), \
+    (f"block2's output has shape {tuple(acts['block2'].shape)}, expected {(8, 32, h // 4, w // 4)}: "
+     f"32 channels, and nn.MaxPool2d(2) at the end")
+assert tuple(acts["embed"].shape) == (8, 64), \
+    f"embed's output has shape {tuple(acts['embed'].shape)}, expected (8, 64): flatten, then 64 numbers"
+assert (acts["embed"] >= 0).all(), "embed's output has negative numbers: end embed with nn.ReLU()"
+assert tuple(scores.shape) == (8, data.n_classes), \
+    f"forward returns shape {tuple(scores.shape)}, expected (8, {data.n_classes}): the head's scores"
+assert isinstance(parts["head"], nn.Linear) and parts["head"].in_features == 64, \
+    "head should be nn.Linear(64, n_classes)"
+assert any(isinstance(m, nn.BatchNorm2d) for m in parts["block1"].modules()), \
+    "block1 has no nn.BatchNorm2d(16) after its convolution"
+### BEGIN HIDDEN TESTS
+for shape, k in (((3, 32, 32), 10), ((1, 28, 28), 3), ((1, 8, 8), 5)):
+    other = SmallCNN(shape, k).eval()
+    with torch.no_grad(), labkit.capture(other, ["embed"]) as got:
+        out = other(torch.randn(3, *shape))
+    assert tuple(out.shape) == (3, k) and tuple(got["embed"].shape) == (3, 64)
+    assert labkit.penultimate_layer(other) == "embed"
+    assert sum(isinstance(m, nn.MaxPool2d) for m in other.modules()) == 2
+    assert sum(isinstance(m, nn.Conv2d) for m in other.modules()) == 2
+### END HIDDEN TESTS
 
 # %% [markdown] id="hook-intro"
 # ### Exercise: a forward hook by hand
 #
-# `model(x)` returns only the head's scores. To read what a layer in the middle computes,
+# `net(x)` returns only the head's scores. To read what a layer in the middle computes,
 # PyTorch lets you attach a *forward hook* to any module: a function
 # `hook(module, inputs, output)` that it calls every time that module has computed its
 # output. `module.register_forward_hook(hook)` attaches it and returns a *handle*;
@@ -83,10 +280,10 @@ print("penultimate layer:", labkit.penultimate_layer(model),
 #    and run `model(x)` inside `with torch.no_grad():`;
 # 4. remove the handle in a `finally` block, and return the stored tensor.
 #
-# The end of the cell calls it with `model`, the penultimate layer's name `layer`
-# (`labkit.penultimate_layer(model)`) and the first 256 probe images `data.x_probe[:256]`
-# (a tensor [256, channels, height, width]), and keeps the result in `by_hand`: a tensor
-# [256, embedding width].
+# The end of the cell calls it with your `net`, the penultimate layer's name `layer`
+# (`labkit.penultimate_layer(net)`, which finds `embed`: the last layer before the head)
+# and the first 256 probe images `data.x_probe[:256]` (a tensor [256, channels, height,
+# width]), and keeps the result in `by_hand`: a tensor [256, 64].
 
 # %% id="hook" exercise
 import torch
@@ -114,25 +311,27 @@ def capture_by_hand(model, layer_name: str, x: torch.Tensor) -> torch.Tensor:
     ### END SOLUTION
 
 
-layer = labkit.penultimate_layer(model)
-by_hand = capture_by_hand(model, layer, data.x_probe[:256])
+layer = labkit.penultimate_layer(net)
+by_hand = capture_by_hand(net, layer, data.x_probe[:256])
 print(f"{layer!r}: {tuple(by_hand.shape)}")
 
 
 # %% id="hook-check" test points=3
 import torch
 
-layer = labkit.penultimate_layer(model)
-module = dict(model.named_modules())[layer]
+# Checked on the kit's CNN, so that this test does not depend on your SmallCNN.
+kit_cnn = labkit.build_model("cnn", data.input_shape, data.n_classes, seed=SEED)
+layer = labkit.penultimate_layer(kit_cnn)
+module = dict(kit_cnn.named_modules())[layer]
 x = data.x_probe[:256]
-mine = capture_by_hand(model, layer, x)
+mine = capture_by_hand(kit_cnn, layer, x)
 assert isinstance(mine, torch.Tensor), \
     f"capture_by_hand returned {type(mine).__name__}: return the tensor your hook stored"
 assert len(module._forward_hooks) == 0, \
     f"a hook is still on {layer!r}: call handle.remove() in a finally block"
-model.eval()
-with torch.no_grad(), labkit.capture(model, [layer]) as acts:
-    model(x)
+kit_cnn.eval()
+with torch.no_grad(), labkit.capture(kit_cnn, [layer]) as acts:
+    kit_cnn(x)
 assert mine.shape == acts[layer].shape, \
     (f"shape {tuple(mine.shape)}, expected {tuple(acts[layer].shape)}: store the hook's "
      f"`output` (its third argument), of the module named {layer!r}")
@@ -141,12 +340,12 @@ assert torch.allclose(mine, acts[layer], atol=1e-6), \
     "not the numbers labkit.capture records: call model.eval() before the forward pass"
 ### BEGIN HIDDEN TESTS
 # Another layer and another batch.
-other = dict(model.named_modules())["block1"]
+other = dict(kit_cnn.named_modules())["block1"]
 x2 = data.x_probe[-7:]
-mine2 = capture_by_hand(model, "block1", x2)
-model.eval()
-with torch.no_grad(), labkit.capture(model, ["block1"]) as acts2:
-    model(x2)
+mine2 = capture_by_hand(kit_cnn, "block1", x2)
+kit_cnn.eval()
+with torch.no_grad(), labkit.capture(kit_cnn, ["block1"]) as acts2:
+    kit_cnn(x2)
 assert mine2.shape == acts2["block1"].shape and torch.allclose(mine2, acts2["block1"], atol=1e-6)
 assert not mine2.requires_grad and mine2.grad_fn is None
 assert len(other._forward_hooks) == 0
@@ -155,7 +354,7 @@ import contextlib
 
 wrong = torch.zeros(2, data.input_shape[0] + 1, *data.input_shape[1:])
 with contextlib.suppress(Exception):
-    capture_by_hand(model, layer, wrong)
+    capture_by_hand(kit_cnn, layer, wrong)
 assert len(module._forward_hooks) == 0, "a failed forward pass left the hook on the layer"
 ### END HIDDEN TESTS
 
@@ -165,12 +364,13 @@ assert len(module._forward_hooks) == 0, "a failed forward pass left the hook on 
 # `by_hand`:
 
 # %% id="hook-compare"
-model.eval()
-with torch.no_grad(), labkit.capture(model, [layer]) as acts:
-    model(data.x_probe[:256])
+layer = labkit.penultimate_layer(net)
+net.eval()
+with torch.no_grad(), labkit.capture(net, [layer]) as acts:
+    net(data.x_probe[:256])
 print(f"{layer!r}: {tuple(by_hand.shape)} by hand, {tuple(acts[layer].shape)} with "
       f"labkit.capture, equal: {torch.allclose(by_hand, acts[layer], atol=1e-6)}")
-print("hooks left on the layer:", len(dict(model.named_modules())[layer]._forward_hooks))
+print("hooks left on the layer:", len(dict(net.named_modules())[layer]._forward_hooks))
 
 # %% [markdown] id="detach-demo-intro"
 # ### What `.detach()` saves
@@ -187,7 +387,7 @@ print("hooks left on the layer:", len(dict(model.named_modules())[layer]._forwar
 # %% id="detach-demo"
 def graph_behind(t: torch.Tensor) -> tuple[int, int]:
     """The number of nodes in the autograd graph behind t, and the bytes its nodes saved."""
-    weights = {p.data_ptr() for p in model.parameters()}
+    weights = {p.data_ptr() for p in net.parameters()}
     nodes, todo, saved = set(), [t.grad_fn], {}
     while todo:
         node = todo.pop()
@@ -216,11 +416,11 @@ def keep_both(_module, _inputs, output):
     kept["output.detach()"] = output.detach()
 
 
-handle = dict(model.named_modules())[layer].register_forward_hook(keep_both)
+handle = dict(net.named_modules())[layer].register_forward_hook(keep_both)
 try:
-    model.eval()  # eval mode changes no running statistics; autograd still records
+    net.eval()  # eval mode changes no running statistics; autograd still records
     with torch.enable_grad():
-        model(data.x_probe[:256])
+        net(data.x_probe[:256])
 finally:
     handle.remove()
 for name, t in kept.items():
@@ -231,32 +431,33 @@ for name, t in kept.items():
 print(f"the embedding itself: {kept['output'].nbytes / 2**20:.2f} MiB")
 
 # %% [markdown] id="q-detach" question
-# The cell after the hook exercise keeps the penultimate layer's output of one forward pass
-# twice, as `output` and as `output.detach()`, and prints what each holds. What does
-# `.detach()` save, and what would happen if the kit's hook stored `output` instead of
-# `output.detach()` while recording the probe set at every epoch?
+# A forward hook can keep a layer's `output` as it is, or `output.detach()`. The
+# demonstration "What `.detach()` saves" runs 256 probe {{items}} through your network
+# with autograd on, keeps the output of `embed` both ways, and prints what each holds.
+# What does `.detach()` save, and what would happen if a hook kept `output` instead of
+# `output.detach()` while recording the probe set at every epoch of training?
 
 # %% [markdown] id="a-detach" answer points=2
 # `output` has `requires_grad=True` and a `grad_fn` (`ReluBackward0`, the ReLU of `embed`):
-# it is the end of an autograd graph (20 nodes on MNIST, 45 on CIFAR-10) that reaches back
-# through every layer to the input, and that graph keeps alive what its backward step would
-# need, the activations of every layer and the input batch. For 256 {{items}} that is about
-# 58 MiB on MNIST (about 145 MiB on CIFAR-10), several hundred times the 0.12 MiB (0.25 MiB)
-# of the embedding itself; `output.detach()` holds the same numbers with no graph
+# it is the end of an autograd graph (22 nodes) that reaches back through every layer to
+# the input, and that graph keeps alive what its backward step would need, the
+# activations of every layer and the input batch. For 256 {{items}} that is about 51 MiB
+# on MNIST (about 69 MiB on CIFAR-10), several hundred times the 0.06 MiB of the
+# embedding itself; `output.detach()` holds the same numbers with no graph
 # (`requires_grad=False`, `grad_fn=None`, 0 bytes). Without `.detach()`, every stored
-# recording keeps its own graph: 2000 probe images at 11 epochs would hold about 5 GB on
-# MNIST (13 GB on CIFAR-10), and memory would grow with each epoch until it runs out, on a GPU first. The stored
-# tensors would also stay connected to the weights: a loss computed from them later would
-# send gradients back into the model through an old graph (or fail because that graph was
-# already freed). `.detach()` keeps the values only.
+# recording keeps its own graph: 2000 probe images at 11 epochs would hold about 4.4 GB on
+# MNIST (5.9 GB on CIFAR-10), and memory would grow with each epoch until it runs out, on
+# a GPU first. The stored tensors would also stay connected to the weights: a loss
+# computed from them later would send gradients back into the model through an old graph
+# (or fail because that graph was already freed). `.detach()` keeps the values only.
 
 # %% [markdown] id="q-penultimate" question
 # We record the penultimate layer, the input of the classifier head, rather than the
 # head's output (one score per class). What would a picture of the head's outputs lose?
 
 # %% [markdown] id="a-penultimate" answer points=2
-# The head is a linear map from the embedding (128 numbers per image on MNIST, 256 on
-# CIFAR-10) to 10 scores, one per class: its output is a projection of the embedding onto
+# The head is a linear map from the embedding (64 numbers per image in your `SmallCNN`;
+# 128 on MNIST and 256 on CIFAR-10 in the kit's CNN) to 10 scores, one per class: its output is a projection of the embedding onto
 # 10 directions chosen only to rank the classes, so most of the embedding's dimensions are
 # dropped. After training, the scores of all images of a class point the same way (a
 # nearly one-hot softmax), so a picture of them mostly shows the predicted class and the
@@ -266,18 +467,196 @@ print(f"the embedding itself: {kept['output'].nbytes / 2**20:.2f} MiB")
 # shows which images the network finds alike, groups inside a class, and the images that
 # sit between two classes.
 
-# %% [markdown] id="train-recording-the-embeddings"
-# ## 3. Train, recording the embeddings
+
+# %% [markdown] id="loop-intro"
+# ### Exercise: the training loop, recording the embeddings
 #
-# `labkit.train` does what your `capture_by_hand` does, on the penultimate layer: it
-# records the probe set at **epoch 0, before any update**, and after every epoch, each
-# time with the model in evaluation mode and the hook removed as soon as the probe set has
-# passed through. This is the lab's long cell: {{train_time}}. On Colab, a GPU runtime
-# (*Runtime → Change runtime type*) makes it much faster; the kit uses the GPU by itself.
-# Where the hardware supports it, the kit computes training in 16-bit numbers (bf16, or
-# fp16 on older GPUs such as Colab's T4) while it keeps the weights in 32-bit (fp32):
-# faster, and the accuracy stays within about a point. `snaps.meta["precision"]` shows
-# which one it used (`"fp32"`, `"bf16"` or `"fp16"`); the probe set is always recorded in fp32.
+# Now train `net`, and record the probe set's embedding with your `capture_by_hand`
+# **before the first update** (epoch 0: the untrained network) and **after every epoch**.
+# Write `train_by_hand(net, data, epochs, lr, seed, batch_size=128)`, returning the pair
+# `(embeddings, history)`:
+#
+# - `embeddings`: a tensor [epochs + 1, probe size, 64], the output of `"embed"` on the
+#   whole probe set `data.x_probe`, epoch 0 first;
+# - `history`: a list with one dict per epoch `e` from 1 to `epochs`:
+#   `{"epoch": e, "train_loss": ..., "test_acc": ...}`, the mean of the epoch's batch
+#   losses and the accuracy on the whole test split (`data.x_test`, `data.y_test`).
+#
+# The steps:
+#
+# 1. `optimizer = torch.optim.AdamW(net.parameters(), lr=lr)`, and a random generator for
+#    the batch order, `order_rng = torch.Generator().manual_seed(seed)` (the same `seed`,
+#    the same run);
+# 2. record epoch 0;
+# 3. each epoch: `net.train()` (batch normalisation then normalises with each batch's own
+#    statistics and updates its running ones); a new order of the training split,
+#    `torch.randperm(len(data.y_train), generator=order_rng)`; for each slice of
+#    `batch_size` indices of that order: the batch's scores `net(x)`, the loss
+#    `F.cross_entropy(scores, y)`, then `optimizer.zero_grad()`, `loss.backward()`,
+#    `optimizer.step()`;
+# 4. after the epoch: `net.eval()` and, under `torch.no_grad()`, the test accuracy (in
+#    chunks of 1000 images, to bound memory); then the epoch's embedding.
+#
+# The end of the cell trains `net` for `HAND_EPOCHS` epochs at `LR`, keeping its starting
+# weights in `initial` to compare with the kit afterwards. This is plain PyTorch in fp32,
+# slower than the kit's loop: the cell prints how long it took.
+
+# %% id="loop" exercise
+import copy
+import time
+
+import torch.nn.functional as F
+
+
+def train_by_hand(net, data, epochs: int, lr: float, seed: int, batch_size: int = 128):
+    """Train net with AdamW; the probe's "embed" output at epoch 0 and after every epoch."""
+    ### BEGIN SOLUTION
+    optimizer = torch.optim.AdamW(net.parameters(), lr=lr)
+    order_rng = torch.Generator().manual_seed(seed)
+    snapshots = [capture_by_hand(net, "embed", data.x_probe)]  # epoch 0: before any update
+    history = []
+    for epoch in range(1, epochs + 1):
+        net.train()
+        losses = []
+        for batch in torch.randperm(len(data.y_train), generator=order_rng).split(batch_size):
+            loss = F.cross_entropy(net(data.x_train[batch]), data.y_train[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        net.eval()
+        with torch.no_grad():
+            correct = sum((net(x).argmax(1) == y).sum().item()
+                          for x, y in zip(data.x_test.split(1000), data.y_test.split(1000)))
+        history.append({"epoch": epoch, "train_loss": sum(losses) / len(losses),
+                        "test_acc": correct / len(data.y_test)})
+        snapshots.append(capture_by_hand(net, "embed", data.x_probe))
+    return torch.stack(snapshots), history
+    ### END SOLUTION
+
+
+initial = copy.deepcopy(net.state_dict())  # the untrained weights, for the comparison below
+started = time.perf_counter()
+hand_emb, hand_history = train_by_hand(net, data, epochs=HAND_EPOCHS, lr=LR, seed=SEED)
+hand_seconds = time.perf_counter() - started
+print(f"{HAND_EPOCHS} epochs in {hand_seconds:.1f} s; embeddings {tuple(hand_emb.shape)}")
+pd.DataFrame(hand_history).set_index("epoch").round(4)
+
+# %% id="loop-check" test points=3
+import torch
+
+n_probe = len(data.probe_index)
+assert isinstance(hand_emb, torch.Tensor), \
+    f"train_by_hand returned {type(hand_emb).__name__} as embeddings: torch.stack the snapshots"
+assert tuple(hand_emb.shape) == (HAND_EPOCHS + 1, n_probe, 64), \
+    (f"embeddings of shape {tuple(hand_emb.shape)}, expected {(HAND_EPOCHS + 1, n_probe, 64)}: "
+     f"one snapshot of the whole probe set before training (epoch 0), then one per epoch")
+assert not hand_emb.requires_grad, "the embeddings still require grad: capture them with capture_by_hand"
+# Epoch 0 must be the untrained network's embedding, as labkit.train records it.
+start = SmallCNN(data.input_shape, data.n_classes)
+start.load_state_dict(initial)
+kit_epoch0 = labkit.train(start, data, epochs=0, layers=["embed"], seed=SEED,
+                          progress=False).layer("embed")[0]
+assert torch.allclose(hand_emb[0], torch.from_numpy(kit_epoch0), rtol=1e-4, atol=1e-4), \
+    ("epoch 0 is not the untrained network's embedding: record it with capture_by_hand "
+     "before the first optimizer step")
+assert not torch.allclose(hand_emb[-1], hand_emb[0]), \
+    "the last embedding equals epoch 0's: the weights never changed (optimizer.step()?)"
+assert isinstance(hand_history, list) and len(hand_history) == HAND_EPOCHS, \
+    f"history has {len(hand_history)} entries, expected one per epoch ({HAND_EPOCHS})"
+assert [row.get("epoch") for row in hand_history] == list(range(1, HAND_EPOCHS + 1)), \
+    "history's epochs should be numbered 1, 2, ..."
+for row in hand_history:
+    assert 0 <= row["test_acc"] <= 1 and row["train_loss"] > 0, \
+        f"{row}: test_acc is a share between 0 and 1, train_loss the mean batch loss"
+chance = 1 / data.n_classes
+assert hand_history[-1]["test_acc"] > 2 * chance, \
+    (f"after {HAND_EPOCHS} epochs the test accuracy is {hand_history[-1]['test_acc']:.2f}, near "
+     f"chance ({chance:.2f}): each batch needs zero_grad(), backward() and step()")
+### BEGIN HIDDEN TESTS
+import dataclasses
+
+small = dataclasses.replace(data, x_train=data.x_train[:300], y_train=data.y_train[:300],
+                            x_test=data.x_test[:200], y_test=data.y_test[:200],
+                            probe_index=torch.arange(40))
+runs = []
+for _ in range(2):
+    torch.manual_seed(1)
+    again = SmallCNN(small.input_shape, small.n_classes)
+    runs.append(train_by_hand(again, small, epochs=2, lr=LR, seed=5, batch_size=64))
+    assert len(again.embed._forward_hooks) == 0, "a hook is left on embed"
+(e1, h1), (e2, h2) = runs
+assert e1.shape == (3, 40, 64) and len(h1) == 2
+assert torch.equal(e1, e2) and h1 == h2, "the same seed must give the same run"
+correct = sum((again(small.x_test).argmax(1) == small.y_test).tolist())
+assert abs(h2[-1]["test_acc"] - correct / 200) < 1e-9, "test_acc is not the accuracy on the test split"
+### END HIDDEN TESTS
+
+# %% [markdown] id="what-the-kit-adds"
+# ### What the kit adds
+#
+# `labkit.train` is the same loop: AdamW and cross-entropy, `train()` and `eval()` modes,
+# the probe recorded with a hook at epoch 0 and after every epoch. What it adds:
+#
+# - **speed**: the data sit whole on the device and a batch is one tensor index (no
+#   `DataLoader`, no Python per image); the probe is recorded during the test pass
+#   the accuracy needs anyway; mixed precision where the hardware computes it natively
+#   (16-bit bf16 on recent CPUs and GPUs, fp16 with loss scaling on older GPUs), with the
+#   weights kept in 32 bits; images in the memory layout convolutions run fastest in;
+# - **a learning-rate schedule** (a short warm-up, then a cosine decay to 0) and weight
+#   decay, for a better network in the same number of epochs;
+# - **a record you can keep**: the loss and accuracy of every epoch, the predictions and
+#   probabilities next to the embeddings, in one `Snapshots` object that saves and loads;
+#   a clear stop when the loss becomes NaN; exports (projector, Mantis) written so that an
+#   interrupted save leaves the previous file intact.
+#
+# The cell below trains a copy of your network from the same starting weights with the
+# kit, for the same `HAND_EPOCHS`: the same epoch 0, and an accuracy within a point or two
+# of yours, in less time. From here on the lab uses the kit.
+
+# %% id="kit-on-your-net"
+kit_net = SmallCNN(data.input_shape, data.n_classes)
+kit_net.load_state_dict(initial)
+started = time.perf_counter()
+kit_snaps = labkit.train(kit_net, data, epochs=HAND_EPOCHS, lr=LR, seed=SEED, layers=["embed"],
+                         progress=False)
+kit_seconds = time.perf_counter() - started
+print("epoch 0 the same:", np.allclose(hand_emb[0].numpy(), kit_snaps.layer("embed")[0],
+                                       rtol=1e-4, atol=1e-4))
+pd.DataFrame({
+    "seconds": [hand_seconds, kit_seconds],
+    f"test accuracy after {HAND_EPOCHS} epochs": [hand_history[-1]["test_acc"],
+                                                  kit_snaps.history[-1]["test_acc"]],
+}, index=["your loop", "labkit.train"]).round(3)
+
+# %% [markdown] id="the-model-and-its-layers"
+# ## 3. The kit's model and its layers
+#
+# The kit's CNN for {{name}} has the parts of yours (`block1`, `block2`, `embed`, `head`),
+# wider, with the pooling moved before batch normalisation (the same function, computed on
+# a quarter of the pixels). Every layer has a name: `labkit.layer_names(model)` lists
+# them, containers (`block1`) and their parts (`block1.conv`) alike. The embedding we
+# watch is the output of the **penultimate** layer, `embed`: the last representation
+# before the classifier head, one vector per image (its width is printed below).
+
+# %% id="build-model"
+model = labkit.build_model("cnn", data.input_shape, data.n_classes, seed=SEED)
+print(labkit.layer_names(model))
+print("penultimate layer:", labkit.penultimate_layer(model),
+      f"({model.head.in_features} numbers per image)")
+
+# %% [markdown] id="train-recording-the-embeddings"
+# ## 4. Train, recording the embeddings
+#
+# `labkit.train` records the probe set as your loop did, on the penultimate layer: at
+# **epoch 0, before any update**, and after every epoch, each time with the model in
+# evaluation mode and the hook removed as soon as the probe set has passed through. This
+# is the lab's long cell: {{train_time}}. On Colab, a GPU runtime (*Runtime → Change
+# runtime type*) makes it much faster; the kit uses the GPU by itself. Where the hardware
+# supports it, the kit computes training in 16-bit numbers (bf16, or fp16 on older GPUs
+# such as Colab's T4) while it keeps the weights in 32-bit (fp32): faster, and the
+# accuracy stays within about a point. `snaps.meta["precision"]` shows which one it used
+# (`"fp32"`, `"bf16"` or `"fp16"`); the probe set is always recorded in fp32.
 
 # %% id="train"
 snaps = labkit.train(model, data, epochs=EPOCHS, lr=LR, seed=SEED)
@@ -295,37 +674,60 @@ emb = snaps.layer()  # [epochs + 1, probe size, embedding width]
 print(f"k-NN accuracy in the embedding: epoch 0 {metrics.knn_accuracy(emb[0], snaps.labels):.2f}, "
       f"epoch {snaps.epochs} {metrics.knn_accuracy(emb[-1], snaps.labels):.2f}")
 
+# %% [markdown] id="high-lr-intro"
+# ### A learning rate far too high
+#
+# `LR` is the peak learning rate, `1e-3` by default. Before you run the next cell, predict
+# what training with `lr=10` does. The cell trains a fresh kit CNN for 3 epochs at
+# `lr=10`, in a run folder of its own (`OUT` keeps the good run), prints its history and
+# the k-NN accuracy of every epoch, and draws its embeddings as the grid of section 8
+# draws the good run's.
+
+# %% id="high-lr"
+HIGH_LR = 10.0
+bad_model = labkit.build_model("cnn", data.input_shape, data.n_classes, seed=SEED)
+try:
+    bad = labkit.train(bad_model, data, epochs=3, lr=HIGH_LR, seed=SEED, progress=False)
+except labkit.DivergedError as err:
+    print(err)
+else:
+    bad_emb = bad.layer()
+    print("k-NN accuracy per epoch:",
+          [round(metrics.knn_accuracy(e, bad.labels), 2) for e in bad_emb])
+    print("mean length of an embedding per epoch:",
+          [round(float(np.linalg.norm(e, axis=1).mean()), 2) for e in bad_emb])
+    display(pd.DataFrame(bad.history).set_index("epoch").round(4))
+    plots.epoch_grid(align.trajectory(bad, method="pca"), bad, method="pca",
+                     path=OUT / "figures" / "high_lr_grid.png")
+
 # %% [markdown] id="q-high-lr" question
-# `LR` is the peak learning rate, `1e-3` by default. Predict what happens with `LR = 10`,
-# then try it (set it in the parameters cell and run the notebook up to section 3, or train
-# a fresh `labkit.build_model("cnn", ...)` with `lr=10`). What do the history table and the
-# k-NN accuracy show, what would the projector show, and when does the kit stop with an
-# error instead?
+# What do the history table, the k-NN accuracy and the pictures of the `lr=10` run show,
+# and why? When does the kit stop with an error instead of training on?
 
 # %% [markdown] id="a-high-lr" answer points=2
-# Each step moves the weights too far: the steps overshoot every minimum, the loss jumps up
-# instead of down, and the weights and activations blow up. On the small digits set
-# (`labkit.load_dataset("digits")`, the kit's CNN, `lr=10`) the test accuracy drops to
-# chance ({{chance}}) after epoch 1 and stays there; the training loss reads 35 after epoch
-# 1 and the test loss 43775 after epoch 2, when the mean length of an embedding has grown
-# from about 1 to over 2600. Then every ReLU of `embed` dies: from epoch 3 on, every
-# embedding is the zero vector, and the k-NN accuracy falls from 0.76 at epoch 0 to 0.10.
-# The projector would show all points on one spot. The kit does not stop here, because the
-# loss stays finite (AdamW's steps have a bounded size and batch normalisation rescales the
+# Each step moves the weights too far: the steps overshoot every minimum, the loss jumps
+# up instead of down, and the weights and activations blow up. The history shows the test
+# accuracy falling to about chance ({{chance}}) after the first epoch and staying there,
+# with training and test losses far above the good run's. The embedding falls apart: the
+# ReLUs of `embed` die one after the other (their inputs are pushed below zero for every
+# image), many embeddings become the zero vector or nearly so, and the k-NN accuracy,
+# well above chance at epoch 0 (the untrained network already groups similar images),
+# drops towards chance. The pictures show what training did to the untrained network's
+# rough grouping: it is destroyed, the classes mixed or the points squeezed onto a few
+# spots, nothing like the good run's clusters. The kit trains on because the loss stays
+# finite (AdamW's steps have a bounded size and batch normalisation rescales the
 # activations); when the loss becomes NaN or infinite, `labkit.train` raises
-# `DivergedError`, with the message
-# *training diverged at epoch N (loss nan); try a lower learning rate than 10*. Expect the
-# same on {{name}}: either way nothing is learnt, while `1e-3` brings digits to about 99 %
-# test accuracy.
+# `DivergedError` with the message *training diverged at epoch N (loss nan); try a lower
+# learning rate than 10*, and the cell prints that message instead.
 
 # %% [markdown] id="the-embedding-projector"
-# ## 4. The Embedding Projector
+# ## 5. The Embedding Projector
 #
 # We write the projector logs (one tensor per epoch, with the titles and labels as
 # metadata) and open TensorBoard, shown below the cell: locally from
 # http://127.0.0.1:6006 (or the next free port), on Colab through Colab's own proxy.
 # The projector does not load in Safari: use Chrome or Firefox, or the explorer in
-# section 5.
+# section 6.
 #
 # *Optional, on Colab:* for TensorBoard in a full browser window, the kit can open an
 # ngrok tunnel (ngrok is a free service that gives TensorBoard its own
@@ -351,7 +753,7 @@ tb = labkit.open_tensorboard(OUT / "tensorboard")
 # last epoch each class forms its own cluster and the accuracy has reached its final
 # value, {{expected}}. Epoch 0 is not noise because a network with random weights is
 # still a fixed, smooth function: images that are alike in pixels get similar vectors.
-# The k-NN accuracy printed in section 3 shows it: at epoch 0 it is already far above
+# The k-NN accuracy printed in section 4 shows it: at epoch 0 it is already far above
 # chance, because images of one class look alike in pixels. Training does not create the
 # neighbourhoods from nothing; it pulls each class together and pushes the classes apart
 # so that the linear head can separate them.
@@ -366,7 +768,7 @@ tb = labkit.open_tensorboard(OUT / "tensorboard")
 # not noise: a network with random weights is a fixed, smooth function, so photographs
 # alike in pixels get similar vectors. But what two photographs share pixel by pixel is
 # mostly colour and background (sky, grass, water), not the object, so the k-NN accuracy
-# of section 3 at epoch 0 is far lower than on MNIST: neighbours share a background more
+# of section 4 at epoch 0 is far lower than on MNIST: neighbours share a background more
 # often than a class. Training has to build most of the class structure, pulling each
 # class together and pushing the classes apart so that the linear head can separate
 # them.
@@ -507,14 +909,15 @@ with tempfile.TemporaryDirectory() as tmp:
 tb_by_hand = labkit.open_tensorboard(OUT / "projector_by_hand", port=6007)
 
 # %% [markdown] id="the-explorer"
-# ## 5. The explorer: the same embeddings inside the notebook
+# ## 6. The explorer: the same embeddings inside the notebook
 #
 # The explorer needs no TensorBoard and no tunnel. Drag the epoch slider (or press
 # play) and watch every point travel from epoch 0 to the end; colour the points by
 # `label`, `prediction` or `correct` (right/wrong); hover over a point for its
 # title and picture; click one (shift-drag to lasso several) to list its nearest
-# neighbours in the full embedding, not just in this 2-D picture (a PCA of each epoch,
-# rotated to line up with the next; section 6 explains PCA).
+# neighbours in the full embedding, not just in this 2-D picture. The picture is one PCA
+# for all epochs (section 7 explains PCA, section 8 how the epochs are put on the same
+# axes), so a point moves between epochs only as much as its embedding changed.
 
 # %% id="explore"
 labkit.explore(snaps)
@@ -545,7 +948,7 @@ labkit.explore(snaps)
 # such points systematically.
 
 # %% [markdown] id="pca-t-sne-and-umap"
-# ## 6. PCA, t-SNE and UMAP on the same embedding
+# ## 7. PCA, t-SNE and UMAP on the same embedding
 #
 # PCA is a rotation followed by dropping the dimensions of least variance: it keeps
 # the global geometry, and distances in the picture are never larger than in the
@@ -597,8 +1000,8 @@ fig = plots.compare(views, snaps, scores, path=OUT / "figures" / "reducers.png")
 # PCA for how far apart classes are: it is a rotation followed by dropping axes, so
 # distances in the picture can only shrink, a gap between two clusters in it is at least
 # as large in the embedding, and the relative positions of the clusters mean something.
-# But it keeps neighbourhoods worst: its trustworthiness is clearly the lowest of the three
-# (typically below 0.9, against about 0.99 for t-SNE and UMAP), and classes that are apart
+# But it keeps neighbourhoods worst: its trustworthiness (in the panel titles) is the
+# lowest of the three, while t-SNE and UMAP come close to 1, and classes that are apart
 # in the full embedding can overlap in its 2-D shadow. t-SNE or UMAP to see which {{items}}
 # sit next to which, and so which are confused: they keep neighbourhoods, but stretch and
 # shrink distances freely, so the size of a cluster and the gaps between clusters say
@@ -616,7 +1019,7 @@ fig = plots.compare(views, snaps, scores, path=OUT / "figures" / "reducers.png")
 # freely, so the size of a cluster and the gaps between clusters say little.
 
 # %% [markdown] id="from-epoch-0-to-the-end"
-# ## 7. From epoch 0 to the end, in one frame
+# ## 8. From epoch 0 to the end, in one frame
 #
 # Every epoch is drawn on the same two axes. First each epoch's embedding is turned onto
 # the one before it by Orthogonal Procrustes (the rotation, possibly with a reflection,
@@ -635,10 +1038,10 @@ fig = plots.epoch_grid(traj, snaps, method="pca", path=OUT / "figures" / "epoch_
 
 # %% [markdown] id="look-for-grid"
 # **Look for:** the epoch at which the clusters appear, and what the later epochs still
-# change once the accuracy in section 3 has stopped rising.
+# change once the accuracy in section 4 has stopped rising.
 
 # %% [markdown] id="mantis"
-# ## 8. A CSV for Mantis
+# ## 9. A CSV for Mantis
 #
 # Mantis, an online workbench that draws embeddings as maps, reads one CSV row per point: the title,
 # the label (`categoric`), the prediction, and the embedding at every epoch, each as a
