@@ -357,3 +357,39 @@ def test_a_loop_that_skips_epoch_0_is_told_to_record_it(digits):
             "SEED": 0,
         }
         assert words in refusal("01_projector_mnist", "loop-check", namespace)
+
+
+# --- Lab 5: classes the network never saw ------------------------------------------------
+
+
+@pytest.mark.slow
+def test_lab5s_unseen_classes_answer_quotes_its_default_run():
+    """Lab 5's train and unseen-classes cells, run with the lab's defaults in this process,
+    give the k-NN accuracies its model answer quotes."""
+    import re
+
+    nb = generate_notebooks.read_source("05_grand_tour_alignment")
+    cells = {c.metadata["id"]: c.source for c in nb.cells}
+    ns = {**generate_notebooks.source_params(nb), "np": np, "pd": pd, "labkit": labkit}
+    ns.update(metrics=metrics, align=align, display=lambda *_: None)
+    ns["DATA_DIR"] = labkit.home(ns["DATA_DIR"])
+    train = cells["train"].replace("lr=LR, seed=SEED)", "lr=LR, seed=SEED, progress=False)")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the numbers quoted are a one-thread run's (threads change bits)
+    try:
+        exec(train, ns)
+        exec(cells["unseen"], ns)
+    finally:
+        torch.set_num_threads(threads)
+    table = ns["unseen_table"].round(2)
+    unseen, seen = table.columns
+    pixels, untrained, half, full = table.index
+    quoted = [float(x) for x in re.findall(r"\b[01]\.\d\d\b", cells["a-unseen"])]
+    assert quoted == [
+        table.loc[half, unseen],
+        table.loc[untrained, unseen],
+        table.loc[pixels, unseen],
+        table.loc[half, seen],
+        table.loc[untrained, seen],
+        table.loc[full, unseen],
+    ]

@@ -525,9 +525,11 @@ def train_by_hand(net, data, epochs: int, lr: float, seed: int, batch_size: int 
             optimizer.step()
             losses.append(loss.item())
         net.eval()
+        correct = 0
         with torch.no_grad():
-            correct = sum((net(x).argmax(1) == y).sum().item()
-                          for x, y in zip(data.x_test.split(1000), data.y_test.split(1000)))
+            for start in range(0, len(data.y_test), 1000):  # chunks bound the memory
+                x, y = data.x_test[start:start + 1000], data.y_test[start:start + 1000]
+                correct += (net(x).argmax(1) == y).sum().item()
         history.append({"epoch": epoch, "train_loss": sum(losses) / len(losses),
                         "test_acc": correct / len(data.y_test)})
         snapshots.append(capture_by_hand(net, "embed", data.x_probe))
@@ -588,7 +590,8 @@ for _ in range(2):
 (e1, h1), (e2, h2) = runs
 assert e1.shape == (3, 40, 64) and len(h1) == 2
 assert torch.equal(e1, e2) and h1 == h2, "the same seed must give the same run"
-correct = sum((again(small.x_test).argmax(1) == small.y_test).tolist())
+with torch.no_grad():
+    correct = sum((again.eval()(small.x_test).argmax(1) == small.y_test).tolist())
 assert abs(h2[-1]["test_acc"] - correct / 200) < 1e-9, "test_acc is not the accuracy on the test split"
 ### END HIDDEN TESTS
 
@@ -610,9 +613,13 @@ assert abs(h2[-1]["test_acc"] - correct / 200) < 1e-9, "test_acc is not the accu
 #   a clear stop when the loss becomes NaN; exports (projector, Mantis) written so that an
 #   interrupted save leaves the previous file intact.
 #
-# The cell below trains a copy of your network from the same starting weights with the
-# kit, for the same `HAND_EPOCHS`: the same epoch 0, and an accuracy within a point or two
-# of yours, in less time. From here on the lab uses the kit.
+# Your loop already batches by indexing whole tensors, which is where a `DataLoader` loses
+# most time, so on a CPU without native 16-bit arithmetic the two take about as long; the
+# kit pulls ahead where mixed precision runs natively (recent CPUs, GPUs). The cell below
+# trains a copy of your network from the same starting weights with the kit, for the same
+# `HAND_EPOCHS`, and prints both times and accuracies: the same epoch 0, and an accuracy
+# close to yours (on digits, within 5 points after 8 epochs; the kit's schedule helps most
+# when the epochs are few). From here on the lab uses the kit.
 
 # %% id="kit-on-your-net"
 kit_net = SmallCNN(data.input_shape, data.n_classes)
