@@ -221,3 +221,58 @@ def test_similarity_search_and_agreement_by_hand(digits_run):
     np.fill_diagonal(cos, -np.inf)
     nearest = np.argsort(-cos, axis=1, kind="stable")[:, :8]
     np.testing.assert_allclose(shares, (snaps.labels[nearest] == snaps.labels[:, None]).mean(1))
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_mining_by_hand_ranks_the_pool_by_cosine_to_the_centroid():
+    from sklearn.metrics.pairwise import cosine_similarity
+
+    mine = solution("06_working_with_embeddings", "mine")["mine"]
+    rng = np.random.default_rng(5)
+    pool, query = rng.normal(size=(300, 16)), rng.normal(size=(5, 16)) * [[1], [3], [5], [7], [9]]
+    centroid = _unit(query).mean(axis=0, keepdims=True)
+    expected = np.argsort(-cosine_similarity(pool, centroid)[:, 0], kind="stable")[:25]
+    got = mine(pool, query, 25)
+    assert np.issubdtype(got.dtype, np.integer) and got.tolist() == expected.tolist()
+    assert mine(pool.astype(np.float32), query.astype(np.float32), 25).tolist() == expected.tolist()
+
+
+def _mine_lab(wrong_mine) -> dict:
+    """The mine-check's variables for a pool of 120 items, with ``wrong_mine`` as the answer."""
+    rng = np.random.default_rng(6)
+    pool, query = rng.normal(size=(120, 8)), rng.normal(size=(3, 8))
+    return {
+        "np": np,
+        "mine": wrong_mine,
+        "mined": np.asarray(wrong_mine(pool, query, 10)),
+        "MINE_K": 10,
+        "data": type("Pool", (), {"n_pool": 120})(),
+    }
+
+
+def test_the_mine_check_names_what_a_wrong_search_did():
+    def euclidean(pool, query, k):
+        return np.argsort(np.linalg.norm(pool - query.mean(0), axis=1), kind="stable")[:k]
+
+    def nearest_to_each(pool, query, k):
+        best = (_unit(pool) @ _unit(query).T).max(axis=1)  # each item's best query match
+        return np.argsort(-best, kind="stable")[:k]
+
+    def cosines(pool, query, k):
+        return np.sort(_unit(pool) @ _unit(query).mean(0))[::-1][:k]
+
+    def least_similar_first(pool, query, k):
+        return np.argsort(_unit(pool) @ _unit(query).mean(0), kind="stable")[:k]
+
+    stem, cell = "06_working_with_embeddings", "mine-check"
+    message = refusal(stem, cell, _mine_lab(euclidean))
+    assert "Euclidean distance; rank by the cosine instead" in message
+    message = refusal(stem, cell, _mine_lab(nearest_to_each))
+    assert "nearest to each query item" in message and "centroid" in message
+    assert "not integer indices" in refusal(stem, cell, _mine_lab(cosines))
+    assert "from largest to smallest" in refusal(stem, cell, _mine_lab(least_similar_first))
+    right = solution(stem, "mine")["mine"]
+    exec(visible_test(stem, cell), _mine_lab(right))  # the model solution passes
