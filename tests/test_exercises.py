@@ -227,6 +227,47 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+def test_the_most_confident_mistake_is_the_one_the_model_is_surest_of(digits_run):
+    """A wrong prediction that is not the surest one is refused, with what to do."""
+    _, snaps = digits_run
+    wrong = np.flatnonzero(~snaps.correct(-1))
+    confidence = snaps.probabilities[-1][wrong].max(axis=1)
+    first = int(wrong[0])
+    assert confidence[0] < confidence.max()  # the first mistake is not the surest here
+    predicted = snaps.class_names[snaps.predictions[-1][first]]
+    nbrs = workflows.similar(snaps, first, k=8)
+    lab = {"np": np, "snaps": snaps, "workflows": workflows, "nbrs": nbrs}
+    message = refusal(
+        "06_working_with_embeddings",
+        "mistake-check",
+        {**lab, "query": first, "predicted": predicted, "share_predicted": 0.5},
+    )
+    assert "surer of another mistake" in message and "wrong points only" in message
+    surest = int(wrong[confidence.argmax()])
+    message = refusal(
+        "06_working_with_embeddings",
+        "mistake-check",
+        {
+            **lab,
+            "query": int(confidence.argmax()),  # a position among the wrong ones, not a probe index
+            "predicted": predicted,
+            "share_predicted": 0.5,
+        },
+    )
+    if not snaps.correct(-1)[int(confidence.argmax())]:
+        assert "surer of another mistake" in message
+    else:
+        assert "the model gets point query right" in message
+    ok = {
+        **lab,
+        "query": surest,
+        "predicted": snaps.class_names[snaps.predictions[-1][surest]],
+        "nbrs": workflows.similar(snaps, surest, k=8),
+        "share_predicted": 0.5,
+    }
+    exec(visible_test("06_working_with_embeddings", "mistake-check"), ok)  # the right one passes
+
+
 def test_mining_by_hand_ranks_the_pool_by_cosine_to_the_centroid():
     from sklearn.metrics.pairwise import cosine_similarity
 
