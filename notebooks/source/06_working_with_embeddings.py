@@ -84,18 +84,20 @@ workflows.disagreement(snaps).set_index("epoch").round({"share": 3})  # wrong: c
 # from epoch 0 to the last epoch?
 
 # %% [markdown] id="a-disagree" answer points=2
-# On digits (a run trained in bf16, the kit's choice on a CPU that computes it; in fp32
-# the counts differ a little, e.g. 56 rings, 11 of them genuine mistakes) there are 57
-# rings at the last epoch, 13 % of the 450 probe points, and 45 of them are the labels
-# the kit changed: such a ringed point usually sits in the core of a cluster of another
-# colour (a 4 labelled 0, deep among the 4s), because the embedding places it with the
-# digit it shows. Most of the twelve others sit where clusters touch: the hard cases; a
-# few (#64, a 2 among the 1s) sit inside another class's cluster, just as a wrong label
-# does. The table shows the count falling fast: at epoch 0
-# the untrained model disagrees with 395 points (88 %, chance level), after one
-# epoch with 149, after two with 75, and from epoch 3 on it stays at 55 to 60. It
-# cannot fall much below 45: a good model does not agree with a wrong label, so the
-# wrong labels set a floor.
+# On digits (the default run: fp32, as `PRECISION` sets it, here on one CPU thread; another
+# number of threads, or a GPU, adds up in another order and moves a few counts) there are 69
+# rings at the last epoch, 15 % of the 450 probe points, and 45 of them are the labels the kit
+# changed: every one of them, since the model reads none of those images as its changed label.
+# In this PCA view most rings crowd in the upper middle, where two dimensions stack several
+# classes on top of each other; the full embedding tells them apart. There a changed label's
+# point sits with the digit it shows: of its 8 nearest neighbours, a median of 8 show its true
+# digit (by the clean labels of section 4). The 24 others are the model's genuine mistakes: 20
+# of them have their own label on 1 to 7 of their 8 neighbours, where classes meet (the hard
+# cases), and 4 (#85, #204, #206, #299) on none, inside another class just as a wrong label
+# would be. The table shows the count falling fast: at epoch 0 the untrained model disagrees
+# with 395 points (88 %, about chance), after one epoch with 198, after two with 92, and from
+# epoch 3 on it stays between 68 and 77. It cannot fall below 45: a good model does not agree
+# with a wrong label, so the wrong labels set a floor.
 
 # %% [markdown] id="similarity-search"
 # ## 2. Similarity search
@@ -239,14 +241,14 @@ workflows.similar(snaps, 0, k=8, epoch=0)
 # cosine similarity on its own?
 
 # %% [markdown] id="a-cosine" answer points=2
-# On digits, point 0 is a 2 (not one of the changed labels). After training all
-# eight neighbours are 2s, with cosines between 0.91 and 0.95. At epoch 0 seven of
-# the eight are 3s (the eighth is a 2), yet the cosines are even higher, 0.95 to
-# 0.96: the untrained network's features (after a ReLU, so never negative) point in
-# nearly the same direction for every image, and the median cosine over all pairs is
-# 0.88 at epoch 0 against 0.53 after training. So a high cosine on its own means
-# little; what counts is how a point's neighbours rank against all the other points,
-# and that ranking is only as good as the embedding, which training made useful.
+# On digits, point 0 is a 2 (not one of the changed labels). After training all eight
+# neighbours are 2s, with cosines between 0.87 and 0.91. At epoch 0 seven of the eight are 3s
+# (the eighth is a 2), yet the cosines are even higher, 0.95 to 0.96: the untrained network's
+# features (after a ReLU, so never negative) point in nearly the same direction for every
+# image, and the median cosine over all pairs is 0.88 at epoch 0 against 0.58 after training.
+# So a high cosine on its own means little; what counts is how a point's neighbours rank
+# against all the other points, and that ranking is only as good as the embedding, which
+# training made useful.
 
 # %% [markdown] id="explorer-intro"
 # The same search in the explorer: it opens on point 0's neighbours after training
@@ -326,17 +328,14 @@ assert abs(share_predicted - _labels.count(predicted) / 8) < 1e-9
 # you check before relabelling it?
 
 # %% [markdown] id="a-mistake" answer points=3
-# On digits with the default parameters it is test #382, labelled 2 and predicted 7
-# with probability 0.99, and 7 of its 8 nearest neighbours are 7s (share 88 %); the
-# eighth, #77, is labelled 2 as well but shows a 7 just like the others. Its
-# thumbnail (candidate 1 in section 4 draws it beside its neighbours) is plainly a 7,
-# like its neighbours, with nothing of a 2 in it: the
-# model, the neighbourhood and the picture agree, so this is a label error, not a
-# model error (the answer key in section 4 confirms that the kit changed this
-# label). Before relabelling, look at the image itself and at its neighbours, and
-# ask whether other models make the same call (another `SEED`, or `MODEL = "mlp"`):
-# a disagreement with the label is a reason to look, not proof, and an unusual
-# example of its class can look just as suspicious.
+# On digits with the default parameters it is test #350, labelled 8 and predicted 0 with
+# probability 0.99, and all 8 of its nearest neighbours are 0s (share 100 %). The picture above
+# shows a plain 0, an oval round a dark hole like its neighbours', with nothing of an 8 in it:
+# the model, the neighbourhood and the picture agree, so this is a label error, not a model
+# error (the answer key in section 4 confirms that the kit changed this label). Before
+# relabelling, look at the image itself and at its neighbours, and ask whether other models
+# make the same call (another `SEED`, or `MODEL = "mlp"`): a disagreement with the label is a
+# reason to look, not proof, and an unusual example of its class can look just as suspicious.
 
 # %% [markdown] id="label-error-candidates"
 # ## 4. Label-error candidates
@@ -445,17 +444,17 @@ candidates.head(10)
 # Which list would you hand to someone who checks labels, and why?
 
 # %% [markdown] id="a-suspects" answer points=2
-# On digits all 10 suspects have agreement 0 (none of their 8 neighbours carries
-# their label), and all 10 (#8, #10, #27, #43, #61, #64, #66, #98, #132, #133) are
-# also among the kit's 49 candidates. They are only the first ten, in index order,
-# of 37 points with agreement 0, and 36 of those are candidates too. The other one,
-# test #170, is labelled 0 and read as a 4: its neighbours reject its label but
-# mostly carry 1, not the model's 4, too few for the kit's 60 % rule. The kit's
-# list is the one to hand over: each entry has two independent signs against its
-# label and the list is ranked by the model's confidence (the next part shows that
-# 44 of its first 45 are wrong labels). The neighbour-only list is a wider net that
-# also catches borderline examples worth collecting more of, and it works when
-# there is no classifier at all.
+# On digits all 10 suspects have agreement 0 (none of their 8 neighbours carries their label),
+# and all 10 (#8, #10, #27, #43, #61, #66, #77, #85, #98, #111) are also among the kit's 52
+# candidates. They are only the first ten, in index order, of 44 points with agreement 0, and
+# 43 of those are candidates too. The other one, test #170, is labelled 0 and read as a 4: its
+# neighbours reject its label, but half of its 8 nearest are 1s, and only 5 of its 10 nearest
+# carry the model's 4, too few for the kit's 60 % rule. The kit's list is the one to hand
+# over: each entry has two independent signs against its label and the list is ranked by the
+# model's confidence (the next part shows that 40 of its first 45 are wrong labels). The
+# neighbour-only list is a wider net that also catches borderline examples worth collecting
+# more of (the answer key shows one among the ten suspects: #85, a genuine 8 the model reads as
+# a 7), and it works when there is no classifier at all.
 
 # %% [markdown] id="answer-key"
 # ### Scoring the hunt against the answer key
@@ -612,22 +611,20 @@ for rank, i in enumerate(candidates["index"].to_numpy()[:8], start=1):
 # for long enough?
 
 # %% [markdown] id="a-loss" answer points=3
-# The probe points are test images the model never trained on, so nothing pulls it
-# towards their changed labels: on digits it predicts the true class for all 45
-# flipped probe points and gives the flipped label a median probability of 0.009
-# (0.91 for the other points), a large loss. But a genuine mistake of the model has
-# a large loss too, and the loss alone cannot tell the two apart; the neighbourhood
-# can, because a mislabelled image sits inside its true class's cluster, where the
-# neighbours side with the model, while a hard example sits between classes with
-# mixed neighbours. So 7 of the model's 12 genuine mistakes are not kit candidates,
-# and the 5 that are (such as #64, a 2 whose neighbours are all 1s) come last, after
-# 44 flipped labels. At k = 45 the two rankings tie (precision and recall 0.98, one
-# genuine mistake in each), but the kit's list ends after 49 entries, while the loss
-# ranking goes on into correct labels: at k = 90 its precision is 0.50, the kit's
-# 0.90. On training labels the loss is what training drives down: a network trained
-# long enough fits even the flipped labels, their loss becomes small and a loss
-# ranking loses them (this small CNN, with weight decay, has not got there after 10
-# epochs).
+# The probe points are test images the model never trained on, so nothing pulls it towards
+# their changed labels: on digits it predicts the true class for 44 of the 45 flipped probe
+# points (and the flipped label for none) and gives the flipped label a median probability of
+# 0.015 (0.816 for the other points), a large loss. But a genuine mistake of the model has a
+# large loss too, and the loss alone cannot tell the two apart; the neighbourhood can, because
+# a mislabelled image sits inside its true class's cluster, where the neighbours side with the
+# model, while a hard example sits between classes with mixed neighbours. So 16 of the model's
+# 24 genuine mistakes are not kit candidates, and the 8 that are (such as #206, a 3 whose 8
+# neighbours are all 8s) come late, the first at rank 38. At k = 45 the loss does better in
+# this run (precision and recall 0.956 against the kit's 0.889: five genuine mistakes are
+# among the kit's first 45), but the kit's list ends after 52 entries, while the loss ranking
+# goes on into correct labels: at k = 90 its precision is 0.5, the kit's 0.846. On training
+# labels the loss is what training drives down: a network trained long enough fits even the
+# flipped labels, their loss becomes small and a loss ranking loses them.
 
 # %% [markdown] id="q-confident" question
 # Confident learning reads the same probabilities as the loss ranking. How does its
@@ -675,18 +672,18 @@ clusters
 # the model rather than of the labels? What would you do about each kind?
 
 # %% [markdown] id="a-clusters" answer points=2
-# On digits the 57 disagreements form 8 groups of 4 to 10 points, and in seven of
-# them 75 % to 100 % of the points carry a changed label. Most of those groups are
-# held together by the class the model predicts: the 10 points of the group named
-# "2 -> 7" are all read as 7s but are labelled 1, 2, 0, 9 or 8, so they are mostly
-# 7s given assorted wrong labels (nine of the ten were flipped), a labelling
-# problem. A pattern of the model has correct labels and mixed neighbours: "8 -> 5"
-# (75 % flipped) is named after two genuine mistakes, the 8s #204 and #209 read as
-# 5s, and the group "2 -> 1" (9 points, only 44 % flipped) holds five of the twelve genuine
-# mistakes, three of them other digits read as 1s (the 2 #64, the 8 #176 and the
-# 6 #283), and the 2 #65 and the 4 #54 read as 3 and 9. Wrong labels go back to be
-# checked and relabelled; a model pattern calls for more training examples like it,
-# found with similarity search.
+# On digits the 69 disagreements form 8 groups of 4 to 18 points, and in five of them 83 % to
+# 100 % of the points carry a changed label. Most of those are held together by the class the
+# model predicts: 11 of the 12 points of the group named "2 -> 7" are read as 7s but are
+# labelled 1, 2, 8, 0 or 9, so they are mostly 7s given assorted wrong labels (ten of the
+# twelve were changed), a labelling problem. A pattern of the model has correct labels and
+# mixed neighbours: the largest group, "6 -> 1" (18 points, only 33 % changed), holds 12 genuine
+# mistakes, 7 of them digits the model reads as 1s: the 6s #39 and #377, the 2 #64, the 3 #181
+# and the thin 8s #184, #217 and #379 (section 6 takes these on); the group "5 -> 1" (45 %
+# changed) adds the 5s #46, #131 and #432 read as 1s. This model calls 1 too often for thin,
+# upright strokes. Wrong labels go back to be checked and relabelled; a model pattern calls for
+# more training examples like it, found with similarity search.
+
 # %% [markdown] id="mining-intro"
 # ## 6. From a failure to better data
 #
