@@ -8,6 +8,7 @@ notebooks ask for.
 from __future__ import annotations
 
 import ast
+import copy
 import json
 import sys
 import urllib.parse
@@ -227,6 +228,26 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+def test_the_search_check_names_what_a_wrong_search_did(digits_run):
+    _, snaps = digits_run
+    ns = solution("06_working_with_embeddings", "search")
+    emb = snaps.layer()[-1]
+    lab = {"np": np, "snaps": snaps, "workflows": workflows, "emb": emb}
+    fig = ns["draw_neighbours"](snaps.thumbnails, snaps.label_names, 0, np.arange(1, 9))
+    cos = _unit(emb.astype(np.float64)) @ _unit(emb.astype(np.float64))[0]
+    with_itself = np.argsort(-cos, kind="stable")[:8]  # the query is its own best match
+    message = refusal(
+        "06_working_with_embeddings", "search-check", {**lab, "by_hand": with_itself, "fig": fig}
+    )
+    assert "point 0 is among its own neighbours" in message and "-np.inf" in message
+    message = refusal(
+        "06_working_with_embeddings",
+        "search-check",
+        {**lab, "by_hand": np.sort(cos)[::-1][1:9], "fig": fig},  # the cosines, not indices
+    )
+    assert "not integer indices" in message
+
+
 def test_the_most_confident_mistake_is_the_one_the_model_is_surest_of(digits_run):
     """A wrong prediction that is not the surest one is refused, with what to do."""
     _, snaps = digits_run
@@ -266,6 +287,65 @@ def test_the_most_confident_mistake_is_the_one_the_model_is_surest_of(digits_run
         "share_predicted": 0.5,
     }
     exec(visible_test("06_working_with_embeddings", "mistake-check"), ok)  # the right one passes
+
+
+def test_the_agreement_and_precision_checks_name_the_slip(digits_run):
+    _, snaps = digits_run
+    ns = solution("06_working_with_embeddings", "agreement")
+    emb = snaps.layer()[-1]
+
+    def counting_itself(emb, labels, k=8):  # forgot to take the point out of its neighbours
+        cos = _unit(np.asarray(emb, np.float64)) @ _unit(np.asarray(emb, np.float64)).T
+        nearest = np.argsort(-cos, axis=1, kind="stable")[:, :k]
+        return (labels[nearest] == labels[:, None]).mean(axis=1)
+
+    agreement = counting_itself(emb, snaps.labels)
+    lab = {"np": np, "snaps": snaps, "neighbour_agreement": counting_itself}
+    message = refusal(
+        "06_working_with_embeddings",
+        "agreement-check",
+        {**lab, "agreement": agreement, "suspects": np.argsort(agreement, kind="stable")[:10]},
+    )
+    assert "counted among its own neighbours" in message
+    good = ns["neighbour_agreement"](emb, snaps.labels)
+    message = refusal(
+        "06_working_with_embeddings",
+        "agreement-check",
+        {
+            **lab,
+            "neighbour_agreement": ns["neighbour_agreement"],
+            "agreement": good,
+            "suspects": np.argsort(-good, kind="stable")[:10],  # the highest, not the lowest
+        },
+    )
+    assert "10 smallest agreements" in message
+
+    flipped = np.zeros(snaps.n_probe, bool)
+    flipped[::10] = True
+
+    def recall_over_k(ranked, flipped, k):  # recall divided by k instead of by the flips
+        top = np.asarray(ranked)[:k]
+        hits = flipped[top].sum()
+        return float(hits / len(top)), float(hits / k)
+
+    snaps_flipped = copy.copy(snaps)
+    snaps_flipped.flipped = flipped
+    cands = pd.DataFrame({"index": np.arange(0, snaps.n_probe, 5)})
+    n = int(flipped.sum())
+    message = refusal(
+        "06_working_with_embeddings",
+        "precision-recall-check",
+        {
+            "np": np,
+            "snaps": snaps_flipped,
+            "candidates": cands,
+            "precision_recall_at_k": recall_over_k,
+            "n_flipped": n,
+            "precision": recall_over_k(cands["index"], flipped, n)[0],
+            "recall": recall_over_k(cands["index"], flipped, n)[1],
+        },
+    )
+    assert "divide by flipped.sum(), not by k" in message
 
 
 def test_mining_by_hand_ranks_the_pool_by_cosine_to_the_centroid():

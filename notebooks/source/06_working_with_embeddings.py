@@ -511,6 +511,10 @@ assert np.allclose(toy_scores, (0.5, 0.5)), \
     f"ranked [1, 0, 3], k = 2, points 1 and 3 flipped: of the first two entries (1 and 0) " \
     f"one is flipped (precision 1/2), and one of the two flipped points is found (recall " \
     f"1/2); got {toy_scores}"
+_all_four = precision_recall_at_k(np.array([1, 0, 3, 2]), toy_flipped, 4)
+assert np.isclose(_all_four[1], 1.0), \
+    f"ranked [1, 0, 3, 2], k = 4: both flipped points are among them, so the recall is 1 " \
+    f"(2 found of the 2 flipped), got {_all_four[1]}: divide by flipped.sum(), not by k"
 assert np.allclose(precision_recall_at_k(np.array([3]), toy_flipped, 4), (1.0, 0.5)), \
     "a list shorter than k: the precision is the share among the entries there are " \
     "(ranked[:k] simply stops early)"
