@@ -552,8 +552,8 @@ assert all(isinstance(v, float) for v in precision_recall_at_k(_order, _mask, 5)
 
 # %% id="confident-learning-table"
 confident = workflows.confident_learning(snaps)
-print("thresholds t_j:", ", ".join(f"{name}: {t:.2f}" for name, t in
-                                   zip(snaps.class_names, confident.attrs["thresholds"])))
+thresholds = zip(snaps.class_names, confident.attrs["thresholds"], strict=True)
+print("thresholds t_j:", ", ".join(f"{name}: {t:.2f}" for name, t in thresholds))
 print(f"{len(confident)} confident-learning candidates, {len(candidates)} kit candidates, "
       f"{len(set(confident['index']) & set(candidates['index']))} in both lists")
 confident.head(10)
