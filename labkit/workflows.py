@@ -3,6 +3,7 @@
 >>> disagreement(snaps)                       # per epoch: model vs label   # doctest: +SKIP
 >>> similar(snaps, "test #417", k=5)          # cosine nearest neighbours   # doctest: +SKIP
 >>> label_error_candidates(snaps)             # neighbours and model both disagree with label
+>>> confident_learning(snaps)                 # per-class thresholds on the probabilities
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ if TYPE_CHECKING:
 
     from .snapshots import Snapshots
 
-__all__ = ["disagreement", "error_clusters", "label_error_candidates", "similar"]
+__all__ = [
+    "confident_learning",
+    "disagreement",
+    "error_clusters",
+    "label_error_candidates",
+    "similar",
+]
 
 
 def disagreement(snaps: Snapshots) -> pd.DataFrame:
@@ -109,6 +116,62 @@ def label_error_candidates(
             "neighbours_agreeing_with_model": share[order],
         }
     )
+
+
+def confident_learning(snaps: Snapshots, *, epoch: int = -1) -> pd.DataFrame:
+    """Label-error candidates by confident learning (Northcutt et al., 2021), as cleanlab's
+    ``find_label_issues(labels, pred_probs, filter_by="confident_learning")`` finds them.
+
+    With ``p_j(x)`` the model's probability of class ``j`` for item ``x`` at ``epoch``:
+
+    - each class gets a threshold, the model's mean confidence in it on its own items:
+      ``t_j = mean of p_j(x) over the items x labelled j``;
+    - an item is *confidently* of class ``j`` when ``p_j(x) >= t_j`` (when several classes
+      reach their thresholds, the most probable of all classes decides; when none does, the
+      item counts for no class);
+    - an item labelled ``i`` is a candidate when it is confidently of another class
+      ``j != i`` and the model does not predict ``i`` (a tie goes to the label).
+
+    A per-class threshold lets a class the model is less sure of (a harder digit) still
+    claim its items, where one global cut-off would favour the easy classes. Candidates are
+    ranked by ``self_confidence``, ``p_label(x)``, lowest first (cleanlab's default order); the
+    DataFrame has ``index, title, label, suggested`` (the class they are confidently of) and
+    ``self_confidence``, and ``.attrs["thresholds"]`` holds ``t_j`` in class order. As cleanlab
+    says, the probabilities should be out of sample: the test split's are.
+    """
+    import pandas as pd
+
+    probs = np.asarray(snaps.probabilities[epoch])
+    labels = np.asarray(snaps.labels)
+    n, c = probs.shape
+    # A class with no item gets a threshold no probability reaches (cleanlab's 2), and none
+    # is below 2e-6, so that the 1e-6 tolerance cannot make every item reach it.
+    thresholds = np.clip(
+        [np.mean(probs[:, j][labels == j]) if np.any(labels == j) else 2.0 for j in range(c)],
+        2e-6,
+        None,
+    )
+    above = probs >= thresholds - 1e-6  # a float tolerance, as cleanlab's
+    n_above = above.sum(axis=1)
+    suggested = np.where(n_above > 1, probs.argmax(axis=1), above.argmax(axis=1))
+    off_diagonal = (n_above > 0) & (suggested != labels)
+    # ... but not where the model's own prediction is the label (ties go to the label).
+    nudged = probs.copy()
+    nudged[np.arange(n), labels] += 1e-6
+    cand = np.flatnonzero(off_diagonal & (nudged.argmax(axis=1) != labels))
+    self_confidence = probs[cand, labels[cand]]
+    order = cand[np.argsort(self_confidence, kind="stable")]
+    df = pd.DataFrame(
+        {
+            "index": order,
+            "title": [snaps.titles[i] for i in order],
+            "label": [snaps.class_names[labels[i]] for i in order],
+            "suggested": [snaps.class_names[suggested[i]] for i in order],
+            "self_confidence": probs[order, labels[order]],
+        }
+    )
+    df.attrs["thresholds"] = [float(t) for t in thresholds]
+    return df
 
 
 def error_clusters(

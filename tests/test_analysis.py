@@ -317,6 +317,83 @@ def test_label_error_candidates_find_the_flipped_label():
     assert workflows.disagreement(snaps)["wrong"].tolist() == [1]
 
 
+def _snaps_of(labels, probs) -> labkit.Snapshots:
+    """Snapshots holding only what confident learning reads: labels and probabilities."""
+    labels, probs = np.asarray(labels), np.asarray(probs, np.float32)
+    return labkit.Snapshots(
+        embeddings={"embed": np.zeros((1, len(labels), 2), np.float32)},
+        labels=labels,
+        predictions=probs.argmax(1)[None],
+        probabilities=probs[None],
+        titles=[f"item {i}" for i in range(len(labels))],
+        class_names=[str(j) for j in range(probs.shape[1])],
+    )
+
+
+def test_confident_learning_on_a_hand_made_example():
+    """Thresholds t = (0.5625, 0.9, 0.5). Item 2 (labelled 0) reaches class 1's bar: a
+    candidate. Item 8 (labelled 0) reaches the hard class 2's low bar with only 0.55: a
+    candidate. Item 7 (labelled 2, predicted 1 with 0.6) reaches no bar: not a candidate,
+    although the model disagrees with its label; item 3 reaches none either."""
+    labels = [0, 0, 0, 1, 1, 2, 2, 2, 0]
+    probs = [
+        [0.9, 0.1, 0.0],
+        [0.8, 0.2, 0.0],
+        [0.1, 0.9, 0.0],
+        [0.2, 0.8, 0.0],
+        [0.0, 1.0, 0.0],
+        [0.3, 0.2, 0.5],
+        [0.4, 0.0, 0.6],
+        [0.0, 0.6, 0.4],
+        [0.45, 0.0, 0.55],
+    ]
+    found = workflows.confident_learning(_snaps_of(labels, probs))
+    np.testing.assert_allclose(found.attrs["thresholds"], [0.5625, 0.9, 0.5], atol=1e-6)
+    assert found["index"].tolist() == [2, 8]  # by the probability of the label: 0.1, 0.45
+    assert found["suggested"].tolist() == ["1", "2"] and found["label"].tolist() == ["0", "0"]
+    np.testing.assert_allclose(found["self_confidence"], [0.1, 0.45], atol=1e-6)
+    # Item 4 (labelled 2) is over the bars of classes 0 and 1 (t = 0.45, 0.45, 0.52): the
+    # more probable of the two, 1, is the class it is confidently of.
+    labels = [0, 0, 1, 1, 2, 2]
+    probs = [
+        [0.4, 0.3, 0.3],
+        [0.5, 0.2, 0.3],
+        [0.3, 0.4, 0.3],
+        [0.2, 0.5, 0.3],
+        [0.46, 0.5, 0.04],
+        [0.0, 0.0, 1.0],
+    ]
+    two = workflows.confident_learning(_snaps_of(labels, probs))
+    np.testing.assert_allclose(two.attrs["thresholds"], [0.45, 0.45, 0.52], atol=1e-6)
+    assert two["index"].tolist() == [4] and two["suggested"].tolist() == ["1"]
+
+
+def test_confident_learning_finds_what_cleanlab_finds(digits_run):
+    from cleanlab.filter import find_label_issues
+
+    _, snaps = digits_run
+    rng = np.random.default_rng(0)
+    labels = snaps.labels.copy()
+    labels[rng.choice(len(labels), 45, replace=False)] = rng.integers(0, 10, 45)  # some wrong
+    cases = [(labels, snaps.probabilities[e]) for e in (1, 2, -1)]
+    for _ in range(100):  # and small random problems, where ties and empty rows happen
+        n, c = int(rng.integers(6, 60)), int(rng.integers(2, 6))
+        p = rng.dirichlet(np.full(c, rng.uniform(0.2, 3)), size=n)
+        y = np.concatenate([np.arange(c), rng.integers(0, c, n - c)])  # every class present
+        cases.append((y, p))
+    for y, p in cases:
+        ours = workflows.confident_learning(_snaps_of(y, p))
+        p32 = np.asarray(p, np.float32)
+        theirs = find_label_issues(y, p32, filter_by="confident_learning")
+        assert sorted(ours["index"]) == np.flatnonzero(theirs).tolist()
+        # ... ranked by the probability of the label, lowest first, as cleanlab ranks them
+        ranked = find_label_issues(
+            y, p32, filter_by="confident_learning", return_indices_ranked_by="self_confidence"
+        )
+        conf = p32[np.arange(len(y)), y]
+        assert list(conf[ours["index"]]) == list(conf[ranked])
+
+
 def test_similarity_search_matches_brute_force(digits_run):
     _, snaps = digits_run
     table = workflows.similar(snaps, snaps.titles[10], k=5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -298,3 +299,91 @@ def test_a_loader_option_it_does_not_take_is_refused_with_the_closest_name():
         labkit.load_dataset("digits", topics=["Astronomy"])
     data = labkit.load_dataset("blobs", n_samples=300, centers=3)
     assert len(data.y_train) + len(data.y_test) == 300 and data.n_classes == 3
+
+
+def _pixels(x: torch.Tensor, data) -> list[tuple]:
+    """Each image of ``x`` as its raw pixel values (digits: sixteenths), normalisation undone."""
+    norm = data.info["normalisation"]
+    raw = x.numpy() * np.array(norm["std"], np.float32) + np.array(norm["mean"], np.float32)
+    return [tuple(r) for r in np.round(raw.reshape(len(x), -1) * 16).astype(int)]
+
+
+def test_a_pool_holds_out_a_stratified_share_of_training_and_keeps_its_true_labels(digits):
+    """pool=0.3: 30 % of the training split, class by class, out of training; its labels are
+    the true ones, where label noise changed the training labels; the test split, the probe
+    and its flips are those of the same load without a pool."""
+    noisy = labkit.load_dataset("digits", label_noise=0.1)
+    data = labkit.load_dataset("digits", label_noise=0.1, pool=0.3)
+    assert data.n_pool == round(0.3 * 1347) == 404 and len(data.y_train) == 1347 - 404
+    assert data.x_pool.shape == (404, 1, 8, 8) and data.pool_thumbnails.shape == (404, 8, 8)
+    assert "pool 404 (unlabelled)" in repr(data) and data.info["pool"] == 0.3
+    truth = data.reveal(np.arange(data.n_pool))
+    assert truth.dtype == np.int64
+    per_class = np.bincount(digits.y_train.numpy())
+    assert np.all(np.abs(np.bincount(truth) - 0.3 * per_class) <= 1)  # stratified
+    # Pool and training split are the full training split, image for image.
+    full = _pixels(digits.x_train, digits)
+    where = {p: i for i, p in enumerate(full)}
+    in_pool = np.array([where[p] for p in _pixels(data.x_pool, data)])
+    in_train = np.array([where[p] for p in _pixels(data.x_train, data)])
+    assert len(set(in_pool) | set(in_train)) == 1347 and not set(in_pool) & set(in_train)
+    # The pool's labels are the true ones, also where the noise changed the training label;
+    # the training split keeps the noisy labels, as without a pool.
+    np.testing.assert_array_equal(truth, digits.y_train.numpy()[in_pool])
+    changed = noisy.y_train.numpy()[in_pool] != truth
+    assert changed.sum() > 20
+    np.testing.assert_array_equal(data.y_train.numpy(), noisy.y_train.numpy()[in_train])
+    # The pool is normalised with the training statistics, like the test split.
+    assert abs(data.x_train.mean().item()) < 1e-4 and abs(data.x_pool.mean().item()) < 0.05
+    assert torch.equal(data.y_test, noisy.y_test)
+    assert torch.equal(data.probe_index, noisy.probe_index)
+    np.testing.assert_array_equal(data.flipped, noisy.flipped)
+    # The same pool on every load with the same seed, another one with another seed.
+    again = labkit.load_dataset("digits", label_noise=0.1, pool=0.3)
+    assert torch.equal(again.x_pool, data.x_pool)
+    other = labkit.load_dataset("digits", label_noise=0.1, pool=0.3, seed=1)
+    assert not torch.equal(other.x_pool[:50], data.x_pool[:50])
+
+
+def test_pool_items_added_to_training_carry_their_true_labels(digits):
+    data = labkit.load_dataset("digits", label_noise=0.1, pool=0.3)
+    picked = np.array([5, 0, 400])
+    labels = data.reveal(picked)
+    more = data.add_from_pool(picked)
+    assert len(more.y_train) == len(data.y_train) + 3 and more.n_pool == data.n_pool - 3
+    assert torch.equal(more.x_train[-3:], data.x_pool[picked])
+    assert more.y_train[-3:].tolist() == labels.tolist()
+    assert torch.equal(more.x_train[:-3], data.x_train) and torch.equal(more.x_test, data.x_test)
+    rest = np.setdiff1d(np.arange(data.n_pool), picked)
+    assert torch.equal(more.x_pool, data.x_pool[rest])
+    np.testing.assert_array_equal(more.reveal(np.arange(more.n_pool)), data.reveal(rest))
+    assert more.pool_thumbnails.shape == (data.n_pool - 3, 8, 8)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda d: d.reveal([404]), "the pool holds 404 items, numbered 0 to 403; 404 is not"),
+        (lambda d: d.reveal([-1]), "numbered 0 to 403; -1 is not one of them"),
+        (lambda d: d.reveal(np.array([0.0, 1.0])), "give integer positions in the pool"),
+        (lambda d: d.add_from_pool([3, 3]), "each pool item can be asked for once"),
+    ],
+    ids=["past-the-end", "negative", "not-integers", "repeated"],
+)
+def test_pool_positions_out_of_range_are_refused_in_one_sentence(call, message):
+    data = labkit.load_dataset("digits", pool=0.3)
+    with pytest.raises(DataError, match=re.escape(message)):
+        call(data)
+
+
+def test_a_pool_share_out_of_range_or_no_pool_is_refused(digits):
+    for share in (1.0, -0.1, 1.5):
+        with pytest.raises(DataError, match="pool is the share of the training split to hold"):
+            labkit.load_dataset("digits", pool=share)
+    with pytest.raises(DataError, match="holds out none of the 1347 training samples"):
+        labkit.load_dataset("digits", pool=1e-5)
+    with pytest.raises(DataError, match=r"no unlabelled pool; load it with load_dataset\("):
+        digits.reveal([0])
+    with pytest.raises(DataError, match="pool and probe_split='train' both take samples"):
+        labkit.load_dataset("digits", pool=0.3, probe_split="train")
+    assert digits.x_pool is None and digits.n_pool == 0

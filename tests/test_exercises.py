@@ -8,6 +8,7 @@ notebooks ask for.
 from __future__ import annotations
 
 import ast
+import copy
 import json
 import sys
 import urllib.parse
@@ -393,3 +394,178 @@ def test_lab5s_unseen_classes_answer_quotes_its_default_run():
         table.loc[untrained, seen],
         table.loc[full, unseen],
     ]
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_the_search_check_names_what_a_wrong_search_did(digits_run):
+    _, snaps = digits_run
+    ns = solution("06_working_with_embeddings", "search")
+    emb = snaps.layer()[-1]
+    lab = {"np": np, "snaps": snaps, "workflows": workflows, "emb": emb}
+    fig = ns["draw_neighbours"](snaps.thumbnails, snaps.label_names, 0, np.arange(1, 9))
+    cos = _unit(emb.astype(np.float64)) @ _unit(emb.astype(np.float64))[0]
+    with_itself = np.argsort(-cos, kind="stable")[:8]  # the query is its own best match
+    message = refusal(
+        "06_working_with_embeddings", "search-check", {**lab, "by_hand": with_itself, "fig": fig}
+    )
+    assert "point 0 is among its own neighbours" in message and "-np.inf" in message
+    message = refusal(
+        "06_working_with_embeddings",
+        "search-check",
+        {**lab, "by_hand": np.sort(cos)[::-1][1:9], "fig": fig},  # the cosines, not indices
+    )
+    assert "not integer indices" in message
+
+
+def test_the_most_confident_mistake_is_the_one_the_model_is_surest_of(digits_run):
+    """A wrong prediction that is not the surest one is refused, with what to do."""
+    _, snaps = digits_run
+    wrong = np.flatnonzero(~snaps.correct(-1))
+    confidence = snaps.probabilities[-1][wrong].max(axis=1)
+    first = int(wrong[0])
+    assert confidence[0] < confidence.max()  # the first mistake is not the surest here
+    predicted = snaps.class_names[snaps.predictions[-1][first]]
+    nbrs = workflows.similar(snaps, first, k=8)
+    lab = {"np": np, "snaps": snaps, "workflows": workflows, "nbrs": nbrs}
+    message = refusal(
+        "06_working_with_embeddings",
+        "mistake-check",
+        {**lab, "query": first, "predicted": predicted, "share_predicted": 0.5},
+    )
+    assert "surer of another mistake" in message and "wrong points only" in message
+    surest = int(wrong[confidence.argmax()])
+    message = refusal(
+        "06_working_with_embeddings",
+        "mistake-check",
+        {
+            **lab,
+            "query": int(confidence.argmax()),  # a position among the wrong ones, not a probe index
+            "predicted": predicted,
+            "share_predicted": 0.5,
+        },
+    )
+    if not snaps.correct(-1)[int(confidence.argmax())]:
+        assert "surer of another mistake" in message
+    else:
+        assert "the model gets point query right" in message
+    ok = {
+        **lab,
+        "query": surest,
+        "predicted": snaps.class_names[snaps.predictions[-1][surest]],
+        "nbrs": workflows.similar(snaps, surest, k=8),
+        "share_predicted": 0.5,
+    }
+    exec(visible_test("06_working_with_embeddings", "mistake-check"), ok)  # the right one passes
+
+
+def test_the_agreement_and_precision_checks_name_the_slip(digits_run):
+    _, snaps = digits_run
+    ns = solution("06_working_with_embeddings", "agreement")
+    emb = snaps.layer()[-1]
+
+    def counting_itself(emb, labels, k=8):  # forgot to take the point out of its neighbours
+        cos = _unit(np.asarray(emb, np.float64)) @ _unit(np.asarray(emb, np.float64)).T
+        nearest = np.argsort(-cos, axis=1, kind="stable")[:, :k]
+        return (labels[nearest] == labels[:, None]).mean(axis=1)
+
+    agreement = counting_itself(emb, snaps.labels)
+    lab = {"np": np, "snaps": snaps, "neighbour_agreement": counting_itself}
+    message = refusal(
+        "06_working_with_embeddings",
+        "agreement-check",
+        {**lab, "agreement": agreement, "suspects": np.argsort(agreement, kind="stable")[:10]},
+    )
+    assert "counted among its own neighbours" in message
+    good = ns["neighbour_agreement"](emb, snaps.labels)
+    message = refusal(
+        "06_working_with_embeddings",
+        "agreement-check",
+        {
+            **lab,
+            "neighbour_agreement": ns["neighbour_agreement"],
+            "agreement": good,
+            "suspects": np.argsort(-good, kind="stable")[:10],  # the highest, not the lowest
+        },
+    )
+    assert "10 smallest agreements" in message
+
+    flipped = np.zeros(snaps.n_probe, bool)
+    flipped[::10] = True
+
+    def recall_over_k(ranked, flipped, k):  # recall divided by k instead of by the flips
+        top = np.asarray(ranked)[:k]
+        hits = flipped[top].sum()
+        return float(hits / len(top)), float(hits / k)
+
+    snaps_flipped = copy.copy(snaps)
+    snaps_flipped.flipped = flipped
+    cands = pd.DataFrame({"index": np.arange(0, snaps.n_probe, 5)})
+    n = int(flipped.sum())
+    message = refusal(
+        "06_working_with_embeddings",
+        "precision-recall-check",
+        {
+            "np": np,
+            "snaps": snaps_flipped,
+            "candidates": cands,
+            "precision_recall_at_k": recall_over_k,
+            "n_flipped": n,
+            "precision": recall_over_k(cands["index"], flipped, n)[0],
+            "recall": recall_over_k(cands["index"], flipped, n)[1],
+        },
+    )
+    assert "divide by flipped.sum(), not by k" in message
+
+
+def test_mining_by_hand_ranks_the_pool_by_cosine_to_the_centroid():
+    from sklearn.metrics.pairwise import cosine_similarity
+
+    mine = solution("06_working_with_embeddings", "mine")["mine"]
+    rng = np.random.default_rng(5)
+    pool, query = rng.normal(size=(300, 16)), rng.normal(size=(5, 16)) * [[1], [3], [5], [7], [9]]
+    centroid = _unit(query).mean(axis=0, keepdims=True)
+    expected = np.argsort(-cosine_similarity(pool, centroid)[:, 0], kind="stable")[:25]
+    got = mine(pool, query, 25)
+    assert np.issubdtype(got.dtype, np.integer) and got.tolist() == expected.tolist()
+    assert mine(pool.astype(np.float32), query.astype(np.float32), 25).tolist() == expected.tolist()
+
+
+def _mine_lab(wrong_mine) -> dict:
+    """The mine-check's variables for a pool of 120 items, with ``wrong_mine`` as the answer."""
+    rng = np.random.default_rng(6)
+    pool, query = rng.normal(size=(120, 8)), rng.normal(size=(3, 8))
+    return {
+        "np": np,
+        "mine": wrong_mine,
+        "mined": np.asarray(wrong_mine(pool, query, 10)),
+        "MINE_K": 10,
+        "data": type("Pool", (), {"n_pool": 120})(),
+    }
+
+
+def test_the_mine_check_names_what_a_wrong_search_did():
+    def euclidean(pool, query, k):
+        return np.argsort(np.linalg.norm(pool - query.mean(0), axis=1), kind="stable")[:k]
+
+    def nearest_to_each(pool, query, k):
+        best = (_unit(pool) @ _unit(query).T).max(axis=1)  # each item's best query match
+        return np.argsort(-best, kind="stable")[:k]
+
+    def cosines(pool, query, k):
+        return np.sort(_unit(pool) @ _unit(query).mean(0))[::-1][:k]
+
+    def least_similar_first(pool, query, k):
+        return np.argsort(_unit(pool) @ _unit(query).mean(0), kind="stable")[:k]
+
+    stem, cell = "06_working_with_embeddings", "mine-check"
+    message = refusal(stem, cell, _mine_lab(euclidean))
+    assert "Euclidean distance; rank by the cosine instead" in message
+    message = refusal(stem, cell, _mine_lab(nearest_to_each))
+    assert "nearest to each query item" in message and "centroid" in message
+    assert "not integer indices" in refusal(stem, cell, _mine_lab(cosines))
+    assert "from largest to smallest" in refusal(stem, cell, _mine_lab(least_similar_first))
+    right = solution(stem, "mine")["mine"]
+    exec(visible_test(stem, cell), _mine_lab(right))  # the model solution passes

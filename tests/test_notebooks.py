@@ -494,3 +494,250 @@ def test_a_faulty_source_is_refused_with_the_file_and_cell_named(tmp_path):
             "x.ipynb",
             overrides={"DATASET": "digits"},
         )
+
+
+# The numbers Lab 6's model answers quote, read from the lab's own variables after its
+# default run (a cell appended to the notebook).
+_LAB6_FACTS = """
+import json as _json
+_u = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)
+_wrong = ~snaps.correct(-1)
+_truth_share = [(true_labels[cosine_neighbours(emb, i, 8)] == true_labels[i]).mean()
+                for i in np.flatnonzero(flipped)]
+_zero = np.flatnonzero(agreement == 0)
+_odd = [i for i in _zero if i not in set(candidates["index"])]
+_ten = lambda i: np.argsort(-(_u(emb) @ _u(emb)[i]), kind="stable")[1:11]
+_t = confident.attrs["thresholds"]
+_missed = [i for i in np.flatnonzero(flipped) if i not in set(confident["index"])]
+_p = snaps.probabilities[-1]
+_g = {int(r["cluster"]): r for _, r in clusters.iterrows()}
+_score = lambda name, k: scores.set_index(["ranking", "k"]).loc[(name, k)].round(3).tolist()
+_named = lambda name: next(c for c, r in _g.items() if r["main_confusion"] == name)
+_in = lambda c: members.index[members == c].to_numpy()
+F = {
+    "rings": int(_wrong.sum()), "ringed_flipped": int((_wrong & flipped).sum()),
+    "n": snaps.n_probe, "n_flipped": n_flipped,
+    "truth_median": float(np.median(_truth_share)) * 8,
+    "genuine": len(genuine),
+    "genuine_mixed": int(((agreement[genuine] > 0) & (agreement[genuine] < 1)).sum()),
+    "genuine_alone": [int(i) for i in genuine if agreement[i] == 0],
+    "disagree": workflows.disagreement(snaps)["wrong"].tolist(),
+    "point0": [snaps.label_names[0], bool(flipped[0])],
+    "after": workflows.similar(snaps, 0, k=8)[["label", "cosine"]].values.tolist(),
+    "before": workflows.similar(snaps, 0, k=8, epoch=0)[["label", "cosine"]].values.tolist(),
+    "median_cos": [median_cosine(snaps.layer()[0]), median_cosine(emb)],
+    "mistake": [snaps.titles[query], snaps.label_names[query], predicted,
+                float(_p[query].max()), share_predicted, bool(flipped[query])],
+    "suspects": [[int(i), float(agreement[i]), bool(flipped[i])] for i in suspects],
+    "n_candidates": len(candidates), "candidates": candidates["index"].tolist(),
+    "zero": len(_zero), "zero_candidates": int(np.isin(_zero, candidates["index"]).sum()),
+    "odd": [[snaps.titles[i], snaps.label_names[i], snaps.class_names[pred[i]],
+             [snaps.label_names[j] for j in cosine_neighbours(emb, i, 8)],
+             int((snaps.labels[_ten(i)] == pred[i]).sum())] for i in _odd],
+    "kit_flipped_45": int(flipped[candidates["index"].to_numpy()[:45]].sum()),
+    "flipped_true": int(np.sum(pred[flipped] == true_labels[flipped])),
+    "flipped_flipped": int(np.sum(pred[flipped] == snaps.labels[flipped])),
+    "median_p": [float(np.median(p_label[flipped])), float(np.median(p_label[~flipped]))],
+    "genuine_candidates": [[r + 1, int(i)] for r, i in enumerate(candidates["index"])
+                           if not flipped[i]],
+    "nbrs_206": [snaps.label_names[i] for i in cosine_neighbours(emb, 206, 8)],
+    "scores": {f"{name}@{k}": _score(name, k) for name in rankings for k in (45, 90)},
+    "thresholds": [[snaps.class_names[j], t] for j, t in enumerate(_t)],
+    "confident": confident["index"].tolist(),
+    "missed": [[int(i), snaps.label_names[i], snaps.class_names[pred[i]],
+                float(_p[i, pred[i]]), float(_t[pred[i]])] for i in _missed],
+    "groups": [[r["main_confusion"], int(r["size"]), float(r["flipped"])] for r in _g.values()],
+    "group_27": [[snaps.label_names[i], snaps.class_names[pred[i]], bool(flipped[i])]
+                 for i in _in(_named("2 -> 7"))],
+    "group_61": [[int(i), snaps.label_names[i], snaps.class_names[pred[i]]]
+                 for i in _in(_named("6 -> 1")) if not flipped[i]],
+    "group_51": [[int(i), snaps.label_names[i], snaps.class_names[pred[i]]]
+                 for i in _in(_named("5 -> 1")) if not flipped[i]],
+    "pattern": [_g[cluster]["main_confusion"], len(genuine_in[cluster]), a_name, b_name,
+                [int(i) for i in query_index]],
+    "pool": [data.n_pool, int(np.sum(data.reveal(np.arange(data.n_pool)) == true_class)),
+             int(np.sum((data.reveal(np.arange(data.n_pool)) == true_class)
+                        & (pool_pred == read_as)))],
+    "found": found.values.tolist(),
+    "mined_classes": np.bincount(data.reveal(mined), minlength=data.n_classes).tolist(),
+    "comparison": comparison.values.tolist(),
+    "held_out": int(is_a.sum()),
+}
+print("FACTS" + _json.dumps(F))
+"""
+
+
+def _lab6_facts(tmp_path: Path) -> tuple[dict, dict]:
+    """Lab 6's solution notebook on its defaults (one CPU thread, as its answers say), with
+    the facts cell appended: the facts, and the model answers by cell id."""
+    nb = nbformat.read(SOLUTIONS / "06_working_with_embeddings.ipynb", as_version=4)
+    setup = next(i for i, c in enumerate(nb.cells) if "labkit.home(" in c.source)
+    threads = "import torch\ntorch.set_num_threads(1)"
+    nb.cells.insert(setup + 1, nbformat.v4.new_code_cell(threads, id="one-thread"))
+    nb.cells.append(nbformat.v4.new_code_cell(_LAB6_FACTS, id="facts"))
+    _inject(nb, {"OUT": str(tmp_path / "runs" / "workflows"), "DATA_DIR": str(tmp_path / "d")})
+    NotebookClient(
+        nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
+    answers = {
+        c.id: " ".join(c.source.split()) for c in nb.cells if "answer" in c.metadata.get("tags", [])
+    }
+    return json.loads(printed.split("FACTS", 1)[1]), answers
+
+
+def _pct(x: float) -> str:
+    return f"{x:.0%}".replace("%", " %")
+
+
+def _series(items: list) -> str:
+    """#1, #2 and #3, as the answers list them."""
+    names = [f"#{i}" for i in items]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+@pytest.mark.slow
+def test_06_working_with_embeddings_answers_quote_its_default_run(tmp_path):
+    F, A = _lab6_facts(tmp_path)
+    d = F["disagree"]
+    assert F["ringed_flipped"] == F["n_flipped"] and F["flipped_flipped"] == 0
+    said = {
+        "a-disagree": [
+            f"there are {F['rings']} rings",
+            f"{_pct(F['rings'] / F['n'])} of the {F['n']} probe points",
+            f"and {F['ringed_flipped']} of them are the labels the kit changed",
+            f"a median of {F['truth_median']:.0f} show its true digit",
+            f"The {F['rings'] - F['ringed_flipped']} others",
+            f"{F['genuine_mixed']} of them have their own label on 1 to 7",
+            f"and {len(F['genuine_alone'])} ("
+            + ", ".join(f"#{i}" for i in F["genuine_alone"])
+            + ") on none",
+            f"disagrees with {d[0]} points ({_pct(d[0] / F['n'])}",
+            f"after one epoch with {d[1]}, after two with {d[2]}",
+            f"stays between {min(d[3:])} and {max(d[3:])}",
+            f"cannot fall below {F['n_flipped']}",
+        ],
+    }
+    assert F["rings"] - F["ringed_flipped"] == F["genuine"]
+    after, before = F["after"], F["before"]
+    assert {lab for lab, _ in after} == {F["point0"][0]} and not F["point0"][1]
+    n3 = sum(lab == "3" for lab, _ in before)
+    said["a-cosine"] = [
+        f"point 0 is a {F['point0'][0]} (not one of the changed labels)",
+        f"all eight neighbours are {F['point0'][0]}s",
+        f"cosines between {after[-1][1]:.2f} and {after[0][1]:.2f}",
+        f"At epoch 0 {['no', 'one', 'two', 'three', 'four', 'five', 'six', 'seven'][n3]} of "
+        f"the eight are 3s",
+        f"{before[-1][1]:.2f} to {before[0][1]:.2f}",
+        f"the median cosine over all pairs is {F['median_cos'][0]:.2f} at epoch 0 against "
+        f"{F['median_cos'][1]:.2f} after training",
+    ]
+    title, label, predicted, p, share, was_flipped = F["mistake"]
+    assert share == 1.0 and was_flipped
+    said["a-mistake"] = [
+        f"it is {title}, labelled {label} and predicted {predicted} with probability {p:.2f}",
+        f"all 8 of its nearest neighbours are {predicted}s (share 100 %)",
+    ]
+    assert all(a == 0 for _, a, _ in F["suspects"])
+    assert set(i for i, _, _ in F["suspects"]) <= set(F["candidates"])
+    (odd,) = F["odd"]
+    genuine_suspects = [i for i, _, f in F["suspects"] if not f]
+    said["a-suspects"] = [
+        "all 10 (" + ", ".join(f"#{i}" for i, _, _ in F["suspects"]) + ")",
+        f"among the kit's {F['n_candidates']} candidates",
+        f"of {F['zero']} points with agreement 0, and {F['zero_candidates']} of those",
+        f"The other one, {odd[0]}, is labelled {odd[1]} and read as a {odd[2]}",
+        "half of its 8 nearest are 1s",
+        f"only {odd[4]} of its 10 nearest carry the model's {odd[2]}",
+        f"{F['kit_flipped_45']} of its first 45 are wrong labels",
+        f"#{genuine_suspects[0]}, a genuine 8",
+    ]
+    assert len(F["odd"]) == F["zero"] - F["zero_candidates"] and odd[4] < 6
+    assert odd[3].count("1") == 4
+    s = F["scores"]
+    first_genuine = F["genuine_candidates"][0][0]
+    said["a-loss"] = [
+        f"predicts the true class for {F['flipped_true']} of the {F['n_flipped']}",
+        f"median probability of {F['median_p'][0]:.3f} ({F['median_p'][1]:.3f} for the other",
+        f"So {F['genuine'] - len(F['genuine_candidates'])} of the model's {F['genuine']} genuine",
+        f"the {len(F['genuine_candidates'])} that are (such as #206",
+        f"the first at rank {first_genuine}",
+        f"precision and recall {s['loss alone@45'][0]:.3f} against the kit's "
+        f"{s['kit candidates@45'][0]:.3f}",
+        "five genuine mistakes are among the kit's first 45",
+        f"the kit's list ends after {F['n_candidates']} entries",
+        f"at k = 90 its precision is {s['loss alone@90'][0]:g}, the kit's "
+        f"{s['kit candidates@90'][0]:.3f}",
+    ]
+    assert set(F["nbrs_206"]) == {"8"} and 206 in [i for _, i in F["genuine_candidates"]]
+    assert s["loss alone@45"][0] == s["loss alone@45"][1] and F["kit_flipped_45"] == 40
+    assert s["kit candidates@45"][0] == s["kit candidates@45"][1]
+    t = dict(F["thresholds"])
+    low, high = min(t, key=t.get), max(t, key=t.get)
+    conf = F["confident"]
+    assert set(conf) <= set(F["candidates"]) and conf[-1] == 206
+    assert all(p_pred < t_pred for *_, p_pred, t_pred in F["missed"])
+    ex = next(m for m in F["missed"] if m[0] == 400)
+    said["a-confident"] = [
+        f"from {t[low]:.2f} for the {low}s",
+        f"to {t[high]:.2f} for the {high}s",
+        f"names {len(conf)} candidates, all of them kit candidates",
+        f"and {len(conf) - 1} of them are changed labels",
+        f"its precision at k = 45 is {s['confident learning@45'][0]:.3f}",
+        f"scored on its {len(conf)} entries",
+        f"its recall is only {s['confident learning@45'][1]:.3f}, against "
+        f"{s['loss alone@45'][1]:.3f} for the loss and {s['kit candidates@45'][1]:.3f} for the kit",
+        f"It misses {len(F['missed'])} changed labels",
+        f"#400, labelled {ex[1]} and read as a {ex[2]} with {ex[3]:.2f}, under the "
+        f"{ex[2]}s' {ex[4]:.2f}",
+    ]
+    assert s["confident learning@45"][0] == max(v[0] for k, v in s.items() if k.endswith("@45"))
+    groups = F["groups"]
+    g27, g61, g51 = F["group_27"], F["group_61"], F["group_51"]
+    as_1 = [i for i, _, p in g61 if p == "1"]
+    said["a-clusters"] = [
+        f"the {F['rings']} disagreements form {len(groups)} groups of "
+        f"{min(g[1] for g in groups)} to {max(g[1] for g in groups)} points",
+        "in five of them 83 % to 100 %",
+        f'{sum(p == "7" for _, p, _ in g27)} of the {len(g27)} points of the group named "2 -> 7"',
+        "labelled "
+        + ", ".join(list(dict.fromkeys(lab for lab, _, _ in g27))[:-1])
+        + f" or {list(dict.fromkeys(lab for lab, _, _ in g27))[-1]}",
+        "(ten of the twelve were changed)",
+        f'"6 -> 1" ({next(g[1] for g in groups if g[0] == "6 -> 1")} points, only '
+        f"{_pct(next(g[2] for g in groups if g[0] == '6 -> 1'))} changed), holds {len(g61)} "
+        f"genuine mistakes, {len(as_1)} of them",
+        f'the group "5 -> 1" ({_pct(next(g[2] for g in groups if g[0] == "5 -> 1"))} changed)',
+        "the 5s " + _series([i for i, lab, p in g51 if (lab, p) == ("5", "1")]) + " read as 1s",
+    ]
+    flips = sorted(g[2] for g in groups)
+    assert flips[-5:] == [0.83, 0.83, 1.0, 1.0, 1.0] and flips[-6] < 0.83
+    assert sum(f for *_, f in g27) == 10 and len(g27) == 12
+    assert {i for i, _, p in g61 if p == "1"} == {39, 377, 64, 181, 184, 217, 379}
+    name, n_genuine, a, b, query = F["pattern"]
+    n_pool, pool_a, pool_ab = F["pool"]
+    (m_items, m_a, m_ab, m_wrong), (r_items, r_a, r_ab, r_wrong) = F["found"]
+    (_, right0, *_, acc0), (_, right_m, *_, acc_m), (_, right_r, *_, acc_r) = F["comparison"]
+    mc = F["mined_classes"]
+    said["a-mining"] = [
+        f'the group "{name}" holds the most genuine mistakes ({n_genuine})',
+        f"{a}s read as {b}s: {_series(query)}",
+        f"The pool holds {n_pool} items, {pool_a} of them {a}s, {pool_ab} of which",
+        f"Of the {m_items} pool items most like the query, {m_a} are {a}s ({_pct(m_a / m_items)}), "
+        f"{m_ab} of them among those {pool_ab}",
+        f"the model gets {m_wrong} of the {m_items} wrong",
+        f"of {r_items} random items {r_a} are {a}s",
+        f"would give about {round(r_items * pool_a / n_pool)}",
+        f"the model gets {r_wrong} wrong",
+        "nine 1s, three 3s, a 4 and a 6",
+        f"gets {right_m:.0f} of the {F['held_out']} other probe {a}s right ({right0:.0f} "
+        f"before, {right_r:.0f} with",
+        f"{acc_m:.1%} of the true probe labels ({acc0:.1%} before, {acc_r:.1%} with".replace(
+            "%", " %"
+        ),
+    ]
+    assert r_ab == 0 and len(query) == 3
+    assert [mc[1], mc[3], mc[4], mc[6], mc[8]] == [9, 3, 1, 1, m_a] and sum(mc) == m_items
+    for cell, phrases in said.items():
+        for phrase in phrases:
+            assert phrase in A[cell], f"{cell} should say {phrase!r}:\n{A[cell]}"

@@ -9,6 +9,10 @@ The *probe set* is a fixed, stratified subset of the test split (of the training
 ``probe_split="train"``). It is what gets embedded at every epoch, so its order and its titles
 never change during a run.
 
+An *unlabelled pool* (``pool=0.3``) is a stratified share of the training split held out of
+training, as the unlabelled data a team has stored: ``data.x_pool`` is there to embed and
+search, and :meth:`LabData.reveal` gives the true labels of the items one chooses to label.
+
 >>> data = load_dataset("digits")            # offline: ships with scikit-learn
 >>> data.x_train.shape, data.n_classes, len(data.probe_index)
 (torch.Size([1347, 1, 8, 8]), 10, 450)
@@ -91,6 +95,12 @@ class LabData:
     # Whether a left-right mirror image is as valid a sample (photographs, not digits or
     # text): train() then mirrors a random half of each training batch.
     mirror: bool = False
+    # The unlabelled pool (``pool=``): its inputs, normalised as the test split is, and
+    # thumbnails. Its true labels are kept out of sight (no public attribute, not in the
+    # repr), so that nobody reads them by accident: reveal() hands out the ones asked for.
+    x_pool: torch.Tensor | None = None
+    pool_thumbnails: np.ndarray | None = None
+    _pool_labels: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n_classes(self) -> int:
@@ -114,6 +124,56 @@ class LabData:
     def device(self) -> torch.device:
         return self.x_train.device
 
+    @property
+    def n_pool(self) -> int:
+        """How many items the unlabelled pool holds (0 without one)."""
+        return 0 if self.x_pool is None else len(self.x_pool)
+
+    def _pool_index(self, indices) -> np.ndarray:
+        """``indices`` as distinct integer positions in the pool, or one sentence why not."""
+        if self.x_pool is None:
+            raise DataError(
+                "this data has no unlabelled pool; load it with load_dataset(..., pool=0.3)"
+            )
+        idx = np.asarray(indices).reshape(-1)
+        if idx.size and not np.issubdtype(idx.dtype, np.integer):
+            raise DataError(
+                f"give integer positions in the pool (0 to {self.n_pool - 1}), not {idx.dtype}"
+            )
+        idx = idx.astype(np.int64)
+        bad = idx[(idx < 0) | (idx >= self.n_pool)]
+        if bad.size:
+            raise DataError(
+                f"the pool holds {self.n_pool} items, numbered 0 to {self.n_pool - 1}; "
+                f"{bad[0]} is not one of them"
+            )
+        if len(np.unique(idx)) != len(idx):
+            raise DataError("each pool item can be asked for once: the positions repeat")
+        return idx
+
+    def reveal(self, indices) -> np.ndarray:
+        """The true labels (int64 class indices) of the pool items at ``indices``: what an
+        annotator would write on them. Ask for the items you would pay to have labelled."""
+        return self._pool_labels[self._pool_index(indices)].copy()
+
+    def add_from_pool(self, indices) -> LabData:
+        """The same data with the pool items at ``indices`` labelled (their true labels) and
+        moved to the end of the training split; the pool keeps the others, in order. The test
+        split, the probe set and the normalisation stay as they are."""
+        idx = self._pool_index(indices)
+        keep = np.setdiff1d(np.arange(self.n_pool), idx)
+        dev = self.x_train.device
+        labels = torch.as_tensor(self._pool_labels[idx], dtype=torch.int64, device=dev)
+        return replace(
+            self,
+            x_train=torch.cat([self.x_train, self.x_pool[idx].to(dev)]),
+            y_train=torch.cat([self.y_train, labels]),
+            x_pool=self.x_pool[keep],
+            pool_thumbnails=None if self.pool_thumbnails is None else self.pool_thumbnails[keep],
+            _pool_labels=self._pool_labels[keep],
+            info={**self.info, "added_from_pool": self.info.get("added_from_pool", 0) + len(idx)},
+        )
+
     def to(self, device: str | torch.device) -> LabData:
         """The same data with its tensors on ``device`` (no copy if already there)."""
         return replace(
@@ -122,13 +182,15 @@ class LabData:
             y_train=self.y_train.to(device),
             x_test=self.x_test.to(device),
             y_test=self.y_test.to(device),
+            x_pool=None if self.x_pool is None else self.x_pool.to(device),
         )
 
     def __repr__(self) -> str:
+        pool = f", pool {self.n_pool} (unlabelled)" if self.x_pool is not None else ""
         return (
             f"LabData({self.name!r}: train {tuple(self.x_train.shape)}, "
             f"test {tuple(self.x_test.shape)}, {self.n_classes} classes, "
-            f"probe {len(self.probe_index)}, on {self.device})"
+            f"probe {len(self.probe_index)}{pool}, on {self.device})"
         )
 
 
@@ -140,7 +202,12 @@ def probe_indices(labels: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
         raise ValueError(f"probe size must be positive, got {size}")
     if size >= n:
         return np.arange(n)
-    rng = np.random.default_rng(seed)
+    return _stratified(labels, size, np.random.default_rng(seed))
+
+
+def _stratified(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``size`` sorted indices drawn class by class from ``rng``, in the classes' shares."""
+    n = len(labels)
     classes, counts = np.unique(labels, return_counts=True)
     # Largest-remainder apportionment: class shares as close to the split's as integers allow.
     exact = counts * size / n
@@ -216,6 +283,21 @@ def flip_labels(raw: Raw, share: float, seed: int) -> tuple[Raw, dict[str, np.nd
     return replace(raw, y_train=y_train, y_test=y_test), {"train": in_train, "test": in_test}
 
 
+def hold_out_pool(raw: Raw, share: float, seed: int, true_y: np.ndarray) -> tuple[Raw, np.ndarray]:
+    """``raw`` without a stratified ``share`` of its training split, and the indices (into
+    that split) of the samples held out as the pool; stratified by the true labels
+    ``true_y``, drawn from ``seed`` on a stream of its own (probe and flips stay as they are)."""
+    size = round(share * len(raw.y_train))
+    if size == 0:
+        raise DataError(
+            f"pool={share} holds out none of the {len(raw.y_train)} training samples; "
+            f"ask for a larger share"
+        )
+    pool = _stratified(true_y, size, np.random.default_rng([seed, 0x706F6F6C]))
+    rest = np.setdiff1d(np.arange(len(raw.y_train)), pool)
+    return replace(raw, x_train=raw.x_train[rest], y_train=raw.y_train[rest]), pool
+
+
 def register_dataset(name: str, loader: Callable[..., Raw]) -> None:
     """Make ``load_dataset(name)`` use ``loader(data_dir, download, seed, **options)``, which
     returns a :class:`Raw` (for a course's own data set)."""
@@ -239,6 +321,7 @@ _COMMON = (
     "label_noise",
     "probe_split",
     "normalise",
+    "pool",
 )
 
 
@@ -271,6 +354,7 @@ def load_dataset(
     label_noise: float = 0.0,
     probe_split: str = "test",
     normalise: bool = True,
+    pool: float = 0.0,
     **options,
 ) -> LabData:
     """Load a data set whole, normalise it, and pick a stratified probe set of the test split.
@@ -285,12 +369,15 @@ def load_dataset(
     class, drawn from ``seed`` (the same flips on every run); ``data.flipped`` marks the
     probe samples whose label was changed, so label-error methods can be scored.
     ``probe_split="train"`` draws the probe (still fixed and stratified) from the training
-    split, to watch what the network does to the data it is fitted on.
-    ``normalise=False`` keeps the inputs as the loader reads them (images in [0, 1], feature
-    vectors unscaled), for a lab in which students standardise the data themselves; by
-    default images are standardised per channel and feature vectors per feature, with the
-    training split's statistics only. Extra ``options`` go to the loader (e.g. ``n_samples``
-    for ``blobs``).
+    split, to watch what the network does to the data it is fitted on. ``pool=0.3`` holds
+    out 30 % of the training split (stratified, from ``seed``) as an unlabelled pool:
+    ``data.x_pool`` to embed and search, ``data.reveal(indices)`` for the true labels of the
+    items you choose to label (label noise changes training labels, never these), and
+    ``data.add_from_pool(indices)`` to train with them. ``normalise=False`` keeps the inputs
+    as the loader reads them (images in [0, 1], feature vectors unscaled), for a lab in
+    which students standardise the data themselves; by default images are standardised per
+    channel and feature vectors per feature, with the training split's statistics only.
+    Extra ``options`` go to the loader (e.g. ``n_samples`` for ``blobs``).
     """
     key = name.lower().replace("_", "-")
     if key not in DATASETS and key not in _REGISTERED:
@@ -308,12 +395,29 @@ def load_dataset(
         raise DataError(
             f"label_noise is the share of labels to flip, from 0 to below 1; got {label_noise}"
         )
+    if not 0 <= pool < 1:
+        raise DataError(
+            f"pool is the share of the training split to hold out unlabelled, from 0 to "
+            f"below 1; got {pool}"
+        )
+    if pool and probe_split == "train":
+        raise DataError(
+            "pool and probe_split='train' both take samples of the training split; "
+            "use the pool with a test-split probe"
+        )
+    true_y_train = np.asarray(raw.y_train)
     flipped = {"train": np.zeros(len(raw.y_train), bool), "test": np.zeros(len(raw.y_test), bool)}
-    if label_noise:
+    if label_noise:  # flipped on the whole training split, pool or not: the same flips
         raw, flipped = flip_labels(raw, label_noise, seed)
+    raw_pool = None
+    if pool:
+        x_all = raw.x_train
+        raw, pool_index = hold_out_pool(raw, pool, seed, true_y_train)
+        raw_pool = (x_all[pool_index].astype(np.float32), true_y_train[pool_index])
 
     x_tr, x_te = raw.x_train.astype(np.float32), raw.x_test.astype(np.float32)
     if not normalise:
+        mean, std = 0.0, 1.0
         norm = {}
     elif raw.kind == "image":
         # Per-channel statistics of the training split only, as the usual Normalize would use.
@@ -327,7 +431,13 @@ def load_dataset(
         x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std
         norm = {"standardised": True}
     else:  # text features arrive already scaled (TF-IDF rows have unit norm)
+        mean, std = 0.0, 1.0
         norm = {}
+    x_pool = pool_thumbs = pool_labels = None
+    if raw_pool is not None:  # normalised as the test split: with the training statistics
+        x_pool = torch.from_numpy(np.ascontiguousarray((raw_pool[0] - mean) / std)).to(device)
+        pool_labels = raw_pool[1].astype(np.int64)
+        pool_thumbs = _thumbnails(raw_pool[0]) if raw.images_uint8 is not None else None
 
     y_split = raw.y_train if probe_split == "train" else raw.y_test
     if probe_size is None:  # the default: 2000, or the whole split when it is smaller
@@ -367,7 +477,11 @@ def load_dataset(
             "normalisation": norm,
             "seed": seed,
             **({"label_noise": label_noise} if label_noise else {}),
+            **({"pool": pool} if pool else {}),
         },
         flipped=flipped[probe_split][probe] if label_noise else None,
         probe_split=probe_split,
+        x_pool=x_pool,
+        pool_thumbnails=pool_thumbs,
+        _pool_labels=pool_labels,
     )
