@@ -283,9 +283,13 @@ FACTS = {
 }
 
 HOW_TO_RUN = (
-    "Run the cells from the top (on Colab, *Runtime → Run all* runs everything up to the "
-    "first exercise, which waits for your code; the first cell installs the kit). Each "
-    "exercise is followed by a test cell: run it, and its message tells you what to fix. "
+    "Run the cells from the top (on Colab, *Runtime → Run all*; the first cell installs the "
+    "kit). *Run all* stops with a `NotImplementedError` at the first exercise you have not "
+    "done yet: that is expected. Write your code in that cell in place of "
+    "`raise NotImplementedError()`, run it, then run the test cell after it, whose message "
+    "tells you what to fix; once it passes, run the rest from there up to the next "
+    "exercise (on Colab, with the test cell selected, *Runtime → Run after*; in JupyterLab, "
+    "select the cell after it and choose *Run → Run Selected Cell and All Below*). "
     "Where files go: on Colab, `/content/data` and `/content/runs` (the Files panel on the "
     "left); in a checkout of the kit, `data/` and `runs/` at its root; set `LABKIT_HOME` to "
     "use another folder. The set-up cell prints both."
