@@ -295,6 +295,17 @@ HOW_TO_RUN = (
     "use another folder. The set-up cell prints both."
 )
 
+# What students hand in, said in these words wherever it is said: every notebook's title
+# cell and Lab 2's last section ({{hand_in}}), the worksheet, the README and the guide
+# (tests/test_worksheets.py checks each).
+HAND_IN = (
+    "Hand in the notebook of each lab you do: its `.ipynb` file, under its own name, run from "
+    "top to bottom with your code in the exercise cells and your answers in the answer cells "
+    "(on Colab: *File → Download → Download .ipynb*). The notebook is what is graded. The "
+    "worksheet is the printed form of the same questions, with the same numbers, to read and "
+    "draft on; it is not handed in, and neither is `mantis.csv`."
+)
+
 ROLES = ("exercise", "test", "question", "answer")
 NBGRADER = {"schema_version": 3, "task": False}
 
@@ -442,7 +453,9 @@ def build_solution(
             if lab.name == lab.source
             else f" This lab is Lab {number} on {FACTS[dataset]['name']}: its questions carry "
             f"Lab {number}'s numbers, as on the worksheet."
-        ),
+        )
+        + f"\n\n**What to hand in.** {HAND_IN}",
+        "hand_in": HAND_IN,
         "variant": f" (variant: {variant})" if variant else "",
     }
 
