@@ -283,12 +283,27 @@ FACTS = {
 }
 
 HOW_TO_RUN = (
-    "Run the cells from the top (on Colab, *Runtime → Run all* runs everything up to the "
-    "first exercise, which waits for your code; the first cell installs the kit). Each "
-    "exercise is followed by a test cell: run it, and its message tells you what to fix. "
+    "Run the cells from the top (on Colab, *Runtime → Run all*; the first cell installs the "
+    "kit). *Run all* stops with a `NotImplementedError` at the first exercise you have not "
+    "done yet: that is expected. Write your code in that cell in place of "
+    "`raise NotImplementedError()`, run it, then run the test cell after it, whose message "
+    "tells you what to fix; once it passes, run the rest from there up to the next "
+    "exercise (on Colab, with the test cell selected, *Runtime → Run after*; in JupyterLab, "
+    "select the cell after it and choose *Run → Run Selected Cell and All Below*). "
     "Where files go: on Colab, `/content/data` and `/content/runs` (the Files panel on the "
     "left); in a checkout of the kit, `data/` and `runs/` at its root; set `LABKIT_HOME` to "
     "use another folder. The set-up cell prints both."
+)
+
+# What students hand in, said in these words wherever it is said: every notebook's title
+# cell and Lab 2's last section ({{hand_in}}), the worksheet, the README and the guide
+# (tests/test_worksheets.py checks each).
+HAND_IN = (
+    "Hand in the notebook of each lab you do: its `.ipynb` file, under its own name, run from "
+    "top to bottom with your code in the exercise cells and your answers in the answer cells "
+    "(on Colab: *File → Download → Download .ipynb*). The notebook is what is graded. The "
+    "worksheet is the printed form of the same questions, with the same numbers, to read and "
+    "draft on; it is not handed in, and neither is `mantis.csv`."
 )
 
 ROLES = ("exercise", "test", "question", "answer")
@@ -438,7 +453,9 @@ def build_solution(
             if lab.name == lab.source
             else f" This lab is Lab {number} on {FACTS[dataset]['name']}: its questions carry "
             f"Lab {number}'s numbers, as on the worksheet."
-        ),
+        )
+        + f"\n\n**What to hand in.** {HAND_IN}",
+        "hand_in": HAND_IN,
         "variant": f" (variant: {variant})" if variant else "",
     }
 

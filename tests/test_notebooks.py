@@ -171,6 +171,11 @@ def test_student_notebook_stops_at_the_first_exercise_and_writes_outside_noteboo
         and any(o.get("output_type") == "error" for o in c.get("outputs", []))
     ]
     assert failed == [first]
+    # The title cell says what just happened, and what the student does next.
+    assert generate_notebooks.HOW_TO_RUN in nb.cells[0].source
+    assert f"stops with a `{info.value.ename}` at the first exercise" in nb.cells[0].source
+    assert "`raise NotImplementedError()`" in nb.cells[0].source
+    assert "raise NotImplementedError()" in nb.cells[first].source
     default_out = _default_params(lab)["OUT"]
     assert (checkout / default_out / "figures").is_dir()
     setup = next(c for c in nb.cells if "labkit.home(" in c.source)

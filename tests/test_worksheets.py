@@ -194,3 +194,32 @@ def test_a_coverage_row_that_points_at_nothing_is_refused_by_line(tmp_path):
     assert "line 3: 01_projector_mnist.py has no cell 'no-such-cell'" in message
     assert "line 4: 01_projector_mnist.py has no question 'q-no-such-question'" in message
     assert "line 5: unknown source 'lecture.pdf'" in message
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_what_to_hand_in_is_said_in_the_same_words_everywhere():
+    """One flow: the notebook is handed in and graded; the worksheet is its printed form."""
+    said = _flat(f"**What to hand in.** {generate_notebooks.HAND_IN}")
+    for path in (ROOT / "README.md", HERE / "INSTRUCTOR_GUIDE.md", HERE / "WORKSHEET.md"):
+        assert said in _flat(path.read_text()), path.name
+    tex = _flat((HERE / "worksheet.tex").read_text())
+    assert _flat(worksheet.tex(generate_notebooks.HAND_IN)) in tex
+    for lab in generate_notebooks.LABS:
+        nb = nbformat.read(ROOT / "notebooks" / "student" / f"{lab.name}.ipynb", as_version=4)
+        assert said in _flat(nb.cells[0].source), lab.name  # the title cell
+        cells = {c.get("id"): c for c in nb.cells}
+        if "hand-in" in cells:  # Lab 2's last section says it again, in the same words
+            assert _flat(generate_notebooks.HAND_IN) in _flat(cells["hand-in"].source)
+    source = generate_notebooks.read_source("02_wikipedia_topics")
+    cell = next(c for c in source.cells if c.metadata["id"] == "hand-in")
+    assert cell.source.endswith("{{hand_in}}"), "the hand-in cell says it through {{hand_in}}"
+    # Nothing asks for the old hand-in (the sheet as a PDF, the CSV).
+    places = [ROOT / "README.md", *HERE.glob("*.md"), HERE / "worksheet.tex"]
+    places += [*(ROOT / "notebooks" / "source").glob("*.py")]
+    for path in places:
+        text = _flat(path.read_text())
+        assert not re.search(r"hand in[^.]*\b(PDF|CSV)\b", text, re.I), path.name
+    assert "submitted/<student>/labs/" in (HERE / "INSTRUCTOR_GUIDE.md").read_text()

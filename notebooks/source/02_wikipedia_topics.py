@@ -600,8 +600,9 @@ pd.read_csv(f"{OUT}/mantis.csv").iloc[:3, :6]
 # each other, so the embedding holds structure the labels never named.
 
 # %% [markdown] id="hand-in"
-# **What to hand in:** the worksheet as a PDF, with your answers to its questions, and
-# your `mantis.csv`.
+# ## What to hand in
+#
+# {{hand_in}}
 
 # %% [markdown] id="clean-up"
 # ## Clean up
