@@ -81,6 +81,9 @@ def _params(lab: str, tmp: Path, wiki: FakeWiki) -> dict:
         write_cifar10(tmp / "data", per_batch=60, n_test=200)
         return {
             "DATA_DIR": str(tmp / "data"),
+            # 300 training images: the hand-written loop takes 3 steps an epoch, too few to
+            # learn in the default 2 epochs.
+            "HAND_EPOCHS": 6,
             "EPOCHS": 2,
             "PROBE_SIZE": 100,
             "REDUCERS": ["pca", "tsne"],
