@@ -12,6 +12,7 @@ import json
 import sys
 import urllib.parse
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -54,6 +55,11 @@ def visible_test(stem: str, cell_id: str) -> str:
     cell = next(c for c in nb.cells if c.metadata["id"] == cell_id)
     assert "test" in cell.metadata, f"{stem}: cell {cell_id} is not a test cell"
     return cell.source.split("### BEGIN HIDDEN TESTS")[0]
+
+
+def passes(stem: str, cell_id: str, namespace: dict) -> None:
+    """Run the visible part of a lab's test cell in ``namespace``; an AssertionError fails."""
+    exec(compile(visible_test(stem, cell_id), f"{stem}:{cell_id}", "exec"), dict(namespace))
 
 
 def refusal(stem: str, cell_id: str, namespace: dict) -> str:
@@ -162,6 +168,34 @@ def test_top_words_and_knn_accuracy_by_hand():
     ).mean()
     assert knn_accuracy(xs, ys, k=5) == pytest.approx(loo, abs=0.02)  # ties may differ
     assert knn_accuracy(np.eye(4)[[0, 0, 1, 1]] + 1e-3, np.array([0, 0, 1, 1]), k=1) == 1.0
+
+
+def test_top_words_check_refuses_the_mean_of_each_articles_terms():
+    # axis=1 averages every article over its terms: k distinct words still come out, all of
+    # them real terms, so only a case with a known answer tells the slip apart.
+    def top_words_slipped(x, y, terms, class_names, k=10):
+        return {
+            name: [terms[j] for j in np.argsort(-x[y == c].mean(axis=1), kind="stable")[:k]]
+            for c, name in enumerate(class_names)
+        }
+
+    top_words = solution("02_wikipedia_topics", "top-words")["top_words"]
+    rng = np.random.default_rng(0)
+    x, y = rng.random((60, 40)), np.repeat(np.arange(3), 20)
+    terms, names = [f"word{j}" for j in range(40)], ["P", "Q", "R"]
+    lab = {"np": np, "pd": pd, "data": SimpleNamespace(class_names=names), "TERMS": terms}
+    passes(
+        "02_wikipedia_topics",
+        "top-words-check",
+        {**lab, "top_words": top_words, "words": top_words(x, y, terms, names)},
+    )
+    slipped = {
+        **lab,
+        "top_words": top_words_slipped,
+        "words": top_words_slipped(x, y, terms, names),
+    }
+    message = refusal("02_wikipedia_topics", "top-words-check", slipped)
+    assert "x[y == c].mean(axis=0)" in message and "axis=1 would average each article" in message
 
 
 # --- Lab 4: an SVD projection and NC1 ----------------------------------------------------
