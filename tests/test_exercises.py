@@ -219,6 +219,48 @@ def test_svd_projection_and_nc1_by_hand_match_the_kit(deep_run):
             )
 
 
+def _geometry_table(silhouettes: dict[str, list[float]]) -> pd.DataFrame:
+    """A table shaped like metrics.geometry's: one row per layer and epoch."""
+    return pd.DataFrame(
+        [
+            {"layer": layer, "epoch": e, "nc1": 1.0 / (e + 1), "silhouette": v, "knn_acc": 0.9}
+            for layer, values in silhouettes.items()
+            for e, v in enumerate(values)
+        ]
+    )
+
+
+def test_depth_check_refuses_the_nan_that_diff_starts_with_and_other_epochs():
+    # The silhouette rises at every step at the last epoch: a .diff() kept with its leading
+    # NaN says False, and the visible test says why.
+    table = _geometry_table({"input": [0.3, 0.2], "hidden1": [0.1, 0.4], "hidden2": [0.2, 0.6]})
+    lab = {
+        "np": np,
+        "pd": pd,
+        "table": table,
+        "snaps": SimpleNamespace(layer_names=["input", "hidden1", "hidden2"], epochs=1),
+    }
+    last = table[table.epoch == 1].set_index("layer")[["nc1", "silhouette", "knn_acc"]]
+    passes(
+        "04_layers_neural_collapse", "depth-check", {**lab, "last": last, "better_with_depth": True}
+    )
+    nan_slip = bool((last["silhouette"].diff() > 0).all())
+    assert nan_slip is False
+    message = refusal(
+        "04_layers_neural_collapse",
+        "depth-check",
+        {**lab, "last": last, "better_with_depth": nan_slip},
+    )
+    assert "NaN" in message and ".dropna()" in message and "[0.2, 0.2]" in message
+    first = table[table.epoch == 0].set_index("layer")[["nc1", "silhouette", "knn_acc"]]
+    message = refusal(
+        "04_layers_neural_collapse",
+        "depth-check",
+        {**lab, "last": first, "better_with_depth": False},
+    )
+    assert "not the last epoch's values" in message and "table.epoch == 1" in message
+
+
 # --- Lab 5: Orthogonal Procrustes and linear CKA -----------------------------------------
 
 
