@@ -280,6 +280,55 @@ def test_procrustes_and_cka_by_hand_match_the_kit():
         assert cka(a, copy) == pytest.approx(1.0, abs=1e-9)
 
 
+def test_two_models_check_refuses_a_map_per_epoch_the_wrong_direction_and_a_partial_fit():
+    procrustes_by_hand = solution("05_grand_tour_alignment", "procrustes")["procrustes_by_hand"]
+    cka = solution("05_grand_tour_alignment", "cka")["linear_cka_by_hand"]
+    rng = np.random.default_rng(4)
+    traj_cnn = np.cumsum(rng.normal(size=(4, 40, 2)), axis=0)  # points that move over epochs
+    traj_mlp = traj_cnn @ np.array([[0.0, -1.0], [1.0, 0.0]]) * 2 + rng.normal(size=(4, 40, 2))
+    emb_cnn, emb_mlp = rng.normal(size=(4, 40, 6)), rng.normal(size=(4, 40, 5))
+    lab = {
+        "np": np,
+        "traj_cnn": traj_cnn,
+        "traj_mlp": traj_mlp,
+        "linear_cka_by_hand": cka,
+        "snaps": SimpleNamespace(layer=lambda name=None: emb_cnn),
+        "snaps_mlp": SimpleNamespace(layer=lambda name=None: emb_mlp),
+        "cka": cka(emb_cnn[-1], emb_mlp[-1]),
+    }
+
+    def stacked(source, target):
+        return procrustes_by_hand(source.reshape(-1, 2), target.reshape(-1, 2)).reshape(
+            source.shape
+        )
+
+    right = stacked(traj_mlp, traj_cnn)
+    np.testing.assert_allclose(right, align.align_runs(traj_cnn, traj_mlp), atol=1e-9)
+    passes("05_grand_tour_alignment", "two-models-check", {**lab, "mlp_in_cnn_frame": right})
+    per_epoch = np.stack(
+        [procrustes_by_hand(m, c) for m, c in zip(traj_mlp, traj_cnn, strict=True)]
+    )
+    backwards = stacked(traj_cnn, traj_mlp)  # the first model moved into the MLP's frame
+    for wrong in (per_epoch, backwards):
+        message = refusal(
+            "05_grand_tour_alignment", "two-models-check", {**lab, "mlp_in_cnn_frame": wrong}
+        )
+        assert "not traj_mlp moved by one map" in message and "not one map per epoch" in message
+    # One map, but fitted on the last epoch only: not the best for the whole trajectory.
+    fit = align.procrustes(traj_mlp[-1], traj_cnn[-1])
+    last_only = fit.transform(traj_mlp.reshape(-1, 2)).reshape(traj_mlp.shape)
+    message = refusal(
+        "05_grand_tour_alignment", "two-models-check", {**lab, "mlp_in_cnn_frame": last_only}
+    )
+    assert "on every epoch's points at once" in message
+    message = refusal(
+        "05_grand_tour_alignment",
+        "two-models-check",
+        {**lab, "mlp_in_cnn_frame": right, "cka": cka(emb_cnn[0], emb_mlp[0])},
+    )
+    assert "last-epoch embeddings" in message
+
+
 # --- Lab 6: cosine similarity search and neighbour agreement -----------------------------
 
 
