@@ -7,8 +7,9 @@
 torch.Size([32, 64])
 
 Works on any ``nn.Module``: names are those of ``model.named_modules()`` (see
-:func:`layer_names`). The hooks are removed in ``finally``, so an exception in the forward
-pass leaves the model exactly as it was.
+:func:`layer_names`), and ``"input"`` (:data:`INPUT`) records what the model itself is given,
+so a capture can run from the input to the logits (the head's output). The hooks are removed
+in ``finally``, so an exception in the forward pass leaves the model exactly as it was.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torch import nn
 from .errors import ConfigError
 
 __all__ = [
+    "INPUT",
     "capture",
     "embedding_layers",
     "find_layers",
@@ -42,8 +44,14 @@ _PASS_THROUGH = (
 )
 
 
+# The name under which :func:`capture` records the model's own input. No module outputs it,
+# so it is not among layer_names(); a model with a sub-module of that name keeps its module.
+INPUT = "input"
+
+
 def layer_names(model: nn.Module, *, leaves_only: bool = False) -> list[str]:
-    """Every name :func:`capture` accepts, in registration order (``leaves_only``: no containers)."""
+    """Every layer :func:`capture` accepts, in registration order (``leaves_only``: no
+    containers); ``capture`` also takes :data:`INPUT`, the model's input."""
     return [
         name
         for name, m in model.named_modules()
@@ -51,12 +59,21 @@ def layer_names(model: nn.Module, *, leaves_only: bool = False) -> list[str]:
     ]
 
 
+def records_input(model: nn.Module, name: str) -> bool:
+    """Whether ``name`` asks :func:`capture` for the model's input (:data:`INPUT`, unless the
+    model has a sub-module of that name)."""
+    return name == INPUT and name not in dict(model.named_modules())
+
+
 def find_layers(model: nn.Module, names: Iterable[str]) -> dict[str, nn.Module]:
     """The modules called ``names`` in ``model``, by name; a name that is not there raises
-    KeyError with the closest names (a typo should never cost a training run)."""
+    KeyError with the closest names (a typo should never cost a training run).
+    :data:`INPUT` is accepted and skipped: no module outputs the model's input."""
     modules = dict(model.named_modules())
     out = {}
     for name in names:
+        if records_input(model, name):
+            continue
         if name not in modules or name == "":
             close = difflib.get_close_matches(str(name), list(modules)[1:], n=3)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
@@ -75,10 +92,13 @@ def capture(
     """Record the outputs of ``layers`` during forward passes inside the ``with`` block.
 
     Yields a dict keyed by layer name, holding each layer's output of the latest forward
-    pass (detached unless ``detach=False``). Every hook is removed on exit, also on error.
+    pass (detached unless ``detach=False``); ``acts["input"]`` is the tensor the model was
+    called with, when :data:`INPUT` is among ``layers``. Every hook is removed on exit, also
+    on error.
     """
     if isinstance(layers, str):
         layers = [layers]
+    layers = list(layers)
     targets = find_layers(model, layers)
     acts: dict[str, torch.Tensor] = {}
     handles = []
@@ -91,7 +111,13 @@ def capture(
 
         return hook
 
+    def input_recorder(_module, inputs):
+        acts[INPUT] = inputs[0].detach() if detach else inputs[0]
+
     try:
+        if any(records_input(model, name) for name in layers):
+            # A pre-hook on the model itself: it sees the input before any layer does.
+            handles.append(model.register_forward_pre_hook(input_recorder))
         for name, module in targets.items():
             handles.append(module.register_forward_hook(recorder(name)))
         yield acts

@@ -16,6 +16,7 @@ import numpy as np
 
 from ._deprecation import renamed
 from ._io import atomic_write
+from .errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -248,10 +249,17 @@ def cka_heatmap(
 
 
 def _gif(
-    frames: np.ndarray, titles: list[str], snaps, path, fps: int, size: float = 5.0
+    frames: np.ndarray | list[np.ndarray],
+    titles: list[str],
+    snaps,
+    path,
+    fps: int,
+    size: float = 5.0,
+    panels: list[str] | None = None,
 ) -> IPythonImage:
     """Draw ``frames`` ([k, n, 2]) as a GIF, saved to ``path`` if given; returned as an image
-    that plays where a notebook shows it.
+    that plays where a notebook shows it. With ``panels`` (their titles), ``frames`` holds one
+    [k, n, 2] array per panel, drawn side by side, each in its own axes, frame by frame.
 
     The axes and the legend are drawn once; each frame then draws only its points and its
     title over them (blitting). matplotlib's animation writers redraw the whole figure, legend
@@ -262,35 +270,43 @@ def _gif(
     from matplotlib.figure import Figure
     from PIL import Image
 
+    stacks = [np.asarray(f) for f in frames] if panels else [np.asarray(frames)]
     # A figure of its own, outside pyplot: drawn by Agg whatever backend the user chose.
-    fig = Figure(figsize=(size, size + 0.6), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(size * len(stacks), size + 0.6), dpi=DPI, layout="constrained")
     canvas = FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    xlim, ylim = _limits(frames)
+    axes = fig.subplots(1, len(stacks), squeeze=False)[0]
     colours = _colours(len(snaps.class_names))
-    scat = ax.scatter(
-        frames[0][:, 0], frames[0][:, 1], s=6, linewidths=0, c=[colours[c] for c in snaps.labels]
-    )
+    point_colours = [colours[c] for c in snaps.labels]
+    scats = []
+    for ax, stack in zip(axes, stacks, strict=True):
+        scats.append(ax.scatter(stack[0][:, 0], stack[0][:, 1], s=6, linewidths=0, c=point_colours))
+        xlim, ylim = _limits(stack)
+        ax.set_xlim(xlim)
+        ax.set_ylim(ylim)
+        ax.set_xticks([])
+        ax.set_yticks([])
     # The classes' colours, named: an animation is read by the classes it moves.
-    _class_legend(fig, snaps.class_names, colours, ncol=5, fontsize=7)
-    ax.set_xlim(xlim)
-    ax.set_ylim(ylim)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    title = ax.set_title(max(titles, key=len), fontsize=10)
+    _class_legend(fig, snaps.class_names, colours, ncol=5 * len(stacks), fontsize=7)
+    if panels:  # each panel keeps its name; the frame's title goes above them all
+        for ax, name in zip(axes, panels, strict=True):
+            ax.set_title(name, fontsize=10)
+        title = fig.suptitle(max(titles, key=len), fontsize=10)
+    else:
+        title = axes[0].set_title(max(titles, key=len), fontsize=10)
     canvas.draw()  # lays the figure out around the longest title ...
     fig.set_layout_engine("none")  # ... once: later frames change text, not places
-    scat.set_animated(True)
-    title.set_animated(True)
+    for artist in (*scats, title):
+        artist.set_animated(True)
     canvas.draw()
     still = canvas.copy_from_bbox(fig.bbox)
     images = []
-    for points, text in zip(frames, titles, strict=True):
+    for k, text in enumerate(titles):
         canvas.restore_region(still)
-        scat.set_offsets(points)
+        for ax, scat, stack in zip(axes, scats, stacks, strict=True):
+            scat.set_offsets(stack[k])
+            ax.draw_artist(scat)
         title.set_text(text)
-        ax.draw_artist(scat)
-        ax.draw_artist(title)
+        fig.draw_artist(title)
         images.append(Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()))
         images[-1] = images[-1].copy()  # the canvas' buffer is reused by the next frame
     gif = io.BytesIO()
@@ -335,12 +351,25 @@ def _epoch_frames(traj: np.ndarray, steps: int, hold: int) -> tuple[np.ndarray, 
 
 
 def tour_animation(
-    frames: np.ndarray, snaps: Snapshots, path: str | Path | None = None, fps: int = 15
+    frames: np.ndarray | dict[str, np.ndarray],
+    snaps: Snapshots,
+    path: str | Path | None = None,
+    fps: int = 15,
 ) -> IPythonImage:
-    """A GIF of Grand Tour frames ``[k, n, 2]``."""
-    return _gif(
-        np.asarray(frames), [f"Grand Tour, view {k}" for k in range(len(frames))], snaps, path, fps
-    )
+    """A GIF of Grand Tour frames ``[k, n, 2]``; or of several tours of the same points side
+    by side, ``{title: [k, n, 2]}``, view ``k`` of each shown together."""
+    if isinstance(frames, dict):
+        stacks = [np.asarray(f) for f in frames.values()]
+        if len({f.shape[:2] for f in stacks}) != 1:
+            raise ConfigError(
+                "tours shown side by side need the same number of views of the same points; "
+                f"got {', '.join(str(f.shape) for f in stacks)}"
+            )
+        n_views, panels = len(stacks[0]), list(frames)
+    else:
+        stacks, n_views, panels = np.asarray(frames), len(frames), None
+    titles = [f"Grand Tour, view {k}" for k in range(n_views)]
+    return _gif(stacks, titles, snaps, path, fps, panels=panels)
 
 
 def interactive(

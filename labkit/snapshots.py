@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import uuid
 import zipfile
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ._io import atomic_write, write_json
-from .errors import LabkitError
+from .errors import ConfigError, LabkitError
 
 __all__ = ["Snapshots", "SnapshotsError"]
 
@@ -116,6 +117,66 @@ class Snapshots:
     def correct(self, epoch: int = -1) -> np.ndarray:
         """Boolean mask: the model's prediction at ``epoch`` equals the label."""
         return self.predictions[epoch] == self.labels
+
+    def coarse(self, groups: dict[str, Sequence[int | str]]) -> Snapshots:
+        """The same snapshots labelled by groups of classes: a coarse label the model was
+        never told, such as digits with a closed loop against the rest.
+
+        ``groups`` maps each group's name to its classes (names or indices); every class is
+        in exactly one group. Labels and predictions become group indices (in the order of
+        ``groups``), the probability of a group is the sum of its classes'; the embeddings
+        are shared, not copied. The head's weights are left out: they belong to the classes.
+        """
+        if not isinstance(groups, dict) or len(groups) < 2:
+            raise ConfigError(
+                f"coarse() takes a dict of at least two groups, {{name: [classes]}}; got {groups!r}"
+            )
+        group_of = np.full(len(self.class_names), -1)
+        for g, (name, members) in enumerate(groups.items()):
+            for c in [members] if isinstance(members, (str, int)) else members:
+                i = self._class_index(c)
+                if group_of[i] >= 0:
+                    raise ConfigError(
+                        f"class {self.class_names[i]!r} is in two groups, "
+                        f"{list(groups)[group_of[i]]!r} and {name!r}; put it in one"
+                    )
+                group_of[i] = g
+        if (group_of < 0).any():
+            left = [self.class_names[i] for i in np.flatnonzero(group_of < 0)]
+            raise ConfigError(
+                f"the classes {', '.join(map(repr, left))} are in no group; put every class "
+                f"in one group"
+            )
+        probabilities = np.zeros((*self.probabilities.shape[:2], len(groups)), np.float32)
+        for g in range(len(groups)):
+            probabilities[..., g] = self.probabilities[..., group_of == g].sum(axis=-1)
+        return replace(
+            self,
+            labels=group_of[self.labels],
+            predictions=group_of[self.predictions],
+            probabilities=probabilities,
+            class_names=list(groups),
+            head_weights=None,
+            head_bias=None,
+            meta={
+                **self.meta,
+                "coarse": {
+                    name: [self.class_names[i] for i in np.flatnonzero(group_of == g)]
+                    for g, name in enumerate(groups)
+                },
+            },
+        )
+
+    def _class_index(self, c: int | str) -> int:
+        if isinstance(c, str) and c in self.class_names:
+            return self.class_names.index(c)
+        whole = isinstance(c, (int, np.integer)) and not isinstance(c, bool)
+        if whole and 0 <= c < len(self.class_names):
+            return int(c)
+        raise ConfigError(
+            f"no class {c!r}; the classes are 0..{len(self.class_names) - 1}: "
+            f"{', '.join(self.class_names)}"
+        )
 
     def __repr__(self) -> str:
         dims = ", ".join(f"{k}: {v.shape[2]}" for k, v in self.embeddings.items())

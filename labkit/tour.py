@@ -2,8 +2,11 @@
 
 After Li, Zhao & Scheidegger, "Visualizing Neural Networks with the Grand Tour" (Distill,
 2020): the data are rotated in every plane (i, j) at once, each at its own angular speed
-(Givens rotations), and we watch the first two coordinates. Unlike t-SNE or UMAP, every view
-is a linear projection, so what you see (clusters, directions) is really in the data.
+(Givens rotations), and we watch the first two coordinates. Every view is an orthogonal
+projection of ``x``: it can bring points closer, never push them apart, so a gap seen in a
+view is a gap in ``x``. Whether that says anything about the data depends on what ``x`` is:
+a layer's activations (or a PCA of them) is the data seen linearly; a UMAP or t-SNE map is
+not, and its tour shows the map's gaps and clusters, which the map may have made.
 
 >>> frames = grand_tour(x15, n_frames=120)    # [120, n, 2]   # doctest: +SKIP
 """

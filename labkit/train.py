@@ -158,7 +158,13 @@ def auto_batch_size(n_train: int, largest: int = 128, min_steps: int = 20) -> in
 
 
 def resolve_layers(model: nn.Module, layers: str | Sequence[str]) -> list[str]:
-    """``"penultimate"``, ``"all"`` (every representation layer), explicit names, or ``None``."""
+    """``"penultimate"``, ``"all"`` (every representation layer), explicit names, or ``None``.
+
+    Explicit names are those of :func:`labkit.layer_names` and ``"input"``, the model's input
+    (flattened, like every capture): ``["input", *embedding_layers(model), head_layer(model)]``
+    runs from the pixels to the logits. ``"all"`` holds the representation layers only, so
+    what the command line exports and measures with ``--layers all`` is unchanged.
+    """
     if layers is None:
         return []
     if layers == "penultimate":
@@ -268,8 +274,8 @@ def train(
     """Train ``model`` on ``data`` with AdamW and a cosine schedule; snapshot the probe set.
 
     The probe embeddings of ``layers`` (``"penultimate"``, ``"all"``, a list of names, or
-    ``None`` for no capture) are recorded at epoch 0, before any update, and after every
-    epoch. With the same ``seed`` a CPU run is repeatable bit for bit; the global RNG state is restored afterwards.
+    ``None`` for no capture; see :func:`resolve_layers`) are recorded at epoch 0, before any
+    update, and after every epoch. With the same ``seed`` a CPU run is repeatable bit for bit; the global RNG state is restored afterwards.
     ``batch_size=None`` picks 128, or less for small training sets so that an epoch takes
     at least 20 steps (a 100-article text set would otherwise learn one step an epoch).
 

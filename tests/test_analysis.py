@@ -568,3 +568,53 @@ def test_plots_leave_the_users_matplotlib_backend_alone(deep_run, tmp_path):
 
         plt.close("all")
         matplotlib.use(before)
+
+
+def test_coarse_labels_group_the_classes_and_everything_reads_them(digits_run, tmp_path):
+    _, snaps = digits_run
+    loops = {"loop": ["0", "6", "8", "9"], "no loop": [1, 2, 3, 4, 5, 7]}  # names or indices
+    coarse = snaps.coarse(loops)
+    in_loop = np.isin(snaps.labels, [0, 6, 8, 9])
+    assert coarse.class_names == ["loop", "no loop"]
+    np.testing.assert_array_equal(coarse.labels, np.where(in_loop, 0, 1))
+    np.testing.assert_array_equal(
+        coarse.predictions, np.where(np.isin(snaps.predictions, [0, 6, 8, 9]), 0, 1)
+    )
+    np.testing.assert_allclose(
+        coarse.probabilities[..., 0], snaps.probabilities[..., [0, 6, 8, 9]].sum(-1), rtol=1e-6
+    )
+    assert coarse.layer() is snaps.layer()  # the embeddings are shared, not copied
+    assert coarse.head_weights is None and coarse.meta["coarse"]["no loop"][0] == "1"
+    assert snaps.class_names[0] == "0" and len(snaps.class_names) == 10  # left as it was
+    # A prediction is right for the group when it names any class of the label's group.
+    assert coarse.correct().mean() >= snaps.correct().mean()
+    assert geometry(coarse, at_epochs=[coarse.epochs])["knn_acc"].iloc[0] > 0.5
+    plots.tour_animation(grand_tour(snaps.layer()[-1], n_frames=3), coarse, tmp_path / "c.gif")
+    with pytest.raises(labkit.errors.ConfigError, match=r"'9' is in two groups"):
+        snaps.coarse({"a": ["9"], "b": [9, 0, 1, 2, 3, 4, 5, 6, 7, 8]})
+    with pytest.raises(labkit.errors.ConfigError, match=r"'4', '7' are in no group"):
+        snaps.coarse({"a": [0, 1, 2, 3], "b": [5, 6, 8, 9]})
+    with pytest.raises(labkit.errors.ConfigError, match=r"no class 'cat'; the classes are 0..9"):
+        snaps.coarse({"a": ["cat"], "b": list(range(10))})
+    with pytest.raises(labkit.errors.ConfigError, match="at least two groups"):
+        snaps.coarse({"all": list(range(10))})
+
+
+def test_tours_side_by_side_share_their_views(digits_run, digits, tmp_path):
+    _, snaps = digits_run
+    pixels = grand_tour(digits.x_probe.flatten(1).numpy(), n_frames=6)
+    embedding = grand_tour(snaps.layer()[-1], n_frames=6)
+    shown = plots.tour_animation(
+        {"pixels": pixels, "embedding": embedding}, snaps, path=tmp_path / "two.gif"
+    )
+    gif = Image.open(tmp_path / "two.gif")
+    assert shown.data == (tmp_path / "two.gif").read_bytes()
+    assert gif.size == (1000, 560) and gif.n_frames == 6  # two 500-pixel panels, one legend
+    # Each panel moves on its own: the left half changes between views, and so does the right.
+    first = np.asarray(gif.convert("RGB"), np.int16)
+    gif.seek(5)
+    last = np.asarray(gif.convert("RGB"), np.int16)
+    assert np.abs(first[60:480, :500] - last[60:480, :500]).max() > 100
+    assert np.abs(first[60:480, 500:] - last[60:480, 500:]).max() > 100
+    with pytest.raises(labkit.errors.ConfigError, match="same number of views"):
+        plots.tour_animation({"a": pixels, "b": embedding[:4]}, snaps)

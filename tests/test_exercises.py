@@ -13,6 +13,7 @@ import json
 import sys
 import urllib.parse
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,11 @@ def visible_test(stem: str, cell_id: str) -> str:
     cell = next(c for c in nb.cells if c.metadata["id"] == cell_id)
     assert "test" in cell.metadata, f"{stem}: cell {cell_id} is not a test cell"
     return cell.source.split("### BEGIN HIDDEN TESTS")[0]
+
+
+def passes(stem: str, cell_id: str, namespace: dict) -> None:
+    """Run the visible part of a lab's test cell in ``namespace``; an AssertionError fails."""
+    exec(compile(visible_test(stem, cell_id), f"{stem}:{cell_id}", "exec"), dict(namespace))
 
 
 def refusal(stem: str, cell_id: str, namespace: dict) -> str:
@@ -168,6 +174,34 @@ def test_top_words_and_knn_accuracy_by_hand():
     assert knn_accuracy(np.eye(4)[[0, 0, 1, 1]] + 1e-3, np.array([0, 0, 1, 1]), k=1) == 1.0
 
 
+def test_top_words_check_refuses_the_mean_of_each_articles_terms():
+    # axis=1 averages every article over its terms: k distinct words still come out, all of
+    # them real terms, so only a case with a known answer tells the slip apart.
+    def top_words_slipped(x, y, terms, class_names, k=10):
+        return {
+            name: [terms[j] for j in np.argsort(-x[y == c].mean(axis=1), kind="stable")[:k]]
+            for c, name in enumerate(class_names)
+        }
+
+    top_words = solution("02_wikipedia_topics", "top-words")["top_words"]
+    rng = np.random.default_rng(0)
+    x, y = rng.random((60, 40)), np.repeat(np.arange(3), 20)
+    terms, names = [f"word{j}" for j in range(40)], ["P", "Q", "R"]
+    lab = {"np": np, "pd": pd, "data": SimpleNamespace(class_names=names), "TERMS": terms}
+    passes(
+        "02_wikipedia_topics",
+        "top-words-check",
+        {**lab, "top_words": top_words, "words": top_words(x, y, terms, names)},
+    )
+    slipped = {
+        **lab,
+        "top_words": top_words_slipped,
+        "words": top_words_slipped(x, y, terms, names),
+    }
+    message = refusal("02_wikipedia_topics", "top-words-check", slipped)
+    assert "x[y == c].mean(axis=0)" in message and "axis=1 would average each article" in message
+
+
 # --- Lab 4: an SVD projection and NC1 ----------------------------------------------------
 
 
@@ -189,6 +223,48 @@ def test_svd_projection_and_nc1_by_hand_match_the_kit(deep_run):
             )
 
 
+def _geometry_table(silhouettes: dict[str, list[float]]) -> pd.DataFrame:
+    """A table shaped like metrics.geometry's: one row per layer and epoch."""
+    return pd.DataFrame(
+        [
+            {"layer": layer, "epoch": e, "nc1": 1.0 / (e + 1), "silhouette": v, "knn_acc": 0.9}
+            for layer, values in silhouettes.items()
+            for e, v in enumerate(values)
+        ]
+    )
+
+
+def test_depth_check_refuses_the_nan_that_diff_starts_with_and_other_epochs():
+    # The silhouette rises at every step at the last epoch: a .diff() kept with its leading
+    # NaN says False, and the visible test says why.
+    table = _geometry_table({"input": [0.3, 0.2], "hidden1": [0.1, 0.4], "hidden2": [0.2, 0.6]})
+    lab = {
+        "np": np,
+        "pd": pd,
+        "table": table,
+        "snaps": SimpleNamespace(layer_names=["input", "hidden1", "hidden2"], epochs=1),
+    }
+    last = table[table.epoch == 1].set_index("layer")[["nc1", "silhouette", "knn_acc"]]
+    passes(
+        "04_layers_neural_collapse", "depth-check", {**lab, "last": last, "better_with_depth": True}
+    )
+    nan_slip = bool((last["silhouette"].diff() > 0).all())
+    assert nan_slip is False
+    message = refusal(
+        "04_layers_neural_collapse",
+        "depth-check",
+        {**lab, "last": last, "better_with_depth": nan_slip},
+    )
+    assert "NaN" in message and ".dropna()" in message and "[0.2, 0.2]" in message
+    first = table[table.epoch == 0].set_index("layer")[["nc1", "silhouette", "knn_acc"]]
+    message = refusal(
+        "04_layers_neural_collapse",
+        "depth-check",
+        {**lab, "last": first, "better_with_depth": False},
+    )
+    assert "not the last epoch's values" in message and "table.epoch == 1" in message
+
+
 # --- Lab 5: Orthogonal Procrustes and linear CKA -----------------------------------------
 
 
@@ -206,6 +282,55 @@ def test_procrustes_and_cka_by_hand_match_the_kit():
         np.testing.assert_allclose(procrustes_by_hand(a, copy), copy, atol=1e-9)
         assert cka(a, b) == pytest.approx(metrics.linear_cka(a, b), abs=1e-9)
         assert cka(a, copy) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_two_models_check_refuses_a_map_per_epoch_the_wrong_direction_and_a_partial_fit():
+    procrustes_by_hand = solution("05_grand_tour_alignment", "procrustes")["procrustes_by_hand"]
+    cka = solution("05_grand_tour_alignment", "cka")["linear_cka_by_hand"]
+    rng = np.random.default_rng(4)
+    traj_cnn = np.cumsum(rng.normal(size=(4, 40, 2)), axis=0)  # points that move over epochs
+    traj_mlp = traj_cnn @ np.array([[0.0, -1.0], [1.0, 0.0]]) * 2 + rng.normal(size=(4, 40, 2))
+    emb_cnn, emb_mlp = rng.normal(size=(4, 40, 6)), rng.normal(size=(4, 40, 5))
+    lab = {
+        "np": np,
+        "traj_cnn": traj_cnn,
+        "traj_mlp": traj_mlp,
+        "linear_cka_by_hand": cka,
+        "snaps": SimpleNamespace(layer=lambda name=None: emb_cnn),
+        "snaps_mlp": SimpleNamespace(layer=lambda name=None: emb_mlp),
+        "cka": cka(emb_cnn[-1], emb_mlp[-1]),
+    }
+
+    def stacked(source, target):
+        return procrustes_by_hand(source.reshape(-1, 2), target.reshape(-1, 2)).reshape(
+            source.shape
+        )
+
+    right = stacked(traj_mlp, traj_cnn)
+    np.testing.assert_allclose(right, align.align_runs(traj_cnn, traj_mlp), atol=1e-9)
+    passes("05_grand_tour_alignment", "two-models-check", {**lab, "mlp_in_cnn_frame": right})
+    per_epoch = np.stack(
+        [procrustes_by_hand(m, c) for m, c in zip(traj_mlp, traj_cnn, strict=True)]
+    )
+    backwards = stacked(traj_cnn, traj_mlp)  # the first model moved into the MLP's frame
+    for wrong in (per_epoch, backwards):
+        message = refusal(
+            "05_grand_tour_alignment", "two-models-check", {**lab, "mlp_in_cnn_frame": wrong}
+        )
+        assert "not traj_mlp moved by one map" in message and "not one map per epoch" in message
+    # One map, but fitted on the last epoch only: not the best for the whole trajectory.
+    fit = align.procrustes(traj_mlp[-1], traj_cnn[-1])
+    last_only = fit.transform(traj_mlp.reshape(-1, 2)).reshape(traj_mlp.shape)
+    message = refusal(
+        "05_grand_tour_alignment", "two-models-check", {**lab, "mlp_in_cnn_frame": last_only}
+    )
+    assert "on every epoch's points at once" in message
+    message = refusal(
+        "05_grand_tour_alignment",
+        "two-models-check",
+        {**lab, "mlp_in_cnn_frame": right, "cka": cka(emb_cnn[0], emb_mlp[0])},
+    )
+    assert "last-epoch embeddings" in message
 
 
 # --- Lab 6: cosine similarity search and neighbour agreement -----------------------------

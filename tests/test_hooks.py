@@ -112,3 +112,25 @@ def test_layer_discovery_on_plain_sequential_and_kit_models():
         "block3",
         "embed",
     ]
+
+
+def test_capture_records_the_models_input_and_leaves_no_hook():
+    model = labkit.build_model("mlp", (1, 8, 8), 10).eval()
+    x = torch.randn(5, 1, 8, 8)
+    with capture(model, ["input", "hidden1"]) as acts:
+        model(x)
+    assert torch.equal(acts["input"], x) and acts["hidden1"].shape == (5, 256)
+    assert _n_hooks(model) == 0 and not model._forward_pre_hooks
+
+    class Named(nn.Module):  # a model with a layer of its own called "input" keeps it
+        def __init__(self):
+            super().__init__()
+            self.input = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.input(x)
+
+    named = Named()
+    with capture(named, "input") as acts:
+        out = named(torch.randn(2, 4))
+    assert torch.equal(acts["input"], out)

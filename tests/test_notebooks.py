@@ -749,3 +749,27 @@ def test_06_working_with_embeddings_answers_quote_its_default_run(tmp_path):
     for cell, phrases in said.items():
         for phrase in phrases:
             assert phrase in A[cell], f"{cell} should say {phrase!r}:\n{A[cell]}"
+
+
+def test_the_quoted_numbers_check_finds_a_number_the_run_did_not_print():
+    from . import lab_numbers
+
+    nb = nbformat.v4.new_notebook()
+    run = nbformat.v4.new_code_cell("print(x)", id="run")
+    run.outputs = [nbformat.v4.new_output("stream", text="NC1 0.1234, radius 6.45\n")]
+    nb.cells = [
+        run,
+        nbformat.v4.new_markdown_cell("NC1 0.123 and 0.12, radius 6.5 (`lr=1e-3`)", id="a-ok"),
+        nbformat.v4.new_markdown_cell("a silhouette of 0.67, NC1 0.1235", id="a-stale"),
+        nbformat.v4.new_markdown_cell("-0.5 is the simplex's cosine", id="a-constant"),
+        nbformat.v4.new_markdown_cell("0.99 in another run", id="a-findings"),
+    ]
+    lab_numbers.QUOTES["test"] = lab_numbers.Quotes(skip=("a-findings",), elsewhere={"-0.5": ""})
+    try:
+        assert lab_numbers.unmatched("test", nb) == {"a-stale": ["0.67", "0.1235"]}
+    finally:
+        del lab_numbers.QUOTES["test"]
+    # Every cell the check names is a cell of its lab.
+    for stem, quotes in lab_numbers.QUOTES.items():
+        ids = {c.metadata["id"] for c in generate_notebooks.read_source(stem).cells}
+        assert set(quotes.cells) | set(quotes.skip) <= ids, stem

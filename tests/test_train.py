@@ -219,3 +219,46 @@ def test_photographs_are_mirrored_in_training_only(tmp_path):
         progress=False,
     )
     np.testing.assert_array_equal(again.layer(), runs[True].layer())  # still repeatable
+
+
+def test_a_capture_from_the_input_to_the_logits_and_what_reads_it(tmp_path):
+    # "input" is the model's input, flattened like every capture, the same at every epoch;
+    # the head's output is the logits, whose softmax the snapshots keep as probabilities.
+    data = labkit.load_dataset("digits", classes=[0, 1, 2], probe_split="train")
+    model = labkit.build_model("deep-mlp", data.input_shape, data.n_classes, depth=2)
+    layers = ["input", *labkit.embedding_layers(model), labkit.head_layer(model)]
+    snaps = labkit.train(model, data, epochs=2, layers=layers, progress=False)
+    assert snaps.layer_names == ["input", "hidden1", "hidden2", "head"]
+    assert snaps.penultimate == "hidden2" and snaps.layer().shape == (3, len(data.probe_index), 128)
+    pixels = data.x_probe.flatten(1).numpy()
+    assert snaps.layer("input").shape == (3, len(data.probe_index), 64)
+    for epoch in range(3):
+        np.testing.assert_array_equal(snaps.layer("input")[epoch], pixels)
+    logits = torch.from_numpy(snaps.layer("head"))
+    np.testing.assert_allclose(logits.softmax(2).numpy(), snaps.probabilities, atol=1e-6)
+    # "all" still means the representation layers: the command line's --layers all is as it was
+    from labkit.train import resolve_layers
+
+    assert resolve_layers(model, "all") == ["hidden1", "hidden2"]
+    assert resolve_layers(model, layers) == layers
+    # What reads snapshots reads these layers too: metrics, projector logs, Mantis CSV.
+    table = labkit.metrics.geometry(snaps)
+    assert list(dict.fromkeys(table["layer"])) == layers
+    end = table[table.epoch == 2].set_index("layer")
+    first = table[table.epoch == 0].set_index("layer")
+    assert end.loc["input", "nc1"] == first.loc["input", "nc1"]  # training left the data alone
+    assert end["nc3"].notna().tolist() == [False, False, True, False]  # the penultimate only
+    config = labkit.write_projector(snaps, tmp_path / "tb").read_text()
+    assert "01_input/epoch_00" in config and "04_head/epoch_02" in config
+    labkit.write_mantis_csv(snaps, tmp_path / "mantis.csv")
+    back = labkit.read_mantis_csv(tmp_path / "mantis.csv")
+    np.testing.assert_array_equal(back.embeddings[-1], snaps.layer()[-1])  # the penultimate
+
+
+def test_the_input_of_an_image_model_is_its_pixels_in_their_order(digits):
+    # Images are trained channels-last; the captured input is flattened in (C, H, W) order,
+    # exactly as the data set holds it.
+    model = labkit.build_model("cnn", digits.input_shape, digits.n_classes)
+    snaps = labkit.train(model, digits, epochs=1, layers=["input", "embed"], progress=False)
+    np.testing.assert_array_equal(snaps.layer("input")[1], digits.x_probe.flatten(1).numpy())
+    assert snaps.penultimate == "embed"

@@ -138,6 +138,15 @@ for topic, ws in words.items():
         f"{topic!r}: {ws} should be words from `terms` (terms[j] for the best columns j), "
         f"not column numbers")
     assert len(set(ws)) == 10, f"{topic!r}: a word appears twice in {ws}; pick k different columns"
+# A small case to check by hand: topic P's articles weigh "a" most, then "b"; Q's "c", then "b".
+_x = np.array([[0.9, 0.1, 0.0, 0.0], [0.7, 0.3, 0.0, 0.0],
+               [0.0, 0.2, 0.8, 0.0], [0.0, 0.4, 0.0, 0.2]])
+_small = top_words(_x, np.array([0, 0, 1, 1]), ["a", "b", "c", "d"], ["P", "Q"], k=2)
+assert _small == {"P": ["a", "b"], "Q": ["c", "b"]}, (
+    f"on the four articles above (two per topic) the answer is {{'P': ['a', 'b'], 'Q': "
+    f"['c', 'b']}}, but you got {_small}: average each term over the topic's articles, "
+    f"x[y == c].mean(axis=0), one mean per column (axis=1 would average each article over "
+    f"its terms), then keep the k columns with the largest means")
 ### BEGIN HIDDEN TESTS
 # Against pandas: the mean per topic, then nlargest. Equal means may come in either order,
 # so compare the means of the chosen words, in order.
@@ -147,11 +156,7 @@ for _c, _topic in enumerate(data.class_names):
     _expected = _means.loc[_c].nlargest(10)
     assert np.allclose(_means.loc[_c, words[_topic]].to_numpy(), _expected.to_numpy(),
                        atol=1e-6), (_topic, words[_topic], list(_expected.index))
-# A hand-made case: "b" is heavy in both topics, best comes first, k is obeyed.
-_x = np.array([[0.9, 0.1, 0.0, 0.0], [0.7, 0.3, 0.0, 0.0],
-               [0.0, 0.2, 0.8, 0.0], [0.0, 0.4, 0.0, 0.2]])
-_small = top_words(_x, np.array([0, 0, 1, 1]), ["a", "b", "c", "d"], ["P", "Q"], k=2)
-assert _small == {"P": ["a", "b"], "Q": ["c", "b"]}, _small
+# The hand-made case with the topics swapped and k=1: k is obeyed, the labels are used.
 _small = top_words(_x, np.array([1, 1, 0, 0]), ["a", "b", "c", "d"], ["P", "Q"], k=1)
 assert _small == {"P": ["c"], "Q": ["a"]}, _small
 ### END HIDDEN TESTS
@@ -242,23 +247,24 @@ plots.interactive(traj, snaps, path=f"{OUT}/figures/epochs.html")
 # the same clusters anywhere. Without alignment the points would jump between panels even
 # where the embedding hardly changed, and no article could be followed. Orthogonal
 # Procrustes finds the rotation (with scale and shift) that best maps each epoch's layout
-# onto the previous one and removes only that arbitrary part, so what still moves in the
-# grid is real change in the embedding; for UMAP the kit also starts each epoch from the
-# previous layout and moves it less the less the neighbourhoods changed.
+# onto the previous one and removes only that arbitrary part; what still moves in the grid
+# is change in the layout. With PCA (one common set of axes for all epochs) that is change
+# in the embedding. With UMAP it is partly UMAP's own doing: each epoch is a new
+# optimisation, which can move points whose neighbours did not change. The kit keeps that
+# small (each epoch starts from the previous layout, and moves less the less the
+# neighbourhoods changed), but a point that moves in a UMAP grid is a hint to check in the
+# embedding itself (its neighbours in the explorer of section 6), not proof that it moved.
 
 # %% [markdown] id="q-separate" question
 # Using the history table of section 3 and the grid: at which epoch do the topics
-# separate, and what changes after that? Are some articles still between two clusters at
-# the end?
+# separate, and what changes after that?
 
 # %% [markdown] id="a-separate" answer points=2
 # At epoch 0 the test accuracy is at chance ({{chance}}) and the grid shows one mixed
 # cloud. Within the first two or three epochs the accuracy jumps to near its final value, {{expected}}, and the
 # grid shows the topics pulling apart into clusters at the same time. After that the
 # accuracy changes little, but the loss keeps falling and the clusters keep tightening and
-# moving apart: the geometry goes on improving after the decisions are made. At the end a
-# few articles still sit between clusters or inside another topic's cluster; they are
-# mostly the mistakes of section 7.
+# moving apart: the geometry goes on improving after the decisions are made.
 
 # %% [markdown] id="topic-distances-intro"
 # How far apart do the topics move? The cell below measures, at epoch 0 and at the last
@@ -381,20 +387,26 @@ assert sorted(map(tuple, mistakes.itertuples(index=False))) == _expected
 ### END HIDDEN TESTS
 
 # %% [markdown] id="q-mistakes" question
-# Read the snippets of the mistakes (and find them in the explorer, coloured by
-# `correct`). Is the model wrong, or is the article really about two topics? What does that
-# say about the points that overlap in the picture?
+# At the last epoch, are the topics completely separate, or are there zones where two
+# meet? Look at the last panel of the grid of section 4, and at the explorer of section 6
+# at the last epoch, coloured by `correct`: where do the mistakes sit? Pick one article
+# between two clusters (or inside the wrong one) and say, from its title and snippet, why
+# the network may find it ambiguous: is the model wrong, or is the article really about two
+# topics? What does that say about the points that overlap in the picture?
 
 # %% [markdown] id="a-mistakes" answer points=2
-# *Example answer for the default topics (yours depend on the topics you chose):* Most mistakes are articles that straddle two topics or say little: on Wikipedia, an intro
-# that a topic's search found but that is mostly about something else (for example a
-# statistics or sports-analytics article), or a short intro with few topic words; on BBC
-# News, stories between sections, such as the business of film or music (business or
+# *Example answer for the default topics (yours depend on the topics you chose):* The
+# topics form separate islands, but not cleanly everywhere: a few articles sit between two
+# islands or at the edge of the wrong one, and they are mostly the mistakes. Most of them
+# straddle two topics or say little: on Wikipedia, an intro that a topic's search found but
+# that is mostly about something else (for example a sports article full of statistics and
+# prediction words, or a biography that names an artist and a scientist), or a short intro
+# that is mostly names and dates, which the TF-IDF vocabulary barely covers; on BBC News,
+# stories between sections, such as the business of film or music (business or
 # entertainment) or a government's plans for technology (politics or tech). Their labels
 # come from a search or a newsroom's filing, not from their content, so the model's answer
-# is often defensible. In the explorer they sit at the border between two clusters or
-# inside the other cluster: overlapping points are often a property of the data and its
-# labels, not only a weakness of the model.
+# is often defensible. Overlapping points are often a property of the data and its labels,
+# not only a weakness of the model.
 
 # %% [markdown] id="q-confusable" question
 # Which two topics does the network confuse most often? Count the pairs in `mistakes`
@@ -557,8 +569,17 @@ pd.read_csv(f"{OUT}/mantis.csv").iloc[:3, :6]
 # %% [markdown] id="mantis-walkthrough"
 # ### In Mantis
 #
+# Mantis is a web application hosted at MIT CSAIL, <https://mantis.csail.mit.edu/>, the
+# address MIT's course 6.390 gives for its Lab 8; MIT's course pages link to it. It asks
+# you to log in: that course gives its students accounts (their own, or a class-wide one).
+# Elsewhere, your course says whether it has access for you and which login to use. No
+# access? Skip the steps below: the explorer of section 6 and the Embedding Projector of
+# section 5 show the same run, and the question after this walk-through can be answered
+# in the explorer. Uploading the CSV hands the article titles, snippets and embeddings to
+# that site.
+#
 # 1. Download `mantis.csv` from the run folder `OUT` (on Colab, from the file browser on
-#    the left) and open Mantis in your browser, from the link your course gives.
+#    the left) and open <https://mantis.csail.mit.edu/> in your browser; log in.
 # 2. Create a new project, giving it a project name and a map name, and drag the CSV onto
 #    the page. Mantis reads the column names from the header; check that `title` is taken
 #    as the title and `categoric` as a categoric field.
@@ -567,9 +588,8 @@ pd.read_csv(f"{OUT}/mantis.csv").iloc[:3, :6]
 #    network: expect one mixed cloud.
 # 4. Move through training by choosing another `embedding_epoch_k` as the vector column:
 #    `embedding_epoch_1`, `embedding_epoch_2`, ..., up to the last epoch. The points move
-#    to their new places; watch when the topics break away from each other, which
-#    articles stay between two clusters at the end, and compare with the grid of
-#    section 4 and the mistakes of section 7.
+#    to their new places; watch when the topics break away from each other, and find the
+#    articles between two clusters at the end: are they the mistakes of section 7?
 # 5. For the ready projection instead, tag `coordinate1` and `coordinate2` as custom
 #    coordinates that override the embedding, and choose
 #    *Direct Projection (no embedding)* as the reduction model: Mantis then places the
@@ -577,27 +597,18 @@ pd.read_csv(f"{OUT}/mantis.csv").iloc[:3, :6]
 #    shows the last epoch only.
 
 # %% [markdown] id="q-mantis" question
-# In Mantis, at the last epoch coloured by `categoric`: are the topics completely
-# separate, or are there fuzzy zones where two meet? Find one article in such a zone and
-# say, from its title and snippet, why the network may find it ambiguous. Then select a
-# group of neighbouring articles inside one topic's cluster (in Mantis, or in the
-# explorer of section 6: shift-drag to lasso them): do their titles share a theme
-# narrower than the topic, a sub-topic?
+# In Mantis at the last epoch (or in the explorer of section 6: shift-drag to lasso),
+# select a group of neighbouring articles inside one topic's cluster. Do their titles
+# share a theme narrower than the topic, a sub-topic? Try two or three groups, and say
+# what the network was told about them.
 
 # %% [markdown] id="a-mantis" answer points=2
-# *(What to expect; the articles depend on your topics and run.)* The topics form
-# separate islands, but not cleanly everywhere: a few articles sit between two islands
-# or at the edge of the wrong one, mostly the mistakes of section 7. Such an article is
-# usually about both topics or about neither: with the default topics, for example, a
-# sports article full of statistics and prediction words, a biography that names an
-# artist and a scientist, or a short intro that is mostly names and dates, which the
-# TF-IDF vocabulary barely covers; on BBC News, a story on a technology company's
-# results (business or tech) or on a minister's sports policy (politics or sport).
-# Inside an island the neighbours are not random: expect groups such as players apart
-# from leagues and rules in "Basketball", painters apart from works and places in
-# "Renaissance art", or, on BBC News, football apart from tennis and athletics in sport.
-# The network was told only the topic, yet articles with shared vocabulary end up near
-# each other, so the embedding holds structure the labels never named.
+# *(What to expect; the articles depend on your topics and run.)* Inside an island the
+# neighbours are not random: expect groups such as players apart from leagues and rules
+# in "Basketball", painters apart from works and places in "Renaissance art", or, on BBC
+# News, football apart from tennis and athletics in sport. The network was told only the topic, yet articles with
+# shared vocabulary end up near each other, so the embedding holds structure the labels
+# never named.
 
 # %% [markdown] id="hand-in"
 # ## What to hand in

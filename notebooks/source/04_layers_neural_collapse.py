@@ -33,21 +33,29 @@ OUT: str = "runs/layers"
 # of {{name}} ({{what}}) for `EPOCHS` epochs, long enough for the training accuracy
 # to reach 100 %: we want to see how the network arranges the data it is fitted on,
 # so overfitting does not worry us here. Before training and after every epoch the
-# kit records the embedding of **every** hidden layer for a fixed probe set. With
+# kit records, for a fixed probe set, the whole way from input to output: the input
+# itself (`input`, the pixels as one vector), **every** hidden layer (`hidden1` to
+# `hidden5`) and the head's output (`head`: the logits, one number per class, which
+# the softmax turns into probabilities). With
 # `PROBE_SPLIT = "train"` the probe is drawn from the **training** {{items}} (all of
 # them here; a smaller `PROBE_SIZE` draws a sample stratified by class): everything
 # below, pictures and measures alike, is about the image of the training data.
-# `snaps.layer(name)` is an array `[epochs + 1, n_probe, width]`; `snaps.layer()`
-# with no name is the penultimate layer (the last hidden one, `snaps.layer_names[-1]`),
-# the one neural collapse is about. `snaps.layer_names` are the layer names, `snaps.labels`
+# `snaps.layer(name)` is an array `[epochs + 1, n_probe, width]` (the input's is the
+# same at every epoch: training changes the network, not the data); `snaps.layer()`
+# with no name is the penultimate layer (the last hidden one, `snaps.penultimate`),
+# the one neural collapse is about. `snaps.layer_names` are the layer names in order,
+# `snaps.probabilities` the softmax outputs `[epochs + 1, n_probe, classes]`, `snaps.labels`
 # the probe labels (relabelled 0, 1, 2, ... in the order of `CLASSES`).
 
 # %% id="train"
 data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, seed=SEED,
                            classes=CLASSES, probe_split=PROBE_SPLIT)
 model = labkit.build_model("deep-mlp", data.input_shape, data.n_classes, seed=SEED, depth=DEPTH)
-snaps = labkit.train(model, data, epochs=EPOCHS, layers="all", lr=LR, seed=SEED)
-print(f"classes {snaps.class_names}; {snaps.n_probe} probe points from the {PROBE_SPLIT} split")
+# "input" is the model's input; then every hidden layer; then the head, whose output is the logits
+layers = ["input", *labkit.embedding_layers(model), labkit.head_layer(model)]
+snaps = labkit.train(model, data, epochs=EPOCHS, layers=layers, lr=LR, seed=SEED)
+print(f"classes {snaps.class_names}; {snaps.n_probe} probe points from the {PROBE_SPLIT} split; "
+      f"trained in {snaps.meta['precision']} on the {snaps.meta['device']}")
 snaps
 
 # %% [markdown] id="fit-intro"
@@ -144,7 +152,7 @@ for _k in (1, 3, 5):
 
 # %% [markdown] id="svd-layers-instructions"
 # **Exercise.** Draw the last epoch through every layer: one row of scatter plots,
-# one panel per layer in the order of `snaps.layer_names`, each showing
+# one panel per layer in the order of `snaps.layer_names` (from `input` to `head`), each showing
 # `svd_projection(snaps.layer(name)[-1])` with the points coloured by
 # `snaps.labels` with the colour map `"tab10"` and `vmin=0, vmax=9` (the kit's
 # colours: class 0 blue, 1 orange, 2 green, ... as in the kit's legends below; the
@@ -184,11 +192,19 @@ for ax, name in zip(panels, snaps.layer_names, strict=True):
 # The kit draws the same projections, with one change: each layer's picture is
 # rotated (and possibly reflected, rescaled and shifted) onto the picture of the
 # layer before it, by Orthogonal Procrustes (the rotation, possibly with a reflection, that best lines up two sets of matching points; Lab 5 has you write it), so the
-# whole row shares the first layer's frame.
+# whole row shares the first layer's frame, the input's. One panel is added at the end:
+# the softmax of the logits (`snaps.probabilities`), the probabilities the network
+# outputs. The grid then follows the probe from the pixels to the output, as the
+# Grand Tour article does with its views of every layer.
 
 # %% id="layer-grid"
-lt = align.layer_trajectory(snaps, method="pca")
-plots.layer_grid(lt, snaps, method="pca (SVD)", path=f"{OUT}/figures/layer_grid.png");
+# every captured layer at the last epoch, then the softmax; `align.layer_trajectory(snaps)`
+# does the same for the captured layers alone: a PCA of each, aligned one after another
+names = [*snaps.layer_names, "softmax"]
+reps = [snaps.layer(name)[-1] for name in snaps.layer_names] + [snaps.probabilities[-1]]
+lt = align.align_sequence([labkit.reduce.project(h, "pca") for h in reps])
+plots.layer_grid(lt, snaps, layers=names, ncols=4, method="pca (SVD)",
+                 path=f"{OUT}/figures/layer_grid.png");
 
 # %% [markdown] id="q-own-projections" question
 # Compare your row of projections with the kit's grid. What is the same, what
@@ -199,12 +215,14 @@ plots.layer_grid(lt, snaps, method="pca (SVD)", path=f"{OUT}/figures/layer_grid.
 # The point clouds are the same up to a rotation or reflection and a change of
 # scale: every cluster has the same shape and the same neighbours in both rows,
 # because Procrustes moves a layout rigidly and never bends it. What differs is the
-# orientation. In my row the zeros (blue) sit on the left in `hidden1`, on the
-# right in `hidden2`, bottom left in `hidden3` and `hidden4` and at the top in
-# `hidden5`, and the ones and twos swap places just as freely; in the
-# kit's grid the zeros stay on the left, the ones top right and the twos bottom
-# right, so one can follow each class down the layers into the triangle of
-# `hidden5`. The sign
+# orientation. In my row the zeros (blue) sit on the left in `input`, bottom left in
+# `hidden1`, on the right in `hidden2`, bottom left in `hidden3` and `hidden4` and at the
+# top in `hidden5` and `head`, and the ones and twos swap places just as freely. In the
+# kit's grid the zeros stay on the left, the twos top right and the ones below them, from
+# the pixels to the softmax, so one can follow each class through the network: the same
+# picture as the input in `hidden1` and `hidden2` (the ones with a long tail, touching
+# the twos), three separate clusters from `hidden3` on, thin ones in `hidden5` and
+# `head`, and three dots, the corners of the triangle, in the softmax. The sign
 # convention only chooses between $v$ and $-v$ within one layer; two layers are
 # different spaces, with axes of their own (and possibly different widths), so
 # nothing ties the axes of one to the axes of the next, and when two singular
@@ -299,14 +317,16 @@ for _name in snaps.layer_names:
 # tell you about what training did to the deeper layers?
 
 # %% [markdown] id="a-nc1-epochs" answer points=2
-# Before training NC1 *grows* with depth (about 0.16, 0.19, 0.23, 0.30, 0.31 from
-# `hidden1` to `hidden5`): each random layer mixes the classes a little more, so
-# the deeper the layer, the more the class means blur into the spread within
-# classes. After 30 epochs the order is reversed and NC1 *falls* with depth (about
-# 0.11, 0.054, 0.031, 0.015, 0.008). Training lowered NC1 in every layer, but by
-# far the most in the deepest ones (almost fortyfold in `hidden5`, by only a third
-# in `hidden1`): the later layers are where the network pulls the training images
-# of each class towards their mean.
+# The input's NC1 is 0.179 at both epochs: training changes the network, not the
+# pixels. Before training NC1 *grows* with depth after the first layer (0.163, 0.186,
+# 0.226, 0.301, 0.308 from `hidden1` to `hidden5`, and 4.5 for the random head's three
+# logits): each random layer mixes the classes a little more, so the deeper the layer,
+# the more the class means blur into the spread within classes. After 30 epochs the
+# order is reversed and NC1 *falls* with depth, from 0.179 in the pixels to 0.120,
+# 0.061, 0.034, 0.015 and 0.008 (`hidden1` to `hidden5`; 0.009 in the head). Training
+# lowered NC1 in every layer, but by far the most in the deepest ones (almost fortyfold
+# in `hidden5`, by only a quarter in `hidden1`): the later layers are where the network
+# pulls the training images of each class towards their mean.
 
 # %% [markdown] id="kit-measures"
 # The kit computes NC1 (the same number as yours) and more for every layer and
@@ -325,10 +345,12 @@ table[table.epoch == snaps.epochs][["layer", "epoch", "nc1", "silhouette", "knn_
 # `layer` (a name from `snaps.layer_names`) and `epoch` (0 to `EPOCHS`) say which, the
 # others hold the measures (`nc1`, `silhouette`, `knn_acc`, `linear_probe_acc`, ...;
 # the last epoch's rows are shown above). Make `last`: the rows of the last epoch, indexed by
-# layer (in the order of `snaps.layer_names`), with exactly the columns `nc1`, `silhouette`
-# and `knn_acc`. Set `better_with_depth` to a `bool`: `True` only if the silhouette
-# at the last epoch rises at every step from one layer to the next
-# (`last["silhouette"].diff()` positive throughout).
+# layer (in the order of `snaps.layer_names`, from `input` to `head`), with exactly the
+# columns `nc1`, `silhouette` and `knn_acc`. Set `better_with_depth` to a `bool`: `True`
+# only if the silhouette at the last epoch rises at every step from one layer to the next.
+# The steps are `np.diff(last["silhouette"].to_numpy())`, one fewer than the layers. (Beware
+# `last["silhouette"].diff()`: its first value is `NaN`, since the first layer has no layer
+# before it, and `NaN > 0` is `False`; drop it with `.dropna()` first.)
 
 # %% id="depth" exercise
 ### BEGIN SOLUTION
@@ -344,12 +366,20 @@ assert list(last.index) == list(snaps.layer_names), \
     f"index last by layer, in the order {snaps.layer_names}; got {list(last.index)}"
 assert list(last.columns) == ["nc1", "silhouette", "knn_acc"], \
     f"keep exactly the columns nc1, silhouette, knn_acc; got {list(last.columns)}"
-assert isinstance(better_with_depth, bool), \
-    f"better_with_depth should be a bool (bool(...)), got {type(better_with_depth).__name__}"
-### BEGIN HIDDEN TESTS
 _end = table[table.epoch == snaps.epochs].set_index("layer").loc[list(snaps.layer_names)]
 assert np.allclose(last.to_numpy(float), _end[["nc1", "silhouette", "knn_acc"]].to_numpy(float),
-                   equal_nan=True), "these are not the last epoch's values"
+                   equal_nan=True), \
+    f"these are not the last epoch's values: keep the rows where table.epoch == {snaps.epochs}"
+assert isinstance(better_with_depth, bool), \
+    f"better_with_depth should be a bool (bool(...)), got {type(better_with_depth).__name__}"
+_steps = np.diff(last["silhouette"].to_numpy(float))
+assert better_with_depth == bool((_steps > 0).all()), (
+    f"the silhouette changes from layer to layer by {np.round(_steps, 3).tolist()}, so "
+    f"better_with_depth should say whether all of these are positive. If you used "
+    f".diff(), its first value is NaN (NaN > 0 is False): drop it with .dropna()")
+### BEGIN HIDDEN TESTS
+assert np.array_equal(last.to_numpy(float), _end[["nc1", "silhouette", "knn_acc"]].to_numpy(float),
+                      equal_nan=True), "the last epoch's values exactly, not rounded"
 assert better_with_depth == bool(np.all(np.diff(_end["silhouette"].to_numpy()) > 0))
 ### END HIDDEN TESTS
 
@@ -359,15 +389,19 @@ assert better_with_depth == bool(np.all(np.diff(_end["silhouette"].to_numpy()) >
 # what does the linear probe on the first layer say?
 
 # %% [markdown] id="a-depth" answer points=2
-# Yes, in this run (trained in bf16; in fp32 the numbers differ in the second digit, the
-# picture is the same): the silhouette rises from layer to layer (about 0.23, 0.27,
-# 0.33, 0.43, 0.67 for `hidden1` to `hidden5`), slowly at first and steeply in the
-# last two layers, and NC1 falls (0.11, 0.054, 0.031, 0.015, 0.008). The kNN
-# accuracy hardly changes, from 0.97 on `hidden1` to 0.985 and then 1.0 from
-# `hidden3` on, and a linear probe on `hidden1` already reaches 0.985 (0.995 on
-# `hidden2`, 1.0 from `hidden3` on). So with three classes the first layer already
-# holds almost all the information needed to classify; the deeper layers mostly
-# *arrange* it, pulling each class into a tight cluster far from the others.
+# Not from the input, and so `better_with_depth` is `False`; from the first hidden layer
+# on, yes. In this run (trained in fp32 on a CPU; bf16 or a GPU changes the second
+# digit, not the picture) the pixels have a silhouette of 0.274 and `hidden1` only 0.224:
+# the first layer's clusters are less compact than the pixels'. From there it rises at
+# every layer, 0.252, 0.310, 0.409 and 0.659 to `hidden5`, slowly at first and steeply
+# in the last two layers, and 0.910 in the head's logits; NC1 falls at every step
+# (0.179 in the pixels, 0.120, 0.061, 0.034, 0.015, 0.008 in `hidden1` to `hidden5`),
+# except for the head's 0.009. The kNN accuracy hardly changes: 0.970 on the pixels,
+# 0.975 on `hidden1`, 0.995 on `hidden2`, 1.0 from `hidden3` on; and a linear probe on
+# the pixels already reaches 0.98, as on `hidden1` (0.995 on `hidden2`, 1.0 from
+# `hidden3` on). So with three classes the input already holds almost all the
+# information needed to classify; the layers mostly *arrange* it, pulling each class into
+# a tight cluster far from the others.
 
 # %% [markdown] id="collapse-intro"
 # ## 4. Does the penultimate layer collapse to C points?
@@ -405,14 +439,15 @@ for key, what in [("nc1", "NC1 (0 = collapsed)"),
 # numbers do show the simplex forming?
 
 # %% [markdown] id="a-collapse" answer points=3
-# Yes, nearly: on the training probe, which the network classifies 100 % correctly
+# Nearly, as far as these measures go (the next question asks how near): on the
+# training probe, which the network classifies 100 % correctly
 # from epoch 3 on, NC1 of `hidden5` falls from 0.308 to 0.008. The centred means
 # $m_c$ sum to zero, so $\lVert\sum_c m_c\rVert^2 = 0$ and, when the lengths are
 # nearly equal, the average pairwise cosine is forced to about $-1/(C-1)$ (with
 # three equally long means it is exactly $-1/2$): it was already -0.485 in the
 # untrained network, and is -0.499 at the end. What shows the simplex forming is
-# the spread: the standard deviation of the cosines falls from 0.196 to 0.048 and
-# the spread of the lengths from 0.153 to 0.034, so the means become equally long
+# the spread: the standard deviation of the cosines falls from 0.196 to 0.051 and
+# the spread of the lengths from 0.153 to 0.035, so the means become equally long
 # and equally far apart. NC3 falls from 1.43 to 0.65 (the classifier's rows turn
 # towards the means, but not all the way in 30 epochs) and the nearest class mean
 # agrees with the network on all the probe images (0.341 before training).
@@ -473,41 +508,51 @@ plt.show()
 # distances between the class means, and the cosines against $-1/(C-1)$.
 
 # %% [markdown] id="a-collapse-points" answer points=2
-# One point per class, three in all: each class's training images end near their
-# class mean, and the three means are the vertices of a nearly equilateral triangle
-# (a 2-simplex) centred at the global mean $\mu_G$, the black dot in the picture.
-# At the last epoch the means lie 6.62, 7.14 and 7.08 from $\mu_G$ and 11.71 to
-# 12.59 from each other (an equilateral triangle of radius 6.9 has sides 12.0),
-# with mean cosine -0.499 against $-1/(C-1) = -0.5$ and a std of the cosines of
-# 0.048. Within the plane of the triangle each class spreads only 0.56 to 0.85 round
-# its mean, a small fraction of the distance to the next vertex; the whole spread
-# (2.23 to 3.42) is larger but lies mostly in directions the means do not span. Before
-# training there was no triangle: all three means sat within 0.03 of $\mu_G$,
-# inside the spread of each class (0.04 to 0.06).
+# Towards three points, without reaching them. The three class means are the vertices
+# of a nearly equilateral triangle (a 2-simplex) centred at the global mean $\mu_G$, the
+# black dot in the picture: at the last epoch they lie 6.45, 7.02 and 6.85 from $\mu_G$
+# and 11.31 to 12.27 from each other (an equilateral triangle of radius 6.8 has sides of
+# 11.7), with mean cosine -0.499 against $-1/(C-1) = -0.5$ and a std of the cosines of
+# 0.051. But the classes are clouds round those vertices, not points: each one's RMS
+# spread (2.48 to 3.42) is 38 % to 49 % of its mean's distance from the centre. Most of
+# that spread lies in directions the means do not span: within the plane of the
+# triangle, the only directions NC1 and the simplex measures look at, each class spreads
+# 0.59 to 0.84, 9 % to 12 % of the radius. So in the plane that tells the
+# classes apart the collapse is far along (NC1 0.008); in the other directions of the
+# 128 it has not happened. Before training there was no triangle: all three means sat
+# within 0.03 of $\mu_G$, inside the spread of each class (0.04 to 0.06).
 
 # %% [markdown] id="cka-intro"
-# How alike are the layers themselves? **Linear CKA** (centred kernel alignment)
-# compares two representations of the same points and is 1 when one is a rotation
-# and a rescaling of the other, whatever their widths. Lab 5 has you write it.
+# How alike are the layers themselves, from the pixels to the softmax? **Linear CKA**
+# (centred kernel alignment) compares two representations of the same points and is 1
+# when one is a rotation and a rescaling of the other, whatever their widths. Lab 5 has
+# you write it. The table gives the heat map's numbers.
 
 # %% id="cka-layers"
-reps = [snaps.layer(name)[-1] for name in snaps.layer_names]
-plots.cka_heatmap(metrics.cka_matrix(reps), snaps.layer_names,
-                  path=f"{OUT}/figures/cka_layers.png", title="linear CKA between layers");
+# `names` and `reps` from the grid of section 2: input, every layer, head, softmax (last epoch)
+cka = pd.DataFrame(metrics.cka_matrix(reps), index=names, columns=names)
+plots.cka_heatmap(cka.to_numpy(), names, path=f"{OUT}/figures/cka_layers.png",
+                  title="linear CKA between layers, last epoch")
+plt.show()
+cka.round(2)
 
 # %% [markdown] id="q-cka-layers" question
 # Which layers are most alike according to linear CKA, and which least? Does that
 # match the pictures per layer in section 2?
 
 # %% [markdown] id="a-cka-layers" answer points=2
-# Neighbouring layers are the most alike (CKA about 0.95 for `hidden1`/`hidden2`,
-# 0.95, 0.96, and 0.96 for `hidden4`/`hidden5`) and similarity falls steadily with
-# the distance between layers, down to about 0.72 between `hidden1` and `hidden5`
-# (0.82 from `hidden1` to `hidden4`, 0.80 from `hidden2` to `hidden5`). No single
-# step changes the representation much; the differences add up. The aligned grid
-# shows the same gradual change: the three clusters keep their places and tighten
-# from one layer to the next without jumping, until `hidden5` holds three thin
-# clusters at the corners of a triangle.
+# Neighbouring layers are the most alike: 0.96 from the input to `hidden1`, then 0.95,
+# 0.94, 0.95 and 0.96 from one hidden layer to the next, and 1.00 from `hidden5` to the
+# head. Similarity falls steadily with the distance between layers, down to 0.69 from
+# the input to `hidden5` and 0.67 to the head (0.70 between `hidden1` and `hidden5`).
+# No single step changes the representation much; the differences add up. The head is a
+# linear map of `hidden5`; after the collapse most of `hidden5`'s variance lies in the
+# plane of the class means (the triangle), and the head's three logits keep that plane,
+# hence 1.00. The softmax, a non-linear squashing of the logits, is 0.98 from both. The aligned grid shows the same
+# gradual change: the clusters keep their places and tighten from one layer to the next
+# without jumping, the same picture as the pixels in `hidden1` and `hidden2`, three
+# separate clusters from `hidden3` on, three thin ones at the corners of a triangle in
+# `hidden5` and the head, and three dots in the softmax.
 
 # %% [markdown] id="your-turn"
 # ## 5. Your turn: depth, then all ten classes
@@ -553,37 +598,41 @@ print(f"DEPTH={DEPTH}, {c} classes, EPOCHS={EPOCHS}, probe from {PROBE_SPLIT}: "
 # Setup: scikit-learn's digits, the kit's `deep-mlp` (hidden layers of 128 units, each
 # linear, batch norm and ReLU), AdamW with a one-cycle schedule peaking at a learning
 # rate of 1e-3, 30 epochs, seed 0, the probe = the whole training split of the chosen
-# classes (402 images for 0, 1, 2), trained in bf16 (the kit's choice on a CPU that
-# computes it; `snaps.meta["precision"]` says which). In fp32 the numbers differ in the
-# second digit (depth 5: NC1 0.12, 0.068, 0.039, 0.016, 0.008; depth 8 reaches 100 % at
-# epoch 3) and the findings stay. Findings, with the penultimate layer's numbers at
-# the last epoch:
+# classes (402 images for 0, 1, 2), trained in fp32 on a CPU (the kit's choice where the
+# CPU has no bf16 hardware; `snaps.meta["precision"]` says which). In bf16 or on a GPU
+# the numbers differ in the second digit and the findings stay. Findings, with the
+# numbers of the last epoch:
 #
 # - **Depth 5, three classes** (the lab's run): 100 % training accuracy from epoch 3;
-#   NC1 0.308 → 0.008; silhouette 0.23, 0.27, 0.33, 0.43, 0.67 and NC1 0.11, 0.054,
-#   0.031, 0.015, 0.008 from `hidden1` to `hidden5`.
-# - **Depth 2:** 100 % from epoch 4; silhouette 0.31 then 0.58, NC1 0.056 then 0.013:
-#   the same picture with fewer steps, the last layer the tightest.
-# - **Depth 8:** 100 % from epoch 4 (two images slip at epoch 9); NC1 falls with every
-#   layer (0.12, 0.10, 0.087, 0.076, 0.067, 0.044, 0.027, 0.019), but the silhouette of
-#   the first five layers barely moves (0.21, 0.22, 0.20, 0.21, 0.25) before it climbs to
-#   0.68 in `hidden8`: "better with every layer" holds for NC1 but not strictly for the
-#   silhouette; most of the clustering happens in the last few layers, whatever the depth.
+#   penultimate NC1 0.308 → 0.008; silhouette 0.274 in the pixels, then 0.224, 0.252,
+#   0.310, 0.409, 0.659 from `hidden1` to `hidden5` and 0.910 in the head; NC1 0.179 in
+#   the pixels, then 0.120, 0.061, 0.034, 0.015, 0.008.
+# - **Depth 2:** 100 % from epoch 4; silhouette 0.299 then 0.573, NC1 0.057 then 0.013:
+#   the same picture with fewer steps, the last hidden layer the tightest, and here even
+#   `hidden1` is more clustered than the pixels.
+# - **Depth 8:** 100 % from epoch 3; NC1 falls with every layer (0.124, 0.108, 0.081,
+#   0.070, 0.039, 0.025, 0.018, 0.012) and so does the silhouette rise, but slowly through
+#   the first five layers (0.227, 0.248, 0.262, 0.271, 0.309) and steeply in the last three
+#   (0.392, 0.513, 0.714): most of the clustering happens in the last few layers, whatever
+#   the depth, and the first layers stay below the pixels' 0.274.
 # - **Ten classes, depth 5:** 100 % first at epoch 11, for good from epoch 19; NC1
-#   1.78 → 0.032, std of the cosines 0.064, length spread 0.050: less complete than with
-#   three classes (NC1 four times higher), though still small. (The mean cosine, -0.111,
-#   is forced by the means summing to zero and is no evidence.) With 60 epochs it is no
-#   tighter (NC1 0.033): the one-cycle schedule stretches over the whole run, so more
-#   epochs are not simply a longer terminal phase.
-# - **Test split** (135 unseen images, three classes, 30 epochs): NC1 0.024, std of the
-#   cosines 0.038, 100 % test accuracy. Neural collapse is claimed only for training
+#   1.778 → 0.033, std of the cosines 0.066, length spread 0.050: less complete than with
+#   three classes (NC1 four times higher), though still small. The silhouette rises at
+#   every step here, from 0.163 in the pixels to 0.699 in `hidden5`. (The mean cosine,
+#   -0.111, is forced by the means summing to zero and is no evidence.) With 60 epochs it
+#   is no tighter (NC1 0.033, 100 % for good only from epoch 35): the one-cycle schedule
+#   stretches over the whole run, so more epochs are not simply a longer terminal phase.
+# - **Test split** (135 unseen images, three classes, 30 epochs): NC1 0.020, std of the
+#   cosines 0.039, 100 % test accuracy. Neural collapse is claimed only for training
 #   data; these three classes are easy, and on harder data expect less collapse on test
 #   images.
 #
-# So the heuristic holds for NC1 (it falls with every layer at the end of training, at
-# every depth tried) and for the last layer, always the most clustered; the silhouette
-# does not improve at every step of a deep network. In every run here NC1, the spread of
-# the lengths and of the cosines, and NC4 (the nearest class mean agrees with the network
-# on every probe image) show a nearly complete collapse, NC3 only a partial one: the
-# penultimate layer puts each class near one point, the vertices of a simplex, and the
-# head only has to tell which vertex is which.
+# So the heuristic holds inside the network: at the end of training NC1 falls and the
+# silhouette rises from one hidden layer to the next at every depth tried, and the last
+# hidden layer is always the most clustered. It does not hold from the input: with three
+# classes the first hidden layer (at depth 5 and 8) is less clustered than the pixels. In
+# every run here NC1, the spread of the lengths and of the cosines, and NC4 (the nearest
+# class mean agrees with the network on every probe image) show the collapse far along,
+# NC3 only partly: in the plane of the class means each class is pulled close to its
+# vertex of a simplex, and the head only has to tell which vertex is which; in the many
+# other directions of the layer the classes still spread (the section 4 table).

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   labkit:
-#     outputs: [figures/tour_raw.gif, figures/tour.gif, figures/procrustes.png, figures/epochs.gif, figures/two_models.png]
+#     outputs: [figures/tour_raw.gif, figures/tour_coarse.gif, figures/tour.gif, figures/procrustes.png, figures/epochs.gif, figures/two_models.png]
 # ---
 
 # %% [markdown] id="title"
@@ -9,7 +9,7 @@
 #
 # {{badge}}
 #
-# Projections of one embedding differ from run to run and epoch to epoch by rotations and flips. We tour the embedding itself and a 15-dimensional map of it smoothly, compare what each tour can claim, take the arbitrary rotations out with Orthogonal Procrustes (which you write), and compare two different models in one frame and with linear CKA (which you write too).
+# Projections of one embedding differ from run to run and epoch to epoch by rotations and flips. We tour the input pixels beside the embedding itself, then a 15-dimensional map of it, compare what each tour can claim, colour a tour by a label the network never saw, take the arbitrary rotations out with Orthogonal Procrustes (which you write), and compare two different models in one frame and with linear CKA (which you write too).
 #
 # {{how_to_run}}
 
@@ -56,14 +56,32 @@ snaps
 # projection of the embedding itself. The tour starts from the view of units 0 and
 # 1 alone (the points pressed onto the axes are those the ReLU sets to zero), then
 # turns into mixtures of all the units.
+#
+# Beside it runs the same tour of the network's **input**: the same probe {{items}},
+# as pixels, before any layer has touched them. To tour both in the same number of
+# dimensions, the pixels are first rotated onto their principal axes and the first
+# `width` axes kept (as many as the embedding has units). When the images have no more
+# pixels than that (the 8 × 8 digits have 64, the CNN's embedding 64 units), nothing is
+# dropped and the two panels turn by exactly the same rotations; with larger images the
+# views are those within the pixels' `width` directions of largest variance, still
+# linear views of the pixels. The pixel tour thus starts from the pixels' two principal
+# axes, their widest 2-D view; the embedding's from its units 0 and 1. Whatever the
+# input already separates, the network did not have to learn.
 
 # %% id="tour-raw"
 raw = snaps.layer()[-1]  # [n_probe, width]: the penultimate layer after the last epoch
+pixels = data.x_probe.flatten(1).numpy()  # the same probe images, as the network sees them
+width = min(raw.shape[1], pixels.shape[1])
+pixels_rotated = labkit.reduce.project(pixels, "pca", n_components=width)
 # every plane (i, j) of all `width` units turns at once: the rotation is rebuilt from
 # width * (width - 1) / 2 Givens turns, cheap for a layer of a few hundred units
 frames_raw = labkit.tour.grand_tour(raw, n_frames=TOUR_FRAMES, seed=SEED)
-print(f"touring all {raw.shape[1]} units of the embedding: frames {frames_raw.shape}")
-plots.tour_animation(frames_raw, snaps, path=f"{OUT}/figures/tour_raw.gif")
+frames_pixels = labkit.tour.grand_tour(pixels_rotated, n_frames=TOUR_FRAMES, seed=SEED)
+print(f"touring all {raw.shape[1]} units of the embedding and {width} axes of the "
+      f"{pixels.shape[1]} pixels: frames {frames_raw.shape}")
+tours = {f"input: {pixels.shape[1]} pixels": frames_pixels,
+         f"embedding: {raw.shape[1]} units, last epoch": frames_raw}
+plots.tour_animation(tours, snaps, path=f"{OUT}/figures/tour_raw.gif")
 display(Image(filename=f"{OUT}/figures/tour_raw.gif"))
 
 # %% [markdown] id="tour-reduced-intro"
@@ -87,24 +105,82 @@ plots.tour_animation(frames, snaps, path=f"{OUT}/figures/tour.gif")
 display(Image(filename=f"{OUT}/figures/tour.gif"))
 
 # %% [markdown] id="q-tour" question
-# Compare the two tours. Which classes stay apart in every view of each, and which
-# only in some? For each tour, say whether a gap you see there must exist in the
-# embedding itself, and why. What do the differences between the two tours tell
-# you about what a tour of the UMAP map can and cannot claim?
+# Compare the tours: the pixels beside the embedding, then the UMAP map. Which classes
+# stay apart in every view of each, and which only in some? For each tour, say whether a
+# gap you see there must exist in the pixels or the embedding, and why. What did training
+# add over the pixels? And what do the differences between the embedding's tour and the
+# UMAP map's tell you about what a tour of the UMAP map can and cannot claim?
 
 # %% [markdown] id="a-tour" answer points=2
-# In our run the raw tour (all 64 units) shows broad, overlapping clouds: no view
-# separates all ten classes, but each view pulls a few apart, the zeros most often,
-# the ones, threes and fives in some views, the fours, sixes and sevens now and
-# then, while twos, eights and nines stay mixed in the middle. Those gaps are linear
-# projections of the embedding, so they are really there: the classes differ along
-# many directions, each view catching only some. The UMAP tour shows ten tight,
-# far-apart blobs in nearly every view (some touch now and then, the eights and ones
-# most often, in about a third of the views); its frames are linear views of UMAP's
-# 15-D map, not of the embedding, so its wide empty gaps and compact clusters are
-# largely UMAP's doing: it keeps which points are neighbours, not distances or
-# spreads. It can claim which points sit together, not how far apart or how wide the
-# classes are in the embedding.
+# In our run the pixel tour starts from the pixels' widest view, where several classes
+# have regions of their own (the zeros at the bottom, the sixes and fours on the right,
+# the threes and nines on the left) that still overlap at their edges; the views after it
+# mix in directions of little variance, the cloud shrinks to a ball and no class stays
+# apart. The embedding's tour (all 64 units) shows broad clouds too, but nearly every view
+# pulls a few classes apart: the ones, fives, zeros and threes most often, the fours now
+# and then, while the sevens, eights and nines stay mixed in the middle. Both tours are
+# linear views, so their gaps are really there, in the pixels and in the embedding: the
+# pixels tell the classes apart in a few directions only, while training spread them over
+# many directions of the embedding, each view catching some. The UMAP tour shows ten
+# tight, far-apart blobs in most views (the sixes always apart, the zeros nearly always, the sevens,
+# eights and nines touching a neighbour now and then); its frames are linear views of
+# UMAP's 15-D map, not of the embedding, so its wide empty gaps and compact clusters are
+# largely UMAP's doing: it keeps which points are neighbours, not distances or spreads.
+# It can claim which points sit together, not how far apart or how wide the classes are
+# in the embedding.
+
+# %% [markdown] id="coarse-intro"
+# ### A label the network was never given
+#
+# The network learnt ten classes. Does its embedding also know a coarser grouping
+# nobody told it about? For digits we group them by shape: digits written with a
+# closed loop (0, 6, 8 and 9) against the others. We count 4 among the others: in
+# the 8 × 8 digits about half of the 4s close their top and half leave it open. (On
+# CIFAR-10 the grouping is vehicles against animals.) `snaps.coarse(groups)` gives the
+# same snapshots labelled by group, so the kit's plots and measures can use it. Below,
+# the same two tours coloured by group, and the mean distance between the centres of
+# two classes of the same group and of two classes of different groups (in units of
+# each layout's radius): if the embedding had a region for each group, the first
+# would be clearly smaller.
+
+# %% id="tour-coarse"
+COARSE = {  # a coarse label per data set: group name -> the classes in it
+    "digits": {"loop (0, 6, 8, 9)": ["0", "6", "8", "9"],
+               "no loop": ["1", "2", "3", "4", "5", "7"]},
+    "cifar10": {"vehicle": ["airplane", "automobile", "ship", "truck"],
+                "animal": ["bird", "cat", "deer", "dog", "frog", "horse"]},
+}
+COARSE["mnist"] = COARSE["digits"]
+groups = {g: [c for c in cs if c in snaps.class_names] for g, cs in COARSE.get(DATASET, {}).items()}
+groups = {g: cs for g, cs in groups.items() if cs}  # the groups of the classes kept
+if len(groups) < 2:
+    print(f"no coarse label for these classes of {DATASET}: add one to COARSE to try it")
+else:
+    coarse = snaps.coarse(groups)
+    plots.tour_animation(tours, coarse, path=f"{OUT}/figures/tour_coarse.gif")
+    display(Image(filename=f"{OUT}/figures/tour_coarse.gif"))
+    group = np.zeros(len(snaps.class_names), dtype=int)
+    group[snaps.labels] = coarse.labels  # the group of every class
+    same = group[:, None] == group[None, :]  # [C, C]: two classes of the same group
+    off = ~np.eye(len(group), dtype=bool)
+    for name, x in (("pixels", pixels), ("embedding, epoch 0", snaps.layer()[0]),
+                    ("embedding, last epoch", raw)):
+        x = (x - x.mean(axis=0)) / np.sqrt(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
+        centres = np.stack([x[snaps.labels == c].mean(axis=0) for c in range(len(group))])
+        d = np.linalg.norm(centres[:, None] - centres[None], axis=2)
+        print(f"{name:22s} class centres {d[same & off].mean():.2f} apart within a group, "
+              f"{d[~same].mean():.2f} across groups")
+
+# %% [markdown] id="coarse-shows"
+# In the default run (digits, loop against no loop) the embedding has no region for
+# either group: in every view the loop digits form separate patches among the others,
+# and the centres of two classes of the same group are as far apart as those of two
+# classes of different groups (1.36 against 1.35 at the last epoch). Training pushed the
+# ten classes about equally far from each other, whatever their shape. The pixels hold a
+# little of the grouping (in many views the loop digits lean to one side), though their
+# class centres are hardly closer either (0.95 against 0.96). An embedding trained on
+# labels keeps what tells those labels apart; a grouping it was never asked for need not
+# survive as a region.
 
 # %% [markdown] id="aligned-across-epochs"
 # ## 2. Aligned across epochs
@@ -216,13 +292,13 @@ print(f"the last two epochs: {rms(views[-2], views[-1]):.2f} apart in their own 
 # linear map that would fit better?
 
 # %% [markdown] id="a-procrustes" answer points=2
-# In our run (trained in bf16) the pictures jump most between epochs 5 and 6: 8.42
-# apart in their own axes, against the layout's own radius of 5.78. The map mirrors
-# the layout across a line close to the vertical axis (the first axis had flipped),
-# scales it by 1.03, and brings the two to 0.54 apart: almost all of the jump was the
-# axes, not the points.
-# Between the last two epochs there is little to undo: no flip, a third of a degree,
-# 0.40 apart before and 0.39 after; what remains is how the points really moved. A
+# In our run (trained in fp32 on a CPU; bf16 or a GPU moves the second digit) the
+# pictures jump most between epochs 5 and 6: 8.41 apart in their own axes, against the
+# layout's own radius of 5.79. The map mirrors the layout across a line close to the
+# vertical axis (the first axis had flipped), scales it by 1.03, and brings the two to
+# 0.56 apart: almost all of the jump was the axes, not the points.
+# Between the last two epochs there is little to undo: no flip, about a third of a
+# degree, 0.42 apart before and 0.41 after; what remains is how the points really moved. A
 # rotation, reflection, uniform scale and shift keep every distance ratio and angle,
 # so they change nothing one could read from the picture. A general linear map could
 # stretch one direction and shear another: it would fit better, but by deforming the
@@ -269,8 +345,9 @@ print(f"embedding widths: {MODEL} {snaps.layer().shape[-1]}, MLP {snaps_mlp.laye
 # \rVert_F\, \lVert Y^\top Y \rVert_F}.$$
 #
 # It lies between 0 and 1, and is 1 when $Y$ is a rotation (or reflection) of $X$
-# times a number: the neurons of a layer have no fixed order or meaning, and the
-# next layer can undo any rotation, so such copies are the same representation.
+# times a number. For an embedding read by a linear layer, as the penultimate layer is
+# by the head, such a copy is the same representation: the read-out can undo any
+# rotation and scale.
 
 # %% [markdown] id="cka-instructions"
 # **Exercise.** Write `linear_cka_by_hand(x, y)`: `x` is `[n, p]`, `y` is `[n, q]`,
@@ -326,12 +403,16 @@ assert linear_cka_by_hand(_x, _x * np.arange(1.0, 7.0)) < 0.99  # stretching is 
 # Procrustes needs both layouts in the same dimension?
 
 # %% [markdown] id="a-cka" answer points=2
-# A layer's neurons have no fixed order or meaning: permuting or rotating them,
-# with the next layer's weights rotated back, gives the same network, and a common
-# scale says nothing about the arrangement of the points, so representations that
-# differ only by a rotation and a scale should count as identical. A stretch along
-# some axes does change the geometry (which points are nearest, which directions
-# dominate), so CKA rightly falls below 1. CKA never matches the axes of one layer
+# The embeddings compared here are penultimate layers, and the head reads them
+# linearly: if the embedding $h$ is rotated to $Qh$ and scaled by $c$, a head with
+# weights $W Q^\top / c$ gives exactly the same logits, and so does any linear probe
+# refitted on the copy. For everything downstream of the layer the copy is the same
+# representation, so CKA should call it identical. (This is a property of a linear
+# read-out, not of the network's inside: between hidden layers a ReLU commutes with
+# permuting units and rescaling them by positive numbers, not with rotating them, so a
+# rotated hidden layer would not give the same network.) A stretch along some axes
+# does change the geometry (which points are nearest, which directions dominate, what a
+# nearest-neighbour vote or a regularised probe finds), so CKA rightly falls below 1. CKA never matches the axes of one layer
 # with those of the other: $\lVert Y^\top X \rVert_F^2$ equals the inner product of
 # the two $n \times n$ similarity matrices $X X^\top$ and $Y Y^\top$, which exist
 # whatever the widths. Procrustes instead looks for a square orthogonal matrix that
@@ -368,9 +449,35 @@ print(f"linear CKA between the two models' embeddings: {cka:.3f}")
 assert isinstance(mlp_in_cnn_frame, np.ndarray) and mlp_in_cnn_frame.shape == traj_mlp.shape, \
     (f"mlp_in_cnn_frame should be shaped like traj_mlp, {traj_mlp.shape}; "
      f"got {getattr(mlp_in_cnn_frame, 'shape', type(mlp_in_cnn_frame))}")
-assert np.sum((mlp_in_cnn_frame - traj_cnn) ** 2) <= np.sum((traj_mlp - traj_cnn) ** 2) + 1e-9, \
-    "in the first model's frame the MLP's points should be closer to the first model's, not further"
+# One map for the whole trajectory: the MLP's points, all epochs stacked, times one matrix
+# plus one shift, give mlp_in_cnn_frame exactly; and that matrix is a rotation times a scale.
+_src, _out = traj_mlp.reshape(-1, 2), mlp_in_cnn_frame.reshape(-1, 2)
+_fit = np.linalg.lstsq(np.c_[_src, np.ones(len(_src))], _out, rcond=None)[0]
+_miss = np.abs(np.c_[_src, np.ones(len(_src))] @ _fit - _out).max()
+assert _miss <= 1e-6 * np.abs(_out).max(), (
+    f"mlp_in_cnn_frame is not traj_mlp moved by one map (off by up to {_miss:.2g}): map traj_mlp "
+    "(the source, first argument) onto traj_cnn, with one map fitted on all epochs at once "
+    "(reshape(-1, 2), then back), not one map per epoch")
+_m = _fit[:2]
+assert np.allclose(_m @ _m.T, (_m @ _m.T).trace() / 2 * np.eye(2), atol=1e-9), \
+    "the map should only rotate (or reflect), scale and shift: use procrustes_by_hand"
+# The best such map: shifted onto the first model's centre, and the centred points' cross-
+# products with the target symmetric and positive (what the SVD's r = u @ vt gives); any
+# other rotation, or a map of the first model onto the MLP, fails this.
+_tgt = traj_cnn.reshape(-1, 2)
+_a, _b = _out - _out.mean(axis=0), _tgt - _tgt.mean(axis=0)
+_cross = _a.T @ _b
+_tol = 1e-6 * np.abs(_cross).max()
+assert (np.allclose(_out.mean(axis=0), _tgt.mean(axis=0), atol=1e-9)
+        and np.abs(_cross - _cross.T).max() <= _tol and np.linalg.eigvalsh(_cross).min() >= -_tol
+        and np.isclose(np.trace(_cross), (_a ** 2).sum(), rtol=1e-6)), (
+    "this map does not bring the MLP's points as close to the first model's as a rotation and a "
+    "scale can: fit it with procrustes_by_hand on every epoch's points at once "
+    "(traj_mlp.reshape(-1, 2) onto traj_cnn.reshape(-1, 2))")
 assert isinstance(cka, float) and 0 <= cka <= 1, f"cka should be a float in [0, 1], got {cka!r}"
+assert np.isclose(cka, linear_cka_by_hand(snaps.layer()[-1], snaps_mlp.layer()[-1])), \
+    ("cka should be the CKA of the two models' last-epoch embeddings, snaps.layer()[-1] and "
+     "snaps_mlp.layer()[-1]")
 ### BEGIN HIDDEN TESTS
 assert np.allclose(mlp_in_cnn_frame, align.align_runs(traj_cnn, traj_mlp), rtol=0, atol=1e-9)
 assert np.isclose(cka, metrics.linear_cka(snaps.layer()[-1], snaps_mlp.layer()[-1]),
@@ -389,8 +496,8 @@ assert np.isclose(cka, metrics.linear_cka(snaps.layer()[-1], snaps_mlp.layer()[-
 # details differ: the CNN's fives form a group of their own at the top left, the
 # MLP's sit on the left beside its threes; the CNN keeps its nines beside the threes
 # and its twos and sevens at the bottom, while the MLP's twos join its ones and
-# eights, whose group sits higher. The linear CKA of the last epochs is about 0.87
-# (0.53 before training): high, the two representations share most of their
+# eights, whose group sits higher. The linear CKA of the last epochs is 0.865
+# (0.535 before training): high, the two representations share most of their
 # structure, but not 1, as the differing details show. One map for all epochs
 # changes only the frame and keeps each model's own motion across the epochs. A map
 # fitted per epoch would turn every frame as close to the first model's as a
