@@ -479,6 +479,11 @@ def test_a_faulty_source_is_refused_with_the_file_and_cell_named(tmp_path):
         ),
         '# %% id="search-check"': ('# %% id="search"', "cell ids are used twice: search"),
         '# %% [markdown] id="title"': ("# %% [markdown]", "every cell needs id="),
+        '# %% [markdown] id="similar-kit"': (
+            '# %% [markdown] id="similar-kit" optional',
+            "cell similar-kit: `optional` goes on a section's heading cell (## or ###) or on "
+            "a question cell",
+        ),
     }
     for old, (new, message) in cases.items():
         assert old in good, old

@@ -509,7 +509,7 @@ plots.cka_heatmap(metrics.cka_matrix(reps), snaps.layer_names,
 # from one layer to the next without jumping, until `hidden5` holds three thin
 # clusters at the corners of a triangle.
 
-# %% [markdown] id="your-turn"
+# %% [markdown] id="your-turn" optional
 # ## 5. Your turn: depth, then all ten classes
 #
 # The homework asks you to experiment. Change a parameter in the parameters cell at

@@ -433,7 +433,7 @@ candidates.head(10)
 # also catches borderline examples worth collecting more of, and it works when
 # there is no classifier at all.
 
-# %% [markdown] id="answer-key"
+# %% [markdown] id="answer-key" optional
 # ### Scoring the hunt against the answer key
 #
 # Now you may open the answer key. `snaps.flipped` marks the probe labels the kit
