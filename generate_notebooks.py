@@ -20,6 +20,20 @@ comments, code is code, and a cell's header line carries its stable id and its r
 A question may be followed by several answer cells, one per data set (``only=``): each
 notebook shows the one for its data set, the worksheet's solutions show them all.
 
+**Core and optional.** Everything is on a lab's core path unless its header says
+``optional``, which goes on one of two kinds of cell::
+
+    # %% [markdown] id="your-turn" optional        a section's heading cell (## or ###): the
+                                                    section, up to the next heading of its level
+    # %% [markdown] id="q-high-lr" question optional   one question, and its answer cells
+
+Students see "*(optional)*" after the section's heading and after the number of each optional
+question; every cell off the core path carries the tag ``optional`` (nbgrader keeps tags),
+and the instructor's guide lists each lab's points and hours for the core path and for
+everything (``python worksheets/worksheet.py``). To make one exercise optional, give it a
+``###`` heading cell of its own and mark that. A core cell must not need an optional
+exercise's result: a student who skips it runs on from the next part.
+
 The solution notebook is the nbgrader *source* notebook; the student notebook is made from it
 by nbgrader's own preprocessors, in the order ``nbgrader generate_assignment`` runs them, so
 it is exactly what nbgrader releases. A few notebooks are a source with other parameters
@@ -290,6 +304,8 @@ HOW_TO_RUN = (
     "tells you what to fix; once it passes, run the rest from there up to the next "
     "exercise (on Colab, with the test cell selected, *Runtime → Run after*; in JupyterLab, "
     "select the cell after it and choose *Run → Run Selected Cell and All Below*). "
+    "Parts and questions marked *(optional)* are beyond the core path: to leave out an "
+    "optional exercise, run on in the same way from the first cell after its part. "
     "Where files go: on Colab, `/content/data` and `/content/runs` (the Files panel on the "
     "left); in a checkout of the kit, `data/` and `runs/` at its root; set `LABKIT_HOME` to "
     "use another folder. The set-up cell prints both."
@@ -407,6 +423,53 @@ def _included(cell, dataset: str) -> bool:
     return dataset in names
 
 
+HEADING = re.compile(r"^(#{2,6}) (.+)$", re.M)
+OPTIONAL_MARK = "*(optional)*"
+
+
+def _heading_level(cell) -> int | None:
+    """The level of a Markdown cell's first section heading (``##`` 2, ``###`` 3), if any."""
+    if cell.cell_type != "markdown":
+        return None
+    m = HEADING.search(cell.source)
+    return len(m.group(1)) if m else None
+
+
+def optional_cells(cells: list, where: str) -> set[str]:
+    """The ids of the cells off the core path. ``optional`` in a cell's header marks a
+    section heading cell (everything up to the next heading of the same or a higher level is
+    optional) or a question cell (it and its answer cells)."""
+    out: set[str] = set()
+    scope: int | None = None  # the level of the optional heading we are under
+    for i, cell in enumerate(cells):
+        level = _heading_level(cell)
+        if level is not None and scope is not None and level <= scope:
+            scope = None
+        marked = "optional" in cell.metadata
+        if marked and level is not None:
+            scope = level if scope is None else scope
+        elif marked and _role(cell) == "question":
+            out.add(cell.metadata["id"])
+            for after in cells[i + 1 :]:
+                if _role(after) != "answer":
+                    break
+                out.add(after.metadata["id"])
+        elif marked:
+            raise SourceError(
+                f"{where}, cell {cell.metadata['id']}: `optional` goes on a section's heading "
+                f"cell (## or ###) or on a question cell, not on this one"
+            )
+        if scope is not None:
+            out.add(cell.metadata["id"])
+    return out
+
+
+def _mark_heading(text: str) -> str:
+    """The cell's first heading line with the optional mark after it."""
+    m = HEADING.search(text)
+    return text[: m.end()] + " " + OPTIONAL_MARK + text[m.end() :]
+
+
 def build_solution(
     lab: Lab,
     source: KitSource,
@@ -479,17 +542,20 @@ def build_solution(
         },
     }
     questions = 0
-    for cell in src.cells:
-        if not _included(cell, dataset):
-            continue
+    cells = [c for c in src.cells if _included(c, dataset)]
+    optional = optional_cells(cells, f"{lab.source}.py")
+    for cell in cells:
         cid, role, text = cell.metadata["id"], _role(cell), cell.source
         where = f"{lab.source}.py, cell {cid}"
         tags = [t for t in cell.metadata.get("tags", [])]
         if cell.cell_type == "markdown":
             text = _fill(text, values, where)
+            if "optional" in cell.metadata and _heading_level(cell):
+                text = _mark_heading(text)
             if role == "question":
                 questions += 1
-                text = f"**Question {number}.{questions}.** {text}"
+                mark = f"{OPTIONAL_MARK} " if cid in optional else ""
+                text = f"**Question {number}.{questions}.** {mark}{text}"
             # An answer cell for some data sets only speaks of those.
             speaks_of = [n for d, n in written_for.items() if _included(cell, d)]
             if role == "answer" and FACTS[dataset]["name"] not in speaks_of:
@@ -530,6 +596,8 @@ def build_solution(
                     f"### END SOLUTION around its answer"
                 )
             out.metadata["nbgrader"] = meta
+        if cid in optional:  # off the core path: the guide's tables and the grader see it
+            tags.append("optional")
         if tags:
             out.metadata["tags"] = tags
         nb.cells.append(out)
@@ -613,6 +681,7 @@ class QuestionText:
     # model answers for other data sets of the same source's labs: {data set name: Markdown}
     other_answers: dict[str, str] = field(default_factory=dict)
     other_answer_ids: dict[str, str] = field(default_factory=dict)  # {data set name: cell id}
+    optional: bool = False  # off the core path (marked, or in a section marked optional)
 
 
 def questions(stem: str, sources: Path = SOURCES) -> list[QuestionText]:
@@ -621,6 +690,7 @@ def questions(stem: str, sources: Path = SOURCES) -> list[QuestionText]:
     number, out, section = stem.split("_")[0].lstrip("0"), [], ""
     dataset = source_params(nb).get("DATASET")
     values = {**FACTS.get(dataset, {}), "lab": number, "variant": ""}
+    optional = optional_cells([c for c in nb.cells if _included(c, dataset)], f"{stem}.py")
     for i, cell in enumerate(nb.cells):
         if not _included(cell, dataset):
             continue
@@ -664,6 +734,7 @@ def questions(stem: str, sources: Path = SOURCES) -> list[QuestionText]:
                 own[0].metadata["id"],
                 others,
                 other_ids,
+                cell.metadata["id"] in optional,
             )
         )
     return out

@@ -482,6 +482,11 @@ def test_a_faulty_source_is_refused_with_the_file_and_cell_named(tmp_path):
         ),
         '# %% id="search-check"': ('# %% id="search"', "cell ids are used twice: search"),
         '# %% [markdown] id="title"': ("# %% [markdown]", "every cell needs id="),
+        '# %% [markdown] id="similar-kit"': (
+            '# %% [markdown] id="similar-kit" optional',
+            "cell similar-kit: `optional` goes on a section's heading cell (## or ###) or on "
+            "a question cell",
+        ),
     }
     for old, (new, message) in cases.items():
         assert old in good, old
@@ -773,3 +778,41 @@ def test_the_quoted_numbers_check_finds_a_number_the_run_did_not_print():
     for stem, quotes in lab_numbers.QUOTES.items():
         ids = {c.metadata["id"] for c in generate_notebooks.read_source(stem).cells}
         assert set(quotes.cells) | set(quotes.skip) <= ids, stem
+
+
+def _names(source: str) -> tuple[set[str], set[str]]:
+    """The names a code cell defines (assigns, imports, defs, parameters) and those it reads."""
+    import ast
+
+    tree = ast.parse(source)
+    defined, read = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (defined if isinstance(node.ctx, ast.Store | ast.Del) else read).add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+            defined.add(node.name)
+        elif isinstance(node, ast.arg):
+            defined.add(node.arg)
+        elif isinstance(node, ast.alias):
+            defined.add((node.asname or node.name).split(".")[0])
+    return defined, read
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_the_core_path_needs_nothing_an_optional_part_defines(lab):
+    """A student who leaves out every optional part runs on: no core code cell reads a name
+    that only an optional cell has defined before it."""
+    nb = nbformat.read(SOLUTIONS / f"{lab}.ipynb", as_version=4)
+    core, optional_only, found = set(), set(), []
+    for cell in nb.cells:
+        if cell.cell_type != "code" or cell.source.lstrip().startswith(("%", "!")):
+            continue
+        defined, read = _names(cell.source)
+        if "optional" in cell.metadata.get("tags", []):
+            optional_only |= defined - core
+            continue
+        found += [f"{cell.get('id')} reads {n}" for n in sorted(read & optional_only - defined)]
+        core |= defined
+        optional_only -= defined
+    assert any("optional" in c.metadata.get("tags", []) for c in nb.cells), lab
+    assert not found, f"{lab}: core cells read names only optional cells define: {found}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -82,8 +83,13 @@ def test_every_included_figure_exists_and_is_made_by_the_kit(tmp_path):
     # The kit makes them: regenerate them here (the script's main, PCA only, to be quick)
     # and compare the set.
     with contextlib.redirect_stdout(io.StringIO()):
-        assert make_figures.main(["--out", str(tmp_path), "--reducers", "pca"]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(included)
+        assert make_figures.main(["--out", str(tmp_path), "--reducers", "pca", "--offline"]) == 0
+    made = sorted(p.name for p in tmp_path.iterdir())
+    assert made == sorted([*included, make_figures.MANIFEST])
+    records = json.loads((tmp_path / make_figures.MANIFEST).read_text())
+    for name, (stem, _) in make_figures.FIGURES.items():
+        assert records[name]["lab"] == stem and records[name]["reducers_overridden"]
+        assert records[name]["params"] == make_figures.lab_defaults(stem)
 
 
 def test_markdown_and_guide_are_in_sync_with_the_sources():
@@ -223,3 +229,108 @@ def test_what_to_hand_in_is_said_in_the_same_words_everywhere():
         text = _flat(path.read_text())
         assert not re.search(r"hand in[^.]*\b(PDF|CSV)\b", text, re.I), path.name
     assert "submitted/<student>/labs/" in (HERE / "INSTRUCTOR_GUIDE.md").read_text()
+
+
+def _core_and_optional(lab) -> tuple[float, float]:
+    nb = nbformat.read(ROOT / "notebooks" / "solutions" / f"{lab.name}.ipynb", as_version=4)
+    points = {"core": 0.0, "optional": 0.0}
+    for c in nb.cells:
+        if c.metadata.get("nbgrader", {}).get("grade"):
+            part = "optional" if "optional" in c.metadata.get("tags", []) else "core"
+            points[part] += c.metadata["nbgrader"]["points"]
+    return points["core"], points["optional"]
+
+
+def test_core_and_optional_marks_reach_the_notebooks_the_worksheet_and_the_guide():
+    mark = generate_notebooks.OPTIONAL_MARK
+    md = (HERE / "WORKSHEET.md").read_text()
+    for lab in generate_notebooks.LABS:
+        source = generate_notebooks.read_source(lab.source)
+        dataset = {**generate_notebooks.source_params(source), **lab.params}["DATASET"]
+        cells = [c for c in source.cells if generate_notebooks._included(c, dataset)]
+        expected = generate_notebooks.optional_cells(cells, lab.source)
+        for part in ("solutions", "student"):
+            nb = nbformat.read(ROOT / "notebooks" / part / f"{lab.name}.ipynb", as_version=4)
+            tagged = {c.get("id") for c in nb.cells if "optional" in c.metadata.get("tags", [])}
+            assert tagged == expected, (lab.name, part)
+        nb = nbformat.read(ROOT / "notebooks" / "student" / f"{lab.name}.ipynb", as_version=4)
+        marked = {c.metadata["id"] for c in cells if "optional" in c.metadata}
+        for c in nb.cells:
+            heading = (
+                re.search(r"^#{2,3} .+$", c.source, re.M) if c.cell_type == "markdown" else None
+            )
+            if heading:  # a marked section says so in its heading, and only that one
+                assert heading.group(0).endswith(f" {mark}") == (c.get("id") in marked), c.get("id")
+            if "question" in c.metadata.get("tags", []):
+                assert (f".** {mark} " in c.source) == (c.get("id") in expected), c.get("id")
+        # Optional means beyond a core path, never the whole lab.
+        tags = [c.metadata.get("tags", []) for c in nb.cells]
+        assert any("exercise" in t and "optional" not in t for t in tags), lab.name
+        assert any("question" in t and "optional" not in t for t in tags), lab.name
+    # The labs of a week have optional parts; the worksheet marks the same questions.
+    for stem in ("01_projector_mnist", "02_wikipedia_topics", "04_layers_neural_collapse"):
+        assert any(q.optional for q in generate_notebooks.questions(stem)), stem
+    for s in worksheet.SECTIONS:
+        for q in s.questions:
+            assert (f"**Question {q.number}.** {mark} " in md) == q.optional, q.number
+
+
+def test_the_guide_lists_core_and_all_points_and_hours_per_lab():
+    guide = (HERE / "INSTRUCTOR_GUIDE.md").read_text()
+    points = guide.split("<!-- points:start -->")[1].split("<!-- points:end -->")[0]
+    hours = guide.split("<!-- hours:start -->")[1].split("<!-- hours:end -->")[0]
+    for lab in generate_notebooks.LABS:
+        core, optional = _core_and_optional(lab)
+        row = next(line for line in points.splitlines() if f"`{lab.name}`" in line)
+        assert row.endswith(f"| {core:g} | {optional:g} | {core + optional:g} |"), row
+        assert core > 0, lab.name
+        assert re.search(rf"^\| `{lab.name}` \|.* \| [\d.]+ h \| [\d.]+ h \|$", hours, re.M), (
+            lab.name
+        )
+    # Compute is measured per cell (benchmarks/bench_labs.py); a cell added since is flagged.
+    times = json.loads(worksheet.LAB_TIMES.read_text())["labs"]
+    for lab in generate_notebooks.LABS:
+        untimed = worksheet.lab_minutes(lab, times)["all"]["untimed"]
+        row = next(line for line in hours.splitlines() if f"`{lab.name}`" in line)
+        assert (f"+{untimed} cells not timed" in row) == (untimed > 0), row
+    week = re.search(r"Lab 1, Lab 2 and one of Labs 4 to 6: about ([\d.]+) h to ([\d.]+) h", hours)
+    assert week and 5 <= float(week.group(1)) <= float(week.group(2)) <= 12, week
+    # The time plan names the labs' real sections.
+    plan = guide.split("## Time plan")[1].split("\n## ")[0]
+    refs, number = [], None
+    for m in re.finditer(r"Lab (\d)|§(\d+), \*([^*]+)\*", plan):  # a § is of the last lab named
+        number = m.group(1) or number
+        if m.group(2):
+            refs.append((number, m.group(2), m.group(3)))
+    assert len(refs) >= 6 and "worksheet section" not in plan
+    for number, k, title in refs:
+        lab = next(x for x in generate_notebooks.LABS if x.number == number)
+        nb = (ROOT / "notebooks" / "solutions" / f"{lab.name}.ipynb").read_text()
+        assert f"## {k}. {title}" in nb, (number, k, title)
+
+
+def test_every_figure_comes_from_its_labs_current_defaults_and_its_caption_says_so():
+    """figures/figures.json, written by make_figures.py, against the lab sources as they are
+    now: a lab whose defaults changed fails here until its figure is drawn again."""
+    records = json.loads((HERE / "figures" / "figures.json").read_text())
+    md = _flat((HERE / "WORKSHEET.md").read_text())
+    tex = _flat((HERE / "worksheet.tex").read_text())
+    drawn = [s for s in worksheet.SECTIONS if s.figure]
+    assert sorted(s.figure for s in drawn) == sorted(records)
+    for s in drawn:
+        r = records[s.figure]
+        defaults = generate_notebooks.source_params(generate_notebooks.read_source(s.source))
+        assert r["lab"] == s.source and r["params"] == defaults, s.figure
+        assert not r["reducers_overridden"], s.figure
+        caption = s.caption_text
+        number = s.source.split("_")[0].lstrip("0")
+        assert f"Lab {number}'s default run" in caption, s.figure
+        assert generate_notebooks.FACTS[r["dataset"]]["name"] in caption, s.figure
+        if r["drawn_from"] != r["dataset"]:  # a stand-in is named as one
+            assert "standing in for" in caption, s.figure
+        assert _flat(caption) in md and _flat(worksheet.tex(caption)) in tex, s.figure
+    rings = records["agreement.png"]["shows"]["rings"]
+    assert f"each of the {rings} probe points" in _flat(worksheet.SECTIONS[-1].caption_text)
+    # The Lab 6 answer that reads this picture quotes its number of rings.
+    q61 = generate_notebooks.questions("06_working_with_embeddings")[0]
+    assert f"{rings} rings" in _flat(q61.answer), (rings, q61.answer)

@@ -1,22 +1,34 @@
-"""Make the worksheet's figures with the kit, offline.
+"""Make the worksheet's figures with the kit, each from its lab's default run, offline or not.
 
-    python worksheets/make_figures.py [--out worksheets/figures]
-    python worksheets/make_figures.py --text-csv data/bbc-text.csv   # the text figure from BBC News
+    python worksheets/make_figures.py                 # the labs' own data sets (from --data-dir)
+    python worksheets/make_figures.py --offline       # stand-ins where MNIST or Wikipedia is out of reach
+    python worksheets/make_figures.py --text-csv data/bbc-text.csv   # the text figure from a real corpus
 
-The same calls as the labs: for the text section, the text lab's run (TF-IDF, the MLP,
-the UMAP epoch grid); on scikit-learn's digits, a CNN run (three projections, agreement)
-and the deep MLP with every layer recorded (metric curves). Real articles cannot be
-fetched offline, so the text figure is made by default from generated news articles in
-three sections, two of which share part of their vocabulary; ``--text-csv`` draws it from a
-real corpus (a CSV with ``category`` and ``text`` columns, such as the BBC News CSV that
-Lab 2b downloads).
+Every figure is drawn as its lab draws it, from a run on that lab's parameters as the
+parameters cell of its source (``notebooks/source/NN_*.py``) sets them: they are read from
+there each time, so when a lab's defaults change, the next run of this script draws the
+new run. ``FIGURES`` says which lab and which drawing each figure is. A parameter that a
+figure does not know how to use (say a lab gains one) goes to ``labkit.load_dataset`` under
+its lower-case name; if the kit refuses it there, this script stops and names it.
+
+Two data sets cannot always be had: MNIST (Lab 1) and Wikipedia (Lab 2) are downloaded.
+``--offline`` draws those figures from stand-ins instead (scikit-learn's digits; generated
+news in three sections), everything else about the run unchanged, and the caption says so.
+
+``figures.json`` beside the figures records, for each, the lab, its parameters, the data set
+actually drawn, the precision the run trained in, and the numbers the caption quotes; the
+worksheet's captions are written from it (``worksheet.py``), and the tests check it against
+the labs' current defaults. After a lab's defaults change: run this script, then
+``python worksheets/worksheet.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import random
+import sys
 import tempfile
 from pathlib import Path
 
@@ -24,10 +36,40 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+import generate_notebooks  # noqa: E402
 import labkit  # noqa: E402
 from labkit import align, metrics, plots  # noqa: E402
 
-FIGURES = ("epoch_grid_text.png", "reducers.png", "metric_curves.png", "agreement.png")
+MANIFEST = "figures.json"
+# figure: (the lab source it shows, the model that lab builds when it has no MODEL parameter)
+FIGURES = {
+    "reducers.png": ("01_projector_mnist", "cnn"),
+    "epoch_grid_text.png": ("02_wikipedia_topics", "mlp"),
+    "metric_curves.png": ("04_layers_neural_collapse", "deep-mlp"),
+    "agreement.png": ("06_working_with_embeddings", "cnn"),
+}
+# How a lab's parameters reach the kit; any other goes to load_dataset, lower-cased.
+DATA_OPTIONS = {
+    "PROBE_SIZE",
+    "SEED",
+    "CLASSES",
+    "LABEL_NOISE",
+    "PROBE_SPLIT",
+    "TOPICS",
+    "PER_TOPIC",
+    "API_URL",
+    "CSV",
+}
+NOT_FOR_THE_RUN = {"DATASET", "DATA_DIR", "OUT", "MODEL", "DEPTH", "EPOCHS", "LR", "PRECISION"}
+# Parameters of other parts of a lab than the run a figure draws (Lab 1's hand-written loop,
+# Lab 6's mining), and so of no figure here.
+OTHER_PARTS = {"HAND_EPOCHS", "MINE_K"}
+DRAWING = {"REDUCERS", "REDUCER", "TOUR_DIMS", "TOUR_FRAMES"}  # how a lab draws, not trains
+# What --offline draws in place of a data set that must be downloaded.
+STANDINS = {"mnist": "digits", "wikipedia": "generated-news"}
 
 # Generated news: each section has words of its own; "science" and "technology" share some,
 # so they are harder to tell apart, as related topics are. Most words are common to all.
@@ -63,50 +105,159 @@ def write_generated_news(path: Path, per_section: int = 150, seed: int = 0) -> P
     return path
 
 
+def lab_defaults(stem: str) -> dict:
+    """The parameters a lab's source sets (its first parameters cell)."""
+    return generate_notebooks.source_params(generate_notebooks.read_source(stem))
+
+
+def lab_run(
+    stem: str, model_name: str, data_dir: Path, *, offline: bool, text_csv: Path | None, tmp: Path
+) -> tuple[labkit.Snapshots, dict]:
+    """Train the lab's default run; the snapshots, and what the manifest records of it."""
+    params = lab_defaults(stem)
+    dataset = params["DATASET"]
+    drawn = dataset
+    options = {k.lower(): v for k, v in params.items() if k in DATA_OPTIONS}
+    options.update(
+        {
+            k.lower(): v
+            for k, v in params.items()
+            if k not in DATA_OPTIONS | NOT_FOR_THE_RUN | DRAWING | OTHER_PARTS
+        }
+    )
+    if dataset == "wikipedia" and (text_csv or offline):
+        # A corpus in a CSV stands in: the bbc loader reads any category,text CSV.
+        drawn = "csv" if text_csv else "generated-news"
+        source = text_csv or write_generated_news(tmp / "news.csv")
+        for key in ("topics", "per_topic", "api_url"):
+            options.pop(key, None)
+        loaded = ("bbc", {"csv": str(source)})
+    elif offline and dataset in STANDINS:
+        drawn = STANDINS[dataset]
+        loaded = (drawn, {})
+    else:
+        loaded = (dataset, {})
+    name, extra = loaded
+    try:
+        data = labkit.load_dataset(name, data_dir=data_dir, **options, **extra)
+    except (TypeError, labkit.DataError) as err:
+        raise SystemExit(
+            f"{stem}: the kit does not take a parameter of this lab ({err}); say in "
+            f"worksheets/make_figures.py how its run uses it"
+        ) from None
+    model_options = {"depth": params["DEPTH"]} if "DEPTH" in params else {}
+    model = labkit.build_model(
+        params.get("MODEL", model_name),
+        data.input_shape,
+        data.n_classes,
+        seed=params.get("SEED", 0),
+        **model_options,
+    )
+    snaps = labkit.train(
+        model,
+        data,
+        epochs=params["EPOCHS"],
+        lr=params.get("LR", 1e-3),
+        seed=params.get("SEED", 0),
+        layers="all" if stem.startswith("04_") else "penultimate",
+        precision=params.get("PRECISION", "auto"),
+        progress=False,
+    )
+    record = {
+        "lab": stem,
+        "params": params,
+        "model": params.get("MODEL", model_name),
+        "dataset": dataset,
+        "drawn_from": drawn,
+        "precision": snaps.meta.get("precision"),
+        "n_probe": int(snaps.n_probe),
+        "test_acc": round(float(snaps.history[-1]["test_acc"]), 4),
+    }
+    return snaps, record
+
+
+def draw(figure: str, snaps, record: dict, out: Path, reducers: list[str] | None) -> dict:
+    """Draw ``figure`` as its lab does; the numbers its caption quotes."""
+    params = record["params"]
+    path = out / figure
+    if figure == "reducers.png":  # Lab 1's exercise and the cell after it
+        methods = reducers or params["REDUCERS"]
+        last = snaps.layer()[-1]
+        views = {m: labkit.reduce.project(last, m, seed=params["SEED"]) for m in methods}
+        scores = {m: labkit.reduce.trustworthiness(last, v) for m, v in views.items()}
+        plots.compare(views, snaps, scores, path=path)
+        return {"methods": methods, "trustworthiness": {m: round(s, 3) for m, s in scores.items()}}
+    if figure == "epoch_grid_text.png":  # Lab 2's epoch-grid cell
+        method = (reducers or [params["REDUCER"]])[0]
+        plots.epoch_grid(align.trajectory(snaps, method=method), snaps, method=method, path=path)
+        return {"method": method, "classes": list(snaps.class_names)}
+    if figure == "metric_curves.png":  # Lab 4's geometry cell
+        plots.metric_curves(metrics.geometry(snaps), snaps, path=path)
+        perfect = [e for e in range(snaps.epochs + 1) if snaps.correct(e).mean() == 1.0]
+        return {
+            "classes": list(snaps.class_names),
+            "probe_perfect_from": perfect[0] if perfect else None,
+        }
+    if figure == "agreement.png":  # Lab 6's disagreement cell
+        plots.agreement(align.trajectory(snaps, method="pca")[-1], snaps, path=path)
+        wrong = snaps.predictions[-1] != snaps.labels
+        changed = 0 if snaps.flipped is None else int((wrong & snaps.flipped).sum())
+        return {"rings": int(wrong.sum()), "rings_on_changed_labels": changed}
+    raise ValueError(f"no drawing for {figure}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "figures")
-    parser.add_argument("--reducers", nargs="+", default=["pca", "tsne", "umap"])
+    parser.add_argument("--out", type=Path, default=HERE / "figures")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where the labs' data sets are (default: data/ in labkit.home())",
+    )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="draw Lab 1 from scikit-learn's digits and Lab 2 from generated news "
+        "instead of downloading MNIST and Wikipedia articles (the captions say so)",
+    )
     parser.add_argument(
         "--text-csv",
         type=Path,
         default=None,
-        help="articles for the text figure: a CSV with category and text "
-        "columns (default: generated news)",
+        help="draw the text figure from this CSV (category and text columns) instead of Wikipedia",
     )
+    parser.add_argument(
+        "--reducers",
+        nargs="+",
+        default=None,
+        help="projections in place of the labs' own (to be quick; the manifest says so)",
+    )
+    parser.add_argument("--only", nargs="+", choices=sorted(FIGURES), help="only these figures")
     args = parser.parse_args(argv)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-
-    # The text lab's run, as Lab 2 makes it: TF-IDF, the MLP, 10 epochs, the epoch grid.
+    data_dir = args.data_dir or labkit.home("data")
+    manifest_path = out / MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
-        articles = args.text_csv or write_generated_news(Path(tmp) / "news.csv")
-        text = labkit.load_dataset("bbc", csv=articles, data_dir=tmp)
-    mlp = labkit.build_model("mlp", text.input_shape, text.n_classes, seed=0)
-    text_snaps = labkit.train(mlp, text, epochs=10, seed=0, progress=False)
-    method = "umap" if "umap" in args.reducers else args.reducers[0]
-    plots.epoch_grid(
-        align.trajectory(text_snaps, method=method),
-        text_snaps,
-        method=method,
-        path=out / "epoch_grid_text.png",
-    )
-
-    data = labkit.load_dataset("digits")
-    cnn = labkit.build_model("cnn", data.input_shape, data.n_classes)
-    snaps = labkit.train(cnn, data, epochs=10, progress=False)
-    traj = align.trajectory(snaps, method="pca")
-    last = snaps.layer()[-1]
-    views = {m: labkit.reduce.project(last, m) for m in args.reducers}
-    scores = {m: labkit.reduce.trustworthiness(last, v) for m, v in views.items()}
-    plots.compare(views, snaps, scores, path=out / "reducers.png")
-    plots.agreement(traj[-1], snaps, path=out / "agreement.png")
-
-    deep = labkit.build_model("deep-mlp", data.input_shape, data.n_classes)
-    deep_snaps = labkit.train(deep, data, epochs=30, layers="all", progress=False)
-    plots.metric_curves(metrics.geometry(deep_snaps), deep_snaps, path=out / "metric_curves.png")
-    for name in FIGURES:
-        print(out / name)
+        for figure, (stem, model_name) in FIGURES.items():
+            if args.only and figure not in args.only:
+                continue
+            snaps, record = lab_run(
+                stem,
+                model_name,
+                data_dir,
+                offline=args.offline,
+                text_csv=args.text_csv,
+                tmp=Path(tmp),
+            )
+            record["shows"] = draw(figure, snaps, record, out, args.reducers)
+            record["reducers_overridden"] = args.reducers is not None
+            manifest[figure] = record
+            print(out / figure, flush=True)
+    manifest = {k: manifest[k] for k in FIGURES if k in manifest}
+    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return 0
 
 

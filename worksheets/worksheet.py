@@ -17,6 +17,7 @@ made by the kit: ``make_figures.py``.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
@@ -29,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 GUIDE = HERE / "INSTRUCTOR_GUIDE.md"
 TABLE_START, TABLE_END = "<!-- questions:start -->", "<!-- questions:end -->"
 POINTS_START, POINTS_END = "<!-- points:start -->", "<!-- points:end -->"
+HOURS_START, HOURS_END = "<!-- hours:start -->", "<!-- hours:end -->"
 COVERAGE_START, COVERAGE_END = "<!-- coverage:start -->", "<!-- coverage:end -->"
 COVERAGE = HERE / "coverage.csv"
 # The source material the labs are built from (shared/sources/ beside the repository).
@@ -55,11 +57,23 @@ class Section:
     labs: str  # which notebooks answer it
     intro: str  # Markdown
     figure: str | None = None  # file in worksheets/figures/, made by make_figures.py
-    caption: str = ""  # Markdown
+    # Markdown; {name} fields are filled from what make_figures.py recorded of the figure
+    caption: str = ""
 
     @property
     def questions(self) -> list[generate_notebooks.QuestionText]:
         return generate_notebooks.questions(self.source)
+
+    @property
+    def caption_text(self) -> str:
+        """The caption: what the figure shows, with its numbers, and the run that drew it."""
+        record = figure_record(self.figure)
+        if record["lab"] != self.source:
+            raise generate_notebooks.SourceError(
+                f"{self.figure} was drawn from {record['lab']}, not from this section's lab "
+                f"{self.source}: run python worksheets/make_figures.py"
+            )
+        return self.caption.format(**_shown(record["shows"])) + " " + run_caption(record)
 
 
 SECTIONS = [
@@ -70,27 +84,25 @@ SECTIONS = [
         "Open TensorBoard's Projector on your run. Each tensor is the penultimate layer of "
         "the CNN for the probe images at one epoch.",
         figure="reducers.png",
-        caption="The same last-epoch embedding in three projections, with their "
-        "trustworthiness (made by `labkit.plots.compare`).",
+        caption="The last epoch's embedding in {n_methods} projections, with their "
+        "trustworthiness ({trustworthiness}; made by `labkit.plots.compare`).",
     ),
     Section(
         "02_wikipedia_topics",
         "From epoch 0 to the last epoch: text",
         "Lab 2 (Wikipedia topics) or Lab 2b (BBC News)",
-        "Use the aligned epoch grid, the interactive figure and the accuracy table, and "
-        "Mantis (the lab's section 9 walks through it): upload the run's `mantis.csv`, "
+        "Use the aligned epoch grid, the interactive figure and the accuracy table. Off the "
+        "core path, Mantis (the lab's optional section 9 walks through it): upload the run's "
+        "`mantis.csv`, "
         "choose `embedding_epoch_0` as the vector column with UMAP in 3-D, colour by "
         "`categoric`, then choose `embedding_epoch_1`, `embedding_epoch_2`, ... to move "
         "through training. The `coordinate1`/`coordinate2` columns are a ready 2-D "
         "projection of the last epoch (Mantis' *Direct Projection*): use them to see the "
         "notebook's own picture without Mantis computing one.",
         figure="epoch_grid_text.png",
-        caption="A text run as Lab 2 makes it: TF-IDF vectors, the MLP trained 10 epochs, "
-        "the probe articles' embedding from epoch 0 to the last epoch, UMAP per "
-        "epoch started from the one before and aligned by Orthogonal Procrustes "
-        "(`labkit.plots.epoch_grid`). Drawn offline from generated news in three "
-        "sections, of which science and technology share part of their words; "
-        "your run on real articles will be less tidy.",
+        caption="The probe articles' embedding from epoch 0 to the last epoch: TF-IDF vectors "
+        "through the MLP, each epoch projected by {method} and aligned by Orthogonal "
+        "Procrustes (`labkit.plots.epoch_grid`).",
     ),
     Section(
         "04_layers_neural_collapse",
@@ -100,7 +112,9 @@ SECTIONS = [
         "every layer was recorded.",
         figure="metric_curves.png",
         caption="Accuracy, NC1 (log scale), silhouette and probe accuracies per layer over "
-        "the epochs (made by `labkit.plots.metric_curves`).",
+        "the epochs, measured on the probe, {n_classes} classes (made by "
+        "`labkit.plots.metric_curves`); the probe is classified without a mistake from "
+        "epoch {probe_perfect_from} on.",
     ),
     Section("05_grand_tour_alignment", "Alignment and the Grand Tour", "Lab 5", ""),
     Section(
@@ -109,10 +123,94 @@ SECTIONS = [
         "Lab 6",
         "",
         figure="agreement.png",
-        caption="Coloured by label; black rings where the model disagrees with the label "
-        "(made by `labkit.plots.agreement`).",
+        caption="The last epoch in the kit's PCA frame, coloured by label; a black ring "
+        "on each of the {rings} probe points whose prediction differs from its label, "
+        "{rings_on_changed_labels} of them on labels the kit changed (made by "
+        "`labkit.plots.agreement`).",
     ),
 ]
+
+
+# ---------------------------------------------------------------------------------------
+# The figures' captions, from what make_figures.py recorded of each run
+# ---------------------------------------------------------------------------------------
+
+FIGURE_RECORDS = HERE / "figures" / "figures.json"
+MODEL_NAMES = {"cnn": "the kit's CNN", "mlp": "the kit's MLP", "deep-mlp": "the kit's deep MLP"}
+STANDIN_NAMES = {
+    "digits": "scikit-learn's digits (1,797 images of 8×8 pixels)",
+    "generated-news": "generated news articles in three sections (science, technology, "
+    "sport; the first two share part of their words)",
+    "csv": "the articles of a CSV given to make_figures.py",
+}
+METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+
+
+def figure_record(figure: str) -> dict:
+    records = json.loads(FIGURE_RECORDS.read_text(encoding="utf-8"))
+    if figure not in records:
+        raise generate_notebooks.SourceError(
+            f"figures/figures.json has no record of {figure}: run python worksheets/make_figures.py"
+        )
+    return records[figure]
+
+
+def _shown(shows: dict) -> dict:
+    """The caption's fields from a figure's numbers."""
+    fields = dict(shows)
+    if "trustworthiness" in shows:
+        fields["n_methods"] = {1: "one", 2: "two", 3: "three"}.get(len(shows["methods"]))
+        fields["trustworthiness"] = ", ".join(
+            f"{METHOD_NAMES.get(m, m)} {t:.3f}" for m, t in shows["trustworthiness"].items()
+        )
+    if "method" in shows:
+        fields["method"] = METHOD_NAMES.get(shows["method"], shows["method"])
+    if "classes" in shows:
+        fields["n_classes"] = len(shows["classes"])
+    return fields
+
+
+def _and(items: list) -> str:
+    items = [str(i) for i in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _percent(share: float, digits: int = 0) -> str:
+    return f"{share * 100:.{digits}f} %"
+
+
+def run_caption(record: dict) -> str:
+    """Which lab's run drew a figure, on which data, as its manifest records it."""
+    p = record["params"]
+    name = generate_notebooks.FACTS[record["dataset"]]["name"]
+    number = record["lab"].split("_")[0].lstrip("0")
+    data = name
+    if p.get("TOPICS"):
+        data += f" ({_and(p['TOPICS'])})"
+    if record["drawn_from"] != record["dataset"]:
+        data = (
+            f"{STANDIN_NAMES[record['drawn_from']]}, standing in for {data}, which could not "
+            f"be fetched where the figure was made (a run on {name} looks different)"
+        )
+    if p.get("CLASSES"):
+        data = f"classes {_and(p['CLASSES'])} of {data}"
+    model = MODEL_NAMES.get(record["model"], f"the `{record['model']}` model")
+    if "DEPTH" in p:
+        model += f" ({p['DEPTH']} hidden layers)"
+    parts = [f"{model} on {data}"]
+    if p.get("LABEL_NOISE"):
+        parts.append(
+            f"{_percent(p['LABEL_NOISE'])} of the labels changed on purpose "
+            f"(`LABEL_NOISE = {p['LABEL_NOISE']}`)"
+        )
+    parts.append(f"{p['EPOCHS']} epochs, seed {p.get('SEED', 0)}, trained in {record['precision']}")
+    split = "training" if p.get("PROBE_SPLIT") == "train" else "test"
+    parts.append(f"{record['n_probe']} probe points from the {split} split")
+    text = f"Drawn from Lab {number}'s default run: " + "; ".join(parts)
+    text += f"; test accuracy {_percent(record['test_acc'], 1)}."
+    if record.get("reducers_overridden"):
+        text += " (Drawn with other projections than the lab's, to be quick.)"
+    return text
 
 
 # ---------------------------------------------------------------------------------------
@@ -193,7 +291,8 @@ def latex() -> str:
 \maketitle
 \noindent This sheet is the printed form of the notebooks' questions, with the same numbers:
 Question 4.2 is the second question of Lab 4. Answer them in the notebooks' answer cells,
-from what your runs show; quote the numbers they print.
+from what your runs show; quote the numbers they print. Questions marked \emph{optional} are
+beyond the core path.
 """
         + f"\n\\par\\noindent\\textbf{{What to hand in.}} {tex(generate_notebooks.HAND_IN)}\n"
     ]
@@ -206,10 +305,11 @@ from what your runs show; quote the numbers they print.
             lines.append(
                 "\\begin{figure}[h]\\centering\n"
                 f"\\includegraphics[width=\\linewidth]{{{s.figure}}}\n"
-                f"\\caption{{{tex(s.caption)}}}\n\\end{{figure}}\n"
+                f"\\caption{{{tex(s.caption_text)}}}\n\\end{{figure}}\n"
             )
         for q in s.questions:
             points = f"{q.points:g} point{'s' if q.points != 1 else ''}"
+            points += ", optional" if q.optional else ""
             lines.append(
                 f"\\question{{{q.number}}}{{{points}}}{{{tex(q.text)}}}\n"
                 f"\\solution{{{q.number}{_for(s, q)}}}{{{tex(q.answer)}}}\n"
@@ -239,7 +339,8 @@ def markdown() -> str:
         "",
         "This sheet is the printed form of the notebooks' questions, with the same numbers: "
         "Question 4.2 is the second question of Lab 4. Answer them in the notebooks' answer "
-        "cells, from what your runs show; quote the numbers they print. (Instructors: the "
+        "cells, from what your runs show; quote the numbers they print. Questions marked "
+        f"{generate_notebooks.OPTIONAL_MARK} are beyond the core path. (Instructors: the "
         "model answers are in the solution notebooks and in the PDF built with "
         "`python worksheets/worksheet.py --pdf`.)",
         "",
@@ -251,9 +352,10 @@ def markdown() -> str:
         if s.intro:
             out += [s.intro, ""]
         if s.figure:
-            out += [f"![{s.caption}](figures/{s.figure})", ""]
+            out += [f"![{s.caption_text}](figures/{s.figure})", ""]
         for q in s.questions:
-            out += [f"**Question {q.number}.** {q.text}", ""]
+            mark = f"{generate_notebooks.OPTIONAL_MARK} " if q.optional else ""
+            out += [f"**Question {q.number}.** {mark}{q.text}", ""]
     return "\n".join(out)
 
 
@@ -263,38 +365,154 @@ def _short(text: str) -> str:
 
 
 def question_table() -> str:
-    rows = ["| question | notebook, section | points |", "| --- | --- | --- |"]
+    rows = ["| question | notebook, section | points | part |", "| --- | --- | --- | --- |"]
     for s in SECTIONS:
         for q in s.questions:
             rows.append(
                 f"| {q.number} {_short(q.text).replace('|', '/')} | "
-                f"`{q.lab}`, {q.section} | {q.points:g} |"
+                f"`{q.lab}`, {q.section} | {q.points:g} | "
+                f"{'optional' if q.optional else 'core'} |"
             )
     return "\n".join(rows)
 
 
-def points_table() -> str:
-    """Each lab's graded cells and points, from its solution notebook."""
+def _graded(lab: generate_notebooks.Lab) -> list[dict]:
+    """The graded cells of a lab's solution notebook: nbgrader's metadata, and the part."""
     import nbformat
 
+    nb = nbformat.read(
+        generate_notebooks.NOTEBOOKS / "solutions" / f"{lab.name}.ipynb", as_version=4
+    )
+    return [
+        {**c.metadata["nbgrader"], "optional": "optional" in c.metadata.get("tags", [])}
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade")
+    ]
+
+
+def _count(cells: list[dict]) -> str:
+    return f"{len(cells)} ({sum(c['points'] for c in cells):g})"
+
+
+def points_table() -> str:
+    """Each lab's graded cells and points, core path and everything, from its solution
+    notebook's nbgrader metadata and ``optional`` tags."""
     rows = [
-        "| lab | exercises (auto-graded points) | questions (points graded by hand) | total |",
-        "| --- | --- | --- | --- |",
+        "| lab | core: exercises (auto-graded points) | core: questions (points graded by "
+        "hand) | core path | optional | everything |",
+        "| --- | --- | --- | ---: | ---: | ---: |",
     ]
     for lab in generate_notebooks.LABS:
-        nb = nbformat.read(
-            generate_notebooks.NOTEBOOKS / "solutions" / f"{lab.name}.ipynb", as_version=4
-        )
-        graded = [
-            c.metadata["nbgrader"] for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")
-        ]
-        auto = [g["points"] for g in graded if not g["solution"]]
-        manual = [g["points"] for g in graded if g["solution"]]
+        graded = _graded(lab)
+        core = [g for g in graded if not g["optional"]]
+        auto = [g for g in core if not g["solution"]]  # test cells
+        manual = [g for g in core if g["solution"]]  # answer cells
+        total = sum(g["points"] for g in graded)
         rows.append(
-            f"| `{lab.name}` | {len(auto)} ({sum(auto):g}) | {len(manual)} "
-            f"({sum(manual):g}) | {sum(auto) + sum(manual):g} |"
+            f"| `{lab.name}` | {_count(auto)} | {_count(manual)} | "
+            f"{sum(g['points'] for g in core):g} | "
+            f"{total - sum(g['points'] for g in core):g} | {total:g} |"
         )
     return "\n".join(rows)
+
+
+# What a lab asks of a student besides the computer's time: an estimate, stated in the guide.
+READING_WORDS_PER_MINUTE = 100  # the prose and the questions, with the outputs beside them
+MINUTES_PER_EXERCISE = 20  # write it, run its test, fix what the message names
+MINUTES_PER_POINT = 5  # a written answer: 10 minutes for 2 points
+SETUP_MINUTES = 15  # open the notebook, install on Colab, find one's way in TensorBoard
+LAB_TIMES = generate_notebooks.ROOT / "benchmarks" / "results" / "lab_times.json"
+
+
+def _student_cells(lab: generate_notebooks.Lab) -> list:
+    import nbformat
+
+    path = generate_notebooks.NOTEBOOKS / "student" / f"{lab.name}.ipynb"
+    return nbformat.read(path, as_version=4).cells
+
+
+def lab_minutes(lab: generate_notebooks.Lab, times: dict) -> dict:
+    """Minutes a lab takes, core path and everything: its measured compute time and the
+    estimate for reading, exercises and written answers. ``untimed`` counts the code cells
+    the measurement does not cover (cells added since: rerun benchmarks/bench_labs.py)."""
+    measured = times.get(lab.name, {}).get("cells_s", {})
+    out = {}
+    for part in ("core", "all"):
+        cells = [
+            c
+            for c in _student_cells(lab)
+            if part == "all" or "optional" not in c.metadata.get("tags", [])
+        ]
+        tags = [c.metadata.get("tags", []) for c in cells]
+        prose = sum(
+            len(c.source.split())
+            for c, t in zip(cells, tags, strict=True)
+            if c.cell_type == "markdown" and "answer" not in t
+        )
+        points = sum(
+            c.metadata["nbgrader"]["points"]
+            for c, t in zip(cells, tags, strict=True)
+            if "answer" in t
+        )
+        code = [c for c in cells if c.cell_type == "code"]
+        compute = sum(measured.get(c.get("id"), 0.0) for c in code) / 60
+        work = (
+            prose / READING_WORDS_PER_MINUTE
+            + MINUTES_PER_EXERCISE * sum("exercise" in t for t in tags)
+            + MINUTES_PER_POINT * points
+            + SETUP_MINUTES
+        )
+        out[part] = {
+            "compute": compute,
+            "work": work,
+            "untimed": sum(c.get("id") not in measured for c in code),
+        }
+    return out
+
+
+def _hours(minutes: float) -> str:
+    return f"{round(minutes / 15) / 4:g} h"
+
+
+def _compute(m: dict) -> str:
+    text = f"{m['compute']:.0f} min" if m["compute"] >= 1 else "under 1 min"
+    return text + (f" (+{m['untimed']} cells not timed)" if m["untimed"] else "")
+
+
+def hours_table() -> str:
+    """Each lab's time, core path and everything: compute measured, the rest estimated."""
+    times = json.loads(LAB_TIMES.read_text(encoding="utf-8")) if LAB_TIMES.exists() else {}
+    machine = times.get("machine", {})
+    labs = times.get("labs", {})
+    rows = [
+        "| lab | compute, core (measured) | compute, everything | reading, exercises, answers "
+        "(estimate): core / everything | expected: core path | expected: everything |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    totals = {}
+    for lab in generate_notebooks.LABS:
+        m = lab_minutes(lab, labs)
+        totals[lab.name] = m["core"]["compute"] + m["core"]["work"]
+        rows.append(
+            f"| `{lab.name}` | {_compute(m['core'])} | {_compute(m['all'])} | "
+            f"{_hours(m['core']['work'])} / {_hours(m['all']['work'])} | "
+            f"{_hours(totals[lab.name])} | {_hours(m['all']['compute'] + m['all']['work'])} |"
+        )
+    base = totals["01_projector_mnist"] + totals["02_wikipedia_topics"]
+    choice = [totals[n] for n in totals if n[:2] in ("04", "05", "06")]
+    week = (base + min(choice), base + max(choice))
+    cpu = (
+        f"{machine.get('cpus')} CPU cores ({machine.get('torch_threads')} torch threads), "
+        f"{'a GPU' if machine.get('cuda') else 'no GPU'}, torch {machine.get('torch')}"
+    )
+    return "\n".join(rows) + (
+        f"\n\nThe core path of the week, Lab 1, Lab 2 and one of Labs 4 to 6: about "
+        f"{_hours(week[0])} to {_hours(week[1])} of a student's time. Compute is each lab's "
+        f"default run, timed cell by cell on {cpu} (`python benchmarks/bench_labs.py`); the "
+        f"rest is an estimate: reading at {READING_WORDS_PER_MINUTE} words a minute, "
+        f"{MINUTES_PER_EXERCISE} minutes an exercise, {MINUTES_PER_POINT} minutes a point of "
+        f"written answers and {SETUP_MINUTES} minutes of setting up per lab."
+    )
 
 
 @dataclass
@@ -389,6 +607,7 @@ def _between(text: str, start: str, end: str, table: str) -> str:
 def guide_with_tables(text: str) -> str:
     text = _between(text, TABLE_START, TABLE_END, question_table())
     text = _between(text, COVERAGE_START, COVERAGE_END, coverage_table())
+    text = _between(text, HOURS_START, HOURS_END, hours_table())
     return _between(text, POINTS_START, POINTS_END, points_table())
 
 

@@ -681,7 +681,7 @@ emb = snaps.layer()  # [epochs + 1, probe size, embedding width]
 print(f"k-NN accuracy in the embedding: epoch 0 {metrics.knn_accuracy(emb[0], snaps.labels):.2f}, "
       f"epoch {snaps.epochs} {metrics.knn_accuracy(emb[-1], snaps.labels):.2f}")
 
-# %% [markdown] id="high-lr-intro"
+# %% [markdown] id="high-lr-intro" optional
 # ### A learning rate far too high
 #
 # `LR` is the peak learning rate, `1e-3` by default. Before you run the next cell, predict
@@ -780,7 +780,7 @@ tb = labkit.open_tensorboard(OUT / "tensorboard")
 # class together and pushing the classes apart so that the linear head can separate
 # them.
 
-# %% [markdown] id="projector-by-hand-intro"
+# %% [markdown] id="projector-by-hand-intro" optional
 # ### Exercise: the projector's files by hand
 #
 # What did `labkit.write_projector` write? TensorBoard's projector reads a folder holding:
@@ -1047,7 +1047,7 @@ fig = plots.epoch_grid(traj, snaps, method="pca", path=OUT / "figures" / "epoch_
 # **Look for:** the epoch at which the clusters appear, and what the later epochs still
 # change once the accuracy in section 4 has stopped rising.
 
-# %% [markdown] id="mantis"
+# %% [markdown] id="mantis" optional
 # ## 9. A CSV for Mantis
 #
 # Mantis, an online workbench that draws embeddings as maps, reads one CSV row per point: the title,

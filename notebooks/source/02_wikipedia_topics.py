@@ -309,7 +309,7 @@ pd.concat({"epoch 0": centre_distances(emb[0]),
 # them only as far as the words allow. The unrelated topic shares almost no words with
 # them and is easy to push away.
 
-# %% [markdown] id="the-embedding-projector"
+# %% [markdown] id="the-embedding-projector" optional
 # ## 5. The Embedding Projector
 #
 # We write the projector logs (one tensor per epoch, with the titles and labels as
@@ -545,7 +545,7 @@ pd.DataFrame({
 # the gain arriving in the first epochs, together with the accuracy, and the kit's
 # `knn_acc` following the same curve.
 
-# %% [markdown] id="the-mantis-csv"
+# %% [markdown] id="the-mantis-csv" optional
 # ## 9. Mantis: the whole run on one map
 #
 # Mantis is an online workbench that draws embeddings as maps you can explore. It reads a

@@ -554,7 +554,7 @@ cka.round(2)
 # separate clusters from `hidden3` on, three thin ones at the corners of a triangle in
 # `hidden5` and the head, and three dots in the softmax.
 
-# %% [markdown] id="your-turn"
+# %% [markdown] id="your-turn" optional
 # ## 5. Your turn: depth, then all ten classes
 #
 # The homework asks you to experiment. Change a parameter in the parameters cell at

@@ -504,8 +504,8 @@ assert np.isclose(cka, metrics.linear_cka(snaps.layer()[-1], snaps_mlp.layer()[-
 # rotation allows, making the runs look more alike than they are and adding turns to
 # the MLP's animation that it never made.
 
-# %% [markdown] id="unseen-classes"
-# ## 4. Classes the network never saw (optional)
+# %% [markdown] id="unseen-classes" optional
+# ## 4. Classes the network never saw
 #
 # A network trained on one task is often reused as a feature extractor for classes it
 # never saw: the penultimate layer of an ImageNet model embeds photographs of anything.
