@@ -32,6 +32,7 @@ __all__ = [
     "cka_heatmap",
     "compare",
     "epoch_grid",
+    "groups",
     "interactive",
     "layer_grid",
     "metric_curves",
@@ -481,6 +482,63 @@ def neighbours(table: pd.DataFrame, snaps: Snapshots, path: str | Path | None = 
         else:
             ax.text(0.5, 0.5, snaps.titles[i][:60], ha="center", va="center", wrap=True, fontsize=7)
         ax.set_title(f"{snaps.class_names[snaps.labels[i]]}\ncos {cos:.2f}", fontsize=8)
+    return _save(fig, path)
+
+
+def groups(
+    snaps: Snapshots,
+    groups: np.ndarray,
+    *,
+    per_group: int = 8,
+    mark: np.ndarray | None = None,
+    title: str | None = None,
+    path: str | Path | None = None,
+) -> Figure:
+    """One row per group: the first ``per_group`` members' thumbnails (image data) or titles.
+
+    ``groups`` holds a group number per probe point, ``-1`` for points in no group (as
+    a sub-cluster search inside one class returns them); ``mark`` is a boolean mask over
+    the probe whose members get a red caption (say ``snaps.flipped``).
+    """
+    groups = np.asarray(groups)
+    if groups.shape != (snaps.n_probe,):
+        raise ValueError(
+            f"groups should hold one group number per probe point, shape ({snaps.n_probe},); "
+            f"got shape {groups.shape}"
+        )
+    ids = [int(g) for g in np.unique(groups) if g >= 0]
+    if not ids:
+        raise ValueError("no point is in a group: every entry of groups is -1")
+    plt = _plt()
+    fig, axes = plt.subplots(
+        len(ids),
+        per_group,
+        figsize=(1.1 * per_group, 1.35 * len(ids) + (0.3 if title else 0)),
+        squeeze=False,
+        layout="constrained",
+    )
+    for row, g in zip(axes, ids, strict=True):
+        members = np.flatnonzero(groups == g)
+        for j, ax in enumerate(row):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_frame_on(j < len(members))
+            if j == 0:
+                ax.set_ylabel(f"group {g}\n({len(members)})", fontsize=8)
+            if j >= len(members):
+                continue
+            i = members[j]
+            if snaps.thumbnails is not None:
+                grey = snaps.thumbnails.ndim == 3
+                ax.imshow(snaps.thumbnails[i], cmap="gray" if grey else None)
+            else:
+                ax.text(
+                    0.5, 0.5, snaps.titles[i][:40], ha="center", va="center", wrap=True, fontsize=6
+                )
+            marked = mark is not None and bool(mark[i])
+            ax.set_title(f"#{i}", fontsize=7, color="red" if marked else "black")
+    if title:
+        fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 
 

@@ -618,3 +618,34 @@ def test_tours_side_by_side_share_their_views(digits_run, digits, tmp_path):
     assert np.abs(first[60:480, 500:] - last[60:480, 500:]).max() > 100
     with pytest.raises(labkit.errors.ConfigError, match="same number of views"):
         plots.tour_animation({"a": pixels, "b": embedding[:4]}, snaps)
+
+
+def test_groups_draws_a_row_per_group_and_marks_what_it_is_told(tmp_path):
+    n = 12
+    snaps = labkit.Snapshots(
+        embeddings={"embed": np.zeros((1, n, 2), np.float32)},
+        labels=np.zeros(n, int),
+        predictions=np.zeros((1, n), int),
+        probabilities=np.ones((1, n, 1), np.float32),
+        titles=[f"item {i}" for i in range(n)],
+        class_names=["a"],
+        thumbnails=np.random.default_rng(0).random((n, 8, 8)).astype(np.float32),
+    )
+    groups = np.array([-1, 0, 0, 0, 1, 1, -1, 2, 2, 2, 2, 2])
+    mark = np.zeros(n, bool)
+    mark[4] = True
+    fig = plots.groups(snaps, groups, per_group=3, mark=mark, path=tmp_path / "g.png")
+    assert (tmp_path / "g.png").stat().st_size > 0
+    axes = np.array(fig.axes).reshape(3, 3)
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == [
+        "group 0\n(3)",
+        "group 1\n(2)",
+        "group 2\n(5)",
+    ]
+    assert [ax.get_title() for ax in axes[2]] == ["#7", "#8", "#9"]  # the first members
+    assert axes[1, 0].title.get_color() == "red" and axes[0, 0].title.get_color() == "black"
+    assert axes[1, 2].get_title() == "" and not axes[1, 2].images  # group 1 has only two
+    with pytest.raises(ValueError, match=r"one group number per probe point, shape \(12,\)"):
+        plots.groups(snaps, groups[:5])
+    with pytest.raises(ValueError, match="every entry of groups is -1"):
+        plots.groups(snaps, np.full(n, -1))

@@ -694,3 +694,66 @@ def test_the_mine_check_names_what_a_wrong_search_did():
     assert "from largest to smallest" in refusal(stem, cell, _mine_lab(least_similar_first))
     right = solution(stem, "mine")["mine"]
     exec(visible_test(stem, cell), _mine_lab(right))  # the model solution passes
+
+
+# --- Lab 6: groups inside one class -------------------------------------------------------
+
+
+def test_subclusters_groups_one_class_and_refuses_the_plausible_slips():
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score
+
+    subclusters = solution("06_working_with_embeddings", "subclusters")["subclusters"]
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
+    emb = [
+        np.concatenate([c + rng.normal(size=(30, 2)) for c in centres]) + 0.1 * e for e in (0, 1)
+    ]
+    emb[0] = rng.permutation(emb[0])  # epoch 0: the same points, in another arrangement
+    labels = np.repeat([8, 8, 3], 30)
+    labels[85:] = 8  # five of the third blob carry the label 8 as well
+    snaps = SimpleNamespace(layer=lambda name=None: np.stack(emb), labels=labels)
+    lab = {"np": np, "snaps": snaps, "SUB_CLASS": 8, "SUB_K": 3}
+
+    def run(fn):
+        return {
+            **lab,
+            "subclusters": fn,
+            "groups_0": fn(emb[0], labels, 8, 3),
+            "groups_last": fn(emb[1], labels, 8, 3),
+        }
+
+    right = run(subclusters)
+    passes("06_working_with_embeddings", "subclusters-check", right)
+    g = right["groups_last"]
+    assert np.array_equal(g >= 0, labels == 8) and set(g[g >= 0]) == {0, 1, 2}
+    members = labels == 8
+    reference = KMeans(3, n_init=10, random_state=0).fit_predict(emb[1][members])
+    assert adjusted_rand_score(g[members], reference) == 1.0
+
+    def everyone(e, y, cls, k):  # clusters every point, not the class
+        return KMeans(k, n_init=10, random_state=0).fit_predict(e)
+
+    def members_only(e, y, cls, k):  # returns the members' groups alone
+        return KMeans(k, n_init=10, random_state=0).fit_predict(e[y == cls])
+
+    def numbered_from_1(e, y, cls, k):
+        out = subclusters(e, y, cls, k)
+        return np.where(out >= 0, out + 1, -1)
+
+    def on_the_labels(e, y, cls, k):  # k-means on the labels, not the embedding
+        out = np.full(len(y), -1)
+        out[y == cls] = np.arange((y == cls).sum()) % k
+        return out
+
+    said = {
+        everyone: "a row of another class gets -1",
+        members_only: "return one group per row",
+        numbered_from_1: "the groups 0 to k - 1",
+        on_the_labels: "run KMeans on the embeddings themselves",
+    }
+    for wrong, fix in said.items():
+        assert fix in refusal("06_working_with_embeddings", "subclusters-check", run(wrong))
+    # Both groupings from the last epoch: told to use epoch 0 for the first.
+    same = {**right, "groups_0": right["groups_last"]}
+    assert "snaps.layer()[0]" in refusal("06_working_with_embeddings", "subclusters-check", same)

@@ -575,6 +575,10 @@ F = {
     "mined_classes": np.bincount(data.reveal(mined), minlength=data.n_classes).tolist(),
     "comparison": comparison.values.tolist(),
     "held_out": int(is_a.sum()),
+    "group_tables": {e: group_tables.loc[e].reset_index().values.tolist()
+                     for e in ("epoch 0", "last epoch")},
+    "group_readings": [[[int(i), snaps.class_names[pred[i]]] for i in np.flatnonzero(g == j)]
+                       for g in (groups_last,) for j in range(SUB_K)],
 }
 print("FACTS" + _json.dumps(F))
 """
@@ -751,6 +755,23 @@ def test_06_working_with_embeddings_answers_quote_its_default_run(tmp_path):
     ]
     assert r_ab == 0 and len(query) == 3
     assert [mc[1], mc[3], mc[4], mc[6], mc[8]] == [9, 3, 1, 1, m_a] and sum(mc) == m_items
+    g0, gl = F["group_tables"]["epoch 0"], F["group_tables"]["last epoch"]
+    (_, n0, *_, ink0), (_, n1, c1, r1, *_), (_, n2, c2, r2, _, ink2) = gl
+    (single,) = F["group_readings"][1]
+    narrow = F["group_readings"][2]
+    ones = [i for i, read in narrow if read == "1"]
+    assert gl[0][2:4] == [0, n0] and (c1, r1) == (1, 0) and set(query) <= set(ones)
+    said["a-groups"] = [
+        f"the epoch-0 groups ({g0[0][1]}, {g0[1][1]} and {g0[2][1]} images)",
+        f"mean pixel {g0[0][5]}, {g0[1][5]} and {g0[2][5]}",
+        f"it reads {g0[0][3]}, {g0[1][3]} and {g0[2][3]} of them as 8s",
+        f"One group of {n0} holds round",
+        f"a single image, #{single[0]}, a {single[1]} whose label the kit changed",
+        f"a group of {n2} holds the narrow",
+        f"less ink ({ink2} against {ink0}): only {r2} of them are read as 8s",
+        f"as 1s ({len(ones)}, among them {_series(query)}",
+        f"and {c2} of its labels are changed ones",
+    ]
     for cell, phrases in said.items():
         for phrase in phrases:
             assert phrase in A[cell], f"{cell} should say {phrase!r}:\n{A[cell]}"
@@ -816,3 +837,17 @@ def test_the_core_path_needs_nothing_an_optional_part_defines(lab):
         optional_only -= defined
     assert any("optional" in c.metadata.get("tags", []) for c in nb.cells), lab
     assert not found, f"{lab}: core cells read names only optional cells define: {found}"
+
+
+@pytest.mark.parametrize("stem", ["01_projector_mnist", "02_wikipedia_topics"])
+def test_the_clean_up_line_runs_once_uncommented(stem, tmp_path):
+    """The clean-up cell is a commented line the student uncomments: it must run as it is."""
+    cell = next(
+        c for c in generate_notebooks.read_source(stem).cells if c.metadata["id"] == "stop-servers"
+    )
+    line = cell.source.strip().removeprefix("# ")
+    env = {**__import__("os").environ, "LABKIT_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", f"import labkit\n{line}"], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr

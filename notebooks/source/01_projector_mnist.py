@@ -9,7 +9,7 @@
 #
 # {{badge}}
 #
-# A classifier turns each image into a vector, its *embedding*, one layer before the output. You build a small CNN for {{name}} and its training loop yourself, with a forward hook that records the embeddings of a fixed set of test images before training and after every epoch. Then the kit runs the same loop, faster, and we look at the embeddings: in TensorBoard's Embedding Projector (whose files you also write by hand), in an explorer inside the notebook, and with PCA, t-SNE and UMAP side by side.
+# A classifier turns each image into a vector, its *embedding*, one layer before the output. You build a small CNN for {{name}} and its training loop yourself, with a forward hook that records the embeddings of a fixed set of test images before training and after every epoch. Then the kit runs the same loop, with what a course needs on top (speed where the hardware allows it, a schedule, a record that saves), and we look at the embeddings: in TensorBoard's Embedding Projector (whose files you also write by hand), in an explorer inside the notebook, and with PCA, t-SNE and UMAP side by side.
 #
 # {{how_to_run}}
 
@@ -258,11 +258,12 @@ for shape, k in (((3, 32, 32), 10), ((1, 28, 28), 3), ((1, 8, 8), 5)):
 # output. `module.register_forward_hook(hook)` attaches it and returns a *handle*;
 # `handle.remove()` takes it off again. Two details matter:
 #
-# - **Keep `output.detach()`, not `output`.** While the model trains, a layer's output
-#   carries the autograd graph of everything computed before it. Keeping the tensor keeps
-#   that graph, and the intermediate tensors it refers to, alive in memory: recording a
-#   probe set at every epoch would pile them up. `.detach()` gives the same numbers with
-#   no graph behind them.
+# - **Keep `output.detach()`, not `output`.** Computed with autograd on, as in a training
+#   step, a layer's output carries the autograd graph of everything computed before it.
+#   Keeping the tensor keeps that graph, and the intermediate tensors it refers to, alive
+#   in memory: a hook left on during training, or a probe pass run with autograd on at
+#   every epoch, would pile them up. `.detach()` gives the same numbers with no graph
+#   behind them, wherever the hook runs.
 # - **Remove the hook, even when the forward pass fails.** A forgotten hook stays on the
 #   module and runs on *every later* forward pass, training included: it keeps recording,
 #   costs time and holds memory, and the next one you register records alongside it. Hence
@@ -435,7 +436,8 @@ print(f"the embedding itself: {kept['output'].nbytes / 2**20:.2f} MiB")
 # demonstration "What `.detach()` saves" runs 256 probe {{items}} through your network
 # with autograd on, keeps the output of `embed` both ways, and prints what each holds.
 # What does `.detach()` save, and what would happen if a hook kept `output` instead of
-# `output.detach()` while recording the probe set at every epoch of training?
+# `output.detach()` and the probe set were recorded with autograd on at every epoch of
+# training?
 
 # %% [markdown] id="a-detach" answer points=2
 # `output` has `requires_grad=True` and a `grad_fn` (`ReluBackward0`, the ReLU of `embed`):
@@ -480,7 +482,8 @@ print(f"the embedding itself: {kept['output'].nbytes / 2**20:.2f} MiB")
 #   whole probe set `data.x_probe`, epoch 0 first;
 # - `history`: a list with one dict per epoch `e` from 1 to `epochs`:
 #   `{"epoch": e, "train_loss": ..., "test_acc": ...}`, the mean of the epoch's batch
-#   losses and the accuracy on the whole test split (`data.x_test`, `data.y_test`).
+#   losses and the accuracy on the whole test split (`data.x_test`, `data.y_test`), both
+#   plain Python floats (`loss.item()`), the accuracy a share between 0 and 1.
 #
 # The steps:
 #
@@ -618,8 +621,9 @@ assert abs(h2[-1]["test_acc"] - correct / 200) < 1e-9, "test_acc is not the accu
 # kit pulls ahead where mixed precision runs natively (recent CPUs, GPUs). The cell below
 # trains a copy of your network from the same starting weights with the kit, for the same
 # `HAND_EPOCHS`, and prints both times and accuracies: the same epoch 0, and an accuracy
-# close to yours (on digits, within 5 points after 8 epochs; the kit's schedule helps most
-# when the epochs are few). From here on the lab uses the kit.
+# close to yours (the kit's own tests check, on digits, that the two loops end within 5
+# points of each other after 8 epochs; the kit's schedule helps most when the epochs are
+# few). From here on the lab uses the kit.
 
 # %% id="kit-on-your-net"
 kit_net = SmallCNN(data.input_shape, data.n_classes)
@@ -640,8 +644,9 @@ pd.DataFrame({
 # ## 3. The kit's model and its layers
 #
 # The kit's CNN for {{name}} has the parts of yours (`block1`, `block2`, `embed`, `head`),
-# wider, with the pooling moved before batch normalisation (the same function, computed on
-# a quarter of the pixels). Every layer has a name: `labkit.layer_names(model)` lists
+# wider, with the pooling moved before batch normalisation and the ReLU (max-pooling
+# commutes with them wherever batch normalisation's scale is positive, so nearly the same
+# function, computed on a quarter of the pixels). Every layer has a name: `labkit.layer_names(model)` lists
 # them, containers (`block1`) and their parts (`block1.conv`) alike. The embedding we
 # watch is the output of the **penultimate** layer, `embed`: the last representation
 # before the classifier head, one vector per image (its width is printed below).
@@ -818,8 +823,9 @@ tb = labkit.open_tensorboard(OUT / "tensorboard")
 # ```
 #
 # The end of the cell calls it on the last epoch's embeddings `snaps.layer()[-1]` (an
-# array [probe size, embedding width]), with `snaps.label_names` and `snaps.titles`, into
-# the folder `OUT / "projector_by_hand"`, under the name `"by_hand/last_epoch"`.
+# array [probe size, embedding width]), with `snaps.label_names` (one class name per
+# probe point) and `snaps.titles`, into the folder `OUT / "projector_by_hand"`, under the
+# name `"by_hand/last_epoch"`.
 
 # %% id="projector" exercise
 from pathlib import Path
@@ -1036,11 +1042,14 @@ fig = plots.compare(views, snaps, scores, path=OUT / "figures" / "reducers.png")
 # moves between panels only as much as the embedding itself changed. (A PCA per epoch
 # would switch axes whenever two directions' variances cross, and the picture would
 # reconfigure although the embedding barely moved.) Each panel is scaled to the last
-# one's size: the embedding's spread grows tens of times during training, and at true
-# scale epoch 0 would be a dot.
+# one's size: the embedding's spread grows during training (the cell prints the mean
+# length of an embedding at each epoch), and at true scale the early epochs would be
+# squeezed towards the centre.
 
 # %% id="epoch-grid"
 traj = align.trajectory(snaps, method="pca")
+print("mean length of an embedding per epoch:",
+      [round(float(np.linalg.norm(e, axis=1).mean()), 1) for e in snaps.layer()])
 fig = plots.epoch_grid(traj, snaps, method="pca", path=OUT / "figures" / "epoch_grid.png")
 
 # %% [markdown] id="look-for-grid"
@@ -1067,4 +1076,4 @@ print("Mantis CSV:", OUT / "mantis.csv")
 # run the cell.
 
 # %% id="stop-servers"
-# labkit.serve.stop_all(); labkit.stop_tunnels()
+# labkit.view.stop_all(); labkit.stop_tunnels()

@@ -622,4 +622,4 @@ pd.read_csv(f"{OUT}/mantis.csv").iloc[:3, :6]
 # you stop it: when you are done with the projector, remove the `#` and run the cell.
 
 # %% id="stop-servers"
-# labkit.serve.stop_all(); labkit.stop_tunnels()
+# labkit.view.stop_all(); labkit.stop_tunnels()

@@ -9,7 +9,7 @@
 #
 # {{badge}}
 #
-# A classifier is a chain of functions, one per layer, and every layer re-embeds the data in a space of its own. Do deeper layers arrange the classes into better clusters? We start, as the homework does, with three classes, train a deep MLP until it classifies every training image correctly, record every layer on the training images, and look: you write the SVD projection and the NC1 measure of neural collapse yourself, then compare them with the kit's. At the end you vary the depth and go to all ten classes.
+# A classifier is a chain of functions, one per layer, and every layer re-embeds the data in a space of its own. Do deeper layers arrange the classes into better clusters? We start, as the layer-by-layer homework this lab follows does, with three classes, train a deep MLP until it classifies every training image correctly, record every layer on the training images, and look: you write the SVD projection and the NC1 measure of neural collapse yourself, then compare them with the kit's. At the end you vary the depth and go to all ten classes.
 #
 # {{how_to_run}}
 
@@ -17,13 +17,14 @@
 # This lab's parameters: change them here, then run the notebook again.
 DATASET: str = "digits"
 DATA_DIR: str = "data"
-CLASSES: list[int] | None = [0, 1, 2]  # start with three classes, as the homework does (None: all ten)
+CLASSES: list[int] | None = [0, 1, 2]  # start with three classes, as the layer-by-layer homework does (None: all ten)
 PROBE_SPLIT: str = "train"  # the probe's images: "train" (what the network is fitted on) or "test"
 EPOCHS: int = 30
 DEPTH: int = 5  # hidden layers of the MLP
 LR: float = 1e-3  # the peak learning rate
 PROBE_SIZE: int | None = None  # the whole probe split, at most 2000 points
 SEED: int = 0
+PRECISION: str = "fp32"  # fp32 on every machine, so the model answers' numbers are what you get; "auto": mixed precision where the hardware has it
 OUT: str = "runs/layers"
 
 # %% [markdown] id="deep-mlp-intro"
@@ -53,7 +54,8 @@ data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, se
 model = labkit.build_model("deep-mlp", data.input_shape, data.n_classes, seed=SEED, depth=DEPTH)
 # "input" is the model's input; then every hidden layer; then the head, whose output is the logits
 layers = ["input", *labkit.embedding_layers(model), labkit.head_layer(model)]
-snaps = labkit.train(model, data, epochs=EPOCHS, layers=layers, lr=LR, seed=SEED)
+snaps = labkit.train(model, data, epochs=EPOCHS, layers=layers, lr=LR, seed=SEED,
+                     precision=PRECISION)
 print(f"classes {snaps.class_names}; {snaps.n_probe} probe points from the {PROBE_SPLIT} split; "
       f"trained in {snaps.meta['precision']} on the {snaps.meta['device']}")
 snaps
@@ -75,7 +77,8 @@ fit = pd.DataFrame({
     "test accuracy": [row["test_acc"] for row in snaps.history]}).set_index("epoch")
 perfect = fit.index[fit.iloc[:, 0] == 1.0]
 print(f"probe accuracy first 100 % at epoch {perfect[0]}; last epoch {fit.iloc[-1, 0]:.1%}"
-      if len(perfect) else "the probe accuracy never reaches 100 %: train longer (EPOCHS)")
+      if len(perfect) else "the probe accuracy never reaches 100 %" +
+      (": train longer (EPOCHS)" if PROBE_SPLIT == "train" else ", as expected on test data"))
 fit.loc[sorted({*range(0, snaps.epochs + 1, 5), snaps.epochs})].round(3)  # every 5th epoch
 
 # %% [markdown] id="svd-intro"
@@ -131,6 +134,11 @@ assert np.allclose(_xy.mean(axis=0), 0, atol=1e-8), \
 _t = np.arange(-2.0, 3.0)  # points on a line along (3, 4), and along (-3, -4)
 assert np.allclose(svd_projection(np.outer(_t, [3.0, 4.0]), k=1)[:, 0], 5 * _t), \
     "on points t * (3, 4) the first coordinate should be 5 * t: check the centring and the scale"
+from labkit import reduce as _reduce
+
+assert np.allclose(_xy, _reduce.project(snaps.layer()[-1], "pca"), rtol=0, atol=1e-9), \
+    "on the last hidden layer your projection should be the kit's labkit.reduce.project(x, " \
+    "'pca'): same centring, same axes, and each axis' sign fixed as above"
 assert np.allclose(svd_projection(np.outer(_t, [-3.0, -4.0]), k=1)[:, 0], -5 * _t), \
     ("on points t * (-3, -4) the first coordinate should be -5 * t: the axis must be (0.6, 0.8), "
      "whose largest entry is positive; flip the rows of vt whose largest-magnitude entry is "
@@ -192,7 +200,7 @@ for ax, name in zip(panels, snaps.layer_names, strict=True):
 # The kit draws the same projections, with one change: each layer's picture is
 # rotated (and possibly reflected, rescaled and shifted) onto the picture of the
 # layer before it, by Orthogonal Procrustes (the rotation, possibly with a reflection, that best lines up two sets of matching points; Lab 5 has you write it), so the
-# whole row shares the first layer's frame, the input's. One panel is added at the end:
+# whole grid shares the first layer's frame, the input's. One panel is added at the end:
 # the softmax of the logits (`snaps.probabilities`), the probabilities the network
 # outputs. The grid then follows the probe from the pixels to the output, as the
 # Grand Tour article does with its views of every layer.
@@ -338,6 +346,9 @@ for _name in snaps.layer_names:
 # %% id="geometry"
 table = metrics.geometry(snaps)
 plots.metric_curves(table, snaps, path=f"{OUT}/figures/metric_curves.png")
+kit_nc1 = table[table.epoch == snaps.epochs].set_index("layer")["nc1"]
+print("the kit's NC1 at the last epoch equals your nc1_table's on every layer:",
+      bool(np.allclose(kit_nc1[nc1_table.index], nc1_table["last epoch"], rtol=1e-9)))
 table[table.epoch == snaps.epochs][["layer", "epoch", "nc1", "silhouette", "knn_acc", "linear_probe_acc"]].round(3)
 
 # %% [markdown] id="depth-instructions"
@@ -386,11 +397,11 @@ assert better_with_depth == bool(np.all(np.diff(_end["silhouette"].to_numpy()) >
 # %% [markdown] id="q-depth" question
 # Is "better clusters with depth" true here? Quote the silhouette and NC1 of each
 # layer at the last epoch. Does the kNN accuracy improve with depth as much, and
-# what does the linear probe on the first layer say?
+# what does the linear probe on the first hidden layer, `hidden1`, say?
 
 # %% [markdown] id="a-depth" answer points=2
 # Not from the input, and so `better_with_depth` is `False`; from the first hidden layer
-# on, yes. In this run (trained in fp32 on a CPU; bf16 or a GPU changes the second
+# on, yes. In this run (fp32, as `PRECISION` sets it, on a CPU; a GPU changes the second
 # digit, not the picture) the pixels have a silhouette of 0.274 and `hidden1` only 0.224:
 # the first layer's clusters are less compact than the pixels'. From there it rises at
 # every layer, 0.252, 0.310, 0.409 and 0.659 to `hidden5`, slowly at first and steeply
@@ -499,7 +510,7 @@ ax.scatter(means_xy[:, 0], means_xy[:, 1], c=np.arange(c), cmap="tab10", vmin=0,
            marker="X", s=120, edgecolors="black")
 ax.scatter(*mu_g_xy, c="black", s=30)
 ax.set_aspect("equal")
-ax.set_title(f"{snaps.layer_names[-1]}, last epoch: class means and their centre", fontsize=9)
+ax.set_title(f"{snaps.penultimate}, last epoch: class means and their centre", fontsize=9)
 plt.show()
 
 # %% [markdown] id="q-collapse-points" question
@@ -557,9 +568,9 @@ cka.round(2)
 # %% [markdown] id="your-turn" optional
 # ## 5. Your turn: depth, then all ten classes
 #
-# The homework asks you to experiment. Change a parameter in the parameters cell at
-# the top, run the whole notebook again, and compare the line printed below (copy
-# it somewhere first: a new run replaces it).
+# The layer-by-layer homework this lab follows asks you to experiment. Change a
+# parameter in the parameters cell at the top, run the whole notebook again, and compare
+# the line printed below (copy it somewhere first: a new run replaces it).
 #
 # 1. **Depth.** Set `DEPTH = 2`, then `DEPTH = 8` (keep `CLASSES = [0, 1, 2]`).
 #    Does the training accuracy still reach 100 %? Does NC1 still fall layer by
@@ -573,7 +584,8 @@ cka.round(2)
 #    30 epochs? If not, what happens with more epochs (`EPOCHS = 60`)?
 # 3. **Unseen data.** Set `CLASSES = [0, 1, 2]` and `EPOCHS = 30` again, and
 #    `PROBE_SPLIT = "test"`: the same measures on test {{items}} the network never
-#    fitted. How much of the collapse survives?
+#    fitted. How much of the collapse survives? (On test images the probe accuracy
+#    need not reach 100 %.)
 #
 # Each run writes its figures to `OUT/figures`, replacing the last run's: set `OUT` per
 # run (e.g. `runs/layers-depth2`) to keep them all.
@@ -598,9 +610,9 @@ print(f"DEPTH={DEPTH}, {c} classes, EPOCHS={EPOCHS}, probe from {PROBE_SPLIT}: "
 # Setup: scikit-learn's digits, the kit's `deep-mlp` (hidden layers of 128 units, each
 # linear, batch norm and ReLU), AdamW with a one-cycle schedule peaking at a learning
 # rate of 1e-3, 30 epochs, seed 0, the probe = the whole training split of the chosen
-# classes (402 images for 0, 1, 2), trained in fp32 on a CPU (the kit's choice where the
-# CPU has no bf16 hardware; `snaps.meta["precision"]` says which). In bf16 or on a GPU
-# the numbers differ in the second digit and the findings stay. Findings, with the
+# classes (402 images for 0, 1, 2), trained in fp32 on a CPU (`PRECISION`;
+# `snaps.meta["precision"]` says what a run used). In bf16 or on a GPU the numbers differ
+# in the second digit and the findings stay. Findings, with the
 # numbers of the last epoch:
 #
 # - **Depth 5, three classes** (the lab's run): 100 % training accuracy from epoch 3;

@@ -26,6 +26,7 @@ REDUCER: str = "umap"  # the second tour's map: "umap", or "pca" (then it is a l
 TOUR_DIMS: int = 15
 TOUR_FRAMES: int = 90
 SEED: int = 0
+PRECISION: str = "fp32"  # fp32 on every machine, so the model answers' numbers are what you get; "auto": mixed precision where the hardware has it
 OUT: str = "runs/tour"
 
 # %% [markdown] id="train-intro"
@@ -38,7 +39,7 @@ OUT: str = "runs/tour"
 data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, seed=SEED,
                            classes=CLASSES)
 model = labkit.build_model(MODEL, data.input_shape, data.n_classes, seed=SEED)
-snaps = labkit.train(model, data, epochs=EPOCHS, lr=LR, seed=SEED)
+snaps = labkit.train(model, data, epochs=EPOCHS, lr=LR, seed=SEED, precision=PRECISION)
 snaps
 
 # %% [markdown] id="the-grand-tour"
@@ -48,7 +49,9 @@ snaps
 # in a smooth sequence, rotating the data in every plane at once and watching the
 # first two coordinates. A linear projection can only bring points closer, never
 # push them apart, so a gap seen in any view is a gap in the data being toured.
-# *Which* data is toured decides what the pictures can claim, so we take two tours.
+# *Which* data is toured decides what the pictures can claim, so we tour three things:
+# the embedding and the pixels side by side (this cell), then a UMAP map of the
+# embedding (the next).
 #
 # The first tours the **raw embedding**: the last epoch's penultimate layer for the
 # probe set, `snaps.layer()[-1]`, all of its units, with no reduction at all
@@ -85,12 +88,12 @@ plots.tour_animation(tours, snaps, path=f"{OUT}/figures/tour_raw.gif")
 display(Image(filename=f"{OUT}/figures/tour_raw.gif"))
 
 # %% [markdown] id="tour-reduced-intro"
-# The second tour follows the Distill *UMAP Tour*: first reduce the embedding to
-# `TOUR_DIMS` dimensions with `REDUCER` (UMAP by default; more room than two
-# dimensions lets it keep more of the structure), then tour those. Its frames are
-# linear views of that 15-D map, not of the embedding: UMAP bends, tears and
+# The last tour follows the Distill *UMAP Tour*: first reduce the embedding to
+# `TOUR_DIMS` dimensions (15 by default) with `REDUCER` (UMAP by default; more room than
+# two dimensions lets it keep more of the structure), then tour those. Its frames are
+# linear views of that `TOUR_DIMS`-D map, not of the embedding: UMAP bends, tears and
 # squeezes the space to keep neighbourhoods, so a gap or a tight cluster seen here
-# may be UMAP's doing. (With `REDUCER = "pca"` the map is linear too, the 15
+# may be UMAP's doing. (With `REDUCER = "pca"` the map is linear too, the `TOUR_DIMS`
 # directions of largest variance, and this tour is a faithful view of part of the
 # embedding.) For comparison, the first panel is an ordinary 2-D picture made the
 # same way. (UMAP compiles itself on first use: this cell takes a minute the first
@@ -138,7 +141,7 @@ display(Image(filename=f"{OUT}/figures/tour.gif"))
 # the 8 × 8 digits about half of the 4s close their top and half leave it open. (On
 # CIFAR-10 the grouping is vehicles against animals.) `snaps.coarse(groups)` gives the
 # same snapshots labelled by group, so the kit's plots and measures can use it. Below,
-# the same two tours coloured by group, and the mean distance between the centres of
+# the tours of the pixels and of the embedding again, coloured by group, and the mean distance between the centres of
 # two classes of the same group and of two classes of different groups (in units of
 # each layout's radius): if the embedding had a region for each group, the first
 # would be clearly smaller.
@@ -292,7 +295,7 @@ print(f"the last two epochs: {rms(views[-2], views[-1]):.2f} apart in their own 
 # linear map that would fit better?
 
 # %% [markdown] id="a-procrustes" answer points=2
-# In our run (trained in fp32 on a CPU; bf16 or a GPU moves the second digit) the
+# In our run (fp32, as `PRECISION` sets it, on a CPU; a GPU moves the second digit) the
 # pictures jump most between epochs 5 and 6: 8.41 apart in their own axes, against the
 # layout's own radius of 5.79. The map mirrors the layout across a line close to the
 # vertical axis (the first axis had flipped), scales it by 1.03, and brings the two to
@@ -306,7 +309,7 @@ print(f"the last two epochs: {rms(views[-2], views[-1]):.2f} apart in their own 
 # between the epochs.
 
 # %% [markdown] id="kit-trajectory"
-# The kit aligns a whole run this way: `REDUCER` (UMAP) for every epoch, each started from the
+# The kit aligns a whole run this way: `REDUCER` (UMAP by default) for every epoch, each started from the
 # previous epoch's layout (so the clusters keep their places; two UMAP runs from
 # scratch can arrange the clusters differently, which no rotation undoes), then each
 # epoch rotated onto the one before (Procrustes), played as an animation. Even so,
@@ -330,7 +333,7 @@ display(Image(filename=f"{OUT}/figures/epochs.gif"))
 
 # %% id="train-mlp"
 mlp = labkit.build_model("mlp", data.input_shape, data.n_classes, seed=SEED)
-snaps_mlp = labkit.train(mlp, data, epochs=EPOCHS, lr=LR, seed=SEED)
+snaps_mlp = labkit.train(mlp, data, epochs=EPOCHS, lr=LR, seed=SEED, precision=PRECISION)
 traj_cnn = align.trajectory(snaps, method="pca")  # the first model (MODEL), every epoch
 traj_mlp = align.trajectory(snaps_mlp, method="pca")
 print(f"embedding widths: {MODEL} {snaps.layer().shape[-1]}, MLP {snaps_mlp.layer().shape[-1]}")
@@ -371,6 +374,9 @@ def linear_cka_by_hand(x: np.ndarray, y: np.ndarray) -> float:
 h = snaps.layer()[-1]
 q, _ = np.linalg.qr(np.random.default_rng(SEED).normal(size=(h.shape[1], h.shape[1])))
 print(f"CKA with a rotated copy, 3 times as large: {linear_cka_by_hand(h, 3 * h @ q):.6f}")
+stretch = np.linspace(1.0, 10.0, h.shape[1])  # unit i scaled by 1 + 9 i / (width - 1)
+print(f"CKA with a copy stretched unevenly, each unit by 1 to 10: "
+      f"{linear_cka_by_hand(h, h * stretch):.3f}")
 for e, when in ((0, "before training"), (-1, "after the last epoch")):
     print(f"CKA({MODEL}, MLP) {when}: {linear_cka_by_hand(snaps.layer()[e], snaps_mlp.layer()[e]):.3f}")
 
@@ -412,8 +418,9 @@ assert linear_cka_by_hand(_x, _x * np.arange(1.0, 7.0)) < 0.99  # stretching is 
 # permuting units and rescaling them by positive numbers, not with rotating them, so a
 # rotated hidden layer would not give the same network.) A stretch along some axes
 # does change the geometry (which points are nearest, which directions dominate, what a
-# nearest-neighbour vote or a regularised probe finds), so CKA rightly falls below 1. CKA never matches the axes of one layer
-# with those of the other: $\lVert Y^\top X \rVert_F^2$ equals the inner product of
+# nearest-neighbour vote or a regularised probe finds), so CKA rightly falls below 1 (the
+# cell's unevenly stretched copy). CKA never matches the axes of one layer with those of
+# the other: $\lVert Y^\top X \rVert_F^2$ equals the inner product of
 # the two $n \times n$ similarity matrices $X X^\top$ and $Y Y^\top$, which exist
 # whatever the widths. Procrustes instead looks for a square orthogonal matrix that
 # maps one space onto the other, so both must have the same dimension; that is why
@@ -428,7 +435,8 @@ assert linear_cka_by_hand(_x, _x * np.arange(1.0, 7.0)) < 0.99  # stretching is 
 # **Exercise.** `traj_cnn` and `traj_mlp` are arrays `[epochs + 1, n_probe, 2]`.
 # Set `mlp_in_cnn_frame` (same shape as `traj_mlp`) to the MLP's trajectory mapped
 # into the first model's frame by your `procrustes_by_hand`, fitted on every epoch
-# at once (stack the frames: `reshape(-1, 2)`, then reshape back). Set `cka` to
+# at once (stack the frames: `reshape(-1, 2)`, then reshape back): the MLP's stacked
+# frames are the source, the first model's the target. Set `cka` to
 # the linear CKA (your `linear_cka_by_hand`) between the two models' last-epoch
 # embeddings, `snaps.layer()[-1]` and `snaps_mlp.layer()[-1]`. The cell compares
 # your alignment with the kit's `align.align_runs`.
@@ -524,18 +532,19 @@ seen_data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZ
                                 classes=[CLASSES[c] for c in seen_classes] if CLASSES else seen_classes)
 half_model = labkit.build_model(MODEL, seen_data.input_shape, seen_data.n_classes, seed=SEED)
 untrained = labkit.build_model(MODEL, seen_data.input_shape, seen_data.n_classes, seed=SEED)
-labkit.train(half_model, seen_data, epochs=EPOCHS, lr=LR, seed=SEED, progress=False)
+labkit.train(half_model, seen_data, epochs=EPOCHS, lr=LR, seed=SEED, precision=PRECISION,
+             progress=False)
 
 # Both networks take inputs standardised as the half model's training split was: the
 # pixels of the same probe images, with that split's mean and standard deviation.
-raw = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, seed=SEED,
+stored = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, seed=SEED,
                           classes=CLASSES, normalise=False)
 norm = seen_data.info["normalisation"]
-x_probe = ((raw.x_probe - torch.tensor(norm["mean"]).view(1, -1, 1, 1))
+x_probe = ((stored.x_probe - torch.tensor(norm["mean"]).view(1, -1, 1, 1))
            / torch.tensor(norm["std"]).view(1, -1, 1, 1))
 
 
-def embed(net, x):
+def embed_with(net, x):
     """The penultimate layer's output for x, in evaluation mode, on the net's device."""
     net.eval()
     layer = labkit.penultimate_layer(net)
@@ -545,17 +554,17 @@ def embed(net, x):
 
 
 unseen = snaps.labels >= len(seen_classes)
-views = {
+unseen_views = {
     "pixels": data.x_probe.flatten(1).numpy(),
-    "untrained network": embed(untrained, x_probe),
-    f"trained on classes {', '.join(seen_data.class_names)} only": embed(half_model, x_probe),
+    "untrained network": embed_with(untrained, x_probe),
+    f"trained on classes {', '.join(seen_data.class_names)} only": embed_with(half_model, x_probe),
     "trained on every class (the first model)": snaps.layer()[-1],
 }
 unseen_table = pd.DataFrame({
     "k-NN accuracy, unseen classes": {k: metrics.knn_accuracy(v[unseen], snaps.labels[unseen])
-                                      for k, v in views.items()},
+                                      for k, v in unseen_views.items()},
     "k-NN accuracy, seen classes": {k: metrics.knn_accuracy(v[~unseen], snaps.labels[~unseen])
-                                    for k, v in views.items()},
+                                    for k, v in unseen_views.items()},
 })
 unseen_table.round(2)
 
