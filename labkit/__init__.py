@@ -15,6 +15,7 @@ from .export.projector import write_projector
 from .hooks import capture, embedding_layers, head_layer, layer_names, penultimate_layer
 from .models import MLP, MODELS, ConvNet, build_model, default_model
 from .paths import home, in_colab
+from .pretrained import PretrainedUnavailable, pretrained_embedding
 from .snapshots import Snapshots
 from .train import evaluate, pick_device, train
 from .view import (
@@ -34,6 +35,7 @@ __all__ = [
     "LabkitError",
     "MLP",
     "MODELS",
+    "PretrainedUnavailable",
     "ConvNet",
     "DataError",
     "LabData",
@@ -50,6 +52,7 @@ __all__ = [
     "layer_names",
     "load_dataset",
     "penultimate_layer",
+    "pretrained_embedding",
     "pick_device",
     "train",
     "MantisTable",

@@ -387,3 +387,11 @@ def test_a_pool_share_out_of_range_or_no_pool_is_refused(digits):
     with pytest.raises(DataError, match="pool and probe_split='train' both take samples"):
         labkit.load_dataset("digits", pool=0.3, probe_split="train")
     assert digits.x_pool is None and digits.n_pool == 0
+
+
+def test_label_noise_keeps_the_probe_so_a_clean_load_gives_its_true_labels():
+    noisy = labkit.load_dataset("digits", probe_size=60, seed=0, label_noise=0.1)
+    clean = labkit.load_dataset("digits", probe_size=60, seed=0)
+    assert torch.equal(noisy.x_probe, clean.x_probe) and noisy.titles == clean.titles
+    changed = (noisy.y_probe != clean.y_probe).numpy()
+    assert changed.any() and np.array_equal(changed, noisy.flipped)

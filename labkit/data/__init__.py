@@ -367,7 +367,9 @@ def load_dataset(
     ``[0, 1, 2]``), relabelled 0..k-1 in the data set's order: fewer classes, fewer points to
     read. ``label_noise=0.1`` gives 10 % of the training and of the test labels another
     class, drawn from ``seed`` (the same flips on every run); ``data.flipped`` marks the
-    probe samples whose label was changed, so label-error methods can be scored.
+    probe samples whose label was changed, so label-error methods can be scored; the probe
+    is drawn on the true labels, so the same call without ``label_noise`` gives the same
+    probe images with their true labels.
     ``probe_split="train"`` draws the probe (still fixed and stratified) from the training
     split, to watch what the network does to the data it is fitted on. ``pool=0.3`` holds
     out 30 % of the training split (stratified, from ``seed``) as an unlabelled pool:
@@ -405,7 +407,7 @@ def load_dataset(
             "pool and probe_split='train' both take samples of the training split; "
             "use the pool with a test-split probe"
         )
-    true_y_train = np.asarray(raw.y_train)
+    true_y_train, true_y_test = np.asarray(raw.y_train), np.asarray(raw.y_test)
     flipped = {"train": np.zeros(len(raw.y_train), bool), "test": np.zeros(len(raw.y_test), bool)}
     if label_noise:  # flipped on the whole training split, pool or not: the same flips
         raw, flipped = flip_labels(raw, label_noise, seed)
@@ -450,7 +452,9 @@ def load_dataset(
             f"samples of {key}: the probe set is all {len(y_split)} of them",
             stacklevel=2,
         )
-    probe = probe_indices(y_split, probe_size, seed)
+    # Stratified on the true labels: the same probe with or without label noise, so a run
+    # with noise and a clean load of the same data set describe the same images.
+    probe = probe_indices(true_y_train if probe_split == "train" else true_y_test, probe_size, seed)
     if probe_split == "train":  # titles, thumbnails and snippets describe test samples only
         titles = [f"train #{i}" for i in probe]
         thumbs = _thumbnails(raw.x_train[probe]) if raw.images_uint8 is not None else None
