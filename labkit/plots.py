@@ -494,7 +494,8 @@ def groups(
     title: str | None = None,
     path: str | Path | None = None,
 ) -> Figure:
-    """One row per group: the first ``per_group`` members' thumbnails (image data) or titles.
+    """One row per group: the first ``per_group`` members' thumbnails (image data) or titles,
+    each captioned with its probe title.
 
     ``groups`` holds a group number per probe point, ``-1`` for points in no group (as
     a sub-cluster search inside one class returns them); ``mark`` is a boolean mask over
@@ -536,7 +537,7 @@ def groups(
                     0.5, 0.5, snaps.titles[i][:40], ha="center", va="center", wrap=True, fontsize=6
                 )
             marked = mark is not None and bool(mark[i])
-            ax.set_title(f"#{i}", fontsize=7, color="red" if marked else "black")
+            ax.set_title(snaps.titles[i][:14], fontsize=7, color="red" if marked else "black")
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(fig, path)

@@ -556,6 +556,7 @@ def test_plots_leave_the_users_matplotlib_backend_alone(deep_run, tmp_path):
             "neighbours": lambda: plots.neighbours(workflows.similar(snaps, 0, k=3), snaps),
             "compare": lambda: plots.compare({"pca": traj[-1]}, snaps),
             "agreement": lambda: plots.agreement(traj[-1], snaps),
+            "groups": lambda: plots.groups(snaps, np.where(snaps.labels == 0, 0, -1)),
         }
         assert sorted(figures) == sorted(plots.__all__)
         for name, draw in figures.items():
@@ -642,7 +643,7 @@ def test_groups_draws_a_row_per_group_and_marks_what_it_is_told(tmp_path):
         "group 1\n(2)",
         "group 2\n(5)",
     ]
-    assert [ax.get_title() for ax in axes[2]] == ["#7", "#8", "#9"]  # the first members
+    assert [ax.get_title() for ax in axes[2]] == ["item 7", "item 8", "item 9"]  # the first
     assert axes[1, 0].title.get_color() == "red" and axes[0, 0].title.get_color() == "black"
     assert axes[1, 2].get_title() == "" and not axes[1, 2].images  # group 1 has only two
     with pytest.raises(ValueError, match=r"one group number per probe point, shape \(12,\)"):

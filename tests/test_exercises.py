@@ -441,11 +441,11 @@ def _hand_run(digits, train_by_hand, epochs: int):
     net = ns["SmallCNN"](digits.input_shape, digits.n_classes)
     initial = {k: v.clone() for k, v in net.state_dict().items()}
     emb, history = train_by_hand(net, digits, epochs=epochs, lr=1e-3, seed=0)
-    return ns["SmallCNN"], initial, emb, history
+    return ns["SmallCNN"], initial, emb, history, net
 
 
 def test_the_hand_written_loop_starts_where_the_kit_does_and_learns_as_well(digits):
-    SmallCNN, initial, emb, history = _hand_run(digits, _train_by_hand(), epochs=8)
+    SmallCNN, initial, emb, history, _ = _hand_run(digits, _train_by_hand(), epochs=8)
     start = SmallCNN(digits.input_shape, digits.n_classes)
     start.load_state_dict(initial)
     kit = labkit.train(start, digits, epochs=8, layers=["embed"], seed=0, progress=False)
@@ -469,16 +469,27 @@ def test_a_loop_that_skips_epoch_0_is_told_to_record_it(digits):
     def no_step(net, data, epochs, lr, seed, batch_size=128):  # forgets optimizer.step()
         return right(net, data, epochs, 1e-12, seed, batch_size)
 
-    for wrong, words in (
-        (no_epoch_0, "one snapshot of the whole probe set before training"),
-        (no_step, "each batch needs zero_grad(), backward() and step()"),
+    def on_the_probe(net, data, epochs, lr, seed, batch_size=128):  # accuracy of the probe
+        emb, history = right(net, data, epochs, lr, seed, batch_size)
+        net.eval()
+        with torch.no_grad():
+            right_ones = (net(data.x_probe).argmax(1) == data.y_probe).float().mean().item()
+        return emb, [*history[:-1], {**history[-1], "test_acc": right_ones}]
+
+    # On digits the default probe is the whole test split: a smaller one tells them apart.
+    sampled = labkit.load_dataset("digits", probe_size=200)
+    for data, wrong, words in (
+        (digits, no_epoch_0, "one snapshot of the whole probe set before training"),
+        (digits, no_step, "each batch needs zero_grad(), backward() and step()"),
+        (sampled, on_the_probe, "measure it on all of data.x_test and data.y_test"),
     ):
-        SmallCNN, initial, emb, history = _hand_run(digits, wrong, epochs=2)
+        SmallCNN, initial, emb, history, net = _hand_run(data, wrong, epochs=2)
         namespace = {
-            **_cnn_namespace(digits, SmallCNN),
+            **_cnn_namespace(data, SmallCNN),
             "hand_emb": emb,
             "hand_history": history,
             "initial": initial,
+            "net": net,
             "HAND_EPOCHS": 2,
             "SEED": 0,
         }
@@ -692,6 +703,17 @@ def test_the_mine_check_names_what_a_wrong_search_did():
     assert "nearest to each query item" in message and "centroid" in message
     assert "not integer indices" in refusal(stem, cell, _mine_lab(cosines))
     assert "from largest to smallest" in refusal(stem, cell, _mine_lab(least_similar_first))
+
+    def pool_not_normalised(pool, query, k):
+        return np.argsort(-(pool @ _unit(query).mean(0)), kind="stable")[:k]
+
+    def query_not_normalised(pool, query, k):
+        return np.argsort(-(_unit(pool) @ query.mean(0)), kind="stable")[:k]
+
+    assert "normalise the pool rows" in refusal(stem, cell, _mine_lab(pool_not_normalised))
+    assert "every query item counts the same" in refusal(
+        stem, cell, _mine_lab(query_not_normalised)
+    )
     right = solution(stem, "mine")["mine"]
     exec(visible_test(stem, cell), _mine_lab(right))  # the model solution passes
 

@@ -739,12 +739,10 @@ def test_06_working_with_embeddings_answers_quote_its_default_run(tmp_path):
     said["a-mining"] = [
         f'the group "{name}" holds the most genuine mistakes ({n_genuine})',
         f"{a}s read as {b}s: {_series(query)}",
-        f"The pool holds {n_pool} items, {pool_a} of them {a}s, {pool_ab} of which",
-        f"Of the {m_items} pool items most like the query, {m_a} are {a}s ({_pct(m_a / m_items)}), "
-        f"{m_ab} of them among those {pool_ab}",
+        f"Of the {m_items} pool items (of {n_pool}) most like the query, {m_a} are {a}s "
+        f"({_pct(m_a / m_items)}), {m_ab} of them {a}s the current model reads as {b}s",
         f"the model gets {m_wrong} of the {m_items} wrong",
         f"of {r_items} random items {r_a} are {a}s",
-        f"would give about {round(r_items * pool_a / n_pool)}",
         f"the model gets {r_wrong} wrong",
         "nine 1s, three 3s, a 4 and a 6",
         f"gets {right_m:.0f} of the {F['held_out']} other probe {a}s right ({right0:.0f} "
@@ -756,22 +754,26 @@ def test_06_working_with_embeddings_answers_quote_its_default_run(tmp_path):
     assert r_ab == 0 and len(query) == 3
     assert [mc[1], mc[3], mc[4], mc[6], mc[8]] == [9, 3, 1, 1, m_a] and sum(mc) == m_items
     g0, gl = F["group_tables"]["epoch 0"], F["group_tables"]["last epoch"]
-    (_, n0, *_, ink0), (_, n1, c1, r1, *_), (_, n2, c2, r2, _, ink2) = gl
+    (_, n0, *_, ink0), (_, n1, c1, r1, *_), (_, n2, c2, r2, _, _, ink2) = gl
     (single,) = F["group_readings"][1]
     narrow = F["group_readings"][2]
     ones = [i for i, read in narrow if read == "1"]
+    others = {c: sum(read == c for _, read in narrow) for c in ("7", "1", "3", "5")}
     assert gl[0][2:4] == [0, n0] and (c1, r1) == (1, 0) and set(query) <= set(ones)
+    assert others["5"] == 1 and sum(others.values()) + r2 == n2
+    (_, e0n0, _, e0r0, _, e0q0, e0i0), (_, e0n1, _, e0r1, _, e0q1, e0i1), g0_2 = g0
     said["a-groups"] = [
-        f"the epoch-0 groups ({g0[0][1]}, {g0[1][1]} and {g0[2][1]} images)",
-        f"mean pixel {g0[0][5]}, {g0[1][5]} and {g0[2][5]}",
-        f"it reads {g0[0][3]}, {g0[1][3]} and {g0[2][3]} of them as 8s",
+        f"the epoch-0 groups ({e0n0}, {e0n1} and {g0_2[1]} images)",
+        f"it reads {e0r0}, {e0r1} and {g0_2[3]} of them as 8s",
+        f"mean pixel {e0i0}, {e0i1} and {g0_2[6]}",
         f"One group of {n0} holds round",
         f"a single image, #{single[0]}, a {single[1]} whose label the kit changed",
-        f"a group of {n2} holds the narrow",
-        f"less ink ({ink2} against {ink0}): only {r2} of them are read as 8s",
-        f"as 1s ({len(ones)}, among them {_series(query)}",
-        f"and {c2} of its labels are changed ones",
+        f"a group of {n2} holds narrow, slanted 8s: only {r2} of them are read as 8s",
+        f"the others as 7s ({others['7']}), 1s ({others['1']}), 3s ({others['3']}) and a 5",
+        f"{c2} of its labels are changed ones",
+        f"Its ink ({ink2} against {ink0})",
     ]
+    assert [e0q0, e0q1, g0_2[5]] == [1, 1, 1] and gl[2][5] == len(query) == 3
     for cell, phrases in said.items():
         for phrase in phrases:
             assert phrase in A[cell], f"{cell} should say {phrase!r}:\n{A[cell]}"

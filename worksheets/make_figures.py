@@ -159,7 +159,10 @@ def lab_run(
         epochs=params["EPOCHS"],
         lr=params.get("LR", 1e-3),
         seed=params.get("SEED", 0),
-        layers="all" if stem.startswith("04_") else "penultimate",
+        # Lab 4 records from the input to the logits, as its training cell does.
+        layers=["input", *labkit.embedding_layers(model), labkit.head_layer(model)]
+        if stem.startswith("04_")
+        else "penultimate",
         precision=params.get("PRECISION", "auto"),
         progress=False,
     )

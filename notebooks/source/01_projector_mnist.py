@@ -270,7 +270,7 @@ for shape, k in (((3, 32, 32), 10), ((1, 28, 28), 3), ((1, 8, 8), 5)):
 #   `try: ... finally: handle.remove()`.
 #
 # Write `capture_by_hand(model, layer_name, x)`, which returns the output of the layer
-# named `layer_name` (a name from `labkit.layer_names(model)`) when `model` runs on the
+# named `layer_name` (a name from `labkit.layer_names(model)`, which section 3 shows) when `model` runs on the
 # batch `x`:
 #
 # 1. look the module up with `dict(model.named_modules())[layer_name]`;
@@ -574,6 +574,17 @@ assert [row.get("epoch") for row in hand_history] == list(range(1, HAND_EPOCHS +
 for row in hand_history:
     assert 0 <= row["test_acc"] <= 1 and row["train_loss"] > 0, \
         f"{row}: test_acc is a share between 0 and 1, train_loss the mean batch loss"
+# The last epoch's test_acc is the trained net's accuracy on the whole test split.
+net.eval()
+_device = next(net.parameters()).device
+with torch.no_grad():
+    _pred = torch.cat([net(data.x_test[i:i + 1000].to(_device)).argmax(1).cpu()
+                       for i in range(0, len(data.y_test), 1000)])
+_acc = (_pred == data.y_test.cpu()).float().mean().item()
+assert abs(hand_history[-1]["test_acc"] - _acc) < 1e-6, \
+    (f"the last test_acc is {hand_history[-1]['test_acc']:.4f}, but the trained net gets "
+     f"{_acc:.4f} of the test split right: measure it on all of data.x_test and data.y_test "
+     f"(not the probe), in eval() mode, after the epoch's last step")
 chance = 1 / data.n_classes
 assert hand_history[-1]["test_acc"] > 2 * chance, \
     (f"after {HAND_EPOCHS} epochs the test accuracy is {hand_history[-1]['test_acc']:.2f}, near "
