@@ -203,6 +203,11 @@ def run_caption(record: dict) -> str:
             f"{_percent(p['LABEL_NOISE'])} of the labels changed on purpose "
             f"(`LABEL_NOISE = {p['LABEL_NOISE']}`)"
         )
+    if p.get("POOL"):
+        parts.append(
+            f"{_percent(p['POOL'])} of the training split held out as an unlabelled pool "
+            f"(`POOL = {p['POOL']}`)"
+        )
     parts.append(f"{p['EPOCHS']} epochs, seed {p.get('SEED', 0)}, trained in {record['precision']}")
     split = "training" if p.get("PROBE_SPLIT") == "train" else "test"
     parts.append(f"{record['n_probe']} probe points from the {split} split")
