@@ -2,9 +2,13 @@
 
 One course folder for the module: ``nbgrader generate_assignment`` on every solution notebook
 (its release must equal ``notebooks/student/`` byte for byte), then, per lab, nbgrader's
-autograde (its API, in this process) of two submissions, small and offline: the solution (full marks on every test cell,
-its answers waiting for a human) and the untouched student notebook (0 points). The solution's
-run is also the check that every lab executes top to bottom and writes its files.
+autograde (its API, in this process) of submissions, small and offline: the solution (full
+marks on every test cell, its answers waiting for a human) and, for a lab with a source of its
+own, the untouched student notebook (0 points). A variant (Lab 2b, Lab 3) runs its source lab's
+code cells with other parameters and another data loader, which its solution's run executes:
+its untouched notebook is shown to be the source lab's, cell for cell, instead of being run
+again. The solution's run is also the check that every lab executes top to bottom and writes
+its files.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ sys.path.insert(0, str(ROOT))
 import generate_notebooks  # noqa: E402
 
 NBGRADER = [sys.executable, "-m", "nbgrader"]
+# Each variant, and the lab whose source it is generated from.
+VARIANTS = {lab.name: lab.source for lab in generate_notebooks.LABS if lab.name != lab.source}
 
 
 def _nbgrader(course: Path, *args: str) -> str:
@@ -99,6 +105,30 @@ def test_every_lab_has_three_graded_exercises_and_graded_questions(lab):
     assert len(ids) == len(set(ids))
 
 
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_a_variants_untouched_notebook_is_its_source_labs_but_for_parameters_and_data(
+    variant, course
+):
+    """What lets the autograde below run a variant's solution only: its released notebook's
+    code cells are its source lab's, but for the parameters and the cell that loads its data
+    set (which the variant's solution run executes), and so are its graded cells' points."""
+    source = VARIANTS[variant]
+
+    def released(lab: str) -> list:
+        nb = nbformat.read(course / "release" / "labs" / f"{lab}.ipynb", as_version=4)
+        return [c for c in nb.cells if c.cell_type == "code"]
+
+    ours, theirs = released(variant), released(source)
+    assert len(ours) == len(theirs)
+    differ = [(a.id, b.id) for a, b in zip(ours, theirs, strict=True) if a.source != b.source]
+    own = {c.id for c in ours if "parameters" in c.metadata.get("tags", [])}
+    loader = {c.id for c in ours if "load_dataset(" in c.source or "fetch_" in c.source}
+    assert differ and all(a in own | loader for a, _ in differ), differ
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.metadata.get("nbgrader") == b.metadata.get("nbgrader"), a.id
+        assert a.metadata.get("tags") == b.metadata.get("tags"), a.id
+
+
 def _submit(course: Path, student: str, notebook: Path, params: dict) -> None:
     nb = nbformat.read(notebook, as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
@@ -151,22 +181,25 @@ def test_autograde_gives_the_solution_full_marks_and_a_blank_notebook_none(
 ):
     params = _params(lab, tmp_path, wiki)
     _submit(course, f"solution-{lab}", SOLUTIONS / f"{lab}.ipynb", params)
-    # The untouched notebook only has to score 0: the smallest run that reaches every cell.
-    quick = {"EPOCHS": 1, "REDUCERS": ["pca"], "TOUR_FRAMES": 4}
-    _submit(
-        course,
-        f"blank-{lab}",
-        course / "release" / "labs" / f"{lab}.ipynb",
-        {
-            **params,
-            **{k: v for k, v in quick.items() if k in _names(lab)},
-            "OUT": params["OUT"] + "-blank",
-        },
-    )
+    students = [f"solution-{lab}"]
+    if lab not in VARIANTS:  # a variant's untouched notebook is its source lab's (test below)
+        # The untouched notebook only has to score 0: the smallest run that reaches every cell.
+        quick = {"EPOCHS": 1, "REDUCERS": ["pca"], "TOUR_FRAMES": 4}
+        _submit(
+            course,
+            f"blank-{lab}",
+            course / "release" / "labs" / f"{lab}.ipynb",
+            {
+                **params,
+                **{k: v for k, v in quick.items() if k in _names(lab)},
+                "OUT": params["OUT"] + "-blank",
+            },
+        )
+        students.append(f"blank-{lab}")
     # The kernels inherit these: a token that must not leak, and where the data sets go.
     monkeypatch.setenv("NGROK_AUTHTOKEN", TOKEN)
     monkeypatch.setenv("LABKIT_HOME", str(tmp_path))
-    _autograde(course, f"solution-{lab}", f"blank-{lab}")
+    _autograde(course, *students)
 
     solved = _scores(course, f"solution-{lab}", lab)
     tests = {k: v for k, v in solved.items() if v[0] == "code"}
@@ -176,22 +209,24 @@ def test_autograde_gives_the_solution_full_marks_and_a_blank_notebook_none(
         k: m for k, (_, _, m, _) in tests.items()
     }, "a test cell failed on the solution"
     assert all(manual for *_, manual in answers.values())  # the model answers await a human
-    blank = _scores(course, f"blank-{lab}", lab)
-    assert sum(s or 0 for _, s, _, _ in blank.values()) == 0
-    assert not any(manual for *_, manual in blank.values())
-    # A student running the blank notebook top to bottom meets its first error at the first
-    # exercise, where the blank asks for their code: every cell before it runs cleanly.
-    ran = nbformat.read(course / "autograded" / f"blank-{lab}" / "labs" / f"{lab}.ipynb", 4)
-    first_error = next(
-        (c, o)
-        for c in ran.cells
-        if c.cell_type == "code"
-        for o in c.get("outputs", [])
-        if o.get("output_type") == "error"
-    )
-    first_exercise = next(c for c in ran.cells if "exercise" in c.metadata.get("tags", []))
-    assert first_error[0].id == first_exercise.id, (lab, first_error[0].id)
-    assert first_error[1]["ename"] == "NotImplementedError"
+    if lab not in VARIANTS:
+        blank = _scores(course, f"blank-{lab}", lab)
+        assert sum(s or 0 for _, s, _, _ in blank.values()) == 0
+        assert not any(manual for *_, manual in blank.values())
+        # A student running the blank notebook top to bottom meets its first error at the first
+        # exercise, where the blank asks for their code: every cell before it runs cleanly.
+        ran = nbformat.read(course / "autograded" / f"blank-{lab}" / "labs" / f"{lab}.ipynb", 4)
+        first_error = next(
+            (c, o)
+            for c in ran.cells
+            if c.cell_type == "code"
+            for o in c.get("outputs", [])
+            if o.get("output_type") == "error"
+        )
+        first_exercise = next(c for c in ran.cells if "exercise" in c.metadata.get("tags", []))
+        assert first_error[0].id == first_exercise.id, (lab, first_error[0].id)
+        assert first_error[1]["ename"] == "NotImplementedError"
+        shutil.rmtree(course / "autograded" / f"blank-{lab}", ignore_errors=True)
 
     # The solution ran top to bottom, wrote every file its lab promises, and leaked no token.
     graded = course / "autograded" / f"solution-{lab}" / "labs" / f"{lab}.ipynb"
@@ -207,4 +242,3 @@ def test_autograde_gives_the_solution_full_marks_and_a_blank_notebook_none(
     assert TOKEN not in json.dumps(nb), "the ngrok token reached a notebook output"
     for name in nb.metadata["labkit"]["outputs"]:
         assert (Path(params["OUT"]) / name).stat().st_size > 0, f"{lab} did not write {name}"
-    shutil.rmtree(course / "autograded" / f"blank-{lab}", ignore_errors=True)
