@@ -7,9 +7,12 @@ python -m labkit run --dataset mnist --epochs 10 --out runs/mnist
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import re
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -297,7 +300,8 @@ def _cmd_tensorboard(args: argparse.Namespace) -> int:
     server = start_tensorboard(logdir, port=args.port)
     ours = server.process is not None  # reused: an earlier command's; it stays running
     # From here a Ctrl-C stops TensorBoard and ends the command normally, even one that
-    # lands the moment the address is printed.
+    # lands the moment the address is printed; SIGTERM and SIGHUP stop it the same way and
+    # end the command with 128 + the signal's number, as a shell reports them.
     try:
         state = "already running" if server.reused else "started"
         print(f"TensorBoard {state} on {logdir}: {server.projector_url}", flush=True)
@@ -306,13 +310,47 @@ def _cmd_tensorboard(args: argparse.Namespace) -> int:
         if ours:
             print("Press Ctrl-C to stop.", flush=True)
             server.process.wait()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         if ours:
-            print("\nstopping TensorBoard")
+            print(f"\n{_reason(stop, 'stopping TensorBoard')}", flush=True)
+        if isinstance(stop, Signalled):
+            return 128 + stop.signum
     finally:
         if ours:
             server.stop()
     return 0
+
+
+class Signalled(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where a Ctrl-C would be: a closed terminal or a scheduler's
+    timeout ends a command as a Ctrl-C ends it (nothing half-written, TensorBoard stopped)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _reason(stop: KeyboardInterrupt, what: str) -> str:
+    return f"{stop.args[0]}: {what}" if isinstance(stop, Signalled) else what
+
+
+@contextlib.contextmanager
+def _signals_as_ctrl_c():
+    """SIGTERM and SIGHUP raise :class:`Signalled` in the block; the old handlers after."""
+    names = [n for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    if threading.current_thread() is not threading.main_thread():
+        yield  # handlers can only be set in the main thread (a test calling main())
+        return
+
+    def raise_signalled(signum, frame):
+        raise Signalled(signum)
+
+    old = {n: signal.signal(getattr(signal, n), raise_signalled) for n in names}
+    try:
+        yield
+    finally:
+        for n, handler in old.items():
+            signal.signal(getattr(signal, n), handler)
 
 
 def _warning_line(message, category, filename, lineno, line=None) -> str:
@@ -322,6 +360,11 @@ def _warning_line(message, category, filename, lineno, line=None) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.formatwarning = _warning_line
+    with _signals_as_ctrl_c():
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         if args.command == "run":
             return _cmd_run(args)
@@ -338,12 +381,15 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         kept = (
             "nothing was written, and an earlier run folder is as it was"
             if args.command == "run"
             else "TensorBoard was stopped"
         )
+        if isinstance(stop, Signalled):
+            print(f"\n{stop.args[0]}: {kept}", file=sys.stderr)
+            return 128 + stop.signum
         print(f"\ninterrupted: {kept}", file=sys.stderr)
         return 130
     raise AssertionError(f"unhandled command {args.command}")

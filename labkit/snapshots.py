@@ -4,6 +4,7 @@ It is the one object the exporters, metrics and plots consume. ``save``/``load``
 exactly: arrays go to an uncompressed ``.npz`` (raw float32 bytes), the rest to JSON.
 
     snaps.embeddings["embed"]   # float32 [epochs + 1, n_probe, dim]; [0] is before training
+                                # (other dtypes are converted to float32 on construction)
     snaps.predictions           # int64   [epochs + 1, n_probe]
     snaps.labels                # int64   [n_probe]
 """
@@ -59,6 +60,16 @@ class Snapshots:
     flipped: np.ndarray | None = None  # bool [n_probe]: labels the data's label_noise changed
 
     def __post_init__(self) -> None:
+        # float32 by contract, whatever the caller passed: what save, the Mantis CSV and
+        # the projector write and read back is exactly what is held (float64 embeddings
+        # would be written as float64 text and read back rounded).
+        self.embeddings = {
+            name: np.asarray(emb, dtype=np.float32) for name, emb in self.embeddings.items()
+        }
+        self.probabilities = np.asarray(self.probabilities, dtype=np.float32)
+        for name in ("head_weights", "head_bias"):
+            if getattr(self, name) is not None:
+                setattr(self, name, np.asarray(getattr(self, name), dtype=np.float32))
         n = len(self.labels)
         for name, emb in self.embeddings.items():
             if emb.ndim != 3 or emb.shape[1] != n:

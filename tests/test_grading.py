@@ -14,14 +14,18 @@ its files.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
 import nbformat
 import pytest
+
+from labkit.view import processes
 
 from .mediawiki import FakeWiki
 from .test_notebooks import LABS, SOLUTIONS, STUDENT, TOKEN, _params
@@ -129,6 +133,27 @@ def test_a_variants_untouched_notebook_is_its_source_labs_but_for_parameters_and
         assert a.metadata.get("tags") == b.metadata.get("tags"), a.id
 
 
+def _assert_nothing_left_naming(folder: Path, within: float = 10.0) -> None:
+    """No process on this machine names ``folder`` (or a path in it) on its command line,
+    within ``within`` seconds: the watchdog of an ended kernel needs a moment."""
+    needle = str(folder).encode()
+    deadline = time.monotonic() + within
+    while True:
+        left = []
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit() and int(proc.name) != os.getpid():
+                try:
+                    argv = (proc / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if needle in argv and processes.alive(int(proc.name)):
+                    left.append(argv.replace(b"\0", b" ").decode(errors="replace"))
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert left == [], f"left running after the kernels ended: {left}"
+
+
 def _submit(course: Path, student: str, notebook: Path, params: dict) -> None:
     nb = nbformat.read(notebook, as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
@@ -200,6 +225,9 @@ def test_autograde_gives_the_solution_full_marks_and_a_blank_notebook_none(
     monkeypatch.setenv("NGROK_AUTHTOKEN", TOKEN)
     monkeypatch.setenv("LABKIT_HOME", str(tmp_path))
     _autograde(course, *students)
+    # nbclient shut the kernels down: nothing they started (Lab 1's two TensorBoards, each
+    # lab's own) is left running, holding a port, on the grading machine.
+    _assert_nothing_left_naming(Path(params["OUT"]).parent)
 
     solved = _scores(course, f"solution-{lab}", lab)
     tests = {k: v for k, v in solved.items() if v[0] == "code"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import copy
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -224,3 +225,25 @@ def test_nan_is_refused_with_a_reason(odd, tmp_path):
 def test_labkit_exports_are_reachable_from_the_top(odd, tmp_path):
     labkit.write_mantis_csv(odd, tmp_path / "m.csv")
     assert labkit.read_mantis_csv(tmp_path / "m.csv").embeddings.shape[0] == 5
+
+
+def test_float64_embeddings_are_float32_from_construction_and_come_back_as_held(
+    digits_run, tmp_path
+):
+    """The contract: a Snapshots holds float32. float64 given to it is converted when it is
+    made, so the CSV, the saved run and the object all hold the same numbers."""
+    _, snaps = digits_run
+    wide = np.random.default_rng(1).standard_normal((snaps.epochs + 1, snaps.n_probe, 5))
+    made = dataclasses.replace(
+        snaps,
+        embeddings={"x": wide},
+        probabilities=snaps.probabilities.astype(np.float64),
+        meta={**snaps.meta, "penultimate": "x"},
+    )
+    assert made.layer().dtype == np.float32 and made.probabilities.dtype == np.float32
+    np.testing.assert_array_equal(made.layer(), wide.astype(np.float32))
+    assert not np.array_equal(made.layer(), wide)  # float64 had more digits: they are gone
+    back = read_mantis_csv(write_mantis_csv(made, tmp_path / "m.csv")).embeddings
+    assert back.dtype == np.float32 and np.array_equal(back, made.layer())
+    made.save(tmp_path / "saved")
+    assert np.array_equal(labkit.Snapshots.load(tmp_path / "saved").layer(), made.layer())

@@ -208,7 +208,15 @@ def test_divergence_stops_training_and_writes_nothing(earlier_run):
     assert leftovers(earlier_run.parent) == []
 
 
-def test_ctrl_c_during_training_keeps_the_earlier_run(earlier_run):
+@pytest.mark.parametrize(
+    ("signum", "said"),
+    [
+        (signal.SIGINT, "interrupted: nothing was written"),
+        (signal.SIGTERM, "SIGTERM: nothing was written"),  # kill, a scheduler's timeout
+    ],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_ctrl_c_or_sigterm_during_training_keeps_the_earlier_run(earlier_run, signum, said):
     before = contents(earlier_run)
     env = {k: v for k, v in os.environ.items() if k != "NGROK_AUTHTOKEN"}
     proc = subprocess.Popen(
@@ -235,10 +243,10 @@ def test_ctrl_c_during_training_keeps_the_earlier_run(earlier_run):
     seen = ""
     while "epoch" not in seen and time.time() < deadline:
         seen += proc.stderr.read(1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err and "interrupted: nothing was written" in err
+    assert proc.returncode == 128 + signum, err  # 130, 143
+    assert "Traceback" not in err and said in err
     assert contents(earlier_run) == before
     assert leftovers(earlier_run.parent) == []
 
@@ -791,4 +799,9 @@ def test_another_notebooks_tensorboard_is_left_alone(earlier_run, tmp_path):
     finally:
         kernel.stdin.close()
         kernel.wait(timeout=30)
-        assert labkit.serve.stop_all(everyone=True) == 1  # the other kernel's, now gone
+    # The other kernel's TensorBoard ended with it, and its registry entry with it.
+    deadline = time.time() + 10
+    while labkit.view.processes.alive(their_pid) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not labkit.view.processes.alive(their_pid)
+    assert labkit.serve.stop_all(everyone=True) == 0

@@ -46,6 +46,7 @@ def open_tensorboard(
     tunnel: bool | None = None,
     display: bool = True,
     height: int = 800,
+    detach: bool = False,
 ) -> TensorBoardServer:
     """TensorBoard for a notebook, wherever the notebook runs.
 
@@ -57,8 +58,12 @@ def open_tensorboard(
 
     ``tunnel=None`` opens a tunnel on Colab when a token is there (and falls back to the
     inline view, saying why, if the tunnel fails); ``True`` insists, ``False`` never opens one.
+
+    TensorBoard and the tunnel end with the notebook's kernel (a shutdown, a restart, a
+    crash). ``detach=True`` keeps TensorBoard running after it, for a Jupyter server that
+    outlives its notebooks; ``tb.stop()`` ends it. A tunnel always ends with its kernel.
     """
-    server = start_tensorboard(logdir, port=port)
+    server = start_tensorboard(logdir, port=port, detach=detach)
     insist = tunnel is True
     if tunnel is None:
         tunnel = in_colab() and ngrok_token() is not None

@@ -1,6 +1,8 @@
-"""The TensorBoard processes the kit starts: a registry of them (one file per port), free
-ports, and stopping them. A notebook stops only the processes it started, unless told
-otherwise, so one student's TensorBoard never stops another's."""
+"""The processes the kit starts: a registry of its TensorBoards (one file per port), free
+ports, stopping them, and ending them with their owner. A notebook stops only the processes
+it started, unless told otherwise, so one student's TensorBoard never stops another's; and
+what a notebook (a command, a script) started ends when it ends, however it ends (see
+``watchdog.py``), unless it was started detached."""
 
 from __future__ import annotations
 
@@ -9,22 +11,28 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
 from ..errors import LabkitError
+from .watchdog import identity
 
 __all__ = [
     "REGISTRY_VAR",
     "alive",
+    "end_with_owner",
     "find_free_port",
     "http_get",
     "kill",
     "port_free",
     "registry",
-    "sigint_deferred",
+    "release",
+    "signals_deferred",
     "started_here",
     "stop_all",
 ]
@@ -48,9 +56,64 @@ def registry() -> Path:
 
 
 def started_here(entry: dict) -> bool:
-    """Started by this process (this notebook's kernel), or by one that is gone."""
+    """Started by this process (this notebook's kernel), or by one that is gone and did not
+    mean it to outlive it (``detach=True``)."""
     owner = entry.get("owner")
-    return owner is None or owner == os.getpid() or not alive(owner)
+    if owner == os.getpid():
+        return True
+    return not entry.get("detached") and (owner is None or not alive(owner))
+
+
+# -- ending with the owner -----------------------------------------------------------------
+
+_WATCHDOG = Path(__file__).with_name("watchdog.py")
+_watchdog: subprocess.Popen | None = None
+_watchdog_owner: int | None = None  # the pid that started it: a forked child needs its own
+_watchdog_lock = threading.Lock()
+
+
+def _tell_watchdog(message: dict, *, start: bool) -> None:
+    global _watchdog, _watchdog_owner
+    with _watchdog_lock:
+        fresh = (
+            _watchdog is not None and _watchdog_owner == os.getpid() and _watchdog.poll() is None
+        )
+        if not fresh:
+            if not start:
+                return
+            # -I -S: the standard library only, so it starts in milliseconds. Its own session:
+            # a Ctrl-C in the owner's terminal is for the owner.
+            _watchdog = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(_WATCHDOG)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            _watchdog_owner = os.getpid()
+        try:
+            _watchdog.stdin.write((json.dumps(message) + "\n").encode())
+            _watchdog.stdin.flush()
+        except OSError:  # the watchdog was killed: the next call starts another
+            _watchdog = None
+
+
+def end_with_owner(pid: int, *, forget: Path | None = None) -> None:
+    """Have process ``pid`` stopped when this process ends, however it ends: a normal exit, a
+    signal, a kernel restart, ``kill -9``. ``forget``: its registry entry, removed with it.
+
+    One watchdog process per owner reads a pipe from this process; the operating system
+    closes the pipe when this process ends, and the watchdog then stops ``pid``.
+    """
+    _tell_watchdog(
+        {"watch": pid, "identity": identity(pid), "forget": str(forget) if forget else None},
+        start=True,
+    )
+
+
+def release(pid: int) -> None:
+    """Forget ``pid`` in the watchdog (it was stopped, or it is to outlive this process)."""
+    _tell_watchdog({"release": pid}, start=False)
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -90,12 +153,14 @@ def alive(pid: int) -> bool:
 
 
 def kill(pid: int) -> None:
+    """SIGTERM, then SIGKILL after 5 s; the watchdog forgets the process."""
+    release(pid)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-        for _ in range(50):
+        for _ in range(100):
             if not alive(pid):
                 return
-            time.sleep(0.1)
+            time.sleep(0.05)
         os.kill(pid, signal.SIGKILL)
 
 
@@ -130,18 +195,27 @@ def http_get(url: str, timeout: float = 2.0) -> bytes | None:
 
 
 @contextlib.contextmanager
-def sigint_deferred():
-    """Hold SIGINT back for the block (the main thread on POSIX); it is delivered after."""
-    import threading
+def signals_deferred():
+    """Hold Ctrl-C, SIGTERM and SIGHUP back for the block (in the main thread); each one that
+    came is delivered after it, to the handlers there were.
 
-    if (
-        not hasattr(signal, "pthread_sigmask")
-        or threading.current_thread() is not threading.main_thread()
-    ):
+    The handlers are swapped, not the signal mask: a process started in the block inherits
+    its parent's mask, and a TensorBoard that blocks SIGTERM can only be killed.
+    """
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    came: list[int] = []
+    held = {}
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is None or signal.getsignal(signum) in (signal.SIG_IGN, None):
+            continue  # ignored, or set outside Python: left as it is
+        held[signum] = signal.signal(signum, lambda number, frame: came.append(number))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        for signum, handler in held.items():
+            signal.signal(signum, handler)
+        for signum in came:
+            signal.raise_signal(signum)

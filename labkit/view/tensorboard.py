@@ -25,11 +25,12 @@ from ..errors import LabkitError
 from ..paths import in_colab
 from .processes import (
     alive,
+    end_with_owner,
     find_free_port,
     http_get,
     kill,
     registry,
-    sigint_deferred,
+    signals_deferred,
     started_here,
 )
 
@@ -173,6 +174,7 @@ def start_tensorboard(
     host: str = "127.0.0.1",
     *,
     reuse: bool = True,
+    detach: bool = False,
     timeout: float = 90.0,
 ) -> TensorBoardServer:
     """Serve ``logdir`` with TensorBoard and wait until its projector is up.
@@ -181,6 +183,11 @@ def start_tensorboard(
     folder is reused if the logs have not changed since it started (TensorBoard re-reads
     projector configs only when runs change), otherwise replaced; instances whose process
     died are forgotten.
+
+    TensorBoard ends when this process (the notebook's kernel, the command, the script)
+    ends, however it ends. ``detach=True`` lets it run on (a long-lived JupyterHub server,
+    say): no other notebook's ``stop_all()`` stops it then; ``tb.stop()`` or
+    ``labkit.view.stop_all(everyone=True)`` do.
     """
     logdir = Path(logdir).resolve()
     if not logdir.is_dir():
@@ -220,7 +227,7 @@ def start_tensorboard(
     first = port
     for _attempt in range(5):
         port = find_free_port(port, host)
-        server = _launch(logdir, port, host, timeout)
+        server = _launch(logdir, port, host, timeout, detach=detach)
         if server is not None:
             return server
         port += 1  # taken by another process since find_free_port looked: the next one
@@ -230,16 +237,19 @@ def start_tensorboard(
     )
 
 
-def _launch(logdir: Path, port: int, host: str, timeout: float) -> TensorBoardServer | None:
+def _launch(
+    logdir: Path, port: int, host: str, timeout: float, *, detach: bool
+) -> TensorBoardServer | None:
     """Start TensorBoard on ``port`` and wait for its projector; ``None`` if the port was
     taken meanwhile."""
     log = open(registry() / f"{port}.log", "wb")  # noqa: SIM115 (the child keeps it open)
     started = time.time()
     server = None
     try:
-        # Ctrl-C is held back while the process is created, so it can only land once
-        # `server` is known, and the handler below stops the process: never an orphan.
-        with sigint_deferred():
+        # Ctrl-C (SIGTERM, SIGHUP) is held back while the process is created and handed to
+        # the watchdog, so it can only land once `server` is known, and the handler below
+        # stops the process: never an orphan.
+        with signals_deferred():
             proc = subprocess.Popen(
                 [
                     sys.executable,
@@ -258,6 +268,8 @@ def _launch(logdir: Path, port: int, host: str, timeout: float) -> TensorBoardSe
                 start_new_session=True,
             )
             server = TensorBoardServer(logdir, port, proc.pid, host, process=proc)
+            if not detach:
+                end_with_owner(proc.pid, forget=registry() / f"{port}.json")
         log.close()
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -276,6 +288,7 @@ def _launch(logdir: Path, port: int, host: str, timeout: float) -> TensorBoardSe
                         "logdir": str(logdir),
                         "started": started,
                         "owner": os.getpid(),
+                        "detached": detach,
                     },
                 )
                 return server

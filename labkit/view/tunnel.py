@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigError, LabkitError
 from ..paths import in_colab
+from .processes import end_with_owner
 from .secrets import TOKEN_HELP, TOKEN_VAR, Secret, ngrok_token
 
 __all__ = ["Tunnel", "open_tunnel", "require_token", "stop_tunnels"]
@@ -110,6 +111,9 @@ def _pyngrok_connect(port: int, token: str, options: dict):
     config.auth_token = None
     with _environ(TOKEN_VAR, token):
         tunnel = ngrok.connect(str(port), "http", pyngrok_config=config, **options)
+    # pyngrok stops its agent when Python exits normally; the watchdog also when the kernel
+    # is killed or restarted.
+    end_with_owner(ngrok.get_ngrok_process(config).proc.pid)
     return tunnel.public_url
 
 

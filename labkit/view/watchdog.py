@@ -1,0 +1,119 @@
+"""The watchdog that ends the kit's processes with their owner, however the owner ends.
+
+The owner (a notebook's kernel, ``python -m labkit tensorboard``, a script) starts one
+watchdog and keeps the write end of a pipe to its standard input; it names each process to
+end with it (TensorBoard, the ngrok agent) in one JSON line. When the owner ends, by a normal
+exit, a signal, a kernel restart or ``kill -9``, its operating system closes the pipe: the
+watchdog reads the end of its input, stops every process still named, forgets their registry
+entries, and exits.
+
+Why a pipe and not ``prctl(PR_SET_PDEATHSIG)``: the pipe works on every system and for
+processes the kit does not start itself (pyngrok starts the ngrok agent), needs nothing run
+in the child between ``fork`` and ``exec``, and does not fire when the thread that started
+the child ends (PDEATHSIG follows the parent *thread*). TensorBoard's own data server ends
+with TensorBoard the same way (``--die-after-stdin``).
+
+This file runs as a script (``python -I -S watchdog.py``): the standard library only, so the
+watchdog starts in milliseconds and holds a few MB, not the kit's imports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["identity", "main"]
+
+
+def identity(pid: int) -> str | None:
+    """What tells this process from a later one given the same pid: its start time (in clock
+    ticks since boot, from ``/proc``), or None where there is no ``/proc``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22, after the command in brackets
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _stop(watched: dict[int, dict]) -> None:
+    """SIGTERM to each watched process that is still the one named, SIGKILL after 5 s."""
+    ours = [
+        pid
+        for pid, entry in watched.items()
+        if _alive(pid) and (entry.get("identity") is None or identity(pid) == entry["identity"])
+    ]
+    for pid in ours:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5.0
+    while any(_alive(pid) for pid in ours) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in ours:
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    for pid, entry in watched.items():
+        forget = entry.get("forget")
+        if not forget:
+            continue
+        # The registry entry goes only if it still names this process: the port may have
+        # been taken over since.
+        try:
+            if json.loads(Path(forget).read_text()).get("pid") == pid:
+                Path(forget).unlink()
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
+class _Ended(Exception):
+    """SIGTERM or SIGHUP to the watchdog itself: stop what it watches now, as at the end."""
+
+
+def _end(signum, frame) -> None:
+    raise _Ended
+
+
+def main() -> int:
+    # A Ctrl-C in the owner's terminal is the owner's to handle (the watchdog runs in a
+    # session of its own, so it is not sent one anyway); being told to end is the end.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _end)
+    watched: dict[int, dict] = {}
+    try:
+        for line in sys.stdin:
+            try:
+                message = json.loads(line)
+                if "watch" in message:
+                    watched[int(message["watch"])] = message
+                elif "release" in message:
+                    watched.pop(int(message["release"]), None)
+            except (ValueError, TypeError, KeyError):
+                continue  # a line cut short by the owner's end
+    except _Ended:
+        pass
+    _stop(watched)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
