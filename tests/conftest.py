@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -10,6 +11,13 @@ import pytest
 import torch
 
 import labkit
+
+# A suite started in the background (`python -m pytest &`, a script's `cmd &`) inherits Ctrl-C
+# ignored, and so would every command the tests start and send one to: each would ignore it,
+# and the tests of Ctrl-C would wait for nothing. A handler set here resets to the default in
+# every process started from here, as in a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # The cores are shared among the test workers (pytest-xdist): each worker, and every kernel
 # or command it starts, gets its share of threads, or torch's threads would wait for each

@@ -1082,8 +1082,9 @@ print("Mantis CSV:", OUT / "mantis.csv")
 # %% [markdown] id="clean-up"
 # ## Clean up
 #
-# TensorBoard (both of them, and the tunnel, if you opened one) keeps running in the
-# background until you stop it: when you are done with the projector, remove the `#` and
+# TensorBoard (both of them, and the tunnel, if you opened one) runs in the background
+# until this notebook's kernel ends (you shut it down or restart it, or close Colab's
+# runtime). To stop it sooner, when you are done with the projector, remove the `#` and
 # run the cell.
 
 # %% id="stop-servers"

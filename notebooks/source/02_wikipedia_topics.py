@@ -618,8 +618,9 @@ pd.read_csv(f"{OUT}/mantis.csv").iloc[:3, :6]
 # %% [markdown] id="clean-up"
 # ## Clean up
 #
-# TensorBoard (and the tunnel, if you opened one) keeps running in the background until
-# you stop it: when you are done with the projector, remove the `#` and run the cell.
+# TensorBoard (and the tunnel, if you opened one) runs in the background until this
+# notebook's kernel ends (you shut it down or restart it, or close Colab's runtime). To
+# stop it sooner, when you are done with the projector, remove the `#` and run the cell.
 
 # %% id="stop-servers"
 # labkit.view.stop_all(); labkit.stop_tunnels()
