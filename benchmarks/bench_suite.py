@@ -1,6 +1,6 @@
 """The test suite's wall time, as CI runs it: ``CI=true python -m pytest``.
 
-    python benchmarks/bench_suite.py [--runs 2]      # about 3 minutes a run on 2 CPU cores
+    python benchmarks/bench_suite.py [--runs 2]      # about 11 minutes a run on 2 CPU cores
 
 Each run is the README's suite command in a fresh process; the script records its wall time,
 the CPU time of everything it started (user + system, all workers, kernels and commands), and
