@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import LabkitError
-from .watchdog import identity
+from .watchdog import alive, identity
 
 __all__ = [
     "REGISTRY_VAR",
@@ -136,20 +136,6 @@ def find_free_port(start: int = 6006, host: str = "127.0.0.1", tries: int = 50) 
         f"no free port in {start}..{start + tries - 1} on {host}; stop other "
         f"TensorBoard instances (`pkill -f tensorboard`) or pass port=..."
     )
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited child not yet reaped) still answers kill(0): treat it as dead.
-    with contextlib.suppress(OSError):
-        status = Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].split()[0]
-        return status != "Z"
-    return True
 
 
 def kill(pid: int) -> None:

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["identity", "main"]
+__all__ = ["alive", "identity", "main"]
 
 
 def identity(pid: int) -> str | None:
@@ -40,7 +40,9 @@ def identity(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]  # field 22, after the command in brackets
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs: a zombie (exited, not yet reaped) still answers ``kill(pid, 0)``
+    and counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -58,16 +60,16 @@ def _stop(watched: dict[int, dict]) -> None:
     ours = [
         pid
         for pid, entry in watched.items()
-        if _alive(pid) and (entry.get("identity") is None or identity(pid) == entry["identity"])
+        if alive(pid) and (entry.get("identity") is None or identity(pid) == entry["identity"])
     ]
     for pid in ours:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 5.0
-    while any(_alive(pid) for pid in ours) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in ours) and time.monotonic() < deadline:
         time.sleep(0.05)
     for pid in ours:
-        if _alive(pid):
+        if alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     for pid, entry in watched.items():
