@@ -138,6 +138,7 @@ def test_kill_9_of_the_command_ends_its_tensorboard(logdir):
     assert not entry.exists()
 
 
+@pytest.mark.slow
 def test_a_kernel_shut_down_restarted_or_killed_takes_its_tensorboard_with_it(logdir):
     """The three ways a notebook's kernel ends: one kernel manager, as Jupyter holds it."""
     km = KernelManager(kernel_name="python3")
@@ -253,3 +254,18 @@ def test_the_ngrok_agent_ends_with_a_killed_owner(tmp_path, logdir):
         if owner.poll() is None:
             owner.kill()
         errors.close()
+
+
+def test_a_stopped_tensorboard_forgets_only_its_own_entry(tmp_path):
+    # Once a TensorBoard is gone its port is free; another may take it and write the entry
+    # anew before the first one's owner gets round to forgetting it.
+    entry = tmp_path / "6540.json"
+    entry.write_text(json.dumps({"pid": 222, "port": 6540}))
+    processes.forget_entry(entry, 111)
+    assert json.loads(entry.read_text())["pid"] == 222
+    processes.forget_entry(entry, 222)
+    assert not entry.exists()
+    processes.forget_entry(entry, 222)  # already gone: nothing to do
+    entry.write_text("{not json")
+    processes.forget_entry(entry, 222)  # a damaged entry is left to stop_all
+    assert entry.exists()

@@ -20,13 +20,14 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import LabkitError
-from .watchdog import alive, identity
+from .watchdog import alive, forget_entry, identity
 
 __all__ = [
     "REGISTRY_VAR",
     "alive",
     "end_with_owner",
     "find_free_port",
+    "forget_entry",
     "http_get",
     "kill",
     "port_free",

@@ -27,6 +27,7 @@ from .processes import (
     alive,
     end_with_owner,
     find_free_port,
+    forget_entry,
     http_get,
     kill,
     registry,
@@ -132,7 +133,7 @@ class TensorBoardServer:
         if self.process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=10)
-        (registry() / f"{self.port}.json").unlink(missing_ok=True)
+        forget_entry(registry() / f"{self.port}.json", self.pid)
 
     def _repr_html_(self) -> str:
         return (

@@ -76,13 +76,17 @@ def _stop(watched: dict[int, dict]) -> None:
         forget = entry.get("forget")
         if not forget:
             continue
-        # The registry entry goes only if it still names this process: the port may have
-        # been taken over since.
-        try:
-            if json.loads(Path(forget).read_text()).get("pid") == pid:
-                Path(forget).unlink()
-        except (OSError, ValueError, AttributeError):
-            pass
+        forget_entry(Path(forget), pid)
+
+
+def forget_entry(path: Path, pid: int) -> None:
+    """Remove the registry entry ``path`` if it still names ``pid``: once a process is gone its
+    port is free, and another TensorBoard may have taken it, and the entry, since."""
+    try:
+        if json.loads(path.read_text()).get("pid") == pid:
+            path.unlink()
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 class _Ended(Exception):
