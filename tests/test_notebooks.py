@@ -260,6 +260,7 @@ def test_committed_notebooks_are_clean_labs(lab):
         assert kinds.count("markdown") >= 5 and "Question" in text
 
 
+@pytest.mark.slow
 def test_generate_check_passes_and_catches_edits(tmp_path):
     # The committed notebooks equal a fresh generation byte for byte: generating is
     # deterministic, and nobody edited a built notebook by hand. (The command itself, in a
@@ -300,6 +301,7 @@ def test_a_variant_changes_parameters_in_one_place(tmp_path):
     assert code == 2 and "no parameter EPOCH" in printed
 
 
+@pytest.mark.slow
 def test_a_fashion_variant_names_fashion_mnist_everywhere_a_reader_looks(tmp_path):
     """Title, prose, expected accuracy, OUT, file name and badge, student and solution."""
     run = [
@@ -679,11 +681,13 @@ def test_06_working_with_embeddings_answers_quote_its_default_run(tmp_path):
     ]
     assert len(F["odd"]) == F["zero"] - F["zero_candidates"] and odd[4] < 6
     assert odd[3].count("1") == 4
+    assert F["median_p"][0] < 0.02 and F["median_p"][1] > 0.8
     s = F["scores"]
     first_genuine = F["genuine_candidates"][0][0]
     said["a-loss"] = [
         f"predicts the true class for {F['flipped_true']} of the {F['n_flipped']}",
-        f"median probability of {F['median_p'][0]:.3f} ({F['median_p'][1]:.3f} for the other",
+        # Medians of probabilities move in the third decimal from one CPU's bf16 to another's.
+        "median probability under 0.02 (over 0.8 for the other points)",
         f"So {F['genuine'] - len(F['genuine_candidates'])} of the model's {F['genuine']} genuine",
         f"the {len(F['genuine_candidates'])} that are (such as #206",
         f"the first at rank {first_genuine}",
@@ -755,7 +759,8 @@ def test_06_working_with_embeddings_answers_quote_its_default_run(tmp_path):
         "nine 1s, three 3s, a 4 and a 6",
         f"gets {right_m:.0f} of the {F['held_out']} other probe {a}s right ({right0:.0f} "
         f"before, {right_r:.0f} with",
-        f"{acc_m:.1%} of the true probe labels ({acc0:.1%} before, {acc_r:.1%} with".replace(
+        # about: the retrained model's last point moves from one CPU's bf16 to another's
+        f"about {acc_m:.0%} of the true probe labels ({acc0:.1%} before, {acc_r:.1%} with".replace(
             "%", " %"
         ),
     ]

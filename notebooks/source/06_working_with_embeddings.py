@@ -623,9 +623,10 @@ for rank, i in enumerate(candidates["index"].to_numpy()[:8], start=1):
 # %% [markdown] id="a-loss" answer points=3
 # The probe points are test images the model never trained on, so nothing pulls it towards
 # their changed labels: on digits it predicts the true class for 44 of the 45 flipped probe
-# points (and the flipped label for none) and gives the flipped label a median probability of
-# 0.015 (0.816 for the other points), a large loss. But a genuine mistake of the model has a
-# large loss too, and the loss alone cannot tell the two apart; the neighbourhood can, because
+# points (and the flipped label for none) and gives the flipped label a median probability
+# under 0.02 (over 0.8 for the other points), a large loss. But a genuine mistake of the
+# model has a large loss too, and the loss alone cannot tell the two apart; the
+# neighbourhood can, because
 # a mislabelled image sits inside its true class's cluster, where the neighbours side with the
 # model, while a hard example sits between classes with mixed neighbours. So 16 of the model's
 # 24 genuine mistakes are not kit candidates, and the 8 that are (such as #206, a 3 whose 8
@@ -915,9 +916,9 @@ comparison
 # model gets 14 of the 40 wrong; of 40 random items 3 are 8s, none is read as a 1, and the
 # model gets 1 wrong. The other mined items are nine 1s, three 3s, a 4 and a 6: thin strokes
 # like the query. Trained again with the mined labels, the model gets 37 of the 40
-# other probe 8s right (34 before, 33 with the random items) and 97.1 % of the true probe
-# labels (94.4 % before, 94.9 % with the random items). So the same number of labels, chosen by
-# similarity to the failure, helped where the failure was and overall, where random labels
+# other probe 8s right (34 before, 33 with the random items) and about 97 % of the true
+# probe labels (94.4 % before, 94.9 % with the random items). So the same number of labels,
+# chosen by similarity to the failure, helped where the failure was and overall, where random labels
 # barely moved either: a label bought where the model fails is worth more. From one run this
 # is a hint, not proof: three 8s are a handful of test images, another seed or random draw
 # moves such counts by one or two, and the pattern was chosen by looking at this same test
