@@ -28,6 +28,14 @@ os.environ["OMP_NUM_THREADS"] = str(_THREADS)
 torch.set_num_threads(_THREADS)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first (collection order among them, so a module's stay together and
+    share its fixtures): each worker takes the next test when it is free (``--dist load
+    --maxschedchunk 1``), and the run ends on short ones instead of one worker starting a
+    minute-long notebook while the other has nothing left to do."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def own_tensorboard_registry(tmp_path_factory):
     """The tests note their TensorBoards in a registry of their own (kernels and commands they

@@ -467,6 +467,7 @@ def _png(path):
     return img.size
 
 
+@pytest.mark.slow
 def test_figures_are_written_with_the_expected_sizes(deep_run, tmp_path):
     _, snaps = deep_run
     snaps = copy.deepcopy(snaps)

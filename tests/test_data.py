@@ -238,6 +238,7 @@ def test_the_embedding_finds_the_flipped_labels(tmp_path, capsys):
     assert "must be a share from 0 to below 1, got 1.5" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_training_split_probe_of_three_classes_collapses_as_the_homework_says(tmp_path):
     """The deep MLP on digits 0, 1, 2 fits its training probe perfectly, and the penultimate
     layer's NC1 on that probe falls at least 20-fold from epoch 0."""

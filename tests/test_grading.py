@@ -1,6 +1,6 @@
 """The labs through the real nbgrader, as an instructor runs it.
 
-One course folder for the module: ``nbgrader generate_assignment`` on every solution notebook
+One course folder for the run: ``nbgrader generate_assignment`` on every solution notebook
 (its release must equal ``notebooks/student/`` byte for byte), then, per lab, nbgrader's
 autograde (its API, in this process) of submissions, small and offline: the solution (full
 marks on every test cell, its answers waiting for a human) and, for a lab with a source of its
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from filelock import FileLock
 
 from labkit.view import processes
 
@@ -47,10 +48,9 @@ def _nbgrader(course: Path, *args: str) -> str:
     return proc.stderr
 
 
-@pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    """A course whose assignment ``labs`` holds every lab, released by nbgrader itself."""
-    root = tmp_path_factory.mktemp("course")
+def _release(root: Path) -> None:
+    """A course in ``root`` whose assignment ``labs`` holds every lab, released by nbgrader."""
+    root.mkdir(exist_ok=True)
     (root / "nbgrader_config.py").write_text(
         'c = get_config()\nc.CourseDirectory.course_id = "labkit"\nc.Execute.timeout = 600\n'
     )
@@ -63,6 +63,23 @@ def course(tmp_path_factory):
             text.replace("/notebooks/solutions/", "/notebooks/student/"), encoding="utf-8"
         )
     _nbgrader(root, "generate_assignment", "labs", "--force")
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory, worker_id):
+    """The released course, made once for the whole run (nbgrader takes 15 s): the first test
+    worker to need it releases it, and every worker grades in a copy of its own (the gradebook
+    is one SQLite file, not for two writers)."""
+    root = tmp_path_factory.mktemp("course")
+    if worker_id == "master":  # one process: nothing to share
+        _release(root)
+        return root
+    shared = tmp_path_factory.getbasetemp().parent / "released-course"  # this run's, all workers'
+    with FileLock(f"{shared}.lock"):
+        if not (shared / "release").is_dir():
+            shutil.rmtree(shared, ignore_errors=True)  # a worker that failed half-way
+            _release(shared)
+    shutil.copytree(shared, root, dirs_exist_ok=True)
     return root
 
 
@@ -80,6 +97,7 @@ def no_tensorboard_left():
     serve.stop_all(everyone=True)
 
 
+@pytest.mark.slow
 def test_released_notebooks_are_the_student_notebooks(course):
     released = sorted((course / "release" / "labs").glob("*.ipynb"))
     assert [p.stem for p in released] == LABS
@@ -109,6 +127,7 @@ def test_every_lab_has_three_graded_exercises_and_graded_questions(lab):
     assert len(ids) == len(set(ids))
 
 
+@pytest.mark.slow  # not slow, but it shares the course with the slow tests: run it beside them
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_a_variants_untouched_notebook_is_its_source_labs_but_for_parameters_and_data(
     variant, course

@@ -69,6 +69,7 @@ def test_bad_input_is_named():
         labkit.pretrained_embedding(torch.rand(2, 1, 8, 8), name="resnet7")
 
 
+@pytest.mark.slow
 def test_lab6s_backbone_cell_sets_four_embeddings_side_by_side(standin_weights, tmp_path):
     """Lab 6's optional cell, as the notebook holds it, on a small digits run: with the
     weights found it shows the table, its numbers the kit's measures of each embedding."""

@@ -145,6 +145,7 @@ def test_wikipedia_data_set_features_titles_and_snippets(tmp_path):
     assert len(data.titles) == len(data.snippets) == 30
 
 
+@pytest.mark.slow
 def test_end_to_end_three_topics_to_mantis_csv(tmp_path):
     with FakeWiki(per_topic=50) as wiki:
         result = run(

@@ -136,6 +136,7 @@ def test_small_training_sets_get_smaller_batches():
     assert auto_batch_size(105) == 8  # at least 20 steps an epoch where it can
 
 
+@pytest.mark.slow
 def test_mixed_precision_matches_fp32_within_tolerance(digits):
     # bf16 autocast (the default on a CPU with native bf16) against fp32, same seed: the
     # snapshots have the same shapes and dtype, epoch 0 (captured in fp32 before any update)

@@ -92,6 +92,7 @@ def test_every_included_figure_exists_and_is_made_by_the_kit(tmp_path):
         assert records[name]["params"] == make_figures.lab_defaults(stem)
 
 
+@pytest.mark.slow
 def test_markdown_and_guide_are_in_sync_with_the_sources():
     assert worksheet.main(["--check"]) == 0
     md = (HERE / "WORKSHEET.md").read_text()
@@ -151,6 +152,7 @@ def test_the_guide_lists_every_question_and_every_labs_points():
         assert heading in guide
 
 
+@pytest.mark.slow
 def test_every_activity_of_the_source_material_points_at_a_section_question_and_answer():
     rows = worksheet.coverage()
     assert len(rows) >= 64
