@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "lab_times.json"
 sys.path.insert(0, str(ROOT))
 
-import generate_notebooks  # noqa: E402
+from labkit import authoring  # noqa: E402
 from tests import mediawiki  # noqa: E402
 from tests.fakedata import write_cifar10, write_mnist  # noqa: E402
 
@@ -86,7 +86,7 @@ def _write_bbc(path: Path, n: int = 2225, seed: int = 0) -> None:
             writer.writerow([section, mediawiki.make_article(sections[section], rng, 380)])
 
 
-def _data(home: Path, lab: generate_notebooks.Lab, params: dict) -> None:
+def _data(home: Path, lab: authoring.Lab, params: dict) -> None:
     """The data set the lab's defaults read, written into ``home/data`` at full size."""
     data = home / "data"
     data.mkdir(parents=True, exist_ok=True)
@@ -105,14 +105,12 @@ def _parts(nb) -> dict[str, str]:
     }
 
 
-def run_lab(
-    lab: generate_notebooks.Lab, home: Path, timeout: int, keep: Path | None = None
-) -> dict:
+def run_lab(lab: authoring.Lab, home: Path, timeout: int, keep: Path | None = None) -> dict:
     from nbclient import NotebookClient
 
-    path = generate_notebooks.NOTEBOOKS / "solutions" / f"{lab.name}.ipynb"
+    path = authoring.NOTEBOOKS / "solutions" / f"{lab.name}.ipynb"
     nb = nbformat.read(path, as_version=4)
-    params = generate_notebooks.source_params(nb)  # the notebook's own parameters cell
+    params = authoring.source_params(nb)  # the notebook's own parameters cell
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     _data(home, lab, params)
     wiki = None
@@ -135,9 +133,9 @@ def run_lab(
     finally:
         if wiki is not None:
             wiki.__exit__(None, None, None)
-        from labkit import serve
+        from labkit import view
 
-        serve.stop_all(everyone=True)
+        view.stop_all(everyone=True)
     wall = time.perf_counter() - start
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
@@ -157,11 +155,11 @@ def summary(results: dict) -> str:
         "| lab | core path | everything | wall (kernel start included) |",
         "| --- | ---: | ---: | ---: |",
     ]
-    for lab in generate_notebooks.LABS:
+    for lab in authoring.LABS:
         got = results["labs"].get(lab.name)
         if not got:
             continue
-        path = generate_notebooks.NOTEBOOKS / "solutions" / f"{lab.name}.ipynb"
+        path = authoring.NOTEBOOKS / "solutions" / f"{lab.name}.ipynb"
         parts = _parts(nbformat.read(path, as_version=4))
         core = sum(s for cid, s in got["cells_s"].items() if parts.get(cid) == "core")
         total = sum(got["cells_s"].values())
@@ -182,11 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.summary:
         print(summary(results))
         return 0
-    labs = [lab for lab in generate_notebooks.LABS if not args.lab or lab.name in args.lab]
+    labs = [lab for lab in authoring.LABS if not args.lab or lab.name in args.lab]
     if not labs:
-        parser.error(
-            f"no lab {args.lab}; labs: {', '.join(x.name for x in generate_notebooks.LABS)}"
-        )
+        parser.error(f"no lab {args.lab}; labs: {', '.join(x.name for x in authoring.LABS)}")
     import torch
 
     results["machine"] = {

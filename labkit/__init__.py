@@ -9,6 +9,7 @@
 from . import align, metrics, plots, reduce, tour, workflows
 from ._version import __version__
 from .data import DATASETS, DataError, LabData, load_dataset
+from .device import pick_device
 from .errors import LabkitError
 from .export.mantis import MantisTable, read_mantis_csv, write_mantis_csv
 from .export.projector import write_projector
@@ -16,8 +17,9 @@ from .hooks import capture, embedding_layers, head_layer, layer_names, penultima
 from .models import MLP, MODELS, ConvNet, build_model, default_model
 from .paths import home, in_colab
 from .pretrained import PretrainedUnavailable, pretrained_embedding
+from .record import evaluate
 from .snapshots import Snapshots
-from .train import evaluate, pick_device, train
+from .train import train
 from .view import (
     Explorer,
     explore,

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._deprecation import renamed
 from .errors import ConfigError
 from .reduce import SVDProjection, nearest_neighbours, project
 
@@ -170,7 +169,6 @@ def trajectory(
     warm_start: bool = True,
     progress: bool = False,
     keep_scale: bool = False,
-    epochs: list[int] | None = None,
     **options,
 ) -> np.ndarray:
     """Aligned projections of ``layer`` at every epoch: ``[len(at_epochs), n, n_components]``.
@@ -185,7 +183,6 @@ def trajectory(
     training, and at true scale epoch 0 would be a dot. ``keep_scale=True`` keeps the PCA
     frames' true sizes (their growth) instead.
     """
-    at_epochs = renamed(at_epochs, epochs, new="at_epochs", old="epochs", where="align.trajectory")
     emb = snaps.layer(layer)
     at_epochs = list(range(emb.shape[0])) if at_epochs is None else list(at_epochs)
     embs = [emb[e] for e in at_epochs]

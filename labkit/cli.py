@@ -17,9 +17,9 @@ import warnings
 from pathlib import Path
 
 from .data import DATASETS, IMAGE_DATASETS
+from .device import PRECISIONS
 from .errors import ConfigError, LabkitError
 from .models import MODELS, default_model
-from .train import PRECISIONS
 
 
 def _whole(text: str) -> int:
@@ -181,8 +181,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--method",
-        "--reducer",  # its older name, still accepted
-        dest="method",
         default="pca",
         choices=["pca", "tsne", "umap"],
         help="projection method for the figures (pca is fast and deterministic)",

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from torch import nn
 
-from ._deprecation import renamed
 from ._io import atomic_folder, check_run_folder, write_json
 from .data import LabData, load_dataset
 from .export.mantis import write_mantis_csv
@@ -124,7 +123,6 @@ def run(
     overwrite: bool = False,
     model_options: dict | None = None,
     train_options: dict | None = None,
-    reducer: str | None = None,
     **dataset_options,
 ) -> RunResult:
     """Train ``model`` on ``dataset`` with capture and write the run folder ``out``.
@@ -137,16 +135,6 @@ def run(
     >>> result.snapshots.history[-1]["test_acc"] > 0.9          # doctest: +SKIP
     True
     """
-    method = (
-        renamed(
-            method if reducer is None else None,
-            reducer,
-            new="method",
-            old="reducer",
-            where="experiment.run",
-        )
-        or "pca"
-    )
     started = time.perf_counter()
     out = check_run_folder(Path(out) if out is not None else Path("runs") / dataset, overwrite)
     data = load_dataset(

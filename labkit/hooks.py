@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -31,6 +31,7 @@ __all__ = [
     "head_layer",
     "layer_names",
     "penultimate_layer",
+    "resolve_layers",
 ]
 
 _PASS_THROUGH = (
@@ -177,3 +178,22 @@ def embedding_layers(model: nn.Module) -> list[str]:
 def penultimate_layer(model: nn.Module) -> str:
     """The layer whose output feeds the classifier head, found without naming it."""
     return embedding_layers(model)[-1]
+
+
+def resolve_layers(model: nn.Module, layers: str | Sequence[str] | None) -> list[str]:
+    """``"penultimate"``, ``"all"`` (every representation layer), explicit names, or ``None``.
+
+    Explicit names are those of :func:`layer_names` and ``"input"``, the model's input
+    (flattened, like every capture): ``["input", *embedding_layers(model), head_layer(model)]``
+    runs from the pixels to the logits. ``"all"`` holds the representation layers only, so
+    what the command line exports and measures with ``--layers all`` is unchanged.
+    """
+    if layers is None:
+        return []
+    if layers == "penultimate":
+        return [penultimate_layer(model)]
+    if layers == "all":
+        return embedding_layers(model)
+    names = [layers] if isinstance(layers, str) else list(layers)
+    find_layers(model, names)  # fail early, with suggestions, on a typo
+    return names

@@ -23,8 +23,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._deprecation import renamed
-
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -178,15 +176,12 @@ def geometry(
     layers: list[str] | None = None,
     at_epochs: list[int] | None = None,
     seed: int = 0,
-    *,
-    epochs: list[int] | None = None,
 ) -> pd.DataFrame:
     """Metrics for every (layer, epoch): a pandas DataFrame, one row each.
 
     Columns: ``layer, epoch, nc1, nc2_*, nc3`` (penultimate layer only), ``nc4_agreement``,
     ``silhouette, knn_acc, linear_probe_acc`` and ``test_acc`` of that epoch.
     """
-    at_epochs = renamed(at_epochs, epochs, new="at_epochs", old="epochs", where="metrics.geometry")
     import pandas as pd
 
     layers = layers or snaps.layer_names

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._deprecation import renamed
 from ._io import atomic_write
 from .errors import ConfigError
 
@@ -136,11 +135,8 @@ def epoch_grid(
     ncols: int | None = None,
     method: str = "",
     layer: str | None = None,
-    *,
-    epochs: list[int] | None = None,
 ) -> Figure:
     """One panel per epoch of an aligned trajectory ``[T, n, 2]``, shared axes, colour = class."""
-    at_epochs = renamed(at_epochs, epochs, new="at_epochs", old="epochs", where="plots.epoch_grid")
     at_epochs = list(range(len(traj))) if at_epochs is None else list(at_epochs)
     titles = []
     for e in at_epochs:
@@ -384,65 +380,16 @@ def interactive(
     import plotly.graph_objects as go
 
     traj = np.asarray(traj, np.float64)
-    colours = [
-        f"rgb({int(r * 255)},{int(g * 255)},{int(b * 255)})"
-        for r, g, b, _ in _colours(len(snaps.class_names))
+    frames = [
+        go.Frame(data=_epoch_traces(traj, snaps, e), name=f"epoch {e}") for e in range(len(traj))
     ]
-
-    def traces(e: int):
-        out = []
-        pred = snaps.predictions[min(e, snaps.epochs)]
-        for c, name in enumerate(snaps.class_names):
-            idx = np.flatnonzero(snaps.labels == c)
-            hover = [
-                f"{snaps.titles[i]}<br>label: {name}<br>prediction: {snaps.class_names[pred[i]]}"
-                for i in idx
-            ]
-            out.append(
-                go.Scattergl(
-                    x=traj[e][idx, 0],
-                    y=traj[e][idx, 1],
-                    mode="markers",
-                    name=name,
-                    text=hover,
-                    hoverinfo="text",
-                    marker={"size": 5, "color": colours[c]},
-                )
-            )
-        return out
-
-    frames = [go.Frame(data=traces(e), name=f"epoch {e}") for e in range(len(traj))]
     xlim, ylim = _limits(traj)
-    steps = [
-        {
-            "method": "animate",
-            "label": str(e),
-            "args": [
-                [f"epoch {e}"],
-                {"mode": "immediate", "frame": {"duration": 0}, "transition": {"duration": 0}},
-            ],
-        }
-        for e in range(len(traj))
-    ]
-    fig = go.Figure(data=traces(0), frames=frames)
+    fig = go.Figure(data=_epoch_traces(traj, snaps, 0), frames=frames)
     fig.update_layout(
         title=title or f"{snaps.penultimate}: aligned projection per epoch",
         xaxis={"range": list(xlim), "showticklabels": False},
         yaxis={"range": list(ylim), "showticklabels": False, "scaleanchor": "x"},
-        sliders=[{"steps": steps, "currentvalue": {"prefix": "epoch "}, "active": 0}],
-        updatemenus=[
-            {
-                "type": "buttons",
-                "showactive": False,
-                "buttons": [
-                    {
-                        "label": "▶",
-                        "method": "animate",
-                        "args": [None, {"frame": {"duration": 500}, "fromcurrent": True}],
-                    }
-                ],
-            }
-        ],
+        **_epoch_controls(len(traj)),
         width=760,
         height=700,
         template="plotly_white",
@@ -453,23 +400,64 @@ def interactive(
     return fig
 
 
-def neighbours(table: pd.DataFrame, snaps: Snapshots, path: str | Path | None = None) -> Figure:
-    """Thumbnails (image data) or titles of a :func:`labkit.workflows.similar` result.
+def _epoch_traces(traj: np.ndarray, snaps: Snapshots, e: int) -> list:
+    """Epoch ``e``'s points, one trace per class (so the legend toggles a class), each point's
+    hover text its title, label and that epoch's prediction."""
+    import plotly.graph_objects as go
 
-    The table comes first and ``snaps`` second, as in every other plot; the old order
-    ``neighbours(snaps, table)`` still works, with a DeprecationWarning.
-    """
-    from .snapshots import Snapshots
-
-    if isinstance(table, Snapshots):
-        import warnings
-
-        warnings.warn(
-            "plots.neighbours(snaps, table) is deprecated: write plots.neighbours(table, snaps)",
-            DeprecationWarning,
-            stacklevel=2,
+    colours = [
+        f"rgb({int(r * 255)},{int(g * 255)},{int(b * 255)})"
+        for r, g, b, _ in _colours(len(snaps.class_names))
+    ]
+    pred = snaps.predictions[min(e, snaps.epochs)]
+    out = []
+    for c, name in enumerate(snaps.class_names):
+        idx = np.flatnonzero(snaps.labels == c)
+        hover = [
+            f"{snaps.titles[i]}<br>label: {name}<br>prediction: {snaps.class_names[pred[i]]}"
+            for i in idx
+        ]
+        out.append(
+            go.Scattergl(
+                x=traj[e][idx, 0],
+                y=traj[e][idx, 1],
+                mode="markers",
+                name=name,
+                text=hover,
+                hoverinfo="text",
+                marker={"size": 5, "color": colours[c]},
+            )
         )
-        table, snaps = snaps, table
+    return out
+
+
+def _epoch_controls(n_frames: int) -> dict:
+    """The layout's epoch slider and play button over ``n_frames`` frames."""
+    steps = [
+        {
+            "method": "animate",
+            "label": str(e),
+            "args": [
+                [f"epoch {e}"],
+                {"mode": "immediate", "frame": {"duration": 0}, "transition": {"duration": 0}},
+            ],
+        }
+        for e in range(n_frames)
+    ]
+    play = {
+        "label": "▶",
+        "method": "animate",
+        "args": [None, {"frame": {"duration": 500}, "fromcurrent": True}],
+    }
+    return {
+        "sliders": [{"steps": steps, "currentvalue": {"prefix": "epoch "}, "active": 0}],
+        "updatemenus": [{"type": "buttons", "showactive": False, "buttons": [play]}],
+    }
+
+
+def neighbours(table: pd.DataFrame, snaps: Snapshots, path: str | Path | None = None) -> Figure:
+    """Thumbnails (image data) or titles of a :func:`labkit.workflows.similar` result (the
+    table first and ``snaps`` second, as in every other plot)."""
     plt = _plt()
     idx = list(table["index"])
     n = len(idx)

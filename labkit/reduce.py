@@ -26,7 +26,6 @@ __all__ = [
     "nearest_neighbours",
     "numba_cache_dir",
     "project",
-    "reduce",
     "trustworthiness",
 ]
 
@@ -82,8 +81,8 @@ def project(
     ``options`` go to the underlying estimator.
     """
     x = np.asarray(x, dtype=np.float32)
-    if method == "pca":
-        return SVDProjection(n_components).fit_transform(x)
+    if method == "pca":  # an option PCA lacks is Python's TypeError, as for the others
+        return SVDProjection(n_components, **options).fit_transform(x)
     if method == "tsne":
         from sklearn.manifold import TSNE
 
@@ -227,13 +226,3 @@ def trustworthiness(x_high: np.ndarray, x_low: np.ndarray, n_neighbors: int = 10
             n_neighbors=min(n_neighbors, (len(x_high) - 1) // 2),
         )
     )
-
-
-def reduce(*args, **kwargs) -> np.ndarray:
-    """Deprecated name of :func:`project` (``labkit.reduce.reduce`` repeated the module's name)."""
-    warnings.warn(
-        "labkit.reduce.reduce is deprecated: write labkit.reduce.project",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return project(*args, **kwargs)

@@ -86,19 +86,6 @@ class Snapshots:
         return list(self.embeddings)
 
     @property
-    def layers(self) -> list[str]:
-        """Deprecated name of :attr:`layer_names`."""
-        import warnings
-
-        warnings.warn(
-            "snaps.layers is deprecated: write snaps.layer_names (snaps.layer(name) is a layer's "
-            "embeddings)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return self.layer_names
-
-    @property
     def epochs(self) -> int:
         """Number of training epochs N (snapshots exist for 0 .. N)."""
         return self.predictions.shape[0] - 1
@@ -236,8 +223,6 @@ class Snapshots:
     @classmethod
     def load(cls, folder: str | Path) -> Snapshots:
         """Read what :meth:`save` wrote (a run folder's ``snapshots/`` or the run folder)."""
-        import json
-
         folder = Path(folder)
         if not (folder / _META).exists() and (folder / "snapshots" / _META).exists():
             folder = folder / "snapshots"
@@ -246,47 +231,8 @@ class Snapshots:
                 f"no snapshots in {folder} (expected {_META} and {_ARRAYS}); "
                 f"create them with `python -m labkit run --out {folder}`"
             )
-        again = "; write it again (python -m labkit run --overwrite, or snaps.save)"
-        try:
-            meta = json.loads((folder / _META).read_text(encoding="utf-8"))
-            if not isinstance(meta, dict) or not isinstance(meta.get("layers"), list):
-                raise ValueError("not the metadata of a save")
-        except (OSError, ValueError) as err:
-            raise SnapshotsError(f"{folder / _META} is damaged ({err}){again}") from None
-        if meta.get("format_version", 0) > FORMAT_VERSION:
-            raise SnapshotsError(
-                f"{folder} was written by a newer labkit "
-                f"(format {meta['format_version']}); upgrade labkit to read it"
-            )
-        try:
-            with np.load(folder / _ARRAYS, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-            raise SnapshotsError(
-                f"{folder / _ARRAYS} is damaged ({type(err).__name__}: {err}){again}"
-            ) from None
-        if "save_id" in arrays and str(arrays["save_id"]) != meta.get("save_id"):
-            raise SnapshotsError(
-                f"{folder / _ARRAYS} and {folder / _META} come from two different saves{again}"
-            )
-        missing = [
-            k
-            for k in (
-                "labels",
-                "predictions",
-                "probabilities",
-                *(f"emb/{name}" for name in meta["layers"]),
-            )
-            if k not in arrays
-        ]
-        if missing:
-            raise SnapshotsError(f"{folder / _ARRAYS} lacks {', '.join(missing)}{again}")
-        if len(meta.get("history", [])) != len(arrays["predictions"]):
-            raise SnapshotsError(
-                f"{folder / _META} has a history of {len(meta.get('history', []))} epochs for "
-                f"{len(arrays['predictions'])} snapshots (epochs 0..{len(arrays['predictions']) - 1})"
-                f"{again}"
-            )
+        meta = _read_meta(folder)
+        arrays = _read_arrays(folder, meta)
         return cls(
             embeddings={name: arrays[f"emb/{name}"] for name in meta["layers"]},
             labels=arrays["labels"],
@@ -332,3 +278,50 @@ class Snapshots:
             other.snippets,
             other.meta,
         )
+
+
+_AGAIN = "; write it again (python -m labkit run --overwrite, or snaps.save)"
+
+
+def _read_meta(folder: Path) -> dict:
+    """``meta.json`` of a save, checked to be one this labkit can read."""
+    import json
+
+    try:
+        meta = json.loads((folder / _META).read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or not isinstance(meta.get("layers"), list):
+            raise ValueError("not the metadata of a save")
+    except (OSError, ValueError) as err:
+        raise SnapshotsError(f"{folder / _META} is damaged ({err}){_AGAIN}") from None
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise SnapshotsError(
+            f"{folder} was written by a newer labkit "
+            f"(format {meta['format_version']}); upgrade labkit to read it"
+        )
+    return meta
+
+
+def _read_arrays(folder: Path, meta: dict) -> dict[str, np.ndarray]:
+    """``arrays.npz`` of the same save as ``meta``, with every array ``meta`` promises."""
+    try:
+        with np.load(folder / _ARRAYS, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise SnapshotsError(
+            f"{folder / _ARRAYS} is damaged ({type(err).__name__}: {err}){_AGAIN}"
+        ) from None
+    if "save_id" in arrays and str(arrays["save_id"]) != meta.get("save_id"):
+        raise SnapshotsError(
+            f"{folder / _ARRAYS} and {folder / _META} come from two different saves{_AGAIN}"
+        )
+    needed = ("labels", "predictions", "probabilities", *(f"emb/{n}" for n in meta["layers"]))
+    missing = [k for k in needed if k not in arrays]
+    if missing:
+        raise SnapshotsError(f"{folder / _ARRAYS} lacks {', '.join(missing)}{_AGAIN}")
+    epochs = len(arrays["predictions"])
+    if len(meta.get("history", [])) != epochs:
+        raise SnapshotsError(
+            f"{folder / _META} has a history of {len(meta.get('history', []))} epochs for "
+            f"{epochs} snapshots (epochs 0..{epochs - 1}){_AGAIN}"
+        )
+    return arrays

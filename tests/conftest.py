@@ -42,12 +42,12 @@ def own_tensorboard_registry(tmp_path_factory):
     start inherit it), so stopping them never touches one a student's notebook started."""
     import os
 
-    from labkit import serve
+    from labkit import view
 
-    os.environ[serve.REGISTRY_VAR] = str(tmp_path_factory.mktemp("tensorboard-registry"))
+    os.environ[view.processes.REGISTRY_VAR] = str(tmp_path_factory.mktemp("tensorboard-registry"))
     yield
-    serve.stop_all(everyone=True)
-    del os.environ[serve.REGISTRY_VAR]
+    view.stop_all(everyone=True)
+    del os.environ[view.processes.REGISTRY_VAR]
 
 
 @pytest.fixture(scope="session")

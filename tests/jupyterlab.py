@@ -13,7 +13,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from labkit.serve import find_free_port
+from labkit.view import find_free_port
 
 
 @dataclass

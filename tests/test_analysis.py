@@ -185,18 +185,37 @@ def test_the_kit_pca_is_scikit_learns_signs_included(digits_run):
     )
 
 
-def test_renamed_arguments_still_work_with_a_warning(digits_run):
+def test_each_concept_has_one_name_and_an_old_one_fails_as_python_fails(digits_run, tmp_path):
+    """No aliases: an old name is an unknown name, with Python's own error."""
+    import importlib
+
+    from labkit.experiment import run
+
     _, snaps = digits_run
-    with pytest.deprecated_call(match="at_epochs"):
-        old = trajectory(snaps, method="pca", epochs=[0, 4])
-    np.testing.assert_array_equal(old, trajectory(snaps, method="pca", at_epochs=[0, 4]))
-    with pytest.deprecated_call(match="layer_names"):
-        assert snaps.layers == snaps.layer_names == ["embed"]
-    with pytest.raises(TypeError, match="at_epochs= only"):
-        trajectory(snaps, method="pca", epochs=[0], at_epochs=[0])
-    with pytest.deprecated_call(match="project"):
-        old = labkit.reduce.reduce(snaps.layer()[-1], "pca")
-    np.testing.assert_array_equal(old, project(snaps.layer()[-1], "pca"))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'epochs'"):
+        trajectory(snaps, method="pca", epochs=[0, 4])
+    with pytest.raises(TypeError, match="unexpected keyword argument 'epochs'"):
+        labkit.write_projector(snaps, tmp_path, epochs=[0])
+    # run's other keywords are the data set's options: an unknown one is named there.
+    with pytest.raises(labkit.errors.LabkitError, match="takes no option 'reducer'"):
+        run("digits", epochs=0, out=tmp_path / "run", reducer="pca")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'precision'"):
+        labkit.write_mantis_csv(snaps, tmp_path / "m.csv", precision=4)
+    with pytest.raises(AttributeError, match="layers"):
+        snaps.layers  # noqa: B018
+    with pytest.raises(AttributeError, match="reduce"):
+        labkit.reduce.reduce  # noqa: B018
+    for old in ("serve", "text", "mantis", "projector", "explorer", "_deprecation"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(f"labkit.{old}")
+    assert snaps.layer_names == ["embed"]
+    from labkit.align import common_pca, same_size
+
+    # The one name for a choice of epochs: at_epochs, the common PCA of those epochs.
+    emb = snaps.layer()
+    np.testing.assert_array_equal(
+        trajectory(snaps, method="pca", at_epochs=[0, 4]), same_size(common_pca(emb[[0, 4]]))
+    )
 
 
 def test_pca_and_tsne_trajectories_are_aligned(digits_run):
@@ -487,8 +506,6 @@ def test_figures_are_written_with_the_expected_sizes(deep_run, tmp_path):
     )
     assert _png(tmp_path / "cka.png") == (425, 425)
     plots.neighbours(workflows.similar(snaps, 3, k=6), snaps, path=tmp_path / "nn.png")
-    with pytest.deprecated_call(match="neighbours"):  # the old order still draws
-        plots.neighbours(snaps, workflows.similar(snaps, 3, k=6))
     assert _png(tmp_path / "nn.png") == (960, 220)
 
     shown = plots.animate(traj[:4], snaps, path=tmp_path / "epochs.gif", fps=5, steps=3)

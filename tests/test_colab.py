@@ -49,9 +49,9 @@ def colab(tmp_path, monkeypatch, venv):
         if event["event"] == "start":
             with contextlib.suppress(ProcessLookupError):
                 os.kill(event["pid"], signal.SIGKILL)
-    from labkit import serve
+    from labkit import view
 
-    serve.stop_all(everyone=True)
+    view.stop_all(everyone=True)
 
 
 def _notebook(repo: Path, out: Path, *, url: str | None = None) -> nbformat.NotebookNode:

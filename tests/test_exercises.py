@@ -26,12 +26,12 @@ from labkit.reduce import project
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import generate_notebooks  # noqa: E402
+from labkit import authoring  # noqa: E402
 
 
 def solution(stem: str, cell_id: str) -> dict:
     """The imports, functions and classes a source's exercise cell defines, as a namespace."""
-    nb = generate_notebooks.read_source(stem)
+    nb = authoring.read_source(stem)
     cell = next(c for c in nb.cells if c.metadata["id"] == cell_id)
     assert "exercise" in cell.metadata, f"{stem}: cell {cell_id} is not an exercise"
     tree = ast.parse(cell.source)
@@ -55,7 +55,7 @@ def solution(stem: str, cell_id: str) -> dict:
 
 def visible_test(stem: str, cell_id: str) -> str:
     """The part of a lab's test cell that a student sees (before its hidden tests)."""
-    nb = generate_notebooks.read_source(stem)
+    nb = authoring.read_source(stem)
     cell = next(c for c in nb.cells if c.metadata["id"] == cell_id)
     assert "test" in cell.metadata, f"{stem}: cell {cell_id} is not a test cell"
     return cell.source.split("### BEGIN HIDDEN TESTS")[0]
@@ -505,9 +505,9 @@ def test_lab5s_unseen_classes_answer_quotes_its_default_run():
     give the k-NN accuracies its model answer quotes."""
     import re
 
-    nb = generate_notebooks.read_source("05_grand_tour_alignment")
+    nb = authoring.read_source("05_grand_tour_alignment")
     cells = {c.metadata["id"]: c.source for c in nb.cells}
-    ns = {**generate_notebooks.source_params(nb), "np": np, "pd": pd, "labkit": labkit}
+    ns = {**authoring.source_params(nb), "np": np, "pd": pd, "labkit": labkit}
     ns.update(metrics=metrics, align=align, display=lambda *_: None)
     ns["DATA_DIR"] = labkit.home(ns["DATA_DIR"])
     train = cells["train"].replace("lr=LR, seed=SEED)", "lr=LR, seed=SEED, progress=False)")

@@ -188,7 +188,7 @@ def test_explorer_and_proxied_tensorboard_in_jupyterlab(digits_run, tmp_path):
     _, snaps = digits_run
     snaps.save(tmp_path / "work" / "snapshots")
     labkit.write_projector(snaps, tmp_path / "work" / "tensorboard", at_epochs=[0, snaps.epochs])
-    tb_port = labkit.serve.find_free_port(6420)
+    tb_port = labkit.view.find_free_port(6420)
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
         "name": "python3",
@@ -255,4 +255,4 @@ def test_explorer_and_proxied_tensorboard_in_jupyterlab(digits_run, tmp_path):
             state = read_projector(page, lab.base + proxied + "#projector")
             assert state["tensors_found"] == 2 and state["points"] == snaps.n_probe
     finally:
-        labkit.serve.stop_all(everyone=True)
+        labkit.view.stop_all(everyone=True)

@@ -33,11 +33,11 @@ from .test_notebooks import LABS, SOLUTIONS, STUDENT, TOKEN, _params
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import generate_notebooks  # noqa: E402
+from labkit import authoring  # noqa: E402
 
 NBGRADER = [sys.executable, "-m", "nbgrader"]
 # Each variant, and the lab whose source it is generated from.
-VARIANTS = {lab.name: lab.source for lab in generate_notebooks.LABS if lab.name != lab.source}
+VARIANTS = {lab.name: lab.source for lab in authoring.LABS if lab.name != lab.source}
 
 
 def _nbgrader(course: Path, *args: str) -> str:
@@ -92,9 +92,9 @@ def wiki():
 @pytest.fixture(autouse=True)
 def no_tensorboard_left():
     yield
-    from labkit import serve
+    from labkit import view
 
-    serve.stop_all(everyone=True)
+    view.stop_all(everyone=True)
 
 
 @pytest.mark.slow
@@ -176,7 +176,7 @@ def _assert_nothing_left_naming(folder: Path, within: float = 10.0) -> None:
 def _submit(course: Path, student: str, notebook: Path, params: dict) -> None:
     nb = nbformat.read(notebook, as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    cell.source = generate_notebooks.set_params(cell.source, params)
+    cell.source = authoring.set_params(cell.source, params)
     folder = course / "submitted" / student / "labs"
     folder.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, folder / notebook.name)
@@ -205,7 +205,7 @@ def _autograde(course: Path, *students: str) -> None:
 def _names(lab: str) -> set[str]:
     """The parameters a lab's notebook has."""
     nb = nbformat.read(SOLUTIONS / f"{lab}.ipynb", as_version=4)
-    return set(generate_notebooks.source_params(nb))
+    return set(authoring.source_params(nb))
 
 
 def _scores(course: Path, student: str, lab: str) -> dict:

@@ -66,9 +66,6 @@ def test_round_trip_is_exact(odd, tmp_path):
     assert table.embeddings.dtype == np.float32 and table.embeddings.shape == odd.layer().shape
     assert np.array_equal(table.embeddings.view(np.uint32), odd.layer().view(np.uint32))
     assert table.columns["prediction"] == [odd.class_names[p] for p in odd.predictions[-1]]
-    with pytest.deprecated_call(match="precision"):
-        write_mantis_csv(odd, tmp_path / "p.csv", precision=4)
-    assert (tmp_path / "p.csv").read_bytes() == (tmp_path / "m.csv").read_bytes()
 
 
 F32 = np.finfo(np.float32)
@@ -157,14 +154,12 @@ def test_snippets_extra_columns_and_direct_projection(odd, tmp_path):
     assert header[-2:] == ["coordinate1", "coordinate2"]
     write_mantis_csv(odd, tmp_path / "m3.csv", coordinates=3)
     assert read_mantis_csv(tmp_path / "m3.csv").coordinates.shape == (odd.n_probe, 3)
-    # Your own layout (an aligned frame, say) goes in as it is; an array given as
-    # coordinates= still works, with a DeprecationWarning.
+    # Your own layout (an aligned frame, say) goes in as it is, as layout=.
     mine = np.random.default_rng(0).normal(size=(odd.n_probe, 2))
     write_mantis_csv(odd, tmp_path / "own.csv", layout=mine)
     np.testing.assert_array_equal(read_mantis_csv(tmp_path / "own.csv").coordinates, mine)
-    with pytest.deprecated_call(match="layout="):
-        write_mantis_csv(odd, tmp_path / "old.csv", coordinates=mine)
-    assert (tmp_path / "old.csv").read_bytes() == (tmp_path / "own.csv").read_bytes()
+    with pytest.raises(labkit.errors.ConfigError, match=r"shape \(\d+, 2\); give a layout"):
+        write_mantis_csv(odd, tmp_path / "x.csv", coordinates=mine)
     with pytest.raises(labkit.errors.ConfigError, match="not both"):
         write_mantis_csv(odd, tmp_path / "x.csv", coordinates=2, layout=mine)
 

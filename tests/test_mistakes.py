@@ -156,7 +156,7 @@ def test_out_that_is_a_file_is_refused(tmp_path):
 
 
 def test_tunnel_without_a_token_is_refused_before_tensorboard_starts(earlier_run, tmp_path):
-    port = labkit.serve.find_free_port(6470)
+    port = labkit.view.find_free_port(6470)
     proc = labkit_cli(
         "tensorboard", str(earlier_run), "--tunnel", "--port", str(port), cwd=tmp_path
     )
@@ -729,7 +729,7 @@ def test_mantis_reader_names_a_byte_that_is_not_utf8_and_keeps_negative_zero(sav
 def test_the_port_actually_used_is_printed(earlier_run, tmp_path):
     import socket
 
-    port = labkit.serve.find_free_port(6480)
+    port = labkit.view.find_free_port(6480)
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
         s.listen()
@@ -750,8 +750,8 @@ def test_the_port_actually_used_is_printed(earlier_run, tmp_path):
 
 
 def test_ctrl_c_while_tensorboard_starts_leaves_no_orphan(earlier_run, tmp_path):
-    port = labkit.serve.find_free_port(6490)
-    registry = Path(os.environ[labkit.serve.REGISTRY_VAR])
+    port = labkit.view.find_free_port(6490)
+    registry = Path(os.environ[labkit.view.processes.REGISTRY_VAR])
     (registry / f"{port}.log").unlink(missing_ok=True)  # a log from an earlier test would do
     proc = subprocess.Popen(
         [sys.executable, "-m", "labkit", "tensorboard", str(earlier_run), "--port", str(port)],
@@ -777,7 +777,7 @@ def test_another_notebooks_tensorboard_is_left_alone(earlier_run, tmp_path):
 
     other = tmp_path / "other"
     shutil.copytree(earlier_run / "tensorboard", other / "tensorboard")
-    port = labkit.serve.find_free_port(6500)
+    port = labkit.view.find_free_port(6500)
     code = (
         "import sys, time, labkit\n"
         f"tb = labkit.start_tensorboard({str(earlier_run / 'tensorboard')!r}, port={port})\n"
@@ -790,11 +790,11 @@ def test_another_notebooks_tensorboard_is_left_alone(earlier_run, tmp_path):
     try:
         their_port, their_pid = map(int, kernel.stdout.readline().split())
         assert their_port == port
-        assert labkit.serve.stop_all() == 0  # this "notebook" started nothing
+        assert labkit.view.stop_all() == 0  # this "notebook" started nothing
         assert labkit.view.processes.alive(their_pid)
         mine = labkit.start_tensorboard(other / "tensorboard", port=port)
         assert mine.port != port and labkit.view.processes.alive(their_pid)
-        assert labkit.serve.stop_all() == 1 and not labkit.view.processes.alive(mine.pid)
+        assert labkit.view.stop_all() == 1 and not labkit.view.processes.alive(mine.pid)
         assert labkit.view.processes.alive(their_pid)
     finally:
         kernel.stdin.close()
@@ -804,4 +804,4 @@ def test_another_notebooks_tensorboard_is_left_alone(earlier_run, tmp_path):
     while labkit.view.processes.alive(their_pid) and time.time() < deadline:
         time.sleep(0.05)
     assert not labkit.view.processes.alive(their_pid)
-    assert labkit.serve.stop_all(everyone=True) == 0
+    assert labkit.view.stop_all(everyone=True) == 0

@@ -32,7 +32,7 @@ LABS = sorted(p.stem for p in SOLUTIONS.glob("*.ipynb"))
 TOKEN = "2zzNOTEBOOKtokenMUSTnotLEAK_4242424242"
 
 sys.path.insert(0, str(ROOT))
-import generate_notebooks  # noqa: E402
+from labkit import authoring  # noqa: E402
 
 
 def _inject(nb, params: dict):
@@ -51,7 +51,7 @@ def _generate(*args: str) -> tuple[int, str]:
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
         try:
-            code = generate_notebooks.main(list(args))
+            code = authoring.main(list(args))
         except SystemExit as refused:  # argparse's refusals
             code = refused.code
     return code, printed.getvalue()
@@ -124,9 +124,9 @@ def _params(lab: str, tmp: Path, wiki: FakeWiki) -> dict:
 def no_tensorboard_left():
     """A student notebook stops at its exercise, before its clean-up cell: stop what it started."""
     yield
-    from labkit import serve
+    from labkit import view
 
-    serve.stop_all(everyone=True)
+    view.stop_all(everyone=True)
 
 
 @pytest.fixture(scope="module")
@@ -136,10 +136,10 @@ def wiki():
 
 
 def test_every_lab_is_covered():
-    assert sorted(lab.name for lab in generate_notebooks.LABS) == LABS
+    assert sorted(lab.name for lab in authoring.LABS) == LABS
     assert len(LABS) == 7
     sources = sorted(p.stem for p in (ROOT / "notebooks" / "source").glob("*.py"))
-    assert sorted({lab.source for lab in generate_notebooks.LABS}) == sources
+    assert sorted({lab.source for lab in authoring.LABS}) == sources
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +177,7 @@ def test_student_notebook_stops_at_the_first_exercise_and_writes_outside_noteboo
     ]
     assert failed == [first]
     # The title cell says what just happened, and what the student does next.
-    assert generate_notebooks.HOW_TO_RUN in nb.cells[0].source
+    assert authoring.HOW_TO_RUN in nb.cells[0].source
     assert f"stops with a `{info.value.ename}` at the first exercise" in nb.cells[0].source
     assert "`raise NotImplementedError()`" in nb.cells[0].source
     assert "raise NotImplementedError()" in nb.cells[first].source
@@ -198,9 +198,9 @@ def test_student_notebook_stops_at_the_first_exercise_and_writes_outside_noteboo
 
 
 def _default_params(lab: str) -> dict:
-    spec = next(x for x in generate_notebooks.LABS if x.name == lab)
+    spec = next(x for x in authoring.LABS if x.name == lab)
     return {
-        **generate_notebooks.source_params(generate_notebooks.read_source(spec.source)),
+        **authoring.source_params(authoring.read_source(spec.source)),
         **spec.params,
     }
 
@@ -333,7 +333,7 @@ def test_a_fashion_variant_names_fashion_mnist_everywhere_a_reader_looks(tmp_pat
         )
         assert "MNIST" not in prose.replace("Fashion-MNIST", ""), "prose still names MNIST"
         assert "handwritten" not in prose, "prose still speaks of handwritten digits"
-        assert generate_notebooks.FACTS["fashion-mnist"]["expected"] in prose
+        assert authoring.FACTS["fashion-mnist"]["expected"] in prose
         answers = {c.id: c.source for c in nb.cells if "answer" in c.metadata.get("tags", [])}
         if version == "solutions":  # the model answers say which data sets they speak of
             # (Lab 3's own CIFAR-10 answers are left out; the MNIST ones say they are MNIST's)
@@ -388,13 +388,19 @@ def test_repo_and_ref_reach_every_install_line_and_badge(tmp_path):
 
 
 def _script_of(clone: Path, monkeypatch):
-    """The clone's own ``generate_notebooks.py``, imported as a module of its own (for the
-    test's length): it reads the clone's files and the clone's git remote (everything from
-    its ``ROOT``), without a new process paying the script's imports for every call."""
-    name = "generate_notebooks_of_a_clone"
-    spec = importlib.util.spec_from_file_location(name, clone / "generate_notebooks.py")
+    """The clone's own generator (``labkit/authoring``, what its ``generate_notebooks.py``
+    runs), imported as a package of its own (for the test's length): it reads the clone's files
+    and the clone's git remote (everything from its ``ROOT``), without a new process paying the
+    script's imports for every call."""
+    name = "authoring_of_a_clone"
+    package = clone / "labkit" / "authoring"
+    spec = importlib.util.spec_from_file_location(
+        name, package / "__init__.py", submodule_search_locations=[str(package)]
+    )
     script = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, script)  # its dataclasses look their module up
+    monkeypatch.setitem(sys.modules, name, script)  # its modules import each other by name
+    for sub in [m for m in sys.modules if m.startswith(f"{name}.")]:
+        monkeypatch.delitem(sys.modules, sub)
     spec.loader.exec_module(script)
     assert clone.resolve() == script.ROOT
     return script
@@ -479,8 +485,8 @@ def test_nbconvert_writes_a_python_script(tmp_path):
 
 def test_a_faulty_source_is_refused_with_the_file_and_cell_named(tmp_path):
     good = (ROOT / "notebooks" / "source" / "06_working_with_embeddings.py").read_text()
-    lab = generate_notebooks.Lab("06_working_with_embeddings", "06_working_with_embeddings")
-    source = generate_notebooks.KitSource("https://github.com/a/b")
+    lab = authoring.Lab("06_working_with_embeddings", "06_working_with_embeddings")
+    source = authoring.KitSource("https://github.com/a/b")
     cases = {
         'id="search-check" test points=3': (
             'id="search-check" test',
@@ -501,18 +507,14 @@ def test_a_faulty_source_is_refused_with_the_file_and_cell_named(tmp_path):
     for old, (new, message) in cases.items():
         assert old in good, old
         (tmp_path / "06_working_with_embeddings.py").write_text(good.replace(old, new, 1))
-        with pytest.raises(generate_notebooks.SourceError, match=re.escape(message)):
-            generate_notebooks.build_solution(lab, source, "x.ipynb", sources=tmp_path)
+        with pytest.raises(authoring.SourceError, match=re.escape(message)):
+            authoring.build_solution(lab, source, "x.ipynb", sources=tmp_path)
     (tmp_path / "06_working_with_embeddings.py").write_text(good)
-    with pytest.raises(generate_notebooks.SourceError, match="no parameter EPOCH; the par"):
-        generate_notebooks.build_solution(
-            lab, source, "x.ipynb", overrides={"EPOCH": 3}, sources=tmp_path
-        )
-    with pytest.raises(
-        generate_notebooks.SourceError, match="no parameters cell for DATASET='digits'"
-    ):
-        generate_notebooks.build_solution(
-            generate_notebooks.Lab("02_wikipedia_topics", "02_wikipedia_topics"),
+    with pytest.raises(authoring.SourceError, match="no parameter EPOCH; the par"):
+        authoring.build_solution(lab, source, "x.ipynb", overrides={"EPOCH": 3}, sources=tmp_path)
+    with pytest.raises(authoring.SourceError, match="no parameters cell for DATASET='digits'"):
+        authoring.build_solution(
+            authoring.Lab("02_wikipedia_topics", "02_wikipedia_topics"),
             source,
             "x.ipynb",
             overrides={"DATASET": "digits"},
@@ -812,7 +814,7 @@ def test_the_quoted_numbers_check_finds_a_number_the_run_did_not_print():
         del lab_numbers.QUOTES["test"]
     # Every cell the check names is a cell of its lab.
     for stem, quotes in lab_numbers.QUOTES.items():
-        ids = {c.metadata["id"] for c in generate_notebooks.read_source(stem).cells}
+        ids = {c.metadata["id"] for c in authoring.read_source(stem).cells}
         assert set(quotes.cells) | set(quotes.skip) <= ids, stem
 
 
@@ -857,9 +859,7 @@ def test_the_core_path_needs_nothing_an_optional_part_defines(lab):
 @pytest.mark.parametrize("stem", ["01_projector_mnist", "02_wikipedia_topics"])
 def test_the_clean_up_line_runs_once_uncommented(stem, tmp_path):
     """The clean-up cell is a commented line the student uncomments: it must run as it is."""
-    cell = next(
-        c for c in generate_notebooks.read_source(stem).cells if c.metadata["id"] == "stop-servers"
-    )
+    cell = next(c for c in authoring.read_source(stem).cells if c.metadata["id"] == "stop-servers")
     line = cell.source.strip().removeprefix("# ")
     env = {**__import__("os").environ, "LABKIT_HOME": str(tmp_path)}
     done = subprocess.run(

@@ -83,9 +83,9 @@ def test_lab6s_backbone_cell_sets_four_embeddings_side_by_side(standin_weights, 
     from .test_exercises import solution
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import generate_notebooks
+    from labkit import authoring
 
-    cells = generate_notebooks.read_source("06_working_with_embeddings").cells
+    cells = authoring.read_source("06_working_with_embeddings").cells
     source = next(c.source for c in cells if c.metadata["id"] == "backbone")
     data = labkit.load_dataset("digits", probe_size=60, seed=0, label_noise=0.1)
     model = labkit.build_model("cnn", data.input_shape, data.n_classes, seed=0)

@@ -22,7 +22,7 @@ from pyngrok import installer
 from pyngrok.exception import PyngrokNgrokError, PyngrokNgrokInstallError
 
 import labkit
-from labkit import serve
+from labkit import view
 from labkit.errors import LabkitError
 from labkit.view import processes
 from labkit.view import tunnel as tunnel_module
@@ -70,21 +70,21 @@ def colab(monkeypatch, no_token):
 
 
 def test_token_precedence_environment_then_colab_secrets(monkeypatch, colab):
-    assert serve.ngrok_token() is None
+    assert view.ngrok_token() is None
     colab["NGROK_AUTHTOKEN"] = "from-colab"
-    token = serve.ngrok_token()
+    token = view.ngrok_token()
     assert token.reveal() == "from-colab" and "Colab" in token.source
     monkeypatch.setenv("NGROK_AUTHTOKEN", "from-env")
-    assert serve.ngrok_token().reveal() == "from-env"
+    assert view.ngrok_token().reveal() == "from-env"
     monkeypatch.setenv("NGROK_AUTHTOKEN", "   ")  # blank counts as unset
-    assert serve.ngrok_token().reveal() == "from-colab"
+    assert view.ngrok_token().reveal() == "from-colab"
 
 
 def test_a_secret_never_shows_its_value(monkeypatch, no_token):
     import pickle
 
     monkeypatch.setenv("NGROK_AUTHTOKEN", TOKEN)
-    token = serve.ngrok_token()
+    token = view.ngrok_token()
     assert TOKEN not in repr(token) and TOKEN not in str(token) and TOKEN not in f"{token}"
     with pytest.raises(TypeError):
         pickle.dumps(token)
@@ -92,14 +92,14 @@ def test_a_secret_never_shows_its_value(monkeypatch, no_token):
 
 def test_no_token_message_says_where_to_put_one(no_token):
     with pytest.raises(LabkitError) as info:
-        serve.open_tunnel(6006, connect=lambda *a: pytest.fail("must not connect"))
+        view.open_tunnel(6006, connect=lambda *a: pytest.fail("must not connect"))
     msg = str(info.value)
     assert "NGROK_AUTHTOKEN" in msg and "dashboard.ngrok.com" in msg and "127.0.0.1:6006" in msg
 
 
 def test_no_token_on_colab_points_at_the_secrets_panel(colab):
     with pytest.raises(LabkitError, match="key icon in the left bar"):
-        serve.open_tunnel(6006, connect=lambda *a: pytest.fail("must not connect"))
+        view.open_tunnel(6006, connect=lambda *a: pytest.fail("must not connect"))
 
 
 # -- the tunnel ---------------------------------------------------------------------------
@@ -131,7 +131,7 @@ def test_tunnel_has_basic_auth_and_the_token_goes_only_to_ngrok(env_token, capsy
         calls.append((port, token, options))
         return "http://abcd-1-2-3-4.ngrok-free.app"
 
-    tunnel = serve.open_tunnel(6006, connect=connect)
+    tunnel = view.open_tunnel(6006, connect=connect)
     assert calls[0][0] == 6006 and calls[0][1] == TOKEN
     user, password = calls[0][2]["basic_auth"][0].split(":")
     assert user == "labkit" and len(password) >= 16 and password == tunnel.password
@@ -143,7 +143,7 @@ def test_tunnel_has_basic_auth_and_the_token_goes_only_to_ngrok(env_token, capsy
 
 
 def test_tunnel_without_auth_says_it_is_open(env_token, capsys, caplog):
-    tunnel = serve.open_tunnel(6006, auth=False, connect=lambda p, t, o: "https://x.ngrok.app")
+    tunnel = view.open_tunnel(6006, auth=False, connect=lambda p, t, o: "https://x.ngrok.app")
     assert tunnel.password is None
     assert "anyone with the link" in _leak_check(capsys, caplog, env_token).out
 
@@ -165,7 +165,7 @@ def test_ngrok_errors_become_clear_messages(env_token, capsys, caplog, code, exp
         )
 
     with pytest.raises(LabkitError) as info:
-        serve.open_tunnel(6006, connect=connect)
+        view.open_tunnel(6006, connect=connect)
     assert expected in str(info.value) and code in str(info.value)
     assert TOKEN not in str(info.value)
     _leak_check(capsys, caplog, env_token)
@@ -183,7 +183,7 @@ def test_err_108_with_replace_stops_the_old_agent_and_retries(
             raise PyngrokNgrokError("ERR_NGROK_108: account limited to 1 simultaneous session")
         return "https://second.ngrok.app"
 
-    tunnel = serve.open_tunnel(6006, replace=True, connect=connect)
+    tunnel = view.open_tunnel(6006, replace=True, connect=connect)
     assert stopped == [True] and len(attempts) == 2
     assert tunnel.public_url == "https://second.ngrok.app"
     _leak_check(capsys, caplog, env_token)
@@ -195,7 +195,7 @@ def test_offline_agent_download_is_explained(env_token, monkeypatch, capsys, cap
     monkeypatch.setitem(installer.PLATFORMS, plat, "http://127.0.0.1:9/ngrok.tgz")
     monkeypatch.setenv("PYNGROK_NGROK_PATH", str(env_token / "bin" / "ngrok"))
     with pytest.raises(LabkitError) as info:
-        serve.open_tunnel(6006)
+        view.open_tunnel(6006)
     msg = str(info.value)
     assert "could not download the ngrok agent" in msg and "PYNGROK_NGROK_PATH" in msg
     assert isinstance(info.value.__context__, PyngrokNgrokInstallError)
@@ -207,13 +207,13 @@ def test_offline_agent_download_is_explained(env_token, monkeypatch, capsys, cap
 
 
 def test_port_fallback_when_the_port_is_taken(logdir):
-    port = serve.find_free_port(6300)  # free ports only: a student's TensorBoard stays alone
+    port = view.find_free_port(6300)  # free ports only: a student's TensorBoard stays alone
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
         s.listen()
-        nxt = serve.find_free_port(port)
+        nxt = view.find_free_port(port)
         assert nxt > port
-        server = serve.start_tensorboard(logdir, port=port)
+        server = view.start_tensorboard(logdir, port=port)
         try:
             assert server.port == nxt and not server.reused
             runs = json.loads(server.get("/data/plugin/projector/runs"))
@@ -230,7 +230,7 @@ def test_a_port_taken_after_the_check_is_not_mistaken_for_ours(logdir, tmp_path,
     other_logs = tmp_path / "other"
     other_logs.mkdir()
     (other_logs / "projector_config.pbtxt").write_text("")
-    port = serve.find_free_port(6400)
+    port = view.find_free_port(6400)
     other = subprocess.Popen(
         [sys.executable, "-m", "tensorboard.main", "--logdir", str(other_logs)]
         + ["--host", "127.0.0.1", "--port", str(port)],
@@ -239,11 +239,11 @@ def test_a_port_taken_after_the_check_is_not_mistaken_for_ours(logdir, tmp_path,
     )
     try:
         deadline = time.time() + 60
-        while serve.find_free_port(port) == port and time.time() < deadline:
+        while view.find_free_port(port) == port and time.time() < deadline:
             time.sleep(0.2)
         tensorboard = sys.modules["labkit.view.tensorboard"]
         monkeypatch.setattr(tensorboard, "find_free_port", lambda start, host: start)
-        server = serve.start_tensorboard(logdir, port=port)
+        server = view.start_tensorboard(logdir, port=port)
         try:
             assert server.port == port + 1
             environment = json.loads(server.get("/data/environment"))
@@ -256,15 +256,15 @@ def test_a_port_taken_after_the_check_is_not_mistaken_for_ours(logdir, tmp_path,
 
 
 def test_reuse_then_replace_when_logs_change(logdir, digits_run):
-    port = serve.find_free_port(6310)
-    first = serve.start_tensorboard(logdir, port=port)
+    port = view.find_free_port(6310)
+    first = view.start_tensorboard(logdir, port=port)
     try:
-        again = serve.start_tensorboard(logdir, port=port)
+        again = view.start_tensorboard(logdir, port=port)
         assert again.reused and again.pid == first.pid and again.port == first.port
         time.sleep(1.1)
         _, snaps = digits_run
         labkit.write_projector(snaps, logdir, at_epochs=[2])  # new logs: the old server is stale
-        fresh = serve.start_tensorboard(logdir, port=port)
+        fresh = view.start_tensorboard(logdir, port=port)
         assert not fresh.reused and fresh.pid != first.pid and fresh.port == port
         assert not processes.alive(first.pid)
         info = json.loads(fresh.get("/data/plugin/projector/info?run=."))
@@ -275,16 +275,16 @@ def test_reuse_then_replace_when_logs_change(logdir, digits_run):
 
 
 def test_a_dead_instance_is_forgotten_and_another_folder_is_replaced(logdir, tmp_path, digits_run):
-    port = serve.find_free_port(6320)
-    server = serve.start_tensorboard(logdir, port=port)
+    port = view.find_free_port(6320)
+    server = view.start_tensorboard(logdir, port=port)
     os.kill(server.pid, signal.SIGKILL)
     server.process.wait()
-    again = serve.start_tensorboard(logdir, port=port)
+    again = view.start_tensorboard(logdir, port=port)
     try:
         assert not again.reused and again.port == port
         _, snaps = digits_run
         labkit.write_projector(snaps, tmp_path / "other", at_epochs=[0])
-        other = serve.start_tensorboard(tmp_path / "other", port=port)
+        other = view.start_tensorboard(tmp_path / "other", port=port)
         assert other.port == port and not processes.alive(again.pid)
         other.stop()
     finally:
@@ -293,17 +293,17 @@ def test_a_dead_instance_is_forgotten_and_another_folder_is_replaced(logdir, tmp
 
 def test_no_logs_is_a_clear_error(tmp_path):
     with pytest.raises(LabkitError, match="no log folder"):
-        serve.start_tensorboard(tmp_path / "missing")
+        view.start_tensorboard(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
     with pytest.raises(LabkitError, match="write_projector"):
-        serve.start_tensorboard(tmp_path / "empty")
+        view.start_tensorboard(tmp_path / "empty")
 
 
 def test_cli_tensorboard_serves_a_run_until_ctrl_c(logdir, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     logdir.rename(run / "tensorboard")
-    port = serve.find_free_port(6330)
+    port = view.find_free_port(6330)
     proc = subprocess.Popen(
         [sys.executable, "-m", "labkit", "tensorboard", str(run), "--port", str(port)],
         stdout=subprocess.PIPE,
@@ -312,7 +312,7 @@ def test_cli_tensorboard_serves_a_run_until_ctrl_c(logdir, tmp_path):
     try:
         line = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}/#projector" in line and "started" in line
-        server = serve.TensorBoardServer(run / "tensorboard", port, -1)
+        server = view.TensorBoardServer(run / "tensorboard", port, -1)
         info = json.loads(server.get("/data/plugin/projector/info?run=."))
         assert [e["tensorName"] for e in info["embeddings"]] == [
             "01_embed/epoch_00",
@@ -344,7 +344,7 @@ def _agent(tmp_path) -> str:
 def test_on_colab_without_a_token_tensorboard_is_inline_and_the_steps_are_printed(
     logdir, standin_colab, capsys
 ):
-    server = labkit.open_tensorboard(logdir, port=serve.find_free_port(6340))
+    server = labkit.open_tensorboard(logdir, port=view.find_free_port(6340))
     try:
         out = capsys.readouterr().out
         assert server.tunnel is None
@@ -369,7 +369,7 @@ def test_on_colab_a_failing_tunnel_falls_back_to_the_inline_view(
     monkeypatch.setitem(installer.PLATFORMS, plat, "http://127.0.0.1:9/ngrok.tgz")
     monkeypatch.setenv("PYNGROK_NGROK_PATH", str(tmp_path / "bin" / "ngrok"))
     monkeypatch.setenv("HOME", str(tmp_path))
-    port = serve.find_free_port(6350)
+    port = view.find_free_port(6350)
     server = labkit.open_tensorboard(logdir, port=port)
     try:
         out = capsys.readouterr().out
@@ -393,7 +393,7 @@ def test_the_agent_gets_the_token_from_its_environment_not_its_command_line(
     monkeypatch.setenv("PYNGROK_NGROK_PATH", _agent(tmp_path))
     monkeypatch.setenv("STANDIN_NGROK_RECORD", str(record))
     try:
-        tunnel = serve.open_tunnel(6360)
+        tunnel = view.open_tunnel(6360)
         events = json.loads(record.read_text())["events"]
         start = next(e for e in events if e["event"] == "start")
         # What `ps` shows every user of the machine: the live agent's command line.
@@ -402,7 +402,7 @@ def test_the_agent_gets_the_token_from_its_environment_not_its_command_line(
         cmdline = Path(f"/proc/{start['pid']}/cmdline").read_bytes()
         assert b"ngrok" in cmdline and TOKEN.encode() not in cmdline
     finally:
-        serve.stop_tunnels()
+        view.stop_tunnels()
     assert TOKEN not in " ".join(start["argv"])
     assert start["env_token_sha256"] == hashlib.sha256(TOKEN.encode()).hexdigest()
     assert tunnel.public_url.startswith("https://") and tunnel.public_url.endswith(
@@ -414,10 +414,10 @@ def test_the_agent_gets_the_token_from_its_environment_not_its_command_line(
 
 def test_jupyter_proxy_url_for_jupyterhub_and_for_no_server(monkeypatch):
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ada/")
-    assert serve.jupyter_proxy_url(6006) == "/user/ada/proxy/6006/"
+    assert view.jupyter_proxy_url(6006) == "/user/ada/proxy/6006/"
     monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX")
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", "/nonexistent")  # no Jupyter server started us
-    assert serve.jupyter_proxy_url(6006) is None
+    assert view.jupyter_proxy_url(6006) is None
 
 
 def test_the_parent_jupyter_server_is_found_without_importing_jupyter_server(tmp_path):

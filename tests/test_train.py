@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import sys
 
 import numpy as np
 import pytest
@@ -130,7 +129,7 @@ def test_a_last_batch_of_one_joins_the_previous_one(digits):
 
 
 def test_small_training_sets_get_smaller_batches():
-    from labkit.train import auto_batch_size
+    from labkit.batches import auto_batch_size
 
     assert auto_batch_size(60000) == 128 and auto_batch_size(1347) == 67
     assert auto_batch_size(105) == 8  # at least 20 steps an epoch where it can
@@ -178,9 +177,9 @@ def test_fp16_scales_its_loss_and_learns(digits):
 
 
 def test_precision_auto_follows_the_hardware(monkeypatch):
-    from labkit.train import resolve_precision
+    from labkit import device as module
+    from labkit.device import resolve_precision
 
-    module = sys.modules["labkit.train"]  # the module; labkit.train is the function
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     monkeypatch.setattr(module, "_native_bf16_cpu", lambda: True)
     assert resolve_precision("auto", cpu) == "bf16"
@@ -238,7 +237,7 @@ def test_a_capture_from_the_input_to_the_logits_and_what_reads_it(tmp_path):
     logits = torch.from_numpy(snaps.layer("head"))
     np.testing.assert_allclose(logits.softmax(2).numpy(), snaps.probabilities, atol=1e-6)
     # "all" still means the representation layers: the command line's --layers all is as it was
-    from labkit.train import resolve_layers
+    from labkit.hooks import resolve_layers
 
     assert resolve_layers(model, "all") == ["hidden1", "hidden2"]
     assert resolve_layers(model, layers) == layers

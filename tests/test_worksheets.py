@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 import worksheet  # noqa: E402
 
-import generate_notebooks  # noqa: E402
+from labkit import authoring  # noqa: E402
 
 N_QUESTIONS = sum(len(s.questions) for s in worksheet.SECTIONS)
 NEEDS_TEX = pytest.mark.skipif(
@@ -105,7 +105,7 @@ def test_the_worksheet_asks_the_notebooks_questions_in_the_same_words_and_number
     asked = dict(re.findall(r"^\*\*Question (\d+\.\d+)\.\*\* (.+?)(?=\n\n|\Z)", md, re.M | re.S))
     assert len(asked) == N_QUESTIONS
     seen = set()
-    for lab in generate_notebooks.LABS:
+    for lab in authoring.LABS:
         nb = nbformat.read(ROOT / "notebooks" / "student" / f"{lab.name}.ipynb", as_version=4)
         for cell in nb.cells:
             if "question" not in cell.metadata.get("tags", []):
@@ -130,7 +130,7 @@ def test_the_guide_lists_every_question_and_every_labs_points():
         for q in s.questions:
             assert f"| {q.number} " in table and f"## {q.section}" in nb, (q.number, q.section)
     points = guide.split("<!-- points:start -->")[1].split("<!-- points:end -->")[0]
-    for lab in generate_notebooks.LABS:
+    for lab in authoring.LABS:
         nb = nbformat.read(ROOT / "notebooks" / "solutions" / f"{lab.name}.ipynb", as_version=4)
         total = sum(
             c.metadata["nbgrader"].get("points", 0)
@@ -163,7 +163,7 @@ def test_every_activity_of_the_source_material_points_at_a_section_question_and_
         # made from that source (a section may be in one data set's notebook only)
         ids = {
             c.get("id")
-            for lab in generate_notebooks.LABS
+            for lab in authoring.LABS
             if lab.source == r.lab
             for c in nbformat.read(
                 ROOT / "notebooks" / "solutions" / f"{lab.name}.ipynb", as_version=4
@@ -195,7 +195,7 @@ def test_a_coverage_row_that_points_at_nothing_is_refused_by_line(tmp_path):
         )
         + "\n"
     )
-    with pytest.raises(generate_notebooks.SourceError) as err:
+    with pytest.raises(authoring.SourceError) as err:
         worksheet.coverage(bad)
     message = str(err.value)
     assert "line 2" not in message
@@ -210,18 +210,18 @@ def _flat(text: str) -> str:
 
 def test_what_to_hand_in_is_said_in_the_same_words_everywhere():
     """One flow: the notebook is handed in and graded; the worksheet is its printed form."""
-    said = _flat(f"**What to hand in.** {generate_notebooks.HAND_IN}")
+    said = _flat(f"**What to hand in.** {authoring.HAND_IN}")
     for path in (ROOT / "README.md", HERE / "INSTRUCTOR_GUIDE.md", HERE / "WORKSHEET.md"):
         assert said in _flat(path.read_text()), path.name
     tex = _flat((HERE / "worksheet.tex").read_text())
-    assert _flat(worksheet.tex(generate_notebooks.HAND_IN)) in tex
-    for lab in generate_notebooks.LABS:
+    assert _flat(worksheet.tex(authoring.HAND_IN)) in tex
+    for lab in authoring.LABS:
         nb = nbformat.read(ROOT / "notebooks" / "student" / f"{lab.name}.ipynb", as_version=4)
         assert said in _flat(nb.cells[0].source), lab.name  # the title cell
         cells = {c.get("id"): c for c in nb.cells}
         if "hand-in" in cells:  # Lab 2's last section says it again, in the same words
-            assert _flat(generate_notebooks.HAND_IN) in _flat(cells["hand-in"].source)
-    source = generate_notebooks.read_source("02_wikipedia_topics")
+            assert _flat(authoring.HAND_IN) in _flat(cells["hand-in"].source)
+    source = authoring.read_source("02_wikipedia_topics")
     cell = next(c for c in source.cells if c.metadata["id"] == "hand-in")
     assert cell.source.endswith("{{hand_in}}"), "the hand-in cell says it through {{hand_in}}"
     # Nothing asks for the old hand-in (the sheet as a PDF, the CSV).
@@ -244,13 +244,13 @@ def _core_and_optional(lab) -> tuple[float, float]:
 
 
 def test_core_and_optional_marks_reach_the_notebooks_the_worksheet_and_the_guide():
-    mark = generate_notebooks.OPTIONAL_MARK
+    mark = authoring.OPTIONAL_MARK
     md = (HERE / "WORKSHEET.md").read_text()
-    for lab in generate_notebooks.LABS:
-        source = generate_notebooks.read_source(lab.source)
-        dataset = {**generate_notebooks.source_params(source), **lab.params}["DATASET"]
-        cells = [c for c in source.cells if generate_notebooks._included(c, dataset)]
-        expected = generate_notebooks.optional_cells(cells, lab.source)
+    for lab in authoring.LABS:
+        source = authoring.read_source(lab.source)
+        dataset = {**authoring.source_params(source), **lab.params}["DATASET"]
+        cells = [c for c in source.cells if authoring.source.included(c, dataset)]
+        expected = authoring.optional_cells(cells, lab.source)
         for part in ("solutions", "student"):
             nb = nbformat.read(ROOT / "notebooks" / part / f"{lab.name}.ipynb", as_version=4)
             tagged = {c.get("id") for c in nb.cells if "optional" in c.metadata.get("tags", [])}
@@ -271,7 +271,7 @@ def test_core_and_optional_marks_reach_the_notebooks_the_worksheet_and_the_guide
         assert any("question" in t and "optional" not in t for t in tags), lab.name
     # The labs of a week have optional parts; the worksheet marks the same questions.
     for stem in ("01_projector_mnist", "02_wikipedia_topics", "04_layers_neural_collapse"):
-        assert any(q.optional for q in generate_notebooks.questions(stem)), stem
+        assert any(q.optional for q in authoring.questions(stem)), stem
     for s in worksheet.SECTIONS:
         for q in s.questions:
             assert (f"**Question {q.number}.** {mark} " in md) == q.optional, q.number
@@ -281,7 +281,7 @@ def test_the_guide_lists_core_and_all_points_and_hours_per_lab():
     guide = (HERE / "INSTRUCTOR_GUIDE.md").read_text()
     points = guide.split("<!-- points:start -->")[1].split("<!-- points:end -->")[0]
     hours = guide.split("<!-- hours:start -->")[1].split("<!-- hours:end -->")[0]
-    for lab in generate_notebooks.LABS:
+    for lab in authoring.LABS:
         core, optional = _core_and_optional(lab)
         row = next(line for line in points.splitlines() if f"`{lab.name}`" in line)
         assert row.endswith(f"| {core:g} | {optional:g} | {core + optional:g} |"), row
@@ -291,7 +291,7 @@ def test_the_guide_lists_core_and_all_points_and_hours_per_lab():
         )
     # Compute is measured per cell (benchmarks/bench_labs.py); a cell added since is flagged.
     times = json.loads(worksheet.LAB_TIMES.read_text())["labs"]
-    for lab in generate_notebooks.LABS:
+    for lab in authoring.LABS:
         untimed = worksheet.lab_minutes(lab, times)["all"]["untimed"]
         row = next(line for line in hours.splitlines() if f"`{lab.name}`" in line)
         assert (f"+{untimed} cells not timed" in row) == (untimed > 0), row
@@ -306,7 +306,7 @@ def test_the_guide_lists_core_and_all_points_and_hours_per_lab():
             refs.append((number, m.group(2), m.group(3)))
     assert len(refs) >= 6 and "worksheet section" not in plan
     for number, k, title in refs:
-        lab = next(x for x in generate_notebooks.LABS if x.number == number)
+        lab = next(x for x in authoring.LABS if x.number == number)
         nb = (ROOT / "notebooks" / "solutions" / f"{lab.name}.ipynb").read_text()
         assert f"## {k}. {title}" in nb, (number, k, title)
 
@@ -321,18 +321,18 @@ def test_every_figure_comes_from_its_labs_current_defaults_and_its_caption_says_
     assert sorted(s.figure for s in drawn) == sorted(records)
     for s in drawn:
         r = records[s.figure]
-        defaults = generate_notebooks.source_params(generate_notebooks.read_source(s.source))
+        defaults = authoring.source_params(authoring.read_source(s.source))
         assert r["lab"] == s.source and r["params"] == defaults, s.figure
         assert not r["reducers_overridden"], s.figure
         caption = s.caption_text
         number = s.source.split("_")[0].lstrip("0")
         assert f"Lab {number}'s default run" in caption, s.figure
-        assert generate_notebooks.FACTS[r["dataset"]]["name"] in caption, s.figure
+        assert authoring.FACTS[r["dataset"]]["name"] in caption, s.figure
         if r["drawn_from"] != r["dataset"]:  # a stand-in is named as one
             assert "standing in for" in caption, s.figure
         assert _flat(caption) in md and _flat(worksheet.tex(caption)) in tex, s.figure
     rings = records["agreement.png"]["shows"]["rings"]
     assert f"each of the {rings} probe points" in _flat(worksheet.SECTIONS[-1].caption_text)
     # The Lab 6 answer that reads this picture quotes its number of rings.
-    q61 = generate_notebooks.questions("06_working_with_embeddings")[0]
+    q61 = authoring.questions("06_working_with_embeddings")[0]
     assert f"{rings} rings" in _flat(q61.answer), (rings, q61.answer)

@@ -39,9 +39,8 @@ matplotlib.use("Agg")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-import generate_notebooks  # noqa: E402
 import labkit  # noqa: E402
-from labkit import align, metrics, plots  # noqa: E402
+from labkit import align, authoring, metrics, plots  # noqa: E402
 
 MANIFEST = "figures.json"
 # figure: (the lab source it shows, the model that lab builds when it has no MODEL parameter)
@@ -107,7 +106,7 @@ def write_generated_news(path: Path, per_section: int = 150, seed: int = 0) -> P
 
 def lab_defaults(stem: str) -> dict:
     """The parameters a lab's source sets (its first parameters cell)."""
-    return generate_notebooks.source_params(generate_notebooks.read_source(stem))
+    return authoring.source_params(authoring.read_source(stem))
 
 
 def lab_run(

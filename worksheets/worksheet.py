@@ -47,7 +47,7 @@ SOURCE_MATERIAL = (
 )
 
 sys.path.insert(0, str(HERE.parent))
-import generate_notebooks  # noqa: E402
+from labkit import authoring  # noqa: E402
 
 
 @dataclass
@@ -61,15 +61,15 @@ class Section:
     caption: str = ""
 
     @property
-    def questions(self) -> list[generate_notebooks.QuestionText]:
-        return generate_notebooks.questions(self.source)
+    def questions(self) -> list[authoring.QuestionText]:
+        return authoring.questions(self.source)
 
     @property
     def caption_text(self) -> str:
         """The caption: what the figure shows, with its numbers, and the run that drew it."""
         record = figure_record(self.figure)
         if record["lab"] != self.source:
-            raise generate_notebooks.SourceError(
+            raise authoring.SourceError(
                 f"{self.figure} was drawn from {record['lab']}, not from this section's lab "
                 f"{self.source}: run python worksheets/make_figures.py"
             )
@@ -149,7 +149,7 @@ METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 def figure_record(figure: str) -> dict:
     records = json.loads(FIGURE_RECORDS.read_text(encoding="utf-8"))
     if figure not in records:
-        raise generate_notebooks.SourceError(
+        raise authoring.SourceError(
             f"figures/figures.json has no record of {figure}: run python worksheets/make_figures.py"
         )
     return records[figure]
@@ -182,7 +182,7 @@ def _percent(share: float, digits: int = 0) -> str:
 def run_caption(record: dict) -> str:
     """Which lab's run drew a figure, on which data, as its manifest records it."""
     p = record["params"]
-    name = generate_notebooks.FACTS[record["dataset"]]["name"]
+    name = authoring.FACTS[record["dataset"]]["name"]
     number = record["lab"].split("_")[0].lstrip("0")
     data = name
     if p.get("TOPICS"):
@@ -299,7 +299,7 @@ Question 4.2 is the second question of Lab 4. Answer them in the notebooks' answ
 from what your runs show; quote the numbers they print. Questions marked \emph{optional} are
 beyond the core path.
 """
-        + f"\n\\par\\noindent\\textbf{{What to hand in.}} {tex(generate_notebooks.HAND_IN)}\n"
+        + f"\n\\par\\noindent\\textbf{{What to hand in.}} {tex(authoring.HAND_IN)}\n"
     ]
     for s in SECTIONS:
         lines.append(
@@ -325,15 +325,13 @@ beyond the core path.
     return "\n".join(lines)
 
 
-def _for(section: Section, q: generate_notebooks.QuestionText) -> str:
+def _for(section: Section, q: authoring.QuestionText) -> str:
     """ " (MNIST)" after a solution's number when the question has answers for other data
     sets too."""
     if not q.other_answers:
         return ""
-    dataset = generate_notebooks.source_params(generate_notebooks.read_source(section.source)).get(
-        "DATASET"
-    )
-    return f" ({tex(generate_notebooks.FACTS[dataset]['name'])})"
+    dataset = authoring.source_params(authoring.read_source(section.source)).get("DATASET")
+    return f" ({tex(authoring.FACTS[dataset]['name'])})"
 
 
 def markdown() -> str:
@@ -345,11 +343,11 @@ def markdown() -> str:
         "This sheet is the printed form of the notebooks' questions, with the same numbers: "
         "Question 4.2 is the second question of Lab 4. Answer them in the notebooks' answer "
         "cells, from what your runs show; quote the numbers they print. Questions marked "
-        f"{generate_notebooks.OPTIONAL_MARK} are beyond the core path. (Instructors: the "
+        f"{authoring.OPTIONAL_MARK} are beyond the core path. (Instructors: the "
         "model answers are in the solution notebooks and in the PDF built with "
         "`python worksheets/worksheet.py --pdf`.)",
         "",
-        f"**What to hand in.** {generate_notebooks.HAND_IN}",
+        f"**What to hand in.** {authoring.HAND_IN}",
         "",
     ]
     for s in SECTIONS:
@@ -359,7 +357,7 @@ def markdown() -> str:
         if s.figure:
             out += [f"![{s.caption_text}](figures/{s.figure})", ""]
         for q in s.questions:
-            mark = f"{generate_notebooks.OPTIONAL_MARK} " if q.optional else ""
+            mark = f"{authoring.OPTIONAL_MARK} " if q.optional else ""
             out += [f"**Question {q.number}.** {mark}{q.text}", ""]
     return "\n".join(out)
 
@@ -381,13 +379,11 @@ def question_table() -> str:
     return "\n".join(rows)
 
 
-def _graded(lab: generate_notebooks.Lab) -> list[dict]:
+def _graded(lab: authoring.Lab) -> list[dict]:
     """The graded cells of a lab's solution notebook: nbgrader's metadata, and the part."""
     import nbformat
 
-    nb = nbformat.read(
-        generate_notebooks.NOTEBOOKS / "solutions" / f"{lab.name}.ipynb", as_version=4
-    )
+    nb = nbformat.read(authoring.NOTEBOOKS / "solutions" / f"{lab.name}.ipynb", as_version=4)
     return [
         {**c.metadata["nbgrader"], "optional": "optional" in c.metadata.get("tags", [])}
         for c in nb.cells
@@ -407,7 +403,7 @@ def points_table() -> str:
         "hand) | core path | optional | everything |",
         "| --- | --- | --- | ---: | ---: | ---: |",
     ]
-    for lab in generate_notebooks.LABS:
+    for lab in authoring.LABS:
         graded = _graded(lab)
         core = [g for g in graded if not g["optional"]]
         auto = [g for g in core if not g["solution"]]  # test cells
@@ -426,17 +422,17 @@ READING_WORDS_PER_MINUTE = 100  # the prose and the questions, with the outputs 
 MINUTES_PER_EXERCISE = 20  # write it, run its test, fix what the message names
 MINUTES_PER_POINT = 5  # a written answer: 10 minutes for 2 points
 SETUP_MINUTES = 15  # open the notebook, install on Colab, find one's way in TensorBoard
-LAB_TIMES = generate_notebooks.ROOT / "benchmarks" / "results" / "lab_times.json"
+LAB_TIMES = authoring.ROOT / "benchmarks" / "results" / "lab_times.json"
 
 
-def _student_cells(lab: generate_notebooks.Lab) -> list:
+def _student_cells(lab: authoring.Lab) -> list:
     import nbformat
 
-    path = generate_notebooks.NOTEBOOKS / "student" / f"{lab.name}.ipynb"
+    path = authoring.NOTEBOOKS / "student" / f"{lab.name}.ipynb"
     return nbformat.read(path, as_version=4).cells
 
 
-def lab_minutes(lab: generate_notebooks.Lab, times: dict) -> dict:
+def lab_minutes(lab: authoring.Lab, times: dict) -> dict:
     """Minutes a lab takes, core path and everything: its measured compute time and the
     estimate for reading, exercises and written answers. ``untimed`` counts the code cells
     the measurement does not cover (cells added since: rerun benchmarks/bench_labs.py)."""
@@ -495,7 +491,7 @@ def hours_table() -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     totals = {}
-    for lab in generate_notebooks.LABS:
+    for lab in authoring.LABS:
         m = lab_minutes(lab, labs)
         totals[lab.name] = m["core"]["compute"] + m["core"]["work"]
         rows.append(
@@ -531,12 +527,12 @@ class Coverage:
     section: str  # the id of the cell where the student does it
     question: str  # the id of the question cell that asks about it
     where: str = ""  # filled by coverage(): "Lab 1, 3 §4 The Embedding Projector"
-    q: generate_notebooks.QuestionText | None = None
+    q: authoring.QuestionText | None = None
 
 
 def _section_of(stem: str, cell_id: str) -> str | None:
     """The lab section (its ``##`` heading, and a ``###`` one inside it) holding the cell."""
-    nb = generate_notebooks.read_source(stem)
+    nb = authoring.read_source(stem)
     section = ""
     for cell in nb.cells:
         if cell.cell_type == "markdown":
@@ -560,7 +556,7 @@ def coverage(path: Path = COVERAGE) -> list[Coverage]:
 
     with open(path, newline="", encoding="utf-8") as f:
         rows = [Coverage(**row) for row in csv.DictReader(f)]
-    stems = {lab.source for lab in generate_notebooks.LABS}
+    stems = {lab.source for lab in authoring.LABS}
     problems = []
     for i, row in enumerate(rows, start=2):  # line 1 is the header
         at = f"{path.name}, line {i}"
@@ -573,17 +569,17 @@ def coverage(path: Path = COVERAGE) -> list[Coverage]:
         if not section:
             problems.append(f"{at}: {row.lab}.py has no cell {row.section!r}")
             continue
-        found = [q for q in generate_notebooks.questions(row.lab) if q.id == row.question]
+        found = [q for q in authoring.questions(row.lab) if q.id == row.question]
         if not found or not found[0].answer.strip():
             problems.append(
                 f"{at}: {row.lab}.py has no question {row.question!r} with a model answer"
             )
             continue
-        numbers = [lab.number for lab in generate_notebooks.LABS if lab.source == row.lab]
+        numbers = [lab.number for lab in authoring.LABS if lab.source == row.lab]
         labs = f"Lab {numbers[0]}" if len(numbers) == 1 else f"Labs {' and '.join(numbers)}"
         row.where, row.q = f"{labs} §{section.replace('. ', ' ', 1)}", found[0]
     if problems:
-        raise generate_notebooks.SourceError("\n".join(problems))
+        raise authoring.SourceError("\n".join(problems))
     return rows
 
 

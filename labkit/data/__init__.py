@@ -385,28 +385,13 @@ def load_dataset(
     if key not in DATASETS and key not in _REGISTERED:
         known = [*DATASETS, *_REGISTERED]
         raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(known)}")
+    _check_shares(probe_split, label_noise, pool)
     loader = _loader(key)
     _check_options(key, loader, options)
     data_dir = Path(data_dir) if data_dir is not None else home("data")
     raw = loader(data_dir, download, seed, **options)
     if classes is not None:
         raw = keep_classes(raw, classes, key)
-    if probe_split not in ("test", "train"):
-        raise DataError(f"probe_split is 'test' or 'train', got {probe_split!r}")
-    if not 0 <= label_noise < 1:
-        raise DataError(
-            f"label_noise is the share of labels to flip, from 0 to below 1; got {label_noise}"
-        )
-    if not 0 <= pool < 1:
-        raise DataError(
-            f"pool is the share of the training split to hold out unlabelled, from 0 to "
-            f"below 1; got {pool}"
-        )
-    if pool and probe_split == "train":
-        raise DataError(
-            "pool and probe_split='train' both take samples of the training split; "
-            "use the pool with a test-split probe"
-        )
     true_y_train, true_y_test = np.asarray(raw.y_train), np.asarray(raw.y_test)
     flipped = {"train": np.zeros(len(raw.y_train), bool), "test": np.zeros(len(raw.y_test), bool)}
     if label_noise:  # flipped on the whole training split, pool or not: the same flips
@@ -417,52 +402,20 @@ def load_dataset(
         raw, pool_index = hold_out_pool(raw, pool, seed, true_y_train)
         raw_pool = (x_all[pool_index].astype(np.float32), true_y_train[pool_index])
 
-    x_tr, x_te = raw.x_train.astype(np.float32), raw.x_test.astype(np.float32)
-    if not normalise:
-        mean, std = 0.0, 1.0
-        norm = {}
-    elif raw.kind == "image":
-        # Per-channel statistics of the training split only, as the usual Normalize would use.
-        axes = (0, 2, 3)
-        mean = x_tr.mean(axis=axes, keepdims=True, dtype=np.float64).astype(np.float32)
-        std = x_tr.std(axis=axes, keepdims=True, dtype=np.float64).astype(np.float32) + 1e-6
-        x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std
-        norm = {"mean": mean.ravel().tolist(), "std": std.ravel().tolist()}
-    elif raw.kind == "vector":
-        mean, std = x_tr.mean(axis=0), x_tr.std(axis=0) + 1e-6
-        x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std
-        norm = {"standardised": True}
-    else:  # text features arrive already scaled (TF-IDF rows have unit norm)
-        mean, std = 0.0, 1.0
-        norm = {}
+    x_tr, x_te, mean, std, norm = _standardise(raw, normalise)
     x_pool = pool_thumbs = pool_labels = None
     if raw_pool is not None:  # normalised as the test split: with the training statistics
         x_pool = torch.from_numpy(np.ascontiguousarray((raw_pool[0] - mean) / std)).to(device)
         pool_labels = raw_pool[1].astype(np.int64)
         pool_thumbs = _thumbnails(raw_pool[0]) if raw.images_uint8 is not None else None
 
-    y_split = raw.y_train if probe_split == "train" else raw.y_test
-    if probe_size is None:  # the default: 2000, or the whole split when it is smaller
-        probe_size = min(DEFAULT_PROBE_SIZE, len(y_split))
-    elif probe_size > len(y_split):
-        import warnings
-
-        warnings.warn(
-            f"probe size {probe_size} is more than the {len(y_split)} {probe_split} "
-            f"samples of {key}: the probe set is all {len(y_split)} of them",
-            stacklevel=2,
-        )
+    probe_size = _probe_size(
+        probe_size, len(raw.y_train if probe_split == "train" else raw.y_test), probe_split, key
+    )
     # Stratified on the true labels: the same probe with or without label noise, so a run
     # with noise and a clean load of the same data set describe the same images.
     probe = probe_indices(true_y_train if probe_split == "train" else true_y_test, probe_size, seed)
-    if probe_split == "train":  # titles, thumbnails and snippets describe test samples only
-        titles = [f"train #{i}" for i in probe]
-        thumbs = _thumbnails(raw.x_train[probe]) if raw.images_uint8 is not None else None
-        snippets = None
-    else:
-        titles = [raw.titles[i] for i in probe] if raw.titles else [f"test #{i}" for i in probe]
-        thumbs = raw.images_uint8[probe] if raw.images_uint8 is not None else None
-        snippets = [raw.snippets[i] for i in probe] if raw.snippets else None
+    titles, thumbs, snippets = _describe_probe(raw, probe, probe_split)
     return LabData(
         name=key,
         x_train=torch.from_numpy(np.ascontiguousarray(x_tr)).to(device),
@@ -489,3 +442,68 @@ def load_dataset(
         pool_thumbnails=pool_thumbs,
         _pool_labels=pool_labels,
     )
+
+
+def _check_shares(probe_split: str, label_noise: float, pool: float) -> None:
+    if probe_split not in ("test", "train"):
+        raise DataError(f"probe_split is 'test' or 'train', got {probe_split!r}")
+    if not 0 <= label_noise < 1:
+        raise DataError(
+            f"label_noise is the share of labels to flip, from 0 to below 1; got {label_noise}"
+        )
+    if not 0 <= pool < 1:
+        raise DataError(
+            f"pool is the share of the training split to hold out unlabelled, from 0 to "
+            f"below 1; got {pool}"
+        )
+    if pool and probe_split == "train":
+        raise DataError(
+            "pool and probe_split='train' both take samples of the training split; "
+            "use the pool with a test-split probe"
+        )
+
+
+def _standardise(raw: Raw, normalise: bool):
+    """Both splits as float32, standardised with the training split's statistics only:
+    ``(x_train, x_test, mean, std, what was done)``."""
+    x_tr, x_te = raw.x_train.astype(np.float32), raw.x_test.astype(np.float32)
+    if not normalise or raw.kind not in ("image", "vector"):
+        # Kept as read; text features arrive already scaled (TF-IDF rows have unit norm).
+        return x_tr, x_te, 0.0, 1.0, {}
+    if raw.kind == "image":
+        # Per-channel statistics, as the usual Normalize would use.
+        axes = (0, 2, 3)
+        mean = x_tr.mean(axis=axes, keepdims=True, dtype=np.float64).astype(np.float32)
+        std = x_tr.std(axis=axes, keepdims=True, dtype=np.float64).astype(np.float32) + 1e-6
+        norm = {"mean": mean.ravel().tolist(), "std": std.ravel().tolist()}
+    else:
+        mean, std = x_tr.mean(axis=0), x_tr.std(axis=0) + 1e-6
+        norm = {"standardised": True}
+    return (x_tr - mean) / std, (x_te - mean) / std, mean, std, norm
+
+
+def _probe_size(probe_size: int | None, available: int, split: str, key: str) -> int:
+    """The default 2000, or the whole split when it is smaller; a larger ask, with a warning."""
+    if probe_size is None:
+        return min(DEFAULT_PROBE_SIZE, available)
+    if probe_size > available:
+        import warnings
+
+        warnings.warn(
+            f"probe size {probe_size} is more than the {available} {split} "
+            f"samples of {key}: the probe set is all {available} of them",
+            stacklevel=3,
+        )
+    return probe_size
+
+
+def _describe_probe(raw: Raw, probe: np.ndarray, split: str):
+    """The probe's titles, thumbnails and snippets (a training-split probe's are plain)."""
+    if split == "train":  # titles, thumbnails and snippets describe test samples only
+        titles = [f"train #{i}" for i in probe]
+        thumbs = _thumbnails(raw.x_train[probe]) if raw.images_uint8 is not None else None
+        return titles, thumbs, None
+    titles = [raw.titles[i] for i in probe] if raw.titles else [f"test #{i}" for i in probe]
+    thumbs = raw.images_uint8[probe] if raw.images_uint8 is not None else None
+    snippets = [raw.snippets[i] for i in probe] if raw.snippets else None
+    return titles, thumbs, snippets

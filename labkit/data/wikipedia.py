@@ -96,42 +96,12 @@ class WikipediaClient:
                 if r.status_code in (429, 503) or r.status_code >= 500:
                     last = f"HTTP {r.status_code}"
                     wait = _retry_after(r.headers.get("Retry-After"), wait)
-                elif r.status_code != 200:
-                    raise DataError(
-                        f"the MediaWiki API at {self.api_url} answered HTTP "
-                        f"{r.status_code} to {_describe(params)}; check --api-url"
-                    )
                 else:
-                    try:
-                        reply = r.json()
-                    except ValueError:
-                        head = r.text[:80].replace("\n", " ")
-                        raise DataError(
-                            f"the MediaWiki API at {self.api_url} sent something that is not "
-                            f"JSON for {_describe(params)} (it starts with {head!r}); is "
-                            f"--api-url the api.php endpoint?"
-                        ) from None
-                    if not isinstance(reply, dict):
-                        raise DataError(
-                            f"the MediaWiki API at {self.api_url} answered {_describe(params)} "
-                            f"with a JSON {type(reply).__name__}, not an object; is --api-url "
-                            f"a MediaWiki api.php endpoint?"
-                        )
-                    error = reply.get("error")
-                    if error is not None and not isinstance(error, dict):
-                        raise DataError(
-                            f"the MediaWiki API refused {_describe(params)}: {short_error(error)}"
-                        )
-                    if error and error.get("code") == "maxlag":  # servers busy: wait, retry
-                        last = "maxlag (the wiki's servers are lagging)"
-                        wait = _retry_after(r.headers.get("Retry-After"), 5.0)
-                    elif error:
-                        raise DataError(
-                            f"the MediaWiki API refused {_describe(params)}: "
-                            f"{error.get('code')}: {error.get('info')}"
-                        )
-                    else:
+                    reply = self._reply(r, params)
+                    if reply is not None:
                         return reply
+                    last = "maxlag (the wiki's servers are lagging)"  # busy: wait, retry
+                    wait = _retry_after(r.headers.get("Retry-After"), 5.0)
             if attempt < self.retries:
                 wait = min(wait, self.max_wait)
                 if self.verbose and wait >= 1:  # a long silent wait looks like a hang
@@ -148,6 +118,41 @@ class WikipediaClient:
             f"for {_describe(params)} (last: {last}). Try again later, or run with "
             f"the articles already cached in wikipedia_articles/."
         )
+
+    def _reply(self, r, params: dict) -> dict | None:
+        """The JSON object a non-5xx answer holds; None when the wiki asks to wait (maxlag);
+        one clear sentence for anything else."""
+        if r.status_code != 200:
+            raise DataError(
+                f"the MediaWiki API at {self.api_url} answered HTTP "
+                f"{r.status_code} to {_describe(params)}; check --api-url"
+            )
+        try:
+            reply = r.json()
+        except ValueError:
+            head = r.text[:80].replace("\n", " ")
+            raise DataError(
+                f"the MediaWiki API at {self.api_url} sent something that is not "
+                f"JSON for {_describe(params)} (it starts with {head!r}); is "
+                f"--api-url the api.php endpoint?"
+            ) from None
+        if not isinstance(reply, dict):
+            raise DataError(
+                f"the MediaWiki API at {self.api_url} answered {_describe(params)} "
+                f"with a JSON {type(reply).__name__}, not an object; is --api-url "
+                f"a MediaWiki api.php endpoint?"
+            )
+        error = reply.get("error")
+        if error is not None and not isinstance(error, dict):
+            raise DataError(f"the MediaWiki API refused {_describe(params)}: {short_error(error)}")
+        if error and error.get("code") == "maxlag":
+            return None
+        if error:
+            raise DataError(
+                f"the MediaWiki API refused {_describe(params)}: "
+                f"{error.get('code')}: {error.get('info')}"
+            )
+        return reply
 
     def search(self, topic: str, limit: int) -> list[dict]:
         """Up to ``limit`` main-namespace results (``pageid``, ``title``), following continuation."""

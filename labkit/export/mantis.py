@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -86,42 +85,9 @@ def _clean(text: str) -> str:
     return str(text).replace("\r\n", "\n").replace("\r", "\n")
 
 
-def write_mantis_csv(
-    snaps: Snapshots,
-    path: str | Path,
-    layer: str | None = None,
-    *,
-    coordinates: int | None = None,
-    layout: np.ndarray | None = None,
-    extra: dict[str, list] | None = None,
-    precision: int | None = None,
-) -> Path:
-    """Write the Mantis CSV of ``layer`` (default: the penultimate) atomically.
-
-    ``coordinates=2`` (or ``3``) adds ``coordinate1..k``, the kit's PCA of the last epoch
-    (Mantis' direct projection); ``layout=`` an ``[n, 2]`` or ``[n, 3]`` array of your own
-    (e.g. the last frame of an aligned trajectory) adds those values instead. ``extra``
-    adds columns after ``categoric``. Every value is written exactly; ``precision`` is
-    deprecated and ignored.
-    """
-    if coordinates is not None and not isinstance(coordinates, (int, np.integer)):
-        warnings.warn(
-            "write_mantis_csv(coordinates=<array>) is deprecated: pass the array as layout=",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        coordinates, layout = None, coordinates
-    if coordinates is not None and layout is not None:
-        raise ConfigError("give coordinates=2 or 3 (the kit's PCA) or layout= (your own), not both")
-    if precision is not None:
-        warnings.warn(
-            "write_mantis_csv(precision=...) is deprecated and ignored: every "
-            "value is now written exactly, in its shortest form",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-    emb = snaps.layer(layer)
-    n = emb.shape[1]
+def _text_columns(snaps: Snapshots, extra: dict[str, list] | None, n: int) -> dict[str, list]:
+    """The columns before the embeddings: title, label, snippet (text), the last epoch's
+    prediction and whether it is right, then ``extra``."""
     columns: dict[str, list] = {
         "title": [_clean(t) for t in snaps.titles],
         "categoric": snaps.label_names,
@@ -136,20 +102,58 @@ def write_mantis_csv(
         if len(values) != n:
             raise ConfigError(f"extra column {name!r} has {len(values)} values for {n} rows")
         columns[name] = [_clean(v) for v in values]
+    return columns
 
-    coords = None
+
+def _coordinates(
+    emb: np.ndarray, n: int, coordinates: int | None, layout: np.ndarray | None
+) -> np.ndarray | None:
+    """The ``coordinate1..k`` columns: the kit's PCA of the last epoch, the caller's layout,
+    or none."""
     if coordinates is not None:
-        if coordinates not in (2, 3):
-            raise ConfigError(
-                f"coordinates is 2 or 3 (columns of the kit's PCA), got {coordinates}"
+        if not isinstance(coordinates, (int, np.integer)) or coordinates not in (2, 3):
+            shown = (
+                f"an array of shape {np.shape(coordinates)}"
+                if np.ndim(coordinates)
+                else coordinates
             )
-        coords = SVDProjection(int(coordinates)).fit_transform(emb[-1])
-    elif layout is not None:
+            raise ConfigError(
+                f"coordinates is 2 or 3 (columns of the kit's PCA), got {shown}; "
+                f"give a layout of your own as layout="
+            )
+        return SVDProjection(int(coordinates)).fit_transform(emb[-1])
+    if layout is not None:
         coords = np.asarray(layout, dtype=np.float64)
         if coords.ndim != 2 or coords.shape[0] != n or coords.shape[1] not in (2, 3):
             raise ConfigError(
                 f"layout must be 2 or 3 columns for {n} rows, got shape {coords.shape}"
             )
+        return coords
+    return None
+
+
+def write_mantis_csv(
+    snaps: Snapshots,
+    path: str | Path,
+    layer: str | None = None,
+    *,
+    coordinates: int | None = None,
+    layout: np.ndarray | None = None,
+    extra: dict[str, list] | None = None,
+) -> Path:
+    """Write the Mantis CSV of ``layer`` (default: the penultimate) atomically.
+
+    ``coordinates=2`` (or ``3``) adds ``coordinate1..k``, the kit's PCA of the last epoch
+    (Mantis' direct projection); ``layout=`` an ``[n, 2]`` or ``[n, 3]`` array of your own
+    (e.g. the last frame of an aligned trajectory) adds those values instead. ``extra``
+    adds columns after ``categoric``. Every value is written exactly.
+    """
+    if coordinates is not None and layout is not None:
+        raise ConfigError("give coordinates=2 or 3 (the kit's PCA) or layout= (your own), not both")
+    emb = snaps.layer(layer)
+    n = emb.shape[1]
+    columns = _text_columns(snaps, extra, n)
+    coords = _coordinates(emb, n, coordinates, layout)
 
     header = list(columns) + [f"{_EMB}{e}" for e in range(emb.shape[0])]
     if coords is not None:
@@ -199,6 +203,44 @@ def _no_constant(name: str):
 def read_mantis_csv(path: str | Path) -> MantisTable:
     """Read a Mantis CSV back into arrays; a malformed cell is reported by line and column."""
     path = Path(path)
+    header, rows, lines = _read_rows(path)
+    for needed in ("title", "categoric"):
+        if needed not in header:
+            raise MantisFormatError(
+                f"{path}, line 1: no {needed!r} column (found: {', '.join(header)})"
+            )
+    emb_cols = [i for i, h in enumerate(header) if h.startswith(_EMB)]
+    epochs = [header[i][len(_EMB) :] for i in emb_cols]
+    if not emb_cols or epochs != [str(e) for e in range(len(emb_cols))]:
+        raise MantisFormatError(
+            f"{path}, line 1: expected columns {_EMB}0 .. {_EMB}N in "
+            f"order, found {[header[i] for i in emb_cols]}"
+        )
+    coord_cols = [i for i, h in enumerate(header) if h.startswith(_COORD)]
+    text_cols = [i for i in range(len(header)) if i not in emb_cols and i not in coord_cols]
+    coords = None
+    if coord_cols:
+        try:
+            coords = np.array([[float(row[c]) for c in coord_cols] for row in rows])
+        except ValueError as err:
+            raise MantisFormatError(f"{path}: a coordinate cell is not a number ({err})") from None
+    ti, ci = header.index("title"), header.index("categoric")
+    return MantisTable(
+        titles=[row[ti] for row in rows],
+        categories=[row[ci] for row in rows],
+        embeddings=_read_embeddings(path, header, rows, lines, emb_cols),
+        columns={
+            header[i]: [row[i] for row in rows]
+            for i in text_cols
+            if header[i] not in ("title", "categoric")
+        },
+        coordinates=coords,
+    )
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """The header, the non-empty rows, and the line each row starts on (a quoted cell may
+    span lines)."""
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
@@ -214,21 +256,6 @@ def read_mantis_csv(path: str | Path) -> MantisTable:
         header = next(reader)
     except StopIteration:
         raise MantisFormatError(f"{path} is empty") from None
-    for needed in ("title", "categoric"):
-        if needed not in header:
-            raise MantisFormatError(
-                f"{path}, line 1: no {needed!r} column (found: {', '.join(header)})"
-            )
-    emb_cols = [i for i, h in enumerate(header) if h.startswith(_EMB)]
-    epochs = [header[i][len(_EMB) :] for i in emb_cols]
-    if not emb_cols or epochs != [str(e) for e in range(len(emb_cols))]:
-        raise MantisFormatError(
-            f"{path}, line 1: expected columns {_EMB}0 .. {_EMB}N in "
-            f"order, found {[header[i] for i in emb_cols]}"
-        )
-    coord_cols = [i for i, h in enumerate(header) if h.startswith(_COORD)]
-    text_cols = [i for i in range(len(header)) if i not in emb_cols and i not in coord_cols]
-
     rows, lines = [], []
     line = reader.line_num + 1
     for row in reader:
@@ -240,11 +267,17 @@ def read_mantis_csv(path: str | Path) -> MantisTable:
             rows.append(row)
             lines.append(line)
         line = reader.line_num + 1
+    return header, rows, lines
 
-    n, dim = len(rows), None
-    emb = None
+
+def _read_embeddings(
+    path: Path, header: list[str], rows: list[list[str]], lines: list[int], emb_cols: list[int]
+) -> np.ndarray:
+    """The ``embedding_e`` cells as ``[epochs, n, dim]`` float32 (strict JSON number lists)."""
+    emb, dim = None, None
     for e, col in enumerate(emb_cols):
         for r, row in enumerate(rows):
+            where = f"{path}, line {lines[r]}, column {col + 1} ({header[col]})"
             try:
                 # Strict JSON numbers: NaN and Infinity are not JSON, true/false not numbers.
                 values = json.loads(row[col], parse_constant=_no_constant)
@@ -255,33 +288,12 @@ def read_mantis_csv(path: str | Path) -> MantisTable:
             except ValueError as err:
                 cell = row[col] if len(row[col]) <= 40 else row[col][:37] + "..."
                 raise MantisFormatError(
-                    f"{path}, line {lines[r]}, column {col + 1} ({header[col]}): cannot read "
-                    f"{cell!r} as a list of numbers ({err})"
+                    f"{where}: cannot read {cell!r} as a list of numbers ({err})"
                 ) from None
             if dim is None:
                 dim = len(values)
-                emb = np.empty((len(emb_cols), n, dim), np.float32)
+                emb = np.empty((len(emb_cols), len(rows), dim), np.float32)
             if len(values) != dim:
-                raise MantisFormatError(
-                    f"{path}, line {lines[r]}, column {col + 1} ({header[col]}): "
-                    f"{len(values)} values, earlier cells have {dim}"
-                )
+                raise MantisFormatError(f"{where}: {len(values)} values, earlier cells have {dim}")
             emb[e, r] = values
-    coords = None
-    if coord_cols:
-        try:
-            coords = np.array([[float(row[c]) for c in coord_cols] for row in rows])
-        except ValueError as err:
-            raise MantisFormatError(f"{path}: a coordinate cell is not a number ({err})") from None
-    ti, ci = header.index("title"), header.index("categoric")
-    return MantisTable(
-        titles=[row[ti] for row in rows],
-        categories=[row[ci] for row in rows],
-        embeddings=emb if emb is not None else np.zeros((len(emb_cols), 0, 0), np.float32),
-        columns={
-            header[i]: [row[i] for row in rows]
-            for i in text_cols
-            if header[i] not in ("title", "categoric")
-        },
-        coordinates=coords,
-    )
+    return emb if emb is not None else np.zeros((len(emb_cols), 0, 0), np.float32)

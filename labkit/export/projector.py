@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._deprecation import renamed
 from .._io import atomic_write
 
 if TYPE_CHECKING:
@@ -127,15 +126,12 @@ def write_projector(
     at_epochs: list[int] | None = None,
     *,
     scalars: bool = True,
-    epochs: list[int] | None = None,
 ) -> Path:
-    """Write projector logs for ``layers`` x ``epochs`` (default: all) into ``logdir``.
+    """Write projector logs for ``layers`` x ``at_epochs`` (default: all) into ``logdir``.
 
     Writing again into the same folder merges with its config: entries of the same name are
     replaced, others kept (as long as their files exist). Returns the config's path.
     """
-    at_epochs = renamed(at_epochs, epochs, new="at_epochs", old="epochs", where="write_projector")
-    from google.protobuf import text_format
 
     logdir = Path(logdir)
     layers = layers or snaps.layer_names
@@ -148,19 +144,9 @@ def write_projector(
             stacklevel=2,
         )
     assets = logdir / "projector"
-    sprite = None
-    if snaps.thumbnails is not None:
-        from PIL import Image
+    sprite = _write_sprite(snaps.thumbnails, assets) if snaps.thumbnails is not None else None
 
-        sheet, w, h = _sprite(snaps.thumbnails)
-        with atomic_write(assets / "sprite.png", "wb") as f:
-            Image.fromarray(sheet).save(f, format="PNG")
-        sprite = ("projector/sprite.png", w, h)
-
-    from tensorboard.plugins.projector.projector_config_pb2 import (
-        EmbeddingInfo,
-        ProjectorConfig,
-    )
+    from tensorboard.plugins.projector.projector_config_pb2 import EmbeddingInfo
 
     metadata = {e: _metadata(snaps, e) for e in at_epochs}  # the same for every layer
     entries: dict[str, EmbeddingInfo] = {}
@@ -184,8 +170,29 @@ def write_projector(
                 entry.sprite.single_image_dim.extend([sprite[1], sprite[2]])
             entries[entry.tensor_name] = entry
 
-    # Merge with what the folder already lists: same names are replaced; others are kept
-    # while their tensor files exist. Written last, so an interrupted export keeps the old.
+    config_path = _merge_config(logdir, entries)  # last: an interrupted export keeps the old
+
+    if scalars:
+        _write_scalars(snaps, logdir)
+    return config_path
+
+
+def _write_sprite(thumbnails: np.ndarray, assets: Path) -> tuple[str, int, int]:
+    """The thumbnails as one sprite sheet; its path in the config and one image's size."""
+    from PIL import Image
+
+    sheet, w, h = _sprite(thumbnails)
+    with atomic_write(assets / "sprite.png", "wb") as f:
+        Image.fromarray(sheet).save(f, format="PNG")
+    return "projector/sprite.png", w, h
+
+
+def _merge_config(logdir: Path, entries: dict) -> Path:
+    """Write the config: ``entries``, with what the folder already lists under other names
+    while their tensor files exist (same names are replaced). Returns its path."""
+    from google.protobuf import text_format
+    from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
+
     config_path = logdir / CONFIG
     kept = {
         e.tensor_name: e
@@ -197,9 +204,6 @@ def write_projector(
     config.embeddings.extend(merged[name] for name in sorted(merged))
     with atomic_write(config_path, "w") as f:
         f.write(text_format.MessageToString(config))
-
-    if scalars:
-        _write_scalars(snaps, logdir)
     return config_path
 
 

@@ -67,6 +67,50 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.where(norms == 0, 1, norms)
 
 
+def _frame(snaps: Snapshots, traj: np.ndarray, epoch: int):
+    """The table the scatter plot draws (positions at ``epoch``, the label, each epoch's
+    prediction and whether it is right), and the tooltip's preview settings: thumbnails for
+    images, snippets for text."""
+    import pandas as pd
+
+    names = snaps.class_names
+    frame = {
+        "x": traj[epoch, :, 0],
+        "y": traj[epoch, :, 1],
+        "title": list(snaps.titles),
+        "label": pd.Categorical([names[i] for i in snaps.labels], categories=names),
+    }
+    for e in range(snaps.epochs + 1):
+        pred = snaps.predictions[e]
+        frame[f"prediction_{e}"] = pd.Categorical([names[i] for i in pred], categories=names)
+        frame[f"correct_{e}"] = pd.Categorical(
+            np.where(pred == snaps.labels, "right", "wrong"), categories=list(RIGHT_WRONG)
+        )
+    preview: dict = {}
+    if snaps.thumbnails is not None:
+        frame["preview"] = [_thumbnail_uri(t) for t in snaps.thumbnails]
+        preview = {
+            "tooltip_preview": "preview",
+            "tooltip_preview_type": "image",
+            "tooltip_preview_image_background_color": "black",
+        }
+    elif snaps.snippets:
+        frame["preview"] = list(snaps.snippets)
+        preview = {
+            "tooltip_preview": "preview",
+            "tooltip_preview_type": "text",
+            "tooltip_preview_text_lines": 4,
+        }
+    return pd.DataFrame(frame), preview
+
+
+def _fixed_scale(traj: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
+    """One scale for every epoch: points move in a fixed frame, and growth stays visible."""
+    lo, hi = traj.reshape(-1, 2).min(axis=0), traj.reshape(-1, 2).max(axis=0)
+    pad = 0.05 * np.where(hi - lo == 0, 1, hi - lo)
+    return ((lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1]))
+
+
 class Explorer:
     """The widget :func:`explore` returns; display it, or drive it from code.
 
@@ -84,9 +128,7 @@ class Explorer:
         height: int = 480,
         colour: str = "label",
     ) -> None:
-        import ipywidgets as widgets
         import jscatter
-        import pandas as pd
 
         traj = np.asarray(traj, np.float64)
         shape = (snaps.epochs + 1, snaps.n_probe, 2)
@@ -104,41 +146,10 @@ class Explorer:
         self._colour = colour
         self._epoch = snaps.epochs
 
-        names = snaps.class_names
-        frame = {
-            "x": traj[self._epoch, :, 0],
-            "y": traj[self._epoch, :, 1],
-            "title": list(snaps.titles),
-            "label": pd.Categorical([names[i] for i in snaps.labels], categories=names),
-        }
-        for e in range(snaps.epochs + 1):
-            pred = snaps.predictions[e]
-            frame[f"prediction_{e}"] = pd.Categorical([names[i] for i in pred], categories=names)
-            frame[f"correct_{e}"] = pd.Categorical(
-                np.where(pred == snaps.labels, "right", "wrong"), categories=list(RIGHT_WRONG)
-            )
-        preview: dict = {}
-        if snaps.thumbnails is not None:
-            frame["preview"] = [_thumbnail_uri(t) for t in snaps.thumbnails]
-            preview = {
-                "tooltip_preview": "preview",
-                "tooltip_preview_type": "image",
-                "tooltip_preview_image_background_color": "black",
-            }
-        elif snaps.snippets:
-            frame["preview"] = list(snaps.snippets)
-            preview = {
-                "tooltip_preview": "preview",
-                "tooltip_preview_type": "text",
-                "tooltip_preview_text_lines": 4,
-            }
-        self.data = pd.DataFrame(frame)
-        self._palette = _class_colours(len(names))
+        self.data, preview = _frame(snaps, traj, self._epoch)
+        self._palette = _class_colours(len(snaps.class_names))
 
-        # One scale for every epoch: points move in a fixed frame, and growth stays visible.
-        lo, hi = traj.reshape(-1, 2).min(axis=0), traj.reshape(-1, 2).max(axis=0)
-        pad = 0.05 * np.where(hi - lo == 0, 1, hi - lo)
-        self._scale = ((lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1]))
+        self._scale = _fixed_scale(traj)
         self.scatter = jscatter.Scatter(
             data=self.data,
             x="x",
@@ -158,7 +169,15 @@ class Explorer:
             **preview,
         )
 
-        last = snaps.epochs
+        self.widget = self._controls(colour)
+        self._paint()
+
+    def _controls(self, colour: str):
+        """The epoch slider and its play button, the colouring, the plot and the selection
+        panel, wired to the methods below."""
+        import ipywidgets as widgets
+
+        last = self.snaps.epochs
         self.slider = widgets.IntSlider(
             value=last, min=0, max=last, description="epoch", continuous_update=False
         )
@@ -174,7 +193,7 @@ class Explorer:
         self.slider.observe(lambda change: self.set_epoch(change["new"]), names="value")
         self.colouring.observe(lambda change: self.set_colour(change["new"]), names="value")
         self.scatter.widget.observe(self._on_selection, names="selection")
-        self.widget = widgets.VBox(
+        return widgets.VBox(
             [
                 widgets.HBox([self.play, self.slider, self.status]),
                 self.colouring,
@@ -182,7 +201,6 @@ class Explorer:
                 self.panel,
             ]
         )
-        self._paint()
 
     # -- what the controls do ----------------------------------------------------------------
     @property

@@ -811,7 +811,7 @@ tb = labkit.open_tensorboard(OUT / "tensorboard")
 #   become spaces.
 #
 # The kit adds thumbnails (a sprite sheet) and writes tensors as raw float32 bytes, which
-# are exact and far faster to write than text (`labkit/projector.py` explains it);
+# are exact and far faster to write than text (`labkit/export/projector.py` explains it);
 # TensorBoard reads both forms.
 #
 # Write `write_projector_by_hand(folder, vectors, labels, titles, name)`, where `folder` is
