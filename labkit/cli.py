@@ -180,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
         "GPUs), else fp32; the probe is captured in fp32 either way",
     )
     r.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="train even if the same run is in the run cache (home/runs/.cache, or "
+        "$LABKIT_RUN_CACHE), and keep nothing there",
+    )
+    r.add_argument(
         "--method",
         default="pca",
         choices=["pca", "tsne", "umap"],
@@ -268,6 +274,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "batch_size": args.batch_size,
             "lr": args.lr,
             "precision": args.precision,
+            "cache": not args.no_cache,
         },
         **extra,
     )

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import runcache
 from .batches import TrainingBatches, auto_batch_size
 from .data import LabData
 from .device import autocast, loss_scaler, pick_device, resolve_precision
@@ -49,6 +50,7 @@ def train(
     progress: bool = True,
     eval_batch_size: int = 1024,
     precision: str = "auto",
+    cache: bool = True,
 ) -> Snapshots:
     """Train ``model`` on ``data`` with AdamW and a cosine schedule; snapshot the probe set.
 
@@ -73,6 +75,10 @@ def train(
     convolutions; results are the same), and leaves it in evaluation mode. All three stay
     after the call, so ``model`` is ready for :func:`labkit.evaluate` or :func:`labkit.capture`.
 
+    ``cache=True`` looks the run up in the run cache first (:mod:`labkit.runcache`): the
+    same model, weights, data and settings trained before on this device are loaded, not
+    trained again (the result is the same, bit for bit), and ``model`` ends with the trained
+    weights as it would have. ``cache=False`` always trains (and keeps nothing).
     """
     check_training(model, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     device = pick_device(device)
@@ -82,9 +88,12 @@ def train(
         batch_size = auto_batch_size(len(data.y_train))
     settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay}
     settings |= {"seed": seed, "layers": names, "precision": precision, "device": device.type}
+    key = runcache.run_key(model, data, settings | {"eval": eval_batch_size}) if cache else None
     data = _place(model, data, device)
     batches = TrainingBatches(data, batch_size, seed)
     recorder = Recorder(model, data, names, epochs, batch_size=eval_batch_size, precision=precision)
+    if key and (entry := runcache.load(key)) is not None:
+        return _restore(entry, model, recorder)
 
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
@@ -110,6 +119,8 @@ def train(
                 bar.set_postfix(loss=f"{loss:.3f}", test_acc=f"{row['test_acc']:.3f}")
     model.eval()
     meta = _meta(model, data, names, device, precision, batches, settings)
+    if key:
+        _keep(key, model, recorder, meta)
     return recorder.snapshots(meta)
 
 
@@ -149,6 +160,36 @@ def _one_cycle(optimizer: torch.optim.Optimizer, lr: float, steps: int):
     return torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=lr, total_steps=max(1, steps), pct_start=0.15, anneal_strategy="cos"
     )
+
+
+def _keep(key: str, model: nn.Module, recorder: Recorder, meta: dict) -> None:
+    """Store the finished run in the run cache under ``key``."""
+    entry = runcache.Entry(
+        embeddings=recorder.embeddings,
+        probabilities=recorder.probabilities,
+        head_weights=recorder.head_weights,
+        head_bias=recorder.head_bias,
+        history=recorder.history,
+        meta=meta,
+        state=model.state_dict(),
+        trained_at=time.time(),
+    )
+    runcache.store(key, entry)
+
+
+def _restore(entry: runcache.Entry, model: nn.Module, recorder: Recorder) -> Snapshots:
+    """A cached run as :func:`train` would have returned it, ``model`` in its trained state."""
+    model.load_state_dict(entry.state)  # copied into the placed (channels-last) weights
+    model.eval()
+    recorder.embeddings = entry.embeddings
+    recorder.probabilities = entry.probabilities
+    recorder.head_weights, recorder.head_bias = entry.head_weights, entry.head_bias
+    recorder.history = entry.history
+    print(
+        f"loaded the run trained on {entry.when} from the cache ({entry.path}); "
+        f"cache=False (--no-cache) to train again"
+    )
+    return recorder.snapshots(entry.meta)
 
 
 def _place(model: nn.Module, data: LabData, device: torch.device) -> LabData:

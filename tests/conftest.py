@@ -37,6 +37,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def run_cache_of_the_suite(tmp_path_factory, worker_id):
+    """One run cache for the whole suite, shared by its workers and every kernel and command
+    they start (as a class shares one): never the checkout's ``runs/.cache``."""
+    import os
+
+    from labkit import runcache
+
+    base = tmp_path_factory.getbasetemp()  # a worker's is a folder in the run's
+    shared = (base if worker_id == "master" else base.parent) / "run-cache"
+    os.environ[runcache.CACHE_VAR] = str(shared)
+    yield shared
+    del os.environ[runcache.CACHE_VAR]
+
+
+@pytest.fixture(scope="session", autouse=True)
 def own_tensorboard_registry(tmp_path_factory):
     """The tests note their TensorBoards in a registry of their own (kernels and commands they
     start inherit it), so stopping them never touches one a student's notebook started."""

@@ -44,7 +44,8 @@ def test_history_has_every_epoch_and_learning_happens(digits_run):
 
 def _run(digits, seed):
     model = labkit.build_model("cnn", digits.input_shape, digits.n_classes, seed=seed)
-    return labkit.train(model, digits, epochs=2, seed=seed, progress=False)
+    # cache=False: these tests are about training itself, run after run.
+    return labkit.train(model, digits, epochs=2, seed=seed, progress=False, cache=False)
 
 
 def _same(a, b):
@@ -161,6 +162,7 @@ def test_mixed_precision_matches_fp32_within_tolerance(digits):
         epochs=4,
         progress=False,
         precision="bf16",
+        cache=False,
     )
     np.testing.assert_array_equal(again.layer(), bf16.layer())
 
@@ -217,6 +219,7 @@ def test_photographs_are_mirrored_in_training_only(tmp_path):
         epochs=1,
         batch_size=20,
         progress=False,
+        cache=False,
     )
     np.testing.assert_array_equal(again.layer(), runs[True].layer())  # still repeatable
 

@@ -1,0 +1,294 @@
+"""Finished runs, kept by what went into them: the same training is done once.
+
+The kit's training is deterministic for the same inputs on the same device, so a run that
+nbgrader's autograde, *Run all* or a variant asks for again is loaded instead of trained
+again. An entry's key is a hash of everything that changes the result (:func:`run_key`):
+the data's tensors and probe, the model's class, code, architecture and initial weights, the
+training's settings, the device and precision, and the versions of the kit (its source
+included), torch and numpy. An entry holds what training computed (the probe's embeddings
+and probabilities, the head's weights, the history, the final weights); the probe's labels,
+titles and pictures come from the data again.
+
+Entries are ``.npz`` files (no pickle) written to a temporary name and renamed, so a reader
+never sees half an entry and two processes training one key at once leave one whole entry.
+The folder is ``home("runs", ".cache")``, shared by every notebook with the same
+``LABKIT_HOME``; the environment variable ``LABKIT_RUN_CACHE`` names another. The oldest
+entries go when the folder grows past :data:`MAX_BYTES`. Clear it with :func:`clear` or by
+deleting the folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+import types
+import warnings
+import zipfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._io import atomic_write
+from ._version import __version__
+from .data import LabData
+from .paths import home
+
+__all__ = ["CACHE_VAR", "MAX_BYTES", "Entry", "clear", "folder", "load", "run_key", "store"]
+
+CACHE_VAR = "LABKIT_RUN_CACHE"
+MAX_BYTES = 2 * 1024**3  # Lab 1's default MNIST run is about 14 MB: over a hundred runs
+_FORMAT = 1  # the entry layout below; a new layout is a new key
+
+
+def folder() -> Path:
+    """Where entries live: ``$LABKIT_RUN_CACHE``, else ``home("runs", ".cache")``."""
+    named = os.environ.get(CACHE_VAR, "").strip()
+    return Path(named).expanduser().absolute() if named else home("runs", ".cache")
+
+
+# -- the key ----------------------------------------------------------------------------------
+
+
+def _update_tensor(h, t: torch.Tensor) -> None:
+    t = t.detach().cpu().contiguous()
+    h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+    if t.dtype == torch.bfloat16:
+        t = t.view(torch.int16)  # numpy has no bfloat16; the bits are what count
+    h.update(t.numpy().reshape(-1).view(np.uint8).data)
+
+
+def _update_code(h, code: types.CodeType) -> None:
+    """A function's compiled code without its file name and line numbers: a class defined in
+    a notebook keeps its key from one kernel to the next, and changes it when edited."""
+    h.update(code.co_code)
+    h.update(repr((code.co_names, code.co_varnames, code.co_freevars)).encode())
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _update_code(h, const)
+        else:
+            h.update(repr(const).encode())
+
+
+def _update_classes(h, model: nn.Module) -> None:
+    """The code of every module class in ``model`` that is not torch's own (a student's
+    ``forward`` is part of what is trained)."""
+    seen: set[type] = set()
+    for module in model.modules():
+        for cls in type(module).__mro__:
+            if cls in seen or cls.__module__.startswith("torch.") or cls is object:
+                continue
+            seen.add(cls)
+            h.update(f"{cls.__module__}.{cls.__qualname__}".encode())
+            for name, value in sorted(vars(cls).items()):
+                func = getattr(value, "__func__", value)  # staticmethod/classmethod
+                if isinstance(func, property):
+                    func = func.fget
+                code = getattr(func, "__code__", None)
+                if code is not None:
+                    h.update(name.encode())
+                    _update_code(h, code)
+                    _update_bound(h, func)
+
+
+def _update_bound(h, func) -> None:
+    """The values a function closes over and its defaults (a ``scale`` from an enclosing
+    function is part of what ``forward`` computes). Their repr: where it names an address,
+    the key changes from one process to the next, a miss and never a wrong hit."""
+    cells = []
+    for cell in func.__closure__ or ():
+        try:
+            cells.append(repr(cell.cell_contents))
+        except ValueError:  # a cell not filled yet
+            cells.append("<empty>")
+    h.update(repr((cells, func.__defaults__, func.__kwdefaults__)).encode())
+
+
+@cache
+def _processor() -> str:
+    """The CPU's model name: two CPUs of one architecture may run other kernels (oneDNN
+    picks them by model), whose sums differ in the last bits."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def _device_name(device: str) -> str:
+    if device == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return _processor()
+
+
+@cache
+def _kit_source() -> str:
+    """A hash of the kit's own source: a changed kit trains again."""
+    h = hashlib.blake2b(digest_size=16)
+    root = Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def run_key(model: nn.Module, data: LabData, settings: dict) -> str:
+    """The hash of everything that changes what ``train(model, data, **settings)`` returns.
+
+    ``model`` as it is before training (its initial weights count), ``data`` on any device,
+    ``settings`` the resolved training arguments (epochs, batch size, lr, weight decay,
+    seed, layers, precision, device type, evaluation batch size).
+    """
+    h = hashlib.blake2b(digest_size=20)
+    ident = {
+        "format": _FORMAT,
+        "settings": settings,
+        "versions": [__version__, _kit_source(), torch.__version__, np.__version__],
+        "python": sys.version_info[:2],
+        "machine": [platform.machine(), _device_name(str(settings.get("device")))],
+        "threads": torch.get_num_threads(),  # a CPU's sums are ordered by its threads
+        "model": f"{type(model).__module__}.{type(model).__qualname__}",
+        "architecture": repr(model),
+        "data": [data.name, data.kind, data.probe_split, data.mirror, list(data.class_names)],
+    }
+    h.update(json.dumps(ident, sort_keys=True, default=str).encode())
+    _update_classes(h, model)
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        _update_tensor(h, t)
+    for t in (data.x_train, data.y_train, data.x_test, data.y_test, data.probe_index):
+        _update_tensor(h, t)  # label noise changes y_train and y_test
+    return h.hexdigest()
+
+
+# -- entries ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Entry:
+    """What a finished run computed (see :class:`labkit.record.Recorder`) and its weights."""
+
+    embeddings: dict[str, np.ndarray]
+    probabilities: np.ndarray
+    head_weights: list[np.ndarray]
+    head_bias: list[np.ndarray]
+    history: list[dict]
+    meta: dict
+    state: dict[str, torch.Tensor]
+    trained_at: float  # seconds since the epoch, when it was stored
+    path: Path | None = None
+
+    @property
+    def when(self) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(self.trained_at))
+
+
+def store(key: str, entry: Entry, *, max_bytes: int = MAX_BYTES) -> Path | None:
+    """Write ``entry`` under ``key`` atomically and drop the oldest entries past
+    ``max_bytes``. Returns its path, or None where the weights cannot be stored (a dtype
+    numpy lacks) or the folder cannot be written (the run is still returned, only not kept).
+    """
+    arrays: dict[str, np.ndarray] = {"probabilities": entry.probabilities}
+    layers = list(entry.embeddings)
+    for i, name in enumerate(layers):
+        arrays[f"embedding_{i}"] = entry.embeddings[name]
+    for i, w in enumerate(entry.head_weights):
+        arrays[f"head_weight_{i}"] = w
+    for i, b in enumerate(entry.head_bias):
+        arrays[f"head_bias_{i}"] = b
+    names = list(entry.state)
+    for i, name in enumerate(names):
+        t = entry.state[name].detach().cpu()
+        if t.dtype == torch.bfloat16:
+            return None
+        arrays[f"state_{i}"] = t.numpy()
+    about = {
+        "layers": layers,
+        "state": names,
+        "heads": [len(entry.head_weights), len(entry.head_bias)],
+        "history": entry.history,
+        "meta": entry.meta,
+        "trained_at": entry.trained_at,
+    }
+    arrays["about"] = np.frombuffer(json.dumps(about).encode("utf-8"), dtype=np.uint8)
+    path = folder() / f"{key}.npz"
+    try:
+        with atomic_write(path, "wb") as f:
+            np.savez(f, **arrays)
+    except OSError as err:
+        warnings.warn(f"the run could not be kept in the cache ({err})", stacklevel=3)
+        return None
+    _trim(max_bytes, keep=path)
+    return path
+
+
+def load(key: str) -> Entry | None:
+    """The entry stored under ``key``, or None. A damaged entry is a miss with a warning
+    (and is removed, so the run trained now takes its place)."""
+    path = folder() / f"{key}.npz"
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            about = json.loads(bytes(z["about"]).decode("utf-8"))
+            n_weights, n_bias = about["heads"]
+            entry = Entry(
+                embeddings={n: z[f"embedding_{i}"] for i, n in enumerate(about["layers"])},
+                probabilities=z["probabilities"],
+                head_weights=[z[f"head_weight_{i}"] for i in range(n_weights)],
+                head_bias=[z[f"head_bias_{i}"] for i in range(n_bias)],
+                history=about["history"],
+                meta=about["meta"],
+                state={n: torch.from_numpy(z[f"state_{i}"]) for i, n in enumerate(about["state"])},
+                trained_at=float(about["trained_at"]),
+                path=path,
+            )
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
+        warnings.warn(
+            f"the cached run {path} could not be read ({type(err).__name__}: {err}); "
+            f"training again",
+            stacklevel=3,
+        )
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # used now: the oldest-first trim keeps it
+    return entry
+
+
+def _trim(max_bytes: int, keep: Path) -> None:
+    """Remove the least recently used entries until the folder holds at most ``max_bytes``
+    (the entry just written stays, however large)."""
+    entries = []
+    for path in folder().glob("*.npz"):
+        with contextlib.suppress(OSError):
+            st = path.stat()
+            entries.append((st.st_mtime, st.st_size, path))
+    total = sum(size for _, size, _ in entries)
+    for _, size, path in sorted(entries):
+        if total <= max_bytes:
+            break
+        if path == keep:
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink()
+            total -= size
+
+
+def clear() -> int:
+    """Remove every entry; returns how many."""
+    removed = 0
+    for path in folder().glob("*.npz"):
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed += 1
+    return removed
