@@ -289,3 +289,55 @@ def test_autograde_gives_the_solution_full_marks_and_a_blank_notebook_none(
     assert TOKEN not in json.dumps(nb), "the ngrok token reached a notebook output"
     for name in nb.metadata["labkit"]["outputs"]:
         assert (Path(params["OUT"]) / name).stat().st_size > 0, f"{lab} did not write {name}"
+
+
+def _guide_block(heading: str) -> str:
+    """The first ``bash`` block after ``heading`` in the instructor's guide."""
+    guide = (ROOT / "worksheets" / "INSTRUCTOR_GUIDE.md").read_text(encoding="utf-8")
+    after = guide[guide.index(heading) :]
+    start = after.index("```bash\n") + len("```bash\n")
+    return after[start : after.index("```", start)]
+
+
+@pytest.mark.slow
+def test_the_guides_class_grading_trains_once_and_scores_alike(course, wiki, tmp_path):
+    """The guide's commands for grading a class, run as written in a course of two students
+    who handed in the same lab: the first trains and fills the cache in ``.labkit``, the
+    second loads every run from it, and both get the same score."""
+    lab = "05_grand_tour_alignment"
+    graded = tmp_path / "course"
+    shutil.copytree(course, graded, ignore=shutil.ignore_patterns("submitted", "autograded"))
+    params = _params(lab, tmp_path, wiki)
+    for student in ("ada", "bob"):
+        _submit(
+            graded,
+            student,
+            SOLUTIONS / f"{lab}.ipynb",
+            {**params, "OUT": f"{params['OUT']}-{student}"},
+        )
+    env = {k: v for k, v in os.environ.items() if k != "LABKIT_RUN_CACHE"}  # the guide's own
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
+    script = _guide_block("**Grading a class in minutes.**")
+    proc = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=graded,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+    def printed(student: str) -> str:
+        """What the graded notebook's cells printed."""
+        path = graded / "autograded" / student / "labs" / f"{lab}.ipynb"
+        cells = nbformat.read(path, as_version=4).cells
+        return json.dumps([c.get("outputs", []) for c in cells if c.cell_type == "code"])
+
+    entries = list((graded / ".labkit" / "runs" / ".cache").glob("*.npz"))
+    assert len(entries) >= 2, entries  # the lab's runs, each kept once
+    assert "from the cache" not in printed("ada")
+    assert printed("bob").count("loaded the run trained on") == len(entries)
+    assert _scores(graded, "ada", lab) == _scores(graded, "bob", lab)
+    tests = {k: v for k, v in _scores(graded, "bob", lab).items() if v[0] == "code"}
+    assert tests and all(score == top for _, score, top, _ in tests.values())

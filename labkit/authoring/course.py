@@ -113,7 +113,13 @@ HOW_TO_RUN = (
     "optional exercise, run on in the same way from the first cell after its part. "
     "Where files go: on Colab, `/content/data` and `/content/runs` (the Files panel on the "
     "left); in a checkout of the kit, `data/` and `runs/` at its root; set `LABKIT_HOME` to "
-    "use another folder. The set-up cell prints both."
+    "use another folder. The set-up cell prints both. "
+    "The kit keeps each finished `labkit.train` run in a cache, the folder `.cache` in "
+    "`runs`: run the notebook again with the same settings and the run is loaded in a "
+    "second or two instead of trained again (the cell says so and where from), with the "
+    "same result. Any change (a parameter, your network, the data) trains again; "
+    "`cache=False` in `labkit.train` always trains, and deleting `runs/.cache` clears it. "
+    "Your own training loop is never cached."
 )
 
 # What students hand in, said in these words wherever it is said: every notebook's title
