@@ -75,6 +75,7 @@ def seed_style_epoch(root: Path) -> dict:
     from torchvision import datasets, transforms
 
     torch.manual_seed(1)
+    t_load = time.perf_counter()
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
     train_set = datasets.MNIST(str(root), train=True, transform=tf)
     test_set = datasets.MNIST(str(root), train=False, transform=tf)
@@ -84,6 +85,7 @@ def seed_style_epoch(root: Path) -> dict:
     optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0)
 
     t0 = time.perf_counter()
+    t_load = t0 - t_load
     model.train()
     for x, y in train_loader:
         optimizer.zero_grad()
@@ -97,7 +99,12 @@ def seed_style_epoch(root: Path) -> dict:
         for x, y in test_loader:
             correct += (model(x).argmax(1) == y).sum().item()
     total = time.perf_counter() - t0
-    return {"seconds": total, "train_seconds": t_train, "test_acc": correct / len(test_set)}
+    return {
+        "seconds": total,
+        "train_seconds": t_train,
+        "load_seconds": t_load,
+        "test_acc": correct / len(test_set),
+    }
 
 
 def kit_epoch(root: Path, precision: str = "auto") -> dict:
@@ -106,7 +113,7 @@ def kit_epoch(root: Path, precision: str = "auto") -> dict:
     t_load = time.perf_counter() - t0
     model = labkit.build_model("cnn", data.input_shape, data.n_classes)
     t0 = time.perf_counter()
-    snaps = labkit.train(model, data, epochs=1, progress=False, precision=precision)
+    snaps = labkit.train(model, data, epochs=1, progress=False, precision=precision, cache=False)
     total = time.perf_counter() - t0
     return {
         "seconds": total,
@@ -114,6 +121,76 @@ def kit_epoch(root: Path, precision: str = "auto") -> dict:
         "precision": snaps.meta["precision"],
         "test_acc": snaps.history[-1]["test_acc"],
         "probe_shape": list(snaps.layer().shape),
+    }
+
+
+def side_by_side(root: Path, repeats: int) -> dict:
+    """The seed-style epoch and the kit's, alternated ``repeats`` times (drift in the
+    machine's speed hits both alike), each with its data loading: the median of each, and
+    their ratio."""
+    seeds, kits = [], []
+    for _ in range(repeats):
+        seed = seed_style_epoch(root)
+        kit = kit_epoch(root)
+        seeds.append(seed["seconds"] + seed["load_seconds"])
+        kits.append(kit["seconds"] + kit["load_seconds"])
+    seed_s, kit_s = float(np.median(seeds)), float(np.median(kits))
+    return {
+        "seed_style_s": seeds,
+        "kit_s": kits,
+        "speedup": seed_s / kit_s,
+        "seed_style_median_s": seed_s,
+        "kit_median_s": kit_s,
+    }
+
+
+def matmul_rate(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """Multiply-add throughput of this CPU in FLOP/s: the best of ``repeats`` n x n matrix
+    products (2 n^3 FLOPs each), with torch's threads."""
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    a @ b  # warm-up: the kernel's first call picks and packs
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
+def arithmetic_floor(root: Path, kit_seconds: float, precision: str) -> dict:
+    """The least time the kit's epoch could take on this CPU: the CNN's FLOPs (a training
+    step's forward and backward per training image, a forward per test image in each of
+    the epoch's two evaluations) divided by the measured matrix-multiply rate at the
+    training precision. Convolutions reach less than a large matmul, so the floor is not
+    reachable; it says how far there is to go."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    data = labkit.load_dataset("mnist", data_dir=root, probe_size=2000)
+    model = labkit.build_model("cnn", data.input_shape, data.n_classes)
+    x, y = data.x_train[:128], data.y_train[:128]
+    with FlopCounterMode(display=False) as train_count:
+        F.cross_entropy(model.train()(x), y).backward()
+    with FlopCounterMode(display=False) as eval_count, torch.no_grad():
+        model.eval()(x)
+    train_per_image = train_count.get_total_flops() / len(x)
+    eval_per_image = eval_count.get_total_flops() / len(x)
+    n_train, n_test = len(data.y_train), len(data.y_test)
+    flops = train_per_image * n_train + eval_per_image * n_test * 2
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    rate = matmul_rate(dtype)
+    floor = flops / rate
+    return {
+        "train_flops_per_image": train_per_image,
+        "eval_flops_per_image": eval_per_image,
+        "epoch_flops": flops,
+        "matmul_flops_per_s": rate,
+        "matmul_dtype": str(dtype),
+        "floor_s": floor,
+        "kit_s": kit_seconds,
+        "kit_over_floor": kit_seconds / floor,
+        "n_train": n_train,
+        "n_test": n_test,
     }
 
 
@@ -152,7 +229,7 @@ def capture_overhead(root: Path, epochs: int, repeats: int) -> dict:
         for key, layers in (("capture", "penultimate"), ("no_capture", None)):
             model = labkit.build_model("cnn", data.input_shape, data.n_classes)
             t0 = time.perf_counter()
-            labkit.train(model, data, epochs=epochs, layers=layers, progress=False)
+            labkit.train(model, data, epochs=epochs, layers=layers, progress=False, cache=False)
             times[key].append(time.perf_counter() - t0)
     best = {k: min(v) for k, v in times.items()}
     return {
@@ -191,13 +268,15 @@ def capture_cost_direct(root: Path, repeats: int = 7) -> dict:
 
 
 BEFORE_CODE = """
-import json, sys, time
+import inspect, json, sys, time
 import labkit
+# Time the training itself, never a run-cache hit (older kits have no cache).
+fresh = {"cache": False} if "cache" in inspect.signature(labkit.train).parameters else {}
 kind, root, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 data = labkit.load_dataset(kind, data_dir=root, probe_size=2000 if kind == "mnist" else 1000)
 model = labkit.build_model("cnn", data.input_shape, data.n_classes)
 t0 = time.perf_counter()
-snaps = labkit.train(model, data, epochs=epochs, progress=False)
+snaps = labkit.train(model, data, epochs=epochs, progress=False, **fresh)
 print(json.dumps({"seconds": time.perf_counter() - t0, "epochs": epochs,
                   "test_acc": snaps.history[-1]["test_acc"]}))
 """
@@ -242,7 +321,9 @@ def cifar_run(epochs: int, precision: str, model_options: dict | None = None) ->
     data = labkit.load_dataset("cifar10", data_dir=root, probe_size=1000)
     model = labkit.build_model("cnn", data.input_shape, data.n_classes, **(model_options or {}))
     t0 = time.perf_counter()
-    snaps = labkit.train(model, data, epochs=epochs, progress=False, precision=precision)
+    snaps = labkit.train(
+        model, data, epochs=epochs, progress=False, precision=precision, cache=False
+    )
     seconds = time.perf_counter() - t0
     return {
         "epochs": epochs,
@@ -302,6 +383,11 @@ def main() -> None:
         "--capture-only", action="store_true", help="only the direct capture-cost measurement"
     )
     parser.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="only the side-by-side epochs (--repeats of each) and the arithmetic floor",
+    )
+    parser.add_argument(
         "--cifar-only", action="store_true", help="only the CIFAR-10 lab's training time"
     )
     parser.add_argument(
@@ -326,7 +412,7 @@ def main() -> None:
         print(f"wrote {out}")
         return
 
-    root = WORK / "mnist"
+    root = WORK / f"mnist-{args.n_train}-{args.n_test}"  # one folder per size
     write_mnist_shaped(root, args.n_train, args.n_test)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor()}")
     direct = capture_cost_direct(root)
@@ -336,6 +422,34 @@ def main() -> None:
         f"(+{direct['extra_s'] * 1000:.0f} ms)"
     )
     if args.capture_only:
+        return
+    if args.speed_only:
+        speed = side_by_side(root, max(args.repeats, 3))
+        print(
+            f"side by side, load included, median of {len(speed['kit_s'])}: seed-style "
+            f"{speed['seed_style_median_s']:.1f} s, kit {speed['kit_median_s']:.1f} s -> "
+            f"{speed['speedup']:.2f}x (goal >= 5x)"
+        )
+        precision = resolve_precision("auto", torch.device("cpu"))
+        floor = arithmetic_floor(root, speed["kit_median_s"], precision)
+        print(
+            f"arithmetic floor of the kit's epoch ({floor['n_train']:,} training images, "
+            f"{floor['train_flops_per_image'] / 1e6:.1f} MFLOP each to train, "
+            f"{floor['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s {floor['matmul_dtype']} matmul): "
+            f"{floor['floor_s']:.2f} s; the kit takes {floor['kit_over_floor']:.1f}x that"
+        )
+        result = {
+            "side_by_side": speed,
+            "floor": floor,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "n_train": args.n_train,
+            "n_test": args.n_test,
+            "command": " ".join(["python", *sys.argv]),
+        }
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.out}")
         return
 
     seed = seed_style_epoch(root)
