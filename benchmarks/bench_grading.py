@@ -45,20 +45,12 @@ sys.path.insert(0, str(ROOT))
 
 from labkit import authoring  # noqa: E402
 from labkit.runcache import CACHE_VAR  # noqa: E402
-from tests.fakedata import digit_images, write_idx  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_training import write_mnist_shaped  # noqa: E402
 
 LAB = "01_projector_mnist"
 WORK = ROOT / "benchmarks" / "_work" / "grading"
-
-
-def write_data(home: Path, n_train: int, n_test: int) -> None:
-    raw = home / "data" / "MNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    x, y = digit_images(n_train + n_test, 28, seed=0)
-    write_idx(raw / "train-images-idx3-ubyte", x[:n_train])
-    write_idx(raw / "train-labels-idx1-ubyte", y[:n_train])
-    write_idx(raw / "t10k-images-idx3-ubyte", x[n_train:])
-    write_idx(raw / "t10k-labels-idx1-ubyte", y[n_train:])
 
 
 THREADS = "1"  # each grading process on one core: the per-submission figure is one core's
@@ -155,7 +147,6 @@ def autograde(course: Path, student: str, cache: Path) -> float:
 def cell_seconds(course: Path, student: str) -> dict[str, float]:
     """Seconds per code cell of a graded submission, from the timestamps nbgrader's
     execution records in the autograded notebook (largest first)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_labs import _seconds
 
     path = course / "autograded" / student / "labs" / f"{LAB}.ipynb"
@@ -182,7 +173,8 @@ def main() -> None:
 
     course = WORK / "course"
     make_course(course)
-    write_data(course / ".labkit", args.n_train, args.n_test)
+    # the data bench_training.py times its epochs on, in the course's data home
+    write_mnist_shaped(course / ".labkit" / "data", args.n_train, args.n_test)
     students = submissions(course, args.students)
     print(f"{len(students)} submissions of {LAB}, MNIST-format {args.n_train:,}/{args.n_test:,}")
 
