@@ -10,6 +10,7 @@ and UMAP keep neighbourhoods instead, and stretch or shrink distances freely.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -73,32 +74,60 @@ def project(
     n_components: int = 2,
     seed: int = 0,
     init: np.ndarray | None = None,
+    *,
+    cache: bool = True,
     **options,
 ) -> np.ndarray:
     """``x`` ``[n, d]`` to ``[n, n_components]`` with ``pca``, ``tsne`` or ``umap``.
 
     ``init`` starts t-SNE or UMAP from a given layout (used to keep epochs consistent).
-    ``options`` go to the underlying estimator.
+    ``options`` go to the underlying estimator. A t-SNE or UMAP of exactly these points and
+    settings computed before (in this ``LABKIT_HOME``, on this machine) is read from the run
+    cache (:mod:`labkit.runcache`) instead of computed again; ``cache=False`` computes it.
     """
     x = np.asarray(x, dtype=np.float32)
     if method == "pca":  # an option PCA lacks is Python's TypeError, as for the others
         return SVDProjection(n_components, **options).fit_transform(x)
-    if method == "tsne":
-        from sklearn.manifold import TSNE
+    if method not in REDUCERS:
+        raise ConfigError(f"unknown reducer {method!r}; choose one of {', '.join(REDUCERS)}")
+    compute = _tsne if method == "tsne" else _umap
+    if not cache:
+        return compute(x, n_components, seed, init, **options)
+    from . import runcache
 
-        perplexity = min(options.pop("perplexity", 30.0), max(5.0, (len(x) - 1) / 3))
-        tsne = TSNE(
-            n_components=n_components,
-            perplexity=perplexity,
-            random_state=seed,
-            init=init if init is not None else "pca",
-            method="barnes_hut" if n_components <= 3 else "exact",
-            **options,
-        )
-        return tsne.fit_transform(x).astype(np.float64)
-    if method == "umap":
-        return _umap(x, n_components, seed, init, **options)
-    raise ConfigError(f"unknown reducer {method!r}; choose one of {', '.join(REDUCERS)}")
+    key = runcache.array_key(
+        [x, None if init is None else np.asarray(init, dtype=np.float32)],
+        {"method": method, "n_components": n_components, "seed": seed, "options": options},
+        libraries=_LIBRARIES[method],
+    )
+    kept = runcache.load_array("projections", key)
+    if kept is not None and kept.shape == (len(x), n_components):
+        return kept.astype(np.float64)
+    xy = compute(x, n_components, seed, init, **options)
+    runcache.store_array("projections", key, xy)
+    return xy
+
+
+# What computes each method: a new version of any of them computes it again.
+_LIBRARIES = {
+    "tsne": ["scikit-learn", "scipy"],
+    "umap": ["umap-learn", "pynndescent", "numba", "scikit-learn", "scipy"],
+}
+
+
+def _tsne(x, n_components, seed, init, **options) -> np.ndarray:
+    from sklearn.manifold import TSNE
+
+    perplexity = min(options.pop("perplexity", 30.0), max(5.0, (len(x) - 1) / 3))
+    tsne = TSNE(
+        n_components=n_components,
+        perplexity=perplexity,
+        random_state=seed,
+        init=init if init is not None else "pca",
+        method="barnes_hut" if n_components <= 3 else "exact",
+        **options,
+    )
+    return tsne.fit_transform(x).astype(np.float64)
 
 
 # Up to this many points UMAP's neighbours are found exactly, by scikit-learn, instead of by
@@ -212,7 +241,22 @@ def _umap(x, n_components, seed, init, n_epochs=None, **options) -> np.ndarray:
             n_epochs=n_epochs,
             **options,
         )
-        return model.fit_transform(x).astype(np.float64)
+        with _torch_threads_kept():
+            return model.fit_transform(x).astype(np.float64)
+
+
+@contextlib.contextmanager
+def _torch_threads_kept():
+    """Give torch back its thread count: numba's OpenMP pool shares the OpenMP runtime with
+    torch, and umap-learn's fit sets it to every core, which would change how (and so what,
+    in the last bits) a later training in this process computes."""
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    try:
+        yield
+    finally:
+        if threads is not None and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def trustworthiness(x_high: np.ndarray, x_low: np.ndarray, n_neighbors: int = 10) -> float:

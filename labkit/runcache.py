@@ -1,4 +1,5 @@
-"""Finished runs, kept by what went into them: the same training is done once.
+"""Finished runs and their projections, kept by what went into them: the same training (or
+t-SNE or UMAP of the same embedding) is done once.
 
 The kit's training is deterministic for the same inputs on the same device, so a run that
 nbgrader's autograde, *Run all* or a variant asks for again is loaded instead of trained
@@ -12,9 +13,12 @@ titles and pictures come from the data again.
 Entries are ``.npz`` files (no pickle) written to a temporary name and renamed, so a reader
 never sees half an entry and two processes training one key at once leave one whole entry.
 The folder is ``home("runs", ".cache")``, shared by every notebook with the same
-``LABKIT_HOME``; the environment variable ``LABKIT_RUN_CACHE`` names another. The oldest
-entries go when the folder grows past :data:`MAX_BYTES`. Clear it with :func:`clear` or by
-deleting the folder.
+``LABKIT_HOME``; the environment variable ``LABKIT_RUN_CACHE`` names another. Projections
+(:func:`labkit.reduce.project`'s t-SNE and UMAP, seconds each) are kept in its
+``projections`` folder, by a key of the points, the method and its settings
+(:func:`array_key`), with :func:`load_array` and :func:`store_array`. The least recently
+used entries go when the folder grows past :data:`MAX_BYTES`. Clear it with :func:`clear`
+or by deleting the folder.
 """
 
 from __future__ import annotations
@@ -42,7 +46,19 @@ from ._version import __version__
 from .data import LabData
 from .paths import home
 
-__all__ = ["CACHE_VAR", "MAX_BYTES", "Entry", "clear", "folder", "load", "run_key", "store"]
+__all__ = [
+    "CACHE_VAR",
+    "MAX_BYTES",
+    "Entry",
+    "array_key",
+    "clear",
+    "folder",
+    "load",
+    "load_array",
+    "run_key",
+    "store",
+    "store_array",
+]
 
 CACHE_VAR = "LABKIT_RUN_CACHE"
 MAX_BYTES = 2 * 1024**3  # Lab 1's default MNIST run is about 14 MB: over a hundred runs
@@ -169,6 +185,39 @@ def run_key(model: nn.Module, data: LabData, settings: dict) -> str:
     return h.hexdigest()
 
 
+def array_key(arrays: list[np.ndarray | None], settings: dict, *, libraries: list[str]) -> str:
+    """The hash of a computation of numpy ``arrays`` (None counts as absent) with
+    ``settings``, on this machine, with these versions of the kit, numpy and the
+    ``libraries`` (distribution names: ``["scikit-learn"]``) that compute it, and this many
+    threads (t-SNE's gradients are summed by all of them)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = [__version__, _kit_source(), np.__version__]
+    for name in libraries:
+        try:
+            versions.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            versions.append(f"{name} missing")
+    ident = {
+        "format": _FORMAT,
+        "settings": settings,
+        "versions": versions,
+        "python": sys.version_info[:2],
+        "machine": [platform.machine(), _processor()],
+        "threads": [os.environ.get("OMP_NUM_THREADS"), os.cpu_count(), torch.get_num_threads()],
+    }
+    h = hashlib.blake2b(digest_size=20)
+    h.update(json.dumps(ident, sort_keys=True, default=repr).encode())
+    for a in arrays:
+        if a is None:
+            h.update(b"none")
+            continue
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.reshape(-1).view(np.uint8).data)
+    return h.hexdigest()
+
+
 # -- entries ----------------------------------------------------------------------------------
 
 
@@ -265,11 +314,50 @@ def load(key: str) -> Entry | None:
     return entry
 
 
+def store_array(kind: str, key: str, array: np.ndarray, *, max_bytes: int = MAX_BYTES) -> None:
+    """Keep ``array`` under ``kind/key`` (atomically); a folder that cannot be written is a
+    warning, and the array is only not kept."""
+    path = folder() / kind / f"{key}.npy"
+    try:
+        with atomic_write(path, "wb") as f:
+            np.save(f, np.asarray(array), allow_pickle=False)
+    except OSError as err:
+        warnings.warn(f"the {kind} could not be kept in the cache ({err})", stacklevel=3)
+        return
+    _trim(max_bytes, keep=path)
+
+
+def load_array(kind: str, key: str) -> np.ndarray | None:
+    """The array kept under ``kind/key``, or None; a damaged one is a miss with a warning."""
+    path = folder() / kind / f"{key}.npy"
+    if not path.is_file():
+        return None
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        warnings.warn(
+            f"the cached {kind} {path} could not be read ({type(err).__name__}: {err}); "
+            f"computing it again",
+            stacklevel=3,
+        )
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)
+    return array
+
+
+def _stored() -> list[Path]:
+    """Every entry: the runs, and the arrays in the kinds' folders below."""
+    return [*folder().glob("*.npz"), *folder().glob("*/*.npy")]
+
+
 def _trim(max_bytes: int, keep: Path) -> None:
     """Remove the least recently used entries until the folder holds at most ``max_bytes``
     (the entry just written stays, however large)."""
     entries = []
-    for path in folder().glob("*.npz"):
+    for path in _stored():
         with contextlib.suppress(OSError):
             st = path.stat()
             entries.append((st.st_mtime, st.st_size, path))
@@ -285,9 +373,9 @@ def _trim(max_bytes: int, keep: Path) -> None:
 
 
 def clear() -> int:
-    """Remove every entry; returns how many."""
+    """Remove every entry (runs and projections); returns how many."""
     removed = 0
-    for path in folder().glob("*.npz"):
+    for path in _stored():
         with contextlib.suppress(OSError):
             path.unlink()
             removed += 1

@@ -277,7 +277,7 @@ def test_umap_in_a_new_kernel_compiles_nothing_that_numba_cannot_cache():
         "import numpy as np\n"
         "from labkit.reduce import project\n"
         "x = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)\n"
-        "project(x, 'umap')\n"
+        "project(x, 'umap', cache=False)\n"  # computed, not read from the run cache
         "import pynndescent.pynndescent_ as nnd, umap.umap_ as uu\n"
         "import numba\n"
         "print(len(nnd.nn_descent.signatures), len(uu.smooth_knn_dist.signatures))\n"

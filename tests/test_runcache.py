@@ -217,3 +217,80 @@ def test_the_command_line_loads_from_the_cache_and_no_cache_trains(cache, tmp_pa
     assert LOADED not in run("--out", "c", "--no-cache")
     loads = [labkit.Snapshots.load(tmp_path / name) for name in "abc"]
     assert loads[0].equals(loads[1]) and loads[1].equals(loads[2])
+
+
+# -- projections ------------------------------------------------------------------------------
+
+
+def _points(n=300, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=4, size=(3, 8))
+    return (centres[np.arange(n) % 3] + rng.normal(size=(n, 8))).astype(np.float32)
+
+
+def _kept(folder: Path) -> list[Path]:
+    return sorted((folder / "projections").glob("*.npy"))
+
+
+@pytest.mark.parametrize("method", ["tsne", "umap"])
+def test_a_projection_is_computed_once_and_read_back_equal(cache, method):
+    x = _points()
+    first = labkit.reduce.project(x, method, seed=0)
+    assert len(_kept(cache)) == 1
+    again = labkit.reduce.project(x, method, seed=0)
+    fresh = labkit.reduce.project(x, method, seed=0, cache=False)
+    np.testing.assert_array_equal(again, first)
+    np.testing.assert_array_equal(fresh, first)  # the same as computing it
+    assert again.dtype == fresh.dtype == np.float64 and again.shape == (300, 2)
+    assert len(_kept(cache)) == 1  # cache=False keeps nothing new
+
+
+@pytest.mark.parametrize(
+    "method,change",
+    [
+        ("tsne", {"x": _points(seed=1)}),
+        ("umap", {"seed": 1}),  # t-SNE's default PCA start does not draw on the seed
+        ("tsne", {"n_components": 3}),
+        ("tsne", {"init": "previous"}),
+        ("tsne", {"perplexity": 12.0}),
+    ],
+    ids=lambda c: next(iter(c)) if isinstance(c, dict) else c,
+)
+def test_each_input_of_a_projection_changed_alone_computes_it_again(cache, method, change):
+    base = labkit.reduce.project(_points(), method, seed=0)
+    options = dict(change)
+    x = options.pop("x", _points())
+    if options.get("init") == "previous":
+        options["init"] = base[::-1].copy()
+    changed = labkit.reduce.project(x, method, **{"seed": 0, **options})
+    assert len(_kept(cache)) == 2
+    assert changed.shape != base.shape or not np.array_equal(changed, base)
+
+
+def test_a_damaged_projection_is_a_miss_with_a_warning(cache):
+    first = labkit.reduce.project(_points(), "umap", seed=0)
+    (entry,) = _kept(cache)
+    entry.write_bytes(entry.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="could not be read"):
+        again = labkit.reduce.project(_points(), "umap", seed=0)
+    np.testing.assert_array_equal(again, first)
+    assert len(_kept(cache)) == 1 and entry.stat().st_size > 100  # computed and kept again
+
+
+def test_umap_leaves_torchs_thread_count_as_it_was(cache):
+    # umap-learn's fit sets the OpenMP runtime torch shares to every core; a training after
+    # it would run on other threads (and so have another key) than one before it.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        labkit.reduce.project(_points(), "umap", seed=0, cache=False)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_clear_removes_the_projections_too(digits, cache):
+    _train(digits)
+    labkit.reduce.project(_points(), "tsne", seed=0)
+    assert runcache.clear() == 2
+    assert _entries(cache) == [] and _kept(cache) == []
