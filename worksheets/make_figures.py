@@ -65,7 +65,7 @@ DATA_OPTIONS = {
 NOT_FOR_THE_RUN = {"DATASET", "DATA_DIR", "OUT", "MODEL", "DEPTH", "EPOCHS", "LR", "PRECISION"}
 # Parameters of other parts of a lab than the run a figure draws (Lab 1's hand-written loop,
 # Lab 6's mining and its groups inside a class), and so of no figure here.
-OTHER_PARTS = {"HAND_EPOCHS", "MINE_K", "SUB_CLASS", "SUB_K"}
+OTHER_PARTS = {"HAND_EPOCHS", "HAND_TRAIN", "MINE_K", "SUB_CLASS", "SUB_K"}
 DRAWING = {"REDUCERS", "REDUCER", "TOUR_DIMS", "TOUR_FRAMES"}  # how a lab draws, not trains
 # What --offline draws in place of a data set that must be downloaded.
 STANDINS = {"mnist": "digits", "wikipedia": "generated-news"}
