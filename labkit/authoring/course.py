@@ -117,9 +117,10 @@ HOW_TO_RUN = (
     "The kit keeps each finished `labkit.train` run in a cache, the folder `.cache` in "
     "`runs`: run the notebook again with the same settings and the run is loaded in a "
     "second or two instead of trained again (the cell says so and where from), with the "
-    "same result. Any change (a parameter, your network, the data) trains again; "
-    "`cache=False` in `labkit.train` always trains, and deleting `runs/.cache` clears it. "
-    "Your own training loop is never cached."
+    "same result; t-SNE and UMAP pictures of the same embedding are kept there too. Any "
+    "change (a parameter, your network, the data) trains again; `cache=False` in "
+    "`labkit.train` always trains, and deleting `runs/.cache` clears it. Your own training "
+    "loop is never cached."
 )
 
 # What students hand in, said in these words wherever it is said: every notebook's title

@@ -505,8 +505,8 @@ print(f"the embedding itself: {kept['output'].nbytes / 2**20:.2f} MiB")
 # The end of the cell trains `net` for `HAND_EPOCHS` epochs at `LR`, keeping its starting
 # weights in `initial` to compare with the kit afterwards. It trains on `hand_data`: the
 # same data, but only the first `HAND_TRAIN` images of the training split (6,000 by
-# default, about a tenth), which is plenty to see a loop learn and takes seconds, not
-# minutes, on a laptop's CPU; the test accuracy is still measured on the whole test split.
+# default, about a tenth), which is plenty to see a loop learn, in a fraction of the time
+# the whole split would take; the test accuracy is still measured on the whole test split.
 # (`None` trains on all of it.) This is plain PyTorch in fp32; the cell prints how long it
 # took, and "What the kit adds" below times the kit beside it on the same images.
 
