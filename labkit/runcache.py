@@ -301,17 +301,24 @@ def load(key: str) -> Entry | None:
                 path=path,
             )
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
-        warnings.warn(
-            f"the cached run {path} could not be read ({type(err).__name__}: {err}); "
-            f"training again",
-            stacklevel=3,
-        )
-        with contextlib.suppress(OSError):
-            path.unlink()
-        return None
-    with contextlib.suppress(OSError):
-        os.utime(path)  # used now: the oldest-first trim keeps it
+        return _damaged(path, "run", err, "training again")
+    _used(path)
     return entry
+
+
+def _damaged(path: Path, what: str, err: Exception, then: str) -> None:
+    """A miss, said in a warning; the entry goes, so what is computed now takes its place."""
+    warnings.warn(
+        f"the cached {what} {path} could not be read ({type(err).__name__}: {err}); {then}",
+        stacklevel=4,
+    )
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def _used(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.utime(path)  # used now: the least-recently-used trim keeps it
 
 
 def store_array(kind: str, key: str, array: np.ndarray, *, max_bytes: int = MAX_BYTES) -> None:
@@ -335,16 +342,8 @@ def load_array(kind: str, key: str) -> np.ndarray | None:
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as err:
-        warnings.warn(
-            f"the cached {kind} {path} could not be read ({type(err).__name__}: {err}); "
-            f"computing it again",
-            stacklevel=3,
-        )
-        with contextlib.suppress(OSError):
-            path.unlink()
-        return None
-    with contextlib.suppress(OSError):
-        os.utime(path)
+        return _damaged(path, kind, err, "computing it again")
+    _used(path)
     return array
 
 
