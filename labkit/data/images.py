@@ -56,6 +56,12 @@ def _check_idx(path: Path) -> None:
         ) from None
 
 
+def _unit(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels as float32 in [0, 1], in one pass over the images (``astype`` and then
+    ``/ 255`` makes a second full-size array: 0.2 GB more to write for MNIST)."""
+    return np.divide(pixels, np.float32(255), dtype=np.float32)
+
+
 def _read_idx(path: Path) -> np.ndarray:
     """An IDX file :func:`_check_idx` has passed, as a uint8 array of its shape."""
     raw = path.read_bytes()
@@ -112,9 +118,9 @@ def _mnist_like(variant: str):
         # Read directly, as torchvision would once the files are there.
         arrays = {key: _read_idx(raw / name) for key, name in _MNIST_FILES.items()}
         return Raw(
-            arrays["train_images"].astype(np.float32)[:, None] / 255.0,
+            _unit(arrays["train_images"][:, None]),
             arrays["train_labels"].astype(np.int64),
-            arrays["test_images"].astype(np.float32)[:, None] / 255.0,
+            _unit(arrays["test_images"][:, None]),
             arrays["test_labels"].astype(np.int64),
             list(names),
             kind="image",
@@ -187,9 +193,9 @@ def cifar10(data_dir: Path, download: bool, seed: int) -> Raw:
         )
     names = list(meta["label_names"])
     return Raw(
-        x_tr.astype(np.float32) / 255.0,
+        _unit(x_tr),
         y_tr,
-        x_te.astype(np.float32) / 255.0,
+        _unit(x_te),
         y_te,
         names,
         kind="image",
