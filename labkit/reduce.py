@@ -49,12 +49,17 @@ class SVDProjection:
         self.n_components = n_components
 
     def fit(self, x: np.ndarray) -> SVDProjection:
-        from sklearn.utils.extmath import svd_flip
-
         x = np.asarray(x, dtype=np.float64)
         self.mean_ = x.mean(axis=0)
-        u, s, vt = np.linalg.svd(x - self.mean_, full_matrices=False)
-        _, vt = svd_flip(u, vt, u_based_decision=False)
+        centred = x - self.mean_
+        if len(centred) > centred.shape[1]:
+            # A tall matrix (a trajectory stacks every epoch: 22,000 x 128) has the singular
+            # values and right vectors of its QR factor R (d x d), without forming the n x d
+            # left vectors, which PCA never uses: a third less time.
+            centred = np.linalg.qr(centred, mode="r")
+        _, s, vt = np.linalg.svd(centred, full_matrices=False)
+        # scikit-learn's svd_flip(u_based_decision=False): each row's largest entry positive.
+        vt = vt * np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])[:, None]
         k = min(self.n_components, len(s))
         self.components_ = vt[:k]
         var = s**2

@@ -486,6 +486,7 @@ def test_a_loop_that_skips_epoch_0_is_told_to_record_it(digits):
         SmallCNN, initial, emb, history, net = _hand_run(data, wrong, epochs=2)
         namespace = {
             **_cnn_namespace(data, SmallCNN),
+            "hand_data": data,  # what the loop ran on
             "hand_emb": emb,
             "hand_history": history,
             "initial": initial,

@@ -299,6 +299,32 @@ def test_no_logs_is_a_clear_error(tmp_path):
         view.start_tensorboard(tmp_path / "empty")
 
 
+def test_viewers_off_starts_no_tensorboard_and_still_checks_the_logs(
+    logdir, tmp_path, monkeypatch, capsys
+):
+    """LABKIT_VIEWERS=off (autograding) starts no process and takes no port, in one line."""
+    monkeypatch.setenv("LABKIT_VIEWERS", "off")
+    port = view.find_free_port(6370)
+    before = sorted(view.processes.registry().glob("*.json"))
+    assert labkit.open_tensorboard(logdir, port=port) is None
+    assert capsys.readouterr().out == (
+        f"TensorBoard not started (LABKIT_VIEWERS=off); its logs are in {logdir.resolve()}\n"
+    )
+    assert sorted(view.processes.registry().glob("*.json")) == before
+    assert view.find_free_port(port) == port  # nothing listens there
+    with pytest.raises(LabkitError, match="no log folder"):  # a student's mistake still shows
+        labkit.open_tensorboard(tmp_path / "missing")
+    monkeypatch.setenv("LABKIT_VIEWERS", "no")
+    with pytest.raises(LabkitError, match="LABKIT_VIEWERS is 'on' or 'off', not 'no'"):
+        labkit.open_tensorboard(logdir, port=port)
+    monkeypatch.setenv("LABKIT_VIEWERS", "on")
+    server = labkit.open_tensorboard(logdir, port=port, display=False)
+    try:
+        assert server.port == port and processes.alive(server.pid)
+    finally:
+        server.stop()
+
+
 def test_cli_tensorboard_serves_a_run_until_ctrl_c(logdir, tmp_path):
     run = tmp_path / "run"
     run.mkdir()

@@ -4,15 +4,21 @@ or full-window through an ngrok tunnel when a token is set)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..errors import LabkitError
 from ..paths import in_colab
 from .secrets import TOKEN_HELP, ngrok_token
-from .tensorboard import TensorBoardServer, start_tensorboard
+from .tensorboard import TensorBoardServer, check_logdir, start_tensorboard
 from .tunnel import open_tunnel
 
-__all__ = ["open_tensorboard"]
+__all__ = ["VIEWERS_VAR", "open_tensorboard", "viewers_off"]
+
+# Set to "off" where notebooks run with nobody to look at them (nbgrader's autograde,
+# papermill): open_tensorboard then starts no server. Grading a class in parallel would
+# otherwise start two TensorBoards a notebook, each a second of CPU and a port.
+VIEWERS_VAR = "LABKIT_VIEWERS"
 
 
 COLAB_INLINE = (
@@ -31,6 +37,14 @@ COLAB_TOKEN_STEPS = (
 )
 
 
+def viewers_off() -> bool:
+    """Whether ``LABKIT_VIEWERS=off`` asks for no TensorBoard (``on`` or unset: start it)."""
+    value = os.environ.get(VIEWERS_VAR, "").strip().lower()
+    if value not in ("", "on", "off"):
+        raise LabkitError(f"{VIEWERS_VAR} is 'on' or 'off', not {value!r}")
+    return value == "off"
+
+
 def _in_ipython() -> bool:
     try:
         from IPython import get_ipython
@@ -47,7 +61,7 @@ def open_tensorboard(
     display: bool = True,
     height: int = 800,
     detach: bool = False,
-) -> TensorBoardServer:
+) -> TensorBoardServer | None:
     """TensorBoard for a notebook, wherever the notebook runs.
 
     - Locally: served on ``127.0.0.1`` and shown inline (through jupyter-server-proxy where
@@ -62,7 +76,14 @@ def open_tensorboard(
     TensorBoard and the tunnel end with the notebook's kernel (a shutdown, a restart, a
     crash). ``detach=True`` keeps TensorBoard running after it, for a Jupyter server that
     outlives its notebooks; ``tb.stop()`` ends it. A tunnel always ends with its kernel.
+
+    With ``LABKIT_VIEWERS=off`` in the environment (autograding: nobody looks) it only
+    checks that ``logdir`` holds logs, says so in one line and returns ``None``.
     """
+    if viewers_off():
+        logdir = check_logdir(logdir)
+        print(f"TensorBoard not started ({VIEWERS_VAR}=off); its logs are in {logdir}")
+        return None
     server = start_tensorboard(logdir, port=port, detach=detach)
     insist = tunnel is True
     if tunnel is None:

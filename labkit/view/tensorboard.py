@@ -38,7 +38,7 @@ from .processes import (
 if TYPE_CHECKING:
     from .tunnel import Tunnel
 
-__all__ = ["TensorBoardServer", "jupyter_proxy_url", "start_tensorboard"]
+__all__ = ["TensorBoardServer", "check_logdir", "jupyter_proxy_url", "start_tensorboard"]
 
 
 def _parent_jupyter_server() -> dict | None:
@@ -169,6 +169,23 @@ def _logs_mtime(logdir: Path) -> float:
     return max((p.stat().st_mtime for p in files), default=0.0)
 
 
+def check_logdir(logdir: str | Path) -> Path:
+    """``logdir`` as an absolute path, or one sentence saying why TensorBoard would have
+    nothing to show there."""
+    logdir = Path(logdir).resolve()
+    if not logdir.is_dir():
+        raise LabkitError(
+            f"no log folder {logdir}; write one with labkit.write_projector(...) "
+            f"or `python -m labkit run`"
+        )
+    if not any(logdir.rglob("projector_config.pbtxt")) and not any(logdir.rglob("events.*")):
+        raise LabkitError(
+            f"{logdir} holds no TensorBoard logs (no projector_config.pbtxt, no "
+            f"events files); write them with labkit.write_projector(snaps, ...)"
+        )
+    return logdir
+
+
 def start_tensorboard(
     logdir: str | Path,
     port: int = 6006,
@@ -190,18 +207,7 @@ def start_tensorboard(
     say): no other notebook's ``stop_all()`` stops it then; ``tb.stop()`` or
     ``labkit.view.stop_all(everyone=True)`` do.
     """
-    logdir = Path(logdir).resolve()
-    if not logdir.is_dir():
-        raise LabkitError(
-            f"no log folder {logdir}; write one with labkit.write_projector(...) "
-            f"or `python -m labkit run`"
-        )
-    if not any(logdir.rglob("projector_config.pbtxt")) and not any(logdir.rglob("events.*")):
-        raise LabkitError(
-            f"{logdir} holds no TensorBoard logs (no projector_config.pbtxt, no "
-            f"events files); write them with labkit.write_projector(snaps, ...)"
-        )
-
+    logdir = check_logdir(logdir)
     for entry_path in sorted(registry().glob("*.json")):
         try:
             entry = json.loads(entry_path.read_text())

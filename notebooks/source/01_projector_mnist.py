@@ -94,8 +94,8 @@ mine_train, mine_test = mine
 assert mine_train.shape == raw.x_train.shape and mine_test.shape == raw.x_test.shape, \
     (f"shapes {tuple(mine_train.shape)} and {tuple(mine_test.shape)}, expected "
      f"{tuple(raw.x_train.shape)} and {tuple(raw.x_test.shape)}: keep each split's shape")
-channel_mean = mine_train.double().mean(dim=(0, 2, 3))
-channel_std = mine_train.double().std(dim=(0, 2, 3))
+channel_mean = mine_train.mean(dim=(0, 2, 3))
+channel_std = mine_train.std(dim=(0, 2, 3))
 assert torch.allclose(channel_mean, torch.zeros_like(channel_mean), atol=1e-3), \
     (f"the training split's channel means are {channel_mean.tolist()}, not 0: compute the mean "
      f"from x_train alone, one per channel")
@@ -126,8 +126,8 @@ assert torch.isfinite(standardise(flat, flat)[0]).all()
 data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, seed=SEED,
                            classes=CLASSES)
 display(data)
-print("your standardisation and the kit's agree:",
-      torch.allclose(x_train, data.x_train, atol=1e-4) and torch.allclose(x_test, data.x_test, atol=1e-4))
+gap = max((x_train - data.x_train).abs().max().item(), (x_test - data.x_test).abs().max().item())
+print(f"the largest difference between your standardised pixels and the kit's: {gap:.1e}")
 
 # %% [markdown] id="q-standardise" question
 # Why are the mean and standard deviation computed from the training split only and then
@@ -483,32 +483,35 @@ print(f"the embedding itself: {kept['output'].nbytes / 2**20:.2f} MiB")
 #   whole probe set `data.x_probe`, epoch 0 first;
 # - `history`: a list with one dict per epoch `e` from 1 to `epochs`:
 #   `{"epoch": e, "train_loss": ..., "test_acc": ...}`, the mean of the epoch's batch
-#   losses and the accuracy on the whole test split (`data.x_test`, `data.y_test`), both
-#   plain Python floats (`loss.item()`), the accuracy a share between 0 and 1.
+#   losses and the accuracy on the test split `data.x_test`, `data.y_test` (all of it),
+#   both plain Python floats (`loss.item()`), the accuracy a share between 0 and 1.
 #
 # The steps:
 #
 # 1. `optimizer = torch.optim.AdamW(net.parameters(), lr=lr)`, and a random generator for
 #    the batch order, `order_rng = torch.Generator().manual_seed(seed)` (the same `seed`,
 #    the same run);
-# 2. record epoch 0;
+# 2. record epoch 0: the probe set's embedding, by `capture_by_hand` on chunks of 500 probe
+#    images (`data.x_probe.split(500)`), joined with `torch.cat` (chunks: see step 4);
 # 3. each epoch: `net.train()` (batch normalisation then normalises with each batch's own
 #    statistics and updates its running ones); a new order of the training split,
 #    `torch.randperm(len(data.y_train), generator=order_rng)`; for each slice of
 #    `batch_size` indices of that order: the batch's scores `net(x)`, the loss
 #    `F.cross_entropy(scores, y)`, then `optimizer.zero_grad()`, `loss.backward()`,
 #    `optimizer.step()`;
-# 4. after the epoch: `net.eval()` and, under `torch.no_grad()`, the test accuracy (in
-#    chunks of 500 images: they bound the memory, and a small chunk's activations stay in
-#    the CPU's fast cache); then the epoch's embedding.
+# 4. after the epoch: `net.eval()` and, under `torch.no_grad()`, the test accuracy, in
+#    chunks of 500 images (they bound the memory, and a small chunk's activations stay in
+#    the CPU's fast cache: twice as fast as 2,000 images at once); then the epoch's
+#    embedding, as in step 2.
 #
 # The end of the cell trains `net` for `HAND_EPOCHS` epochs at `LR`, keeping its starting
-# weights in `initial` to compare with the kit afterwards. It trains on `hand_data`: the
-# same data, but only the first `HAND_TRAIN` images of the training split (6,000 by
-# default, about a tenth), which is plenty to see a loop learn, in a fraction of the time
-# the whole split would take; the test accuracy is still measured on the whole test split.
-# (`None` trains on all of it.) This is plain PyTorch in fp32; the cell prints how long it
-# took, and "What the kit adds" below times the kit beside it on the same images.
+# weights in `initial` to compare with the kit afterwards. It runs on `hand_data`, a
+# smaller copy of `data` that is plenty to see a loop learn, in a fraction of the time:
+# its training split is the first `HAND_TRAIN` training images (6,000 by default, a tenth;
+# `None` keeps them all), and its test split is the probe set, a stratified sample of the
+# test split (so its probe is that whole test split, and `data.x_probe` the same images).
+# This is plain PyTorch in fp32; the cell prints how long it took, and "What the kit adds"
+# below times the kit beside it on the same images.
 
 # %% id="loop" exercise
 import copy
@@ -523,7 +526,11 @@ def train_by_hand(net, data, epochs: int, lr: float, seed: int, batch_size: int 
     ### BEGIN SOLUTION
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr)
     order_rng = torch.Generator().manual_seed(seed)
-    snapshots = [capture_by_hand(net, "embed", data.x_probe)]  # epoch 0: before any update
+
+    def probe_embedding():  # in chunks of 500, as the test pass
+        return torch.cat([capture_by_hand(net, "embed", x) for x in data.x_probe.split(500)])
+
+    snapshots = [probe_embedding()]  # epoch 0: before any update
     history = []
     for epoch in range(1, epochs + 1):
         net.train()
@@ -542,25 +549,28 @@ def train_by_hand(net, data, epochs: int, lr: float, seed: int, batch_size: int 
                 correct += (net(x).argmax(1) == y).sum().item()
         history.append({"epoch": epoch, "train_loss": sum(losses) / len(losses),
                         "test_acc": correct / len(data.y_test)})
-        snapshots.append(capture_by_hand(net, "embed", data.x_probe))
+        snapshots.append(probe_embedding())
     return torch.stack(snapshots), history
     ### END SOLUTION
 
 
-hand_data = dataclasses.replace(data, x_train=data.x_train[:HAND_TRAIN],
-                                y_train=data.y_train[:HAND_TRAIN])
+hand_data = dataclasses.replace(
+    data, x_train=data.x_train[:HAND_TRAIN], y_train=data.y_train[:HAND_TRAIN],
+    x_test=data.x_probe, y_test=data.y_probe,  # the probe set as the test split ...
+    probe_index=torch.arange(len(data.probe_index)))  # ... and as the probe, in its order
 initial = copy.deepcopy(net.state_dict())  # the untrained weights, for the comparison below
 started = time.perf_counter()
 hand_emb, hand_history = train_by_hand(net, hand_data, epochs=HAND_EPOCHS, lr=LR, seed=SEED)
 hand_seconds = time.perf_counter() - started
 print(f"{HAND_EPOCHS} epochs of {len(hand_data.y_train):,} training images in "
-      f"{hand_seconds:.1f} s; embeddings {tuple(hand_emb.shape)}")
+      f"{hand_seconds:.1f} s, tested on {len(hand_data.y_test):,}; "
+      f"embeddings {tuple(hand_emb.shape)}")
 pd.DataFrame(hand_history).set_index("epoch").round(4)
 
 # %% id="loop-check" test points=3
 import torch
 
-n_probe = len(data.probe_index)
+n_probe = len(hand_data.probe_index)
 assert isinstance(hand_emb, torch.Tensor), \
     f"train_by_hand returned {type(hand_emb).__name__} as embeddings: torch.stack the snapshots"
 assert tuple(hand_emb.shape) == (HAND_EPOCHS + 1, n_probe, 64), \
@@ -570,7 +580,7 @@ assert not hand_emb.requires_grad, "the embeddings still require grad: capture t
 # Epoch 0 must be the untrained network's embedding, as labkit.train records it.
 start = SmallCNN(data.input_shape, data.n_classes)
 start.load_state_dict(initial)
-kit_epoch0 = labkit.train(start, data, epochs=0, layers=["embed"], seed=SEED,
+kit_epoch0 = labkit.train(start, hand_data, epochs=0, layers=["embed"], seed=SEED,
                           progress=False).layer("embed")[0]
 assert torch.allclose(hand_emb[0], torch.from_numpy(kit_epoch0), rtol=1e-4, atol=1e-4), \
     ("epoch 0 is not the untrained network's embedding: record it with capture_by_hand "
@@ -584,17 +594,17 @@ assert [row.get("epoch") for row in hand_history] == list(range(1, HAND_EPOCHS +
 for row in hand_history:
     assert 0 <= row["test_acc"] <= 1 and row["train_loss"] > 0, \
         f"{row}: test_acc is a share between 0 and 1, train_loss the mean batch loss"
-# The last epoch's test_acc is the trained net's accuracy on the whole test split.
+# The last epoch's test_acc is the trained net's accuracy on the whole test split it was given.
 net.eval()
 _device = next(net.parameters()).device
 with torch.no_grad():
-    _pred = torch.cat([net(data.x_test[i:i + 500].to(_device)).argmax(1).cpu()
-                       for i in range(0, len(data.y_test), 500)])
-_acc = (_pred == data.y_test.cpu()).float().mean().item()
+    _pred = torch.cat([net(hand_data.x_test[i:i + 500].to(_device)).argmax(1).cpu()
+                       for i in range(0, len(hand_data.y_test), 500)])
+_acc = (_pred == hand_data.y_test.cpu()).float().mean().item()
 assert abs(hand_history[-1]["test_acc"] - _acc) < 1e-6, \
     (f"the last test_acc is {hand_history[-1]['test_acc']:.4f}, but the trained net gets "
      f"{_acc:.4f} of the test split right: measure it on all of data.x_test and data.y_test "
-     f"(not the probe), in eval() mode, after the epoch's last step")
+     f"in eval() mode, after the epoch's last step")
 chance = 1 / data.n_classes
 assert hand_history[-1]["test_acc"] > 2 * chance, \
     (f"after {HAND_EPOCHS} epochs the test accuracy is {hand_history[-1]['test_acc']:.2f}, near "
