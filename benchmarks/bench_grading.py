@@ -68,6 +68,7 @@ def env(home: Path, cache: Path) -> dict:
         # One thread per process, in every pass: a run's key includes torch's thread count
         # (a CPU's sums are ordered by it), so all passes share one set of keys.
         "OMP_NUM_THREADS": THREADS,
+        "LABKIT_VIEWERS": "off",  # no TensorBoard for nobody to look at, as the guide says
         "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
     }
 

@@ -20,7 +20,7 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["COLAB_HOME", "HOME_VAR", "home", "in_colab"]
+__all__ = ["COLAB_HOME", "HOME_VAR", "home", "in_colab", "in_ipython"]
 
 HOME_VAR = "LABKIT_HOME"
 COLAB_HOME = Path("/content")
@@ -29,6 +29,15 @@ COLAB_HOME = Path("/content")
 def in_colab() -> bool:
     """True inside a Google Colab runtime (its kernel imports ``google.colab`` at start-up)."""
     return "google.colab" in sys.modules
+
+
+def in_ipython() -> bool:
+    """True where IPython runs the code (a notebook's kernel, the IPython shell)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None
 
 
 def _checkout_root(start: Path) -> Path | None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ._io import atomic_write
 from .errors import ConfigError
+from .paths import in_ipython
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,11 +74,32 @@ def _class_legend(fig, names: list[str], colours, ncol: int, fontsize: int) -> N
 
 
 def _save(fig, path: str | Path | None, **kw):
-    if path is not None:
-        path = Path(path)
-        with atomic_write(path, "wb") as f:
-            fig.savefig(f, format=path.suffix.lstrip(".") or "png", dpi=DPI, **kw)
+    """Save ``fig`` to ``path`` (when given) and, in a notebook with the inline backend,
+    show the PNG just drawn: the inline backend would otherwise draw the figure again
+    when the cell ends, twice (once to fit its bounding box), half a second for an epoch
+    grid. The figure is then closed to pyplot, so that it is not shown twice; it can still
+    be saved again."""
+    if path is None:
+        return fig
+    path = Path(path)
+    fmt = path.suffix.lstrip(".") or "png"
+    drawn = io.BytesIO()
+    fig.savefig(drawn, format=fmt, dpi=DPI, **kw)
+    with atomic_write(path, "wb") as f:
+        f.write(drawn.getvalue())
+    if fmt == "png" and _inline_backend():
+        from IPython.display import Image, display
+
+        display(Image(drawn.getvalue(), format="png"))
+        _plt().close(fig)
     return fig
+
+
+def _inline_backend() -> bool:
+    """Whether figures are shown by Jupyter's inline backend (not a window, not ipympl)."""
+    import matplotlib
+
+    return "inline" in matplotlib.get_backend() and in_ipython()
 
 
 def _limits(points: np.ndarray, pad: float = 0.05):

@@ -668,3 +668,49 @@ def test_groups_draws_a_row_per_group_and_marks_what_it_is_told(tmp_path):
         plots.groups(snaps, groups[:5])
     with pytest.raises(ValueError, match="every entry of groups is -1"):
         plots.groups(snaps, np.full(n, -1))
+
+
+def test_a_saved_figure_is_drawn_once_and_shown_as_saved_in_a_notebook(digits_run, tmp_path):
+    """In a real kernel with the inline backend, a kit figure saved to a path is shown as the
+    PNG just saved (one image output, the file's bytes) and closed to pyplot, so that the
+    inline backend does not draw it again at the end of the cell; without a path the inline
+    backend shows it as usual. Elsewhere (no IPython) nothing is displayed or closed."""
+    import base64
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    _, snaps = digits_run
+    snaps.save(tmp_path / "run")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import matplotlib.pyplot as plt\n"
+            "from labkit import Snapshots, align, plots\n"
+            f"snaps = Snapshots.load({str(tmp_path / 'run')!r})\n"
+            "traj = align.trajectory(snaps, method='pca')"
+        ),
+        nbformat.v4.new_code_cell(
+            f"fig = plots.epoch_grid(traj, snaps, path={str(tmp_path / 'grid.png')!r})\n"
+            "print(plt.get_fignums(), len(fig.axes) > 0)"
+        ),
+        nbformat.v4.new_code_cell("fig = plots.compare({'pca': traj[-1]}, snaps)"),
+        nbformat.v4.new_code_cell("print(plt.get_fignums())"),
+    ]
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    saved = nb.cells[1].outputs
+    images = [o for o in saved if "image/png" in o.get("data", {})]
+    assert len(images) == 1
+    assert base64.b64decode(images[0]["data"]["image/png"]) == (tmp_path / "grid.png").read_bytes()
+    assert "[] True" in "".join(o.get("text", "") for o in saved)  # closed, still a figure
+    unsaved = [o for o in nb.cells[2].outputs if "image/png" in o.get("data", {})]
+    assert len(unsaved) == 1  # the inline backend's own
+    assert "[]" in nb.cells[3].outputs[0]["text"]  # shown, then closed by the backend
+
+    import matplotlib.pyplot as plt
+
+    fig = plots.epoch_grid(trajectory(snaps, method="pca"), snaps, path=tmp_path / "here.png")
+    try:
+        assert fig.number in plt.get_fignums()  # outside IPython: left to the caller
+    finally:
+        plt.close("all")

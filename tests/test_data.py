@@ -138,7 +138,10 @@ def test_offline_error_names_files_data_dir_and_digits(tmp_path, no_network, nam
 
 
 def test_cli_prints_the_offline_error_without_a_traceback(tmp_path, no_network, capsys):
-    code = main(["run", "--dataset", "mnist", "--data-dir", str(tmp_path), "--no-progress"])
+    out = str(tmp_path / "run")  # not runs/mnist in the working directory: a checkout may hold one
+    code = main(
+        ["run", "--dataset", "mnist", "--data-dir", str(tmp_path), "--out", out, "--no-progress"]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("error: MNIST is not in") and "Traceback" not in err

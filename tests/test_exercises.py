@@ -406,7 +406,7 @@ def test_the_hand_written_cnn_and_its_plausible_mistakes(digits):
     class FlattenedForMnist(SmallCNN):  # the Linear sized for 28x28 images, whatever the data
         def __init__(self, input_shape, n_classes):
             super().__init__(input_shape, n_classes)
-            self.embed[1] = nn.Linear(32 * 7 * 7, 64)
+            self.embed[1] = nn.Linear(16 * 7 * 7, 64)
 
     class NoReluInEmbed(SmallCNN):
         def __init__(self, input_shape, n_classes):
@@ -418,10 +418,10 @@ def test_the_hand_written_cnn_and_its_plausible_mistakes(digits):
             super().__init__(input_shape, n_classes)
             _, h, w = input_shape
             self.block2 = self.block2[:3]
-            self.embed[1] = nn.Linear(32 * (h // 2) * (w // 2), 64)
+            self.embed[1] = nn.Linear(16 * (h // 2) * (w // 2), 64)
 
     said = refusal("01_projector_mnist", "cnn-check", _cnn_namespace(digits, FlattenedForMnist))
-    assert "embed's Linear takes 32 * (height // 4) * (width // 4) numbers" in said
+    assert "embed's Linear takes 16 * (height // 4) * (width // 4) numbers" in said
     said = refusal("01_projector_mnist", "cnn-check", _cnn_namespace(digits, NoReluInEmbed))
     assert "end embed with nn.ReLU()" in said
     said = refusal("01_projector_mnist", "cnn-check", _cnn_namespace(digits, PoolsOnce))

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from ..errors import LabkitError
-from ..paths import in_colab
+from ..paths import in_colab, in_ipython
 from .secrets import TOKEN_HELP, ngrok_token
 from .tensorboard import TensorBoardServer, check_logdir, start_tensorboard
 from .tunnel import open_tunnel
@@ -43,14 +43,6 @@ def viewers_off() -> bool:
     if value not in ("", "on", "off"):
         raise LabkitError(f"{VIEWERS_VAR} is 'on' or 'off', not {value!r}")
     return value == "off"
-
-
-def _in_ipython() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    return get_ipython() is not None
 
 
 def open_tensorboard(
@@ -100,7 +92,7 @@ def open_tensorboard(
         print(COLAB_INLINE)
         if ngrok_token() is None:
             print(COLAB_TOKEN_STEPS)
-    if display and _in_ipython():
+    if display and in_ipython():
         server.display(height=height)
     else:
         print(f"TensorBoard: {server.projector_url}")
