@@ -428,6 +428,35 @@ def test_the_hand_written_cnn_and_its_plausible_mistakes(digits):
     assert "block2's output has shape" in said and "nn.MaxPool2d(2) at the end" in said
 
 
+def test_the_detach_answer_quotes_what_the_demonstration_prints_on_mnist_and_cifar10(capsys):
+    """Lab 1's (and Lab 3's) answer on .detach() quotes the demonstration's graph and bytes
+    for 256 images of MNIST's and CIFAR-10's shapes, and what 2000 probe images at 11
+    epochs would hold: those bytes x 2000/256 x 11. The sizes depend on the shapes alone."""
+    import re
+
+    nb = authoring.read_source("01_projector_mnist")
+    cells = {c.metadata["id"]: c.source for c in nb.cells}
+    answer = " ".join(cells["a-detach"].split())
+    SmallCNN = solution("01_projector_mnist", "cnn")["SmallCNN"]
+    for shape, name in (((1, 28, 28), "MNIST"), ((3, 32, 32), "CIFAR-10")):
+        data = SimpleNamespace(x_probe=torch.randn(256, *shape))
+        net = SmallCNN(shape, 10)
+        exec(cells["detach-demo"], {"torch": torch, "net": net, "data": data, "layer": "embed"})
+        printed = capsys.readouterr().out
+        nodes, mib = re.search(
+            r"output: .*graph: (\d+) nodes, ([\d.]+) MiB saved", printed
+        ).groups()
+        assert f"autograd graph ({nodes} nodes)" in answer
+        gib = float(mib) * 2000 / 256 * 11 / 1024
+        if name == "MNIST":
+            assert f"about {float(mib):.0f} MiB on MNIST" in answer, (mib, answer)
+            assert f"about {gib:.1f} GiB on MNIST" in answer, (gib, answer)
+        else:
+            assert f"about {float(mib):.0f} MiB on CIFAR-10" in answer, (mib, answer)
+            assert f"({gib:.1f} GiB on CIFAR-10)" in answer, (gib, answer)
+        assert "the embedding itself: 0.06 MiB" in printed and "the 0.06 MiB" in answer
+
+
 def _train_by_hand():
     """Lab 1's model loop, with the model hook it calls (the notebook defines both)."""
     ns = solution("01_projector_mnist", "loop")
