@@ -19,12 +19,14 @@ Four passes of the real ``nbgrader autograde``:
    ``--student S`` process each: the first submission trains, the others load;
 3. **with the cache, one process for the class**: the same, warm, graded by one
    ``nbgrader autograde labs`` on one core (nbgrader starts once: about 2.5 s saved a
-   submission), as the guide shows for one core;
+   submission), as the guide shows for one core; each submission's share is read from
+   nbgrader's time-stamped log;
 4. **with the cache, in parallel**: warm, fanned out over the cores with ``xargs -P`` (one
    nbgrader process per submission, as the guide shows).
 
-Every grading process runs torch on one thread (``OMP_NUM_THREADS=1``): a submission's
-seconds are one core's. The scores of every submission must be the same in all three; the
+Every grading process runs torch on one thread (``OMP_NUM_THREADS=1``) and starts no
+TensorBoard (``LABKIT_VIEWERS=off``), as the guide says: a submission's seconds are one
+core's. The scores of every submission must be the same in all four passes; the
 cell times of the first submission's graded notebook, without and with the cache, say where
 the time goes. Results: benchmarks/results/grading.json.
 """
@@ -32,9 +34,11 @@ the time goes. Results: benchmarks/results/grading.json.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -132,23 +136,50 @@ def submissions(course: Path, n: int) -> list[str]:
     return students
 
 
+# nbgrader's log lines with a time stamp: when one process grades the class, the time between
+# two students' first lines is what the first one's submission took.
+STAMPED = [
+    "--Application.log_format=%(asctime)s.%(msecs)03d %(message)s",
+    "--Application.log_datefmt=%Y-%m-%d %H:%M:%S",
+]
+STARTS = re.compile(r"^(\S+ \S+) Creating/updating student with ID '([^']+)'", re.M)
+
+
 def autograde(course: Path, student: str | None, cache: Path) -> float:
     """Seconds nbgrader takes to grade ``student``'s submission (None: every one, in one
     process)."""
+    return _autograde(course, student, cache)[0]
+
+
+def autograde_class(course: Path, cache: Path) -> tuple[float, dict[str, float]]:
+    """One nbgrader process grading every submission: its seconds, and each submission's
+    share (from its first log line to the next one's; the last one's to the process end)."""
+    total, log, ended = _autograde(course, None, cache)
+    starts = [(datetime.datetime.fromisoformat(t), s) for t, s in STARTS.findall(log)]
+    ends = [t for t, _ in starts[1:]] + [ended]
+    return total, {s: (end - t).total_seconds() for (t, s), end in zip(starts, ends, strict=True)}
+
+
+def _autograde(course: Path, student: str | None, cache: Path):
     started = time.perf_counter()
     who = ["--student", student] if student else []
     proc = subprocess.run(
-        [sys.executable, "-m", "nbgrader", "autograde", "labs", *who, "--force"],
+        [sys.executable, "-m", "nbgrader", "autograde", "labs", *who, "--force", *STAMPED],
         cwd=course,
         env=env(course / ".labkit", cache),
         capture_output=True,
         text=True,
     )
+    ended = datetime.datetime.now()
     if proc.returncode != 0:
         raise SystemExit(
             f"autograde of {student} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
         )
-    return time.perf_counter() - started
+    return time.perf_counter() - started, proc.stdout + proc.stderr, ended
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def cell_seconds(course: Path, student: str) -> dict[str, float]:
@@ -212,9 +243,10 @@ def main() -> None:
     scores_serial = scores(course, students)
 
     # 3. with the cache warm, one nbgrader process for every submission, on one core
-    one_process_s = autograde(course, None, shared)
+    one_process_s, one_process_each = autograde_class(course, shared)
     scores_one_process = scores(course, students)
-    print(f"  one process for all {len(students)}: {one_process_s:.0f} s")
+    each = ", ".join(f"{s} {one_process_each[s]:.1f} s" for s in students)
+    print(f"  one process for all {len(students)}: {one_process_s:.0f} s ({each})")
 
     # 4. with the cache, in parallel over the cores (xargs -P), the cache warm
     started = time.perf_counter()
@@ -248,6 +280,8 @@ def main() -> None:
     top = ", ".join(f"{k} {v:.0f} s" for k, v in list(cells_cached.items())[:5])
     print(f"  where a cached submission's time goes ({students[0]}): {top}")
     later = [serial[s] for s in students[1:]]
+    # Complete submissions (the solution, or it in other words): what most of a class hands in.
+    complete = [s for s in students if s.endswith(("-solution", "-other-words"))]
     result = {
         "command": " ".join(["python", "benchmarks/bench_grading.py", *sys.argv[1:]]),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -258,6 +292,7 @@ def main() -> None:
         "with_cache_serial_s": serial,
         "without_cache_parallel_total_s": without_total,
         "with_cache_one_process_total_s": one_process_s,
+        "with_cache_one_process_s": one_process_each,
         "with_cache_parallel_total_s": parallel_s,
         "threads_per_process": int(THREADS),
         "jobs": args.jobs,
@@ -266,6 +301,8 @@ def main() -> None:
             "with_cache_after_the_first": sum(later) / len(later) if later else None,
             "with_cache_one_process": one_process_s / len(students),
             "with_cache_parallel": parallel_s / len(students),
+            "complete_with_cache_after_the_first": _mean([serial[s] for s in complete[1:]]),
+            "complete_with_cache_one_process": _mean([one_process_each[s] for s in complete]),
         },
         "cells_s": {"without_cache": cells_without, "with_cache": cells_cached},
         "scores": {
@@ -285,7 +322,9 @@ def main() -> None:
         f"per submission: {p['without_cache']:.0f} s without the cache, "
         f"{p['with_cache_after_the_first']:.0f} s with it (after the first), "
         f"{p['with_cache_one_process']:.0f} s in one process, "
-        f"{p['with_cache_parallel']:.0f} s in parallel; scores identical: "
+        f"{p['with_cache_parallel']:.0f} s in parallel; a complete submission "
+        f"{p['complete_with_cache_after_the_first']:.0f} s with the cache, "
+        f"{p['complete_with_cache_one_process']:.0f} s in one process; scores identical: "
         f"{result['scores_identical']}"
     )
     print(f"wrote {args.out}")

@@ -1,6 +1,7 @@
 """Figures: epoch and layer grids, metric curves, CKA heat maps, animations, interactive HTML.
 
-Every function returns its figure and, given ``path``, also saves it (atomically); the two
+Every function returns its figure and, given ``path``, also saves it (atomically; in a
+notebook with the inline backend it then shows the saved PNG, drawn once); the two
 animations return their GIF as an image a notebook plays. Sizes are fixed (``figsize`` x
 ``dpi``), so a saved PNG is exactly the size you asked for.
 """

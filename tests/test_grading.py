@@ -303,8 +303,9 @@ def _guide_block(heading: str) -> str:
 def test_the_guides_class_grading_trains_once_and_scores_alike(course, wiki, tmp_path):
     """The guide's commands for grading a class, run as written in a course of two students
     who handed in the same lab: the first trains and fills the cache in ``.labkit``, the
-    second loads every run from it, and both get the same score."""
-    lab = "05_grand_tour_alignment"
+    second loads every run from it, both get the same score, and neither starts the
+    TensorBoards Lab 1 opens (``LABKIT_VIEWERS=off``)."""
+    lab = "01_projector_mnist"
     graded = tmp_path / "course"
     shutil.copytree(course, graded, ignore=shutil.ignore_patterns("submitted", "autograded"))
     params = _params(lab, tmp_path, wiki)
@@ -318,6 +319,7 @@ def test_the_guides_class_grading_trains_once_and_scores_alike(course, wiki, tmp
     env = {k: v for k, v in os.environ.items() if k != "LABKIT_RUN_CACHE"}  # the guide's own
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
     script = _guide_block("**Grading a class in minutes.**")
+    registered = sorted(processes.registry().glob("*.json"))
     proc = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=graded,
@@ -338,6 +340,9 @@ def test_the_guides_class_grading_trains_once_and_scores_alike(course, wiki, tmp
     assert len(entries) >= 2, entries  # the lab's runs, each kept once
     assert "from the cache" not in printed("ada")
     assert printed("bob").count("loaded the run trained on") == len(entries)
+    for student in ("ada", "bob"):  # the lab's two TensorBoards, neither started
+        assert printed(student).count("TensorBoard not started (LABKIT_VIEWERS=off)") == 2
+    assert sorted(processes.registry().glob("*.json")) == registered  # none added
     assert _scores(graded, "ada", lab) == _scores(graded, "bob", lab)
     tests = {k: v for k, v in _scores(graded, "bob", lab).items() if v[0] == "code"}
     assert tests and all(score == top for _, score, top, _ in tests.values())

@@ -200,14 +200,14 @@ def test_an_interrupted_export_leaves_the_previous_logs_valid(digits_run, tmp_pa
     meta_before = (tmp_path / "projector" / "01_embed" / "epoch_01.tsv").read_bytes()
     calls = []
 
-    def interrupted(s, epoch):
-        calls.append(epoch)
+    def interrupted(path, x):
+        calls.append(path)
         if len(calls) == 2:
             raise KeyboardInterrupt  # Ctrl-C in the middle of the second epoch's files
-        return original(s, epoch)
+        return original(path, x)
 
-    original = projector._metadata
-    monkeypatch.setattr(projector, "_metadata", interrupted)
+    original = projector._write_tensor
+    monkeypatch.setattr(projector, "_write_tensor", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_projector(snaps, tmp_path, at_epochs=[0, 1, 2], scalars=False)
     assert (tmp_path / CONFIG).read_bytes() == config_before  # the index is untouched

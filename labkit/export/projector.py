@@ -70,18 +70,26 @@ def _write_tensor(path: Path, x: np.ndarray) -> Path:
     return path
 
 
-def _metadata(snaps, epoch: int) -> str:
-    cols = {"label": snaps.label_names, "title": snaps.titles}
+def _metadata(snaps, at_epochs: list[int]) -> dict[int, str]:
+    """Each epoch's metadata TSV. Labels, titles and snippets are cleaned once for every
+    epoch (only the predictions change): 20,000 cells a run instead of 130,000."""
+
+    def cleaned(values) -> list[str]:
+        return [clean_cell(v) or "-" for v in values]
+
+    fixed = {"label": cleaned(snaps.label_names), "title": cleaned(snaps.titles)}
     if snaps.snippets:
-        cols["snippet"] = snaps.snippets
-    cols["prediction"] = [snaps.class_names[i] for i in snaps.predictions[epoch]]
-    cols["correct"] = ["yes" if c else "no" for c in snaps.correct(epoch)]
-    cols["index"] = [str(i) for i in range(snaps.n_probe)]
-    lines = ["\t".join(cols)]
-    lines += [
-        "\t".join(clean_cell(v) or "-" for v in row) for row in zip(*cols.values(), strict=True)
-    ]
-    return "\n".join(lines) + "\n"
+        fixed["snippet"] = cleaned(snaps.snippets)
+    names = cleaned(snaps.class_names)
+    index = [str(i) for i in range(snaps.n_probe)]
+    header = "\t".join([*fixed, "prediction", "correct", "index"])
+    out = {}
+    for epoch in at_epochs:
+        prediction = [names[i] for i in snaps.predictions[epoch]]
+        correct = ["yes" if c else "no" for c in snaps.correct(epoch)]
+        rows = zip(*fixed.values(), prediction, correct, index, strict=True)
+        out[epoch] = "\n".join([header, *("\t".join(row) for row in rows)]) + "\n"
+    return out
 
 
 def _sprite(thumbs: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -148,7 +156,7 @@ def write_projector(
 
     from tensorboard.plugins.projector.projector_config_pb2 import EmbeddingInfo
 
-    metadata = {e: _metadata(snaps, e) for e in at_epochs}  # the same for every layer
+    metadata = _metadata(snaps, at_epochs)  # the same for every layer
     entries: dict[str, EmbeddingInfo] = {}
     for layer in layers:
         li = snaps.layer_names.index(layer) + 1
