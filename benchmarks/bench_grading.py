@@ -1,6 +1,6 @@
 """Grading a class: nbgrader's autograde of Lab 1 submissions, without and with the run cache.
 
-    python benchmarks/bench_grading.py                          # real size: 60,000 + 10,000
+    python benchmarks/bench_grading.py --students 6             # real size: 60,000 + 10,000
     python benchmarks/bench_grading.py --n-train 3000 --n-test 2500   # a quick try (5 min)
 
 A course folder as the guide sets it up (``nbgrader generate_assignment`` of Lab 1; one
@@ -18,7 +18,7 @@ Four passes of the real ``nbgrader autograde``:
 2. **with the cache, one after another**: one shared cache, empty at the start, one
    ``--student S`` process each: the first submission trains, the others load;
 3. **with the cache, one process for the class**: the same, warm, graded by one
-   ``nbgrader autograde labs`` on one core (nbgrader starts once: about 2.5 s saved a
+   ``nbgrader autograde labs`` on one core (nbgrader starts once: about 5 s saved a
    submission), as the guide shows for one core; each submission's share is read from
    nbgrader's time-stamped log;
 4. **with the cache, in parallel**: warm, fanned out over the cores with ``xargs -P`` (one
