@@ -47,13 +47,13 @@ print(f"pixel values from {raw.x_train.min():.2f} to {raw.x_train.max():.2f}, "
 # ### Exercise: standardise the inputs
 #
 # One pre-processing step comes before any training: **standardisation**. Every pixel is
-# between 0 and 1 (on MNIST most are 0, the background), so the inputs are all positive and
-# far from centred. A network's initial weights are drawn for inputs of mean 0 and spread 1,
-# and gradient steps move the first layer's weights all the same way when every input has
-# the same sign: standardised inputs train faster and more evenly. Standardise each
-# channel (one for greyscale images, three for colour): subtract its mean and divide by
-# its standard deviation, both computed once, over all images and pixels of the
-# **training split only**, and apply those same two numbers to the test split.
+# between 0 and 1, so the inputs are all positive and far from centred. A network's
+# initial weights are drawn for inputs of mean 0 and spread 1, and gradient steps move the
+# first layer's weights all the same way when every input has the same sign: standardised
+# inputs train faster and more evenly. Standardise each channel (one for greyscale images,
+# three for colour): subtract its mean and divide by its standard deviation, both computed
+# once, over all images and pixels of the **training split only**, and apply those same two
+# numbers to the test split.
 #
 # Write `standardise(x_train, x_test)`, where both are tensors [N, channels, height,
 # width], returning the pair `(x_train, x_test)` standardised:
