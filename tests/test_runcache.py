@@ -277,6 +277,27 @@ def test_a_damaged_projection_is_a_miss_with_a_warning(cache):
     assert len(_kept(cache)) == 1 and entry.stat().st_size > 100  # computed and kept again
 
 
+def test_a_trustworthiness_is_computed_once_and_read_back_equal(cache):
+    """Scores are kept beside the projections, keyed by both sets of points and k."""
+    from sklearn.manifold import trustworthiness as sklearns
+
+    x = _points()
+    xy = labkit.reduce.project(x, "pca")
+    first = labkit.reduce.trustworthiness(x, xy)
+    assert first == sklearns(x.astype(np.float64), xy, n_neighbors=10)
+    assert len(_kept(cache)) == 1
+    assert labkit.reduce.trustworthiness(x, xy) == first  # read back
+    assert labkit.reduce.trustworthiness(x, xy, cache=False) == first
+    assert len(_kept(cache)) == 1  # cache=False keeps nothing new
+    for other in (
+        labkit.reduce.trustworthiness(x, xy[::-1].copy()),  # another projection
+        labkit.reduce.trustworthiness(_points(seed=1), xy),  # other points
+        labkit.reduce.trustworthiness(x, xy, n_neighbors=5),
+    ):
+        assert other != first
+    assert len(_kept(cache)) == 4
+
+
 def test_umap_leaves_torchs_thread_count_as_it_was(cache):
     # umap-learn's fit sets the OpenMP runtime torch shares to every core; a training after
     # it would run on other threads (and so have another key) than one before it.
