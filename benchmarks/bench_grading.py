@@ -298,7 +298,7 @@ def main() -> None:
         "jobs": args.jobs,
         "per_submission": {
             "without_cache": sum(without.values()) / len(without),
-            "with_cache_after_the_first": sum(later) / len(later) if later else None,
+            "with_cache_after_the_first": _mean(later),
             "with_cache_one_process": one_process_s / len(students),
             "with_cache_parallel": parallel_s / len(students),
             "complete_with_cache_after_the_first": _mean([serial[s] for s in complete[1:]]),

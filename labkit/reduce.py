@@ -96,21 +96,34 @@ def project(
     if method not in REDUCERS:
         raise ConfigError(f"unknown reducer {method!r}; choose one of {', '.join(REDUCERS)}")
     compute = _tsne if method == "tsne" else _umap
-    if not cache:
-        return compute(x, n_components, seed, init, **options)
-    from . import runcache
 
-    key = runcache.array_key(
+    def layout() -> np.ndarray:
+        return compute(x, n_components, seed, init, **options)
+
+    if not cache:
+        return layout()
+    xy = _kept_or_computed(
         [x, None if init is None else np.asarray(init, dtype=np.float32)],
         {"method": method, "n_components": n_components, "seed": seed, "options": options},
-        libraries=_LIBRARIES[method],
+        _LIBRARIES[method],
+        (len(x), n_components),
+        layout,
     )
+    return xy.astype(np.float64)
+
+
+def _kept_or_computed(arrays, settings: dict, libraries: list[str], shape: tuple, compute):
+    """``compute()``, or what it returned for these arrays and settings before, read from
+    the run cache's ``projections`` folder (an entry of another shape is computed again)."""
+    from . import runcache
+
+    key = runcache.array_key(arrays, settings, libraries=libraries)
     kept = runcache.load_array("projections", key)
-    if kept is not None and kept.shape == (len(x), n_components):
-        return kept.astype(np.float64)
-    xy = compute(x, n_components, seed, init, **options)
-    runcache.store_array("projections", key, xy)
-    return xy
+    if kept is not None and kept.shape == shape:
+        return kept
+    value = np.asarray(compute())
+    runcache.store_array("projections", key, value)
+    return value
 
 
 # What computes each method: a new version of any of them computes it again.
@@ -285,16 +298,5 @@ def trustworthiness(
 
     if not cache:
         return compute()
-    from . import runcache
-
-    key = runcache.array_key(
-        [x_high, x_low],
-        {"measure": "trustworthiness", "n_neighbors": k},
-        libraries=["scikit-learn"],
-    )
-    kept = runcache.load_array("projections", key)
-    if kept is not None and kept.shape == ():
-        return float(kept)
-    score = compute()
-    runcache.store_array("projections", key, np.float64(score))
-    return score
+    settings = {"measure": "trustworthiness", "n_neighbors": k}
+    return float(_kept_or_computed([x_high, x_low], settings, ["scikit-learn"], (), compute))
