@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import LabkitError
 from ..paths import in_colab, in_ipython
+from .processes import check_port
 from .secrets import TOKEN_HELP, ngrok_token
 from .tensorboard import TensorBoardServer, check_logdir, start_tensorboard
 from .tunnel import open_tunnel
@@ -72,6 +73,7 @@ def open_tensorboard(
     With ``LABKIT_VIEWERS=off`` in the environment (autograding: nobody looks) it only
     checks that ``logdir`` holds logs, says so in one line and returns ``None``.
     """
+    check_port(port)  # said at once, also where no TensorBoard is to start
     if viewers_off():
         logdir = check_logdir(logdir)
         print(f"TensorBoard not started ({VIEWERS_VAR}=off); its logs are in {logdir}")

@@ -5,11 +5,17 @@ its value: not printed, logged, pickled, or written to a file or a notebook outp
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
-__all__ = ["Secret", "TOKEN_HELP", "TOKEN_VAR", "ngrok_token"]
+__all__ = ["SECRET_VARS", "Secret", "TOKEN_HELP", "TOKEN_VAR", "ngrok_token", "without_secrets"]
 
 
 TOKEN_VAR = "NGROK_AUTHTOKEN"
+
+# The tokens a notebook's kernel may hold in its environment: the ngrok token, and those of
+# the Jupyter server or JupyterHub that started it. The processes the kit starts for itself
+# (TensorBoard) need none of them; the ngrok agent is handed its token on its own.
+SECRET_VARS = (TOKEN_VAR, "JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN", "JUPYTER_TOKEN")
 
 TOKEN_HELP = "https://dashboard.ngrok.com/get-started/your-authtoken"
 
@@ -33,6 +39,11 @@ class Secret:
 
     def __reduce__(self):  # never pickled to disk by accident
         raise TypeError("a Secret cannot be pickled")
+
+
+def without_secrets(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` less the :data:`SECRET_VARS`: the environment for a child that needs none."""
+    return {name: value for name, value in environ.items() if name not in SECRET_VARS}
 
 
 def _colab_secret(name: str) -> str | None:

@@ -14,7 +14,6 @@ import importlib.util
 import json
 import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,16 +23,23 @@ from .._io import write_json
 from ..errors import LabkitError
 from ..paths import in_colab
 from .processes import (
-    alive,
+    check_port,
     end_with_owner,
+    entries,
     find_free_port,
     forget_entry,
     http_get,
+    identity,
+    is_tensorboard,
     kill,
     registry,
+    release,
+    runs_as_recorded,
     signals_deferred,
     started_here,
+    tensorboard_command,
 )
+from .secrets import without_secrets
 
 if TYPE_CHECKING:
     from .tunnel import Tunnel
@@ -82,7 +88,9 @@ def jupyter_proxy_url(port: int) -> str | None:
 
 @dataclass
 class TensorBoardServer:
-    """A TensorBoard process serving ``logdir`` on ``host:port``."""
+    """A TensorBoard process serving ``logdir`` on ``host:port``. ``identity`` and ``argv``:
+    its start time and command line when it started, which tell it from a later process
+    given the same pid."""
 
     logdir: Path
     port: int
@@ -91,6 +99,8 @@ class TensorBoardServer:
     reused: bool = False
     process: subprocess.Popen | None = field(default=None, repr=False)
     tunnel: Tunnel | None = None
+    identity: str | None = field(default=None, repr=False)
+    argv: list[str] = field(default_factory=list, repr=False)
 
     @property
     def url(self) -> str:
@@ -128,8 +138,16 @@ class TensorBoardServer:
         display(IFrame(base + "#projector", width="100%", height=height))
 
     def stop(self) -> None:
-        """Stop the process and forget it."""
-        kill(self.pid)
+        """Stop the process, if it is still this TensorBoard, and forget it."""
+        if self.process is not None:
+            # A child not yet reaped keeps its pid: no other process can have it.
+            running = self.process.poll() is None
+        else:  # an earlier one's, reused: its pid may be another process's by now
+            running = runs_as_recorded(self.pid, self.identity, self.argv)
+        if running:
+            kill(self.pid)
+        else:
+            release(self.pid)
         if self.process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=10)
@@ -171,7 +189,7 @@ def _logs_mtime(logdir: Path) -> float:
 
 def check_logdir(logdir: str | Path) -> Path:
     """``logdir`` as an absolute path, or one sentence saying why TensorBoard would have
-    nothing to show there."""
+    nothing to show there (a damaged projector config included)."""
     logdir = Path(logdir).resolve()
     if not logdir.is_dir():
         raise LabkitError(
@@ -183,7 +201,32 @@ def check_logdir(logdir: str | Path) -> Path:
             f"{logdir} holds no TensorBoard logs (no projector_config.pbtxt, no "
             f"events files); write them with labkit.write_projector(snaps, ...)"
         )
+    for config in sorted(logdir.rglob("projector_config.pbtxt")):
+        check_projector_config(config)
     return logdir
+
+
+def check_projector_config(path: Path) -> None:
+    """One sentence naming ``path`` unless TensorBoard can read it: read as TensorBoard's
+    projector reads it, since a config it cannot parse leaves the projector off, and the
+    kit would wait for it in vain."""
+    from google.protobuf import text_format
+    from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
+
+    try:
+        text_format.Parse(path.read_bytes().decode("utf-8"), ProjectorConfig())
+    except UnicodeDecodeError:
+        problem = "is not UTF-8 text"
+    except text_format.ParseError as err:
+        where = f"line {err.GetLine()}, column {err.GetColumn()}"
+        said = str(err).split(" : ", 1)[-1].rstrip(".")  # without the place, given above
+        problem = f"cannot be read as a projector config ({where}: {said})"
+    else:
+        return
+    raise LabkitError(
+        f"{path} {problem}, so TensorBoard would show no projector: write it again with "
+        f"labkit.write_projector(...) (or `python -m labkit run`), or delete it"
+    )
 
 
 def start_tensorboard(
@@ -207,20 +250,25 @@ def start_tensorboard(
     say): no other notebook's ``stop_all()`` stops it then; ``tb.stop()`` or
     ``labkit.view.stop_all(everyone=True)`` do.
     """
+    check_port(port)
     logdir = check_logdir(logdir)
-    for entry_path in sorted(registry().glob("*.json")):
-        try:
-            entry = json.loads(entry_path.read_text())
-        except ValueError:
-            entry_path.unlink(missing_ok=True)
-            continue
-        if not alive(entry["pid"]):
-            entry_path.unlink(missing_ok=True)  # a stale record: the process is gone
+    for entry_path, entry in entries():
+        if not is_tensorboard(entry):
+            # A stale record: the process is gone, or its pid is another process's now.
+            forget_entry(entry_path, entry["pid"])
             continue
         if Path(entry["logdir"]) == logdir and entry["host"] == host:
             fresh = _logs_mtime(logdir) <= entry["started"]
             if reuse and fresh and _projector_ready(host, entry["port"]):
-                return TensorBoardServer(logdir, entry["port"], entry["pid"], host, reused=True)
+                return TensorBoardServer(
+                    logdir,
+                    entry["port"],
+                    entry["pid"],
+                    host,
+                    reused=True,
+                    identity=entry["identity"],
+                    argv=entry["argv"],
+                )
             if started_here(entry):  # serving outdated logs (or not answering): replace it
                 kill(entry["pid"])
                 entry_path.unlink(missing_ok=True)
@@ -237,11 +285,30 @@ def start_tensorboard(
         server = _launch(logdir, port, host, timeout, detach=detach)
         if server is not None:
             return server
+        if port == 65535:
+            break
         port += 1  # taken by another process since find_free_port looked: the next one
     raise LabkitError(
-        f"TensorBoard could not bind to a port from {first} on: other processes took "
-        f"each one first; pass another port=..."
+        f"TensorBoard could not bind to a port in {first}..{port}: other processes took "
+        f"each one first; choose another port (port=... in Python, --port on the command line)"
     )
+
+
+def _fresh_log(path: Path) -> int:
+    """A new, empty file at ``path``, open for writing: whatever had the name is removed
+    first (a link planted there included), never written through."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+
+
+def _log_tail(path: Path) -> str:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return ""
+    with os.fdopen(fd, "rb") as f:
+        return f.read().decode(errors="replace")[-2000:]
 
 
 def _launch(
@@ -249,7 +316,10 @@ def _launch(
 ) -> TensorBoardServer | None:
     """Start TensorBoard on ``port`` and wait for its projector; ``None`` if the port was
     taken meanwhile."""
-    log = open(registry() / f"{port}.log", "wb")  # noqa: SIM115 (the child keeps it open)
+    folder = registry()
+    log_path, entry_path = folder / f"{port}.log", folder / f"{port}.json"
+    argv = tensorboard_command(logdir, host, port)
+    log = os.fdopen(_fresh_log(log_path), "wb")  # noqa: SIM115 (the child keeps it open)
     started = time.time()
     server = None
     try:
@@ -258,36 +328,29 @@ def _launch(
         # stops the process: never an orphan.
         with signals_deferred():
             proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tensorboard.main",
-                    "--logdir",
-                    str(logdir),
-                    "--host",
-                    host,
-                    "--port",
-                    str(port),
-                ],
+                argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                env=without_secrets(os.environ),  # it needs no token, so it holds none
             )
-            server = TensorBoardServer(logdir, port, proc.pid, host, process=proc)
+            server = TensorBoardServer(
+                logdir, port, proc.pid, host, process=proc, identity=identity(proc.pid), argv=argv
+            )
             if not detach:
-                end_with_owner(proc.pid, forget=registry() / f"{port}.json")
+                end_with_owner(proc.pid, forget=entry_path)
         log.close()
         deadline = time.time() + timeout
         while time.time() < deadline:
             if proc.poll() is not None:
-                tail = (registry() / f"{port}.log").read_text(errors="replace")[-2000:]
+                tail = _log_tail(log_path)
                 if "could not bind" in tail:
                     return None
                 raise LabkitError(f"TensorBoard exited with code {proc.returncode}:\n{tail}")
             if _projector_ready(host, port) and _serves(host, port, logdir):
                 write_json(
-                    registry() / f"{port}.json",
+                    entry_path,
                     {
                         "pid": proc.pid,
                         "port": port,
@@ -296,6 +359,8 @@ def _launch(
                         "started": started,
                         "owner": os.getpid(),
                         "detached": detach,
+                        "identity": server.identity,
+                        "argv": argv,
                     },
                 )
                 return server
@@ -307,6 +372,5 @@ def _launch(
         raise
     server.stop()
     raise LabkitError(
-        f"TensorBoard on {logdir} did not show its projector within "
-        f"{timeout:.0f} s; see {registry() / f'{port}.log'}"
+        f"TensorBoard on {logdir} did not show its projector within {timeout:.0f} s; see {log_path}"
     )

@@ -23,11 +23,15 @@ import contextlib
 import json
 import os
 import signal
+import stat
 import sys
 import time
 from pathlib import Path
 
-__all__ = ["alive", "identity", "main"]
+__all__ = ["alive", "command_line", "forget_entry", "identity", "main", "read_entry"]
+
+# A registry entry is a few hundred bytes; anything much larger was not written by the kit.
+_ENTRY_LIMIT = 64 * 1024
 
 
 def identity(pid: int) -> str | None:
@@ -38,6 +42,15 @@ def identity(pid: int) -> str | None:
     except OSError:
         return None
     return stat.rsplit(")", 1)[1].split()[19]  # field 22, after the command in brackets
+
+
+def command_line(pid: int) -> list[str] | None:
+    """The arguments ``pid`` runs with, from ``/proc``, or None where they cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [arg.decode(errors="surrogateescape") for arg in raw.split(b"\0")[:-1]]
 
 
 def alive(pid: int) -> bool:
@@ -79,13 +92,30 @@ def _stop(watched: dict[int, dict]) -> None:
         forget_entry(Path(forget), pid)
 
 
+def read_entry(path: Path) -> object:
+    """The JSON in the registry entry ``path``, read without following a link or waiting on
+    a pipe planted under its name. Raises OSError (a link, not a plain file) or ValueError
+    (too large, not JSON); what the JSON holds is for the reader to check."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError("not a plain file")
+        data = f.read(_ENTRY_LIMIT + 1)
+    if len(data) > _ENTRY_LIMIT:
+        raise ValueError(f"more than {_ENTRY_LIMIT} bytes")
+    return json.loads(data)
+
+
 def forget_entry(path: Path, pid: int) -> None:
     """Remove the registry entry ``path`` if it still names ``pid``: once a process is gone its
-    port is free, and another TensorBoard may have taken it, and the entry, since."""
+    port is free, and another TensorBoard may have taken it, and the entry, since. A damaged
+    entry is left for the kit to warn about and remove."""
     try:
-        if json.loads(path.read_text()).get("pid") == pid:
+        entry = read_entry(path)
+        if isinstance(entry, dict) and entry.get("pid") == pid:
             path.unlink()
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError):
         pass
 
 
