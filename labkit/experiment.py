@@ -19,7 +19,8 @@ from pathlib import Path
 
 from torch import nn
 
-from ._io import atomic_folder, check_run_folder, write_json
+from . import runfolder
+from ._io import write_json
 from .data import LabData, load_dataset
 from .export.mantis import write_mantis_csv
 from .export.projector import write_projector
@@ -129,17 +130,24 @@ def run(
 
     The folder is written as one unit: built beside ``out`` and renamed into place at the
     end, so an error, a divergence or Ctrl-C leaves an earlier run there untouched. An
-    existing, non-empty ``out`` is refused unless ``overwrite=True`` (then replaced whole).
+    existing run folder is refused unless ``overwrite=True`` (then replaced whole); a folder
+    the kit cannot prove it wrote is never replaced (see :mod:`labkit.runfolder`).
 
     >>> result = run("digits", epochs=10, out="runs/digits")    # doctest: +SKIP
     >>> result.snapshots.history[-1]["test_acc"] > 0.9          # doctest: +SKIP
     True
     """
     started = time.perf_counter()
-    out = check_run_folder(Path(out) if out is not None else Path("runs") / dataset, overwrite)
+    out = runfolder.check(
+        Path(out) if out is not None else Path("runs") / dataset, overwrite=overwrite
+    )
     data = load_dataset(
         dataset, data_dir=data_dir, probe_size=probe_size, seed=seed, **dataset_options
     )
+    if figures:
+        from .reduce import check_points
+
+        check_points(method, len(data.probe_index))  # before training, not after it
     model_name = model or default_model(data.name)
     net = build_model(
         model_name, data.input_shape, data.n_classes, seed=seed, **(model_options or {})
@@ -154,7 +162,7 @@ def run(
         progress=progress,
         **(train_options or {}),
     )
-    with atomic_folder(out, overwrite) as building:
+    with runfolder.build(out, overwrite=overwrite) as building:
         files = {"snapshots": snaps.save(building / "snapshots")}
         files["mantis"] = write_mantis_csv(snaps, building / "mantis.csv")
         files["tensorboard"] = write_projector(snaps, building / "tensorboard").parent
