@@ -20,6 +20,7 @@ from .data import DATASETS, IMAGE_DATASETS
 from .device import PRECISIONS
 from .errors import ConfigError, LabkitError
 from .models import MODELS, default_model
+from .train import LR_MAX, SEED_MAX
 
 
 def _whole(text: str) -> int:
@@ -48,8 +49,18 @@ def _learning_rate(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    if not math.isfinite(value) or not 0 < value <= LR_MAX:
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number > 0 and at most {LR_MAX:.3g} (the largest float32), "
+            f"got {text}"
+        )
+    return value
+
+
+def _seed(text: str) -> int:
+    value = _whole(text)
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to 2**32 - 1, got {text}")
     return value
 
 
@@ -163,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="give this share of the labels another class (e.g. 0.1), to find "
         "them again with label_error_candidates",
     )
-    r.add_argument("--seed", type=_non_negative, default=0)
+    r.add_argument("--seed", type=_seed, default=0)
     r.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda[:N] or mps")
     r.add_argument(
         "--batch-size",

@@ -30,6 +30,18 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
             "device='cuda' was asked for but torch sees no CUDA GPU; "
             "use device='auto' or 'cpu' (on Colab: Runtime > Change runtime type)"
         )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise LabkitError(
+            f"device={str(device)!r} was asked for but torch sees {torch.cuda.device_count()} "
+            f"CUDA GPU(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}; name one of them"
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise LabkitError(
+            "device='mps' was asked for but torch sees no Apple GPU (MPS is on Apple "
+            "silicon Macs with a torch built for it); use device='auto' or 'cpu'"
+        )
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"unknown device {str(device)!r}; use one of {', '.join(DEVICES)}")
     return device
 
 

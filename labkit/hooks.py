@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 
 import torch
@@ -101,6 +102,7 @@ def capture(
         layers = [layers]
     layers = list(layers)
     targets = find_layers(model, layers)
+    _warn_if_training(model)
     acts: dict[str, torch.Tensor] = {}
     handles = []
 
@@ -125,6 +127,26 @@ def capture(
     finally:
         for handle in handles:
             handle.remove()
+
+
+# Layers that compute differently in training mode: what a capture then records is not
+# what the model computes when it is used, and BatchNorm's running statistics move.
+_MODE_DEPENDENT = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
+
+
+def _warn_if_training(model: nn.Module) -> None:
+    """Say so when a capture starts on a model in training mode that has BatchNorm or
+    dropout. The mode is left as it is: capturing during training is a use of its own."""
+    if not model.training:
+        return
+    kinds = sorted({type(m).__name__ for m in model.modules() if isinstance(m, _MODE_DEPENDENT)})
+    if kinds:
+        warnings.warn(
+            f"capture: {type(model).__name__} is in training mode, so each forward pass in "
+            f"this block applies its {', '.join(kinds)} as in training (BatchNorm's running "
+            f"statistics change); call model.eval() first to record what the model computes",
+            stacklevel=4,
+        )
 
 
 def head_layer(model: nn.Module) -> str:

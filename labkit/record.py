@@ -19,6 +19,7 @@ from torch import nn
 from .batches import batch_slices
 from .data import LabData
 from .device import autocast, resolve_precision
+from .errors import ConfigError
 from .hooks import capture, head_layer
 from .snapshots import Snapshots
 
@@ -71,6 +72,11 @@ def evaluate(
                 correct += (logits.argmax(1) == y).sum().item()
             probs.append(logits.float().softmax(1).cpu())
             for name in layers:
+                if name not in acts:
+                    raise ConfigError(
+                        f"the layer {name!r} of {type(model).__name__} gave no output: its "
+                        f"forward() does not call it; capture a layer the forward pass uses"
+                    )
                 chunks[name].append(acts[name].flatten(1).float().cpu())
     precision = resolve_precision(precision, device)
     for sl in batch_slices(len(rest_idx), batch_size):  # hooks are gone: no capture cost here

@@ -26,6 +26,7 @@ __all__ = [
     "SVDProjection",
     "nearest_neighbours",
     "numba_cache_dir",
+    "check_points",
     "project",
     "trustworthiness",
 ]
@@ -73,6 +74,23 @@ class SVDProjection:
         return self.fit(x).transform(x)
 
 
+# The fewest points each method lays out: t-SNE's perplexity (at least 5) must stay below
+# the number of points, and UMAP's spectral start needs more points than its dimensions + 1.
+SMALLEST = {"pca": 2, "tsne": 6, "umap": 4}
+
+
+def check_points(method: str, n: int) -> None:
+    """Raise :class:`ConfigError` for a method the kit lacks or one that cannot lay out ``n``
+    points (said before training, not after)."""
+    if method not in REDUCERS:
+        raise ConfigError(f"unknown reducer {method!r}; choose one of {', '.join(REDUCERS)}")
+    if n < SMALLEST[method]:
+        raise ConfigError(
+            f"{method} needs at least {SMALLEST[method]} points and the probe set has {n}; "
+            f"use a larger probe set (--probe-size, probe_size=) or method 'pca'"
+        )
+
+
 def project(
     x: np.ndarray,
     method: str = "pca",
@@ -91,10 +109,9 @@ def project(
     cache (:mod:`labkit.runcache`) instead of computed again; ``cache=False`` computes it.
     """
     x = np.asarray(x, dtype=np.float32)
+    check_points(method, len(x))
     if method == "pca":  # an option PCA lacks is Python's TypeError, as for the others
         return SVDProjection(n_components, **options).fit_transform(x)
-    if method not in REDUCERS:
-        raise ConfigError(f"unknown reducer {method!r}; choose one of {', '.join(REDUCERS)}")
     compute = _tsne if method == "tsne" else _umap
 
     def layout() -> np.ndarray:

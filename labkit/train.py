@@ -80,7 +80,18 @@ def train(
     trained again (the result is the same, bit for bit), and ``model`` ends with the trained
     weights as it would have. ``cache=False`` always trains (and keeps nothing).
     """
-    check_training(model, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    check_training(
+        model,
+        data,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        eval_batch_size=eval_batch_size,
+    )
+    # numpy numbers are welcome; torch's scheduler and the cache's key want Python's own.
+    epochs, lr, seed, eval_batch_size = int(epochs), float(lr), int(seed), int(eval_batch_size)
+    batch_size = None if batch_size is None else int(batch_size)
     device = pick_device(device)
     precision = resolve_precision(precision, device)
     names = resolve_layers(model, layers)
@@ -255,8 +266,19 @@ def _penultimate_among(model: nn.Module, names: list[str]) -> str:
 # -- arguments ------------------------------------------------------------------------------
 
 
+# The largest learning rate AdamW can apply: the weights are float32, and torch refuses a
+# step size beyond float32's range (larger rates below it simply diverge, which is shown).
+LR_MAX = float(np.finfo(np.float32).max)
+# numpy's and scikit-learn's generators take seeds below 2**32 (the probe and the splits).
+SEED_MAX = 2**32 - 1
+
+
 def _whole(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _real(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def has_batch_norm(model: nn.Module) -> bool:
@@ -271,14 +293,18 @@ def check_training(
     batch_size: int | None = None,
     lr: float = 1e-3,
     seed: int = 0,
+    eval_batch_size: int = 1024,
 ) -> None:
     """Raise :class:`ConfigError` for arguments :func:`train` cannot use, before any work."""
     if not _whole(epochs) or epochs < 0:
         raise ConfigError(f"epochs must be a whole number >= 0, got {epochs!r}")
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
-        raise ConfigError(f"the learning rate must be a finite number > 0, got {lr!r}")
-    if not _whole(seed) or seed < 0:
-        raise ConfigError(f"seed must be a whole number >= 0, got {seed!r}")
+    if not _real(lr) or not math.isfinite(lr) or not 0 < lr <= LR_MAX:
+        raise ConfigError(
+            f"the learning rate must be a finite number > 0 and at most {LR_MAX:.3g} (the "
+            f"largest float32), got {lr!r}"
+        )
+    if not _whole(seed) or not 0 <= seed <= SEED_MAX:
+        raise ConfigError(f"seed must be a whole number from 0 to 2**32 - 1, got {seed!r}")
     if batch_size is not None:
         smallest = 2 if has_batch_norm(model) else 1
         if not _whole(batch_size) or batch_size < smallest:
@@ -290,11 +316,54 @@ def check_training(
             raise ConfigError(
                 f"batch size must be a whole number >= {smallest}{why}, got {batch_size!r}"
             )
+    if not _whole(eval_batch_size) or eval_batch_size < 1:
+        raise ConfigError(f"eval_batch_size must be a whole number >= 1, got {eval_batch_size!r}")
     if data is not None:
-        head = dict(model.named_modules()).get(head_layer(model))
-        outputs = getattr(head, "out_features", None)
-        if outputs is not None and outputs < data.n_classes:
+        _check_head(model, data)
+        _check_data(data)
+
+
+def _check_head(model: nn.Module, data: LabData) -> None:
+    head = dict(model.named_modules()).get(head_layer(model))
+    outputs = getattr(head, "out_features", None)
+    if outputs is not None and outputs != data.n_classes:
+        raise ConfigError(
+            f"the data has {data.n_classes} classes but the model's head has {outputs} "
+            f"outputs; build the model with n_classes=data.n_classes"
+        )
+
+
+def _check_data(data: LabData) -> None:
+    """The tensors of ``data`` as :class:`LabData` describes them: float32 inputs, finite,
+    labels that are class indices, one label per input."""
+    for split in ("train", "test"):
+        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        if x.dtype != torch.float32:
             raise ConfigError(
-                f"the data has {data.n_classes} classes but the model's head has {outputs} "
-                f"outputs; build the model with n_classes=data.n_classes"
+                f"x_{split} holds {x.dtype} values and the models compute in float32; "
+                f"convert it with x_{split}.float()"
+            )
+        if len(x) != len(y):
+            raise ConfigError(
+                f"x_{split} has {len(x)} samples but y_{split} has {len(y)} labels; give "
+                f"one label per sample"
+            )
+        if len(y) == 0:
+            raise ConfigError(f"the {split} split is empty; give it at least one sample")
+        if not torch.isfinite(x).all():
+            bad = int((~torch.isfinite(x)).flatten(1).any(1).sum())
+            raise ConfigError(
+                f"x_{split} holds NaN or infinite values in {bad} sample(s); replace or "
+                f"drop them before training (torch.nan_to_num, or a mask)"
+            )
+        if y.dtype != torch.int64:
+            raise ConfigError(
+                f"y_{split} holds {y.dtype} values and labels are int64 class indices; "
+                f"convert it with y_{split}.long()"
+            )
+        low, high = int(y.min()), int(y.max())
+        if low < 0 or high >= data.n_classes:
+            raise ConfigError(
+                f"y_{split} holds the label {low if low < 0 else high}, outside the "
+                f"{data.n_classes} classes (0..{data.n_classes - 1}) of class_names"
             )
