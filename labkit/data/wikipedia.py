@@ -338,6 +338,19 @@ def _topic_dir(root: Path, topic: str) -> Path:
     return root / f"{_slug(topic)}-{hashlib.sha1(topic.encode('utf-8')).hexdigest()[:8]}"
 
 
+def _inside(folder: Path, name: str) -> Path | None:
+    """``folder / name`` when that file is in ``folder`` once links are followed (the folder
+    itself may be a link, to a classroom's shared copy); None for a name that leads out."""
+    if not isinstance(name, str):
+        return None
+    path = folder / name
+    try:
+        inside = path.resolve().parent == folder.resolve()
+    except (OSError, RuntimeError):  # a loop of links
+        return None
+    return path if inside else None
+
+
 def _read_json(path: Path) -> dict | None:
     """A cache index, or None when it is missing or unreadable (then the cache is a miss)."""
     try:
@@ -352,6 +365,8 @@ def _read_article_folder(folder: Path, per_topic: int) -> list[dict] | None:
     courses' notebooks save Wikipedia articles), read as it is."""
     arts = []
     for rank, path in enumerate(sorted(folder.glob("*.txt"))[:per_topic]):
+        if _inside(folder, path.name) is None:  # a link to a file elsewhere: not an article
+            return None
         text = path.read_text(encoding="utf-8", errors="replace")
         first, _, body = text.partition("\n")
         if not first.startswith("Title:"):
@@ -381,7 +396,9 @@ def _read_topic(root: Path, topic: str, api_url: str, per_topic: int) -> list[di
     arts = []
     try:
         for a in meta["articles"][:per_topic]:
-            path = folder / a["file"]
+            path = _inside(folder, a["file"])
+            if path is None:  # ../, an absolute path, or a link out: not this cache's file
+                return None
             arts.append(
                 {
                     "pageid": a["pageid"],
@@ -471,4 +488,5 @@ def load(
         test_size,
         {"source": api_url, "topics": list(arts)},
         classes=list(arts),
+        source=f"the articles on {', '.join(map(repr, arts))}",
     )
