@@ -120,6 +120,14 @@ def load(
     """``load_dataset("bbc")``: the BBC News CSV (or ``csv=``), TF-IDF, a stratified split."""
     texts, labels = load_bbc_csv(csv, data_dir, text_column, label_column, download)
     titles = [snippet(t, 60) for t in texts]
+    source = str(csv or BBC_URL)
     return text_raw(
-        texts, labels, titles, seed, vocab_size, test_size, {"source": str(csv or BBC_URL)}
+        texts,
+        labels,
+        titles,
+        seed,
+        vocab_size,
+        test_size,
+        {"source": source},
+        source=f"the texts in column {text_column!r} of {source}",
     )

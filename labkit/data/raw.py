@@ -44,7 +44,14 @@ def stratified_split(x, y, test_size, seed, class_names=None):
             f"the classes {few} have fewer than 2 samples; a stratified train/test "
             f"split needs at least 2 of each: add samples or leave them out"
         )
-    return train_test_split(x, y, test_size=test_size, stratify=y, random_state=seed)
+    try:
+        return train_test_split(x, y, test_size=test_size, stratify=y, random_state=seed)
+    except ValueError as err:  # too few samples for test_size, or a split smaller than the classes
+        raise DataError(
+            f"{len(y)} samples in {len(classes)} classes cannot be split with "
+            f"test_size={test_size} ({short_error(err)}); choose a test_size that leaves "
+            f"each split at least one sample of every class"
+        ) from None
 
 
 def offline_message(what: str, folder: Path, missing: list[str], reason: str) -> str:
