@@ -105,3 +105,40 @@ def write_cifar10(root: Path, per_batch: int = 40, n_test: int = 100, seed: int 
         "x_test": x,
         "y_test": np.array(y),
     }
+
+
+def write_idx_of(path: Path, type_code: int, shape: tuple[int, ...], body: bytes) -> None:
+    """An IDX file with any element type in its header (0x08 unsigned byte ... 0x0E double),
+    for files that are well-formed IDX but not what MNIST holds."""
+    header = struct.pack(">HBB", 0, type_code, len(shape)) + struct.pack(f">{len(shape)}I", *shape)
+    path.write_bytes(header + body)
+
+
+class _Python2Pickler(pickle._Pickler):
+    """Protocol 2 as Python 2's cPickle wrote CIFAR-10's official batches: byte strings as
+    Python 2 ``str`` (the BINSTRING opcodes), numpy's rebuilder as numpy.core.multiarray."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_python2_str(self, obj: bytes) -> None:
+        if len(obj) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_python2_str
+
+    def save_global(self, obj, name=None) -> None:
+        if getattr(obj, "__name__", None) == "_reconstruct":
+            self.write(pickle.GLOBAL + b"numpy.core.multiarray\n_reconstruct\n")
+            self.memoize(obj)
+        else:
+            super().save_global(obj, name)
+
+
+def write_python2_pickle(path: Path, obj) -> None:
+    """``obj`` pickled the way the official CIFAR-10 files are (give it ``bytes`` keys and
+    strings, as Python 2's ``str``)."""
+    with open(path, "wb") as f:
+        _Python2Pickler(f, protocol=2).dump(obj)
