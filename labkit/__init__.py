@@ -6,29 +6,32 @@
 >>> snaps = labkit.train(model, data, epochs=10)      # doctest: +SKIP
 """
 
-from . import align, metrics, plots, reduce, tour, workflows
-from ._version import __version__
-from .data import DATASETS, DataError, LabData, load_dataset
-from .device import pick_device
-from .errors import LabkitError
-from .export.mantis import MantisTable, read_mantis_csv, write_mantis_csv
-from .export.projector import write_projector
-from .hooks import capture, embedding_layers, head_layer, layer_names, penultimate_layer
-from .models import MLP, MODELS, ConvNet, build_model, default_model
-from .paths import home, in_colab
-from .pretrained import PretrainedUnavailable, pretrained_embedding
-from .record import evaluate
-from .snapshots import Snapshots
-from .train import train
-from .view import (
-    Explorer,
-    explore,
-    ngrok_token,
-    open_tensorboard,
-    open_tunnel,
-    start_tensorboard,
-    stop_tunnels,
-)
+from . import _interrupts
+
+with _interrupts.deferred():  # the command line's first seconds: see _interrupts.py
+    from . import align, metrics, plots, reduce, tour, workflows
+    from ._version import __version__
+    from .data import DATASETS, DataError, LabData, load_dataset
+    from .device import pick_device
+    from .errors import LabkitError
+    from .export.mantis import MantisTable, read_mantis_csv, write_mantis_csv
+    from .export.projector import write_projector
+    from .hooks import capture, embedding_layers, head_layer, layer_names, penultimate_layer
+    from .models import MLP, MODELS, ConvNet, build_model, default_model
+    from .paths import home, in_colab
+    from .pretrained import PretrainedUnavailable, pretrained_embedding
+    from .record import evaluate
+    from .snapshots import Snapshots
+    from .train import train
+    from .view import (
+        Explorer,
+        explore,
+        ngrok_token,
+        open_tensorboard,
+        open_tunnel,
+        start_tensorboard,
+        stop_tunnels,
+    )
 
 __all__ = [
     "__version__",

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from . import _interrupts
 from ._io import write_json
 from .errors import ConfigError, RunExistsError
 
@@ -91,6 +92,7 @@ def check(folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """``folder`` as a :class:`Path` when it can become a run folder, before any work; a
     :class:`ConfigError` (or :class:`RunExistsError`) saying why not, with nothing touched."""
     folder = Path(folder)
+    _check_name(folder)
     if folder.is_symlink():
         raise ConfigError(
             f"--out {folder} is a symbolic link (to {os.readlink(folder)}); name a real "
@@ -114,13 +116,20 @@ def check(folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
             f"cannot create the run folder {folder}: {parent} is not a folder "
             f"this user can write to; choose another --out"
         )
-    limit = os.pathconf(parent, "PC_NAME_MAX")
-    if len(os.fsencode(folder.name)) > limit:
-        raise ConfigError(
-            f"--out {folder}: the folder's name is {len(os.fsencode(folder.name))} bytes "
-            f"long, and this file system allows at most {limit}; choose a shorter name"
-        )
     return folder
+
+
+def _check_name(folder: Path) -> None:
+    """Every part of ``folder`` within the file system's limit (checked before anything
+    else looks the folder up, which would fail with the OS's bare "File name too long")."""
+    base = next((p for p in folder.absolute().parents if p.is_dir()), Path("/"))
+    limit = os.pathconf(base, "PC_NAME_MAX")
+    for part in folder.parts:
+        if len(os.fsencode(part)) > limit:
+            raise ConfigError(
+                f"--out {folder}: the name {part[:20]}... is {len(os.fsencode(part))} bytes "
+                f"long, and this file system allows at most {limit}; choose a shorter name"
+            )
 
 
 def _check_replaceable(folder: Path, present: set[str], overwrite: bool) -> None:
@@ -162,6 +171,7 @@ def build(folder: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Pat
     building.mkdir()
     try:
         yield building
+        _interrupts.check()  # a Ctrl-C a library swallowed on the way still stops the run
         write_json(
             building / MANIFEST,
             {"written_by": _WRITER, "files": sorted(_listing(building))},

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import math
 import os
 import signal
@@ -111,7 +112,7 @@ BAD_ARGUMENTS = [
     (["--lr", "0"], ["--lr", "finite number > 0"]),
     (["--lr", "nan"], ["--lr", "finite number > 0"]),
     (["--lr=-1e-3"], ["--lr", "finite number > 0"]),
-    (["--seed", "-1"], ["--seed", "must be >= 0"]),
+    (["--seed", "-1"], ["--seed", "from 0 to 2**32 - 1"]),
     (["--device", "foo"], ["--device", "auto, cpu, cuda"]),
     (["--batch-size", "1"], ["--batch-size must be at least 2", "BatchNorm"]),
     (["--epochs", "1.5"], ["--epochs", "must be a whole number, got 1.5"]),
@@ -178,13 +179,16 @@ def test_an_existing_run_is_refused_without_overwrite(earlier_run):
 def test_overwrite_replaces_the_run_whole(tmp_path):
     out = tmp_path / "run"
     assert labkit_cli("run", "--out", str(out), *QUICK, cwd=tmp_path).returncode == 0
-    (out / "figures").mkdir()
-    (out / "figures" / "old_grid.png").write_bytes(b"an old figure")
-    (out / "tensorboard" / "projector" / "stale.bin").write_bytes(b"an old tensor")
+    old_events = {p.name for p in (out / "tensorboard").glob("events.out.tfevents.*")}
     proc = labkit_cli("run", "--out", str(out), "--overwrite", "--seed", "1", *QUICK, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert not (out / "figures").exists()  # --no-figures: none of the old run's left either
-    assert not (out / "tensorboard" / "projector" / "stale.bin").exists()
+    # Nothing of the old run is listed beside the new: its event file (named by the time
+    # and the process) is gone, and the folder holds exactly what the new manifest lists.
+    new_events = {p.name for p in (out / "tensorboard").glob("events.out.tfevents.*")}
+    assert len(new_events) == 1 and not new_events & old_events
+    manifest = json.loads((out / ".labkit-run.json").read_text())
+    listed = {p.relative_to(out).as_posix() for p in out.rglob("*")} - {".labkit-run.json"}
+    assert listed == set(manifest["files"])
     assert labkit.Snapshots.load(out).meta["seed"] == 1
     assert leftovers(tmp_path) == []
 
