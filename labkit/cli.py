@@ -17,11 +17,11 @@ import warnings
 from pathlib import Path
 
 from . import _interrupts
-from .data import DATASETS, IMAGE_DATASETS
+from .data import DATASETS, IMAGE_DATASETS, SEED_MAX
 from .device import PRECISIONS
 from .errors import ConfigError, LabkitError
 from .models import MODELS, default_model
-from .train import LR_MAX, SEED_MAX
+from .train import LR_MAX
 
 
 def _whole(text: str) -> int:

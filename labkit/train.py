@@ -26,7 +26,7 @@ from torch import nn
 
 from . import runcache
 from .batches import TrainingBatches, auto_batch_size
-from .data import LabData
+from .data import SEED_MAX, LabData
 from .device import autocast, loss_scaler, pick_device, resolve_precision
 from .errors import ConfigError, DivergedError
 from .hooks import head_layer, penultimate_layer, resolve_layers
@@ -269,8 +269,6 @@ def _penultimate_among(model: nn.Module, names: list[str]) -> str:
 # The largest learning rate AdamW can apply: the weights are float32, and torch refuses a
 # step size beyond float32's range (larger rates below it simply diverge, which is shown).
 LR_MAX = float(np.finfo(np.float32).max)
-# numpy's and scikit-learn's generators take seeds below 2**32 (the probe and the splits).
-SEED_MAX = 2**32 - 1
 
 
 def _whole(value) -> bool:

@@ -306,3 +306,19 @@ def test_a_ctrl_c_a_library_swallowed_still_stops_the_run(workspace):
     assert "interrupted: nothing was written, and an earlier run folder is as it was" in err
     assert contents(run) == before
     assert leftovers(run.parent) == [".cache"]  # the fixture's: no half-built run beside it
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"seed": 2**32}, ["seed", "from 0 to 2**32 - 1", "4294967296"]),
+        ({"seed": 1.5}, ["seed", "whole number"]),
+        ({"probe_size": 0}, ["probe_size", "at least 1", "got 0"]),
+        ({"probe_size": 2.5}, ["probe_size", "whole number"]),
+    ],
+)
+def test_load_dataset_refuses_seeds_and_probe_sizes_out_of_range(kwargs, words):
+    with pytest.raises(labkit.DataError) as info:
+        labkit.load_dataset("digits", **kwargs)
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))

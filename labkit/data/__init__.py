@@ -39,6 +39,7 @@ __all__ = [
     "DataError",
     "LabData",
     "Raw",
+    "SEED_MAX",
     "flip_labels",
     "keep_classes",
     "load_dataset",
@@ -385,6 +386,9 @@ def load_dataset(
     if key not in DATASETS and key not in _REGISTERED:
         known = [*DATASETS, *_REGISTERED]
         raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(known)}")
+    _check_seed(seed)
+    if probe_size is not None and (not _whole(probe_size) or probe_size < 1):
+        raise DataError(f"probe_size is a whole number of at least 1 (or None), got {probe_size!r}")
     _check_shares(probe_split, label_noise, pool)
     loader = _loader(key)
     _check_options(key, loader, options)
@@ -442,6 +446,20 @@ def load_dataset(
         pool_thumbnails=pool_thumbs,
         _pool_labels=pool_labels,
     )
+
+
+# numpy's and scikit-learn's generators (the splits, the probe, label noise) take seeds
+# below 2**32; train() and the command line hold seeds to the same range.
+SEED_MAX = 2**32 - 1
+
+
+def _whole(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_seed(seed) -> None:
+    if not _whole(seed) or not 0 <= seed <= SEED_MAX:
+        raise DataError(f"seed must be a whole number from 0 to 2**32 - 1, got {seed!r}")
 
 
 def _check_shares(probe_split: str, label_noise: float, pool: float) -> None:
