@@ -104,3 +104,17 @@ def standin_colab(monkeypatch):
         for name in [m for m in sys.modules if m.startswith("google.colab")]:
             del sys.modules[name]
         _util.enable_custom_widget_manager_once.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory) -> Path:
+    """Projector logs of a one-epoch digits run, for the tests that serve them."""
+    snaps = labkit.train(
+        labkit.build_model("mlp", (64,), 10, seed=0),
+        labkit.load_dataset("digits", probe_size=50),
+        epochs=1,
+        progress=False,
+    )
+    folder = tmp_path_factory.mktemp("served") / "tensorboard"
+    labkit.write_projector(snaps, folder)
+    return folder

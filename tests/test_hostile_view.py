@@ -29,19 +29,6 @@ TOKEN = "2abcTOKENxyz_do_not_leak_0123456789"
 WATCHDOG = Path(processes.__file__).with_name("watchdog.py")
 
 
-@pytest.fixture(scope="module")
-def logdir(tmp_path_factory) -> Path:
-    snaps = labkit.train(
-        labkit.build_model("mlp", (64,), 10, seed=0),
-        labkit.load_dataset("digits", probe_size=50),
-        epochs=1,
-        progress=False,
-    )
-    folder = tmp_path_factory.mktemp("hostile") / "tensorboard"
-    labkit.write_projector(snaps, folder)
-    return folder
-
-
 @pytest.fixture
 def bystander():
     """An unrelated process of the user's (a long `sleep`), which nothing may kill."""

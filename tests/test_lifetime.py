@@ -19,23 +19,9 @@ from pathlib import Path
 import pytest
 from jupyter_client import KernelManager
 
-import labkit
 from labkit.view import processes
 
 STANDIN = Path(__file__).parent / "standin"
-
-
-@pytest.fixture(scope="module")
-def logdir(tmp_path_factory) -> Path:
-    snaps = labkit.train(
-        labkit.build_model("mlp", (64,), 10, seed=0),
-        labkit.load_dataset("digits", probe_size=50),
-        epochs=1,
-        progress=False,
-    )
-    folder = tmp_path_factory.mktemp("lifetime") / "tensorboard"
-    labkit.write_projector(snaps, folder)
-    return folder
 
 
 def tensorboards_on(folder: Path) -> list[int]:
