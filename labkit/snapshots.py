@@ -11,11 +11,15 @@ exactly: arrays go to an uncompressed ``.npz`` (raw float32 bytes), the rest to 
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import uuid
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +46,13 @@ class Snapshots:
     ``history`` holds one dict per epoch (0 .. N) with ``train_loss``, ``train_acc`` (running
     means over that epoch's batches; ``None`` at epoch 0), ``test_loss`` and ``test_acc``.
     ``head_weights[e]`` is the classifier's weight matrix after epoch ``e`` (for NC3).
+
+    Every argument is checked when it is made (and when it is loaded or saved): labels and
+    predictions are class indices, lengths agree with ``labels``, epochs with
+    ``predictions``; anything else is a :class:`ConfigError` naming the argument. Lists
+    and tuples where arrays belong are converted. Embeddings may hold NaN or infinity
+    (a layer can overflow while the loss stays finite): they are what the network computed,
+    and the exports that cannot hold them say so.
     """
 
     embeddings: dict[str, np.ndarray]
@@ -60,6 +71,12 @@ class Snapshots:
     flipped: np.ndarray | None = None  # bool [n_probe]: labels the data's label_noise changed
 
     def __post_init__(self) -> None:
+        # Lists where arrays belong are what the user meant: they are converted. Anything
+        # else that does not fit (a label that is no class, lengths that disagree) is one
+        # sentence naming the argument, here rather than in a plot or an export much later.
+        problem = _problem(vars(self))
+        if problem:
+            raise ConfigError(f"Snapshots: {problem[1]}")
         # float32 by contract, whatever the caller passed: what save, the Mantis CSV and
         # the projector write and read back is exactly what is held (float64 embeddings
         # would be written as float64 text and read back rounded).
@@ -67,17 +84,21 @@ class Snapshots:
             name: np.asarray(emb, dtype=np.float32) for name, emb in self.embeddings.items()
         }
         self.probabilities = np.asarray(self.probabilities, dtype=np.float32)
-        for name in ("head_weights", "head_bias"):
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        self.predictions = np.asarray(self.predictions, dtype=np.int64)
+        self.titles, self.class_names = list(self.titles), list(self.class_names)
+        for name, dtype in (
+            ("probe_index", np.int64),
+            ("head_weights", np.float32),
+            ("head_bias", np.float32),
+            ("flipped", bool),
+        ):
             if getattr(self, name) is not None:
-                setattr(self, name, np.asarray(getattr(self, name), dtype=np.float32))
-        n = len(self.labels)
-        for name, emb in self.embeddings.items():
-            if emb.ndim != 3 or emb.shape[1] != n:
-                raise ValueError(
-                    f"embeddings[{name!r}] should be [epochs + 1, {n}, dim], got {emb.shape}"
-                )
-        if len(self.titles) != n:
-            raise ValueError(f"{len(self.titles)} titles for {n} probe samples")
+                setattr(self, name, np.asarray(getattr(self, name), dtype=dtype))
+        if self.thumbnails is not None:
+            self.thumbnails = np.asarray(self.thumbnails)
+        if self.snippets is not None:
+            self.snippets = list(self.snippets)
 
     # -- reading ---------------------------------------------------------------------------
     @property
@@ -188,41 +209,46 @@ class Snapshots:
 
     # -- saving ----------------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
-        """Write ``arrays.npz`` and ``meta.json`` into ``folder`` (each atomically)."""
+        """Write ``arrays.npz`` and ``meta.json`` into ``folder``.
+
+        Everything is checked and serialised before anything is written, both files are
+        written into a temporary folder beside ``folder`` and only then moved into place: a
+        refused field (a ``datetime`` in ``meta``) or a full disk leaves an earlier save in
+        ``folder`` as it was, byte for byte. Other files in ``folder`` are left alone.
+        """
         folder = Path(folder)
-        arrays = {f"emb/{name}": np.ascontiguousarray(a) for name, a in self.embeddings.items()}
-        arrays.update(
-            labels=self.labels, predictions=self.predictions, probabilities=self.probabilities
-        )
-        if self.probe_index is not None:
-            arrays["probe_index"] = self.probe_index
-        for key in _OPTIONAL_ARRAYS:
-            if getattr(self, key) is not None:
-                arrays[key] = getattr(self, key)
+        checked = replace(self)  # the checks and conversions of construction, on what is held now
         # The same id in both files: a folder whose two files come from two saves (one of
         # them interrupted) is caught when it is loaded.
         save_id = uuid.uuid4().hex
-        arrays["save_id"] = np.array(save_id)
-        with atomic_write(folder / _ARRAYS, "wb") as f:
-            np.savez(f, **arrays)
-        write_json(
-            folder / _META,
-            {
-                "format_version": FORMAT_VERSION,
-                "save_id": save_id,
-                "layers": self.layer_names,
-                "titles": self.titles,
-                "class_names": self.class_names,
-                "history": self.history,
-                "snippets": self.snippets,
-                "meta": self.meta,
-            },
+        doc = _meta_doc(checked, save_id)
+        arrays = {f"emb/{name}": np.ascontiguousarray(a) for name, a in checked.embeddings.items()}
+        arrays.update(
+            labels=checked.labels,
+            predictions=checked.predictions,
+            probabilities=checked.probabilities,
         )
+        if checked.probe_index is not None:
+            arrays["probe_index"] = checked.probe_index
+        for key in _OPTIONAL_ARRAYS:
+            if getattr(checked, key) is not None:
+                arrays[key] = getattr(checked, key)
+        arrays["save_id"] = np.array(save_id)
+
+        def write(into: Path) -> None:
+            with atomic_write(into / _ARRAYS, "wb") as f:
+                np.savez(f, **arrays)
+            write_json(into / _META, doc)
+
+        _write_beside(folder, write)
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> Snapshots:
-        """Read what :meth:`save` wrote (a run folder's ``snapshots/`` or the run folder)."""
+        """Read what :meth:`save` wrote (a run folder's ``snapshots/`` or the run folder).
+
+        Every field is checked as construction checks it: a damaged one is a
+        :class:`SnapshotsError` naming the file and the field."""
         folder = Path(folder)
         if not (folder / _META).exists() and (folder / "snapshots" / _META).exists():
             folder = folder / "snapshots"
@@ -233,22 +259,28 @@ class Snapshots:
             )
         meta = _read_meta(folder)
         arrays = _read_arrays(folder, meta)
-        return cls(
-            embeddings={name: arrays[f"emb/{name}"] for name in meta["layers"]},
-            labels=arrays["labels"],
-            predictions=arrays["predictions"],
-            probabilities=arrays["probabilities"],
-            titles=meta["titles"],
-            class_names=meta["class_names"],
-            history=meta["history"],
-            probe_index=arrays.get("probe_index"),
-            head_weights=arrays.get("head_weights"),
-            head_bias=arrays.get("head_bias"),
-            thumbnails=arrays.get("thumbnails"),
-            flipped=arrays.get("flipped"),
-            snippets=meta.get("snippets"),
-            meta=meta.get("meta", {}),
-        )
+        fields = {
+            "embeddings": {name: arrays[f"emb/{name}"] for name in meta["layers"]},
+            "labels": arrays["labels"],
+            "predictions": arrays["predictions"],
+            "probabilities": arrays["probabilities"],
+            "titles": meta.get("titles"),
+            "class_names": meta.get("class_names"),
+            "history": meta.get("history"),
+            "probe_index": arrays.get("probe_index"),
+            "head_weights": arrays.get("head_weights"),
+            "head_bias": arrays.get("head_bias"),
+            "thumbnails": arrays.get("thumbnails"),
+            "flipped": arrays.get("flipped"),
+            "snippets": meta.get("snippets"),
+            "meta": meta.get("meta", {}),
+        }
+        problem = _problem(fields)
+        if problem:
+            field, why = problem
+            name = _META if re.match(r"\w+", field)[0] in _META_FIELDS else _ARRAYS
+            raise SnapshotsError(f"{folder / name} is damaged ({why}){_AGAIN}")
+        return cls(**fields)
 
     def equals(self, other: Snapshots) -> bool:
         """True when every array is bit-identical and the metadata is equal; how long each
@@ -281,6 +313,8 @@ class Snapshots:
 
 
 _AGAIN = "; write it again (python -m labkit run --overwrite, or snaps.save)"
+# The fields meta.json holds; the others are arrays.npz's.
+_META_FIELDS = {"titles", "class_names", "history", "snippets", "meta"}
 
 
 def _read_meta(folder: Path) -> dict:
@@ -291,9 +325,20 @@ def _read_meta(folder: Path) -> dict:
         meta = json.loads((folder / _META).read_text(encoding="utf-8"))
         if not isinstance(meta, dict) or not isinstance(meta.get("layers"), list):
             raise ValueError("not the metadata of a save")
+        if not all(isinstance(name, str) for name in meta["layers"]):
+            raise ValueError("layers should be a list of layer names")
+        missing = [key for key in ("titles", "class_names", "history") if key not in meta]
+        if missing:
+            raise ValueError(f"it has no {' and no '.join(missing)}")
     except (OSError, ValueError) as err:
         raise SnapshotsError(f"{folder / _META} is damaged ({err}){_AGAIN}") from None
-    if meta.get("format_version", 0) > FORMAT_VERSION:
+    version = meta.get("format_version", 0)
+    if not _whole(version):
+        raise SnapshotsError(
+            f"{folder / _META} is damaged (format_version is {version!r}, not a whole "
+            f"number){_AGAIN}"
+        )
+    if version > FORMAT_VERSION:
         raise SnapshotsError(
             f"{folder} was written by a newer labkit "
             f"(format {meta['format_version']}); upgrade labkit to read it"
@@ -318,10 +363,293 @@ def _read_arrays(folder: Path, meta: dict) -> dict[str, np.ndarray]:
     missing = [k for k in needed if k not in arrays]
     if missing:
         raise SnapshotsError(f"{folder / _ARRAYS} lacks {', '.join(missing)}{_AGAIN}")
-    epochs = len(arrays["predictions"])
-    if len(meta.get("history", [])) != epochs:
-        raise SnapshotsError(
-            f"{folder / _META} has a history of {len(meta.get('history', []))} epochs for "
-            f"{epochs} snapshots (epochs 0..{epochs - 1}){_AGAIN}"
-        )
     return arrays
+
+
+def _meta_doc(snaps: Snapshots, save_id: str) -> dict:
+    """What ``meta.json`` holds, every part checked to be JSON that UTF-8 can encode."""
+    doc = {
+        "format_version": FORMAT_VERSION,
+        "save_id": save_id,
+        "layers": snaps.layer_names,
+        "titles": snaps.titles,
+        "class_names": snaps.class_names,
+        "history": snaps.history,
+        "snippets": snaps.snippets,
+        "meta": snaps.meta,
+    }
+    for name, value in doc.items():
+        problem = _json_problem(value, name)
+        if problem:
+            raise ConfigError(f"cannot save the snapshots: {problem}")
+    return doc
+
+
+def _json_problem(value: Any, name: str) -> str | None:
+    """Why ``value`` (called ``name``) cannot be written as JSON in UTF-8, or None. What
+    :func:`labkit._io.write_json` converts (numpy numbers, tuples, NaN) is fine."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return None
+    if isinstance(value, str):
+        return _unencodable(value, name)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = _json_problem(str(key), f"a key of {name}") or _json_problem(
+                item, f"{name}[{key!r}]"
+            )
+            if problem:
+                return problem
+        return None
+    if isinstance(value, (list, tuple)):
+        return next(
+            (p for i, item in enumerate(value) if (p := _json_problem(item, f"{name}[{i}]"))),
+            None,
+        )
+    if hasattr(value, "item") and callable(value.item):  # numpy and torch scalars
+        try:
+            return _json_problem(value.item(), name)
+        except (ValueError, RuntimeError):  # an array of more than one value
+            return f"{name} is an array, which JSON cannot hold; give a list (.tolist())"
+    return f"{name} is {_described(value)}, which JSON cannot hold; give a str"
+
+
+def _unencodable(text: str, name: str) -> str | None:
+    """Why ``text`` (called ``name``) cannot be written as UTF-8, or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return (
+            f"{name} holds {text[err.start]!r} at position {err.start}, a lone surrogate "
+            f"that cannot be encoded as UTF-8; give text without it"
+        )
+    return None
+
+
+def _write_beside(folder: Path, write: Callable[[Path], None]) -> None:
+    """``write(into)`` into a new folder beside ``folder``, then its files moved into
+    ``folder`` (each rename atomic; ``meta.json`` last, whose save id vouches for the arrays).
+    A failure in ``write`` leaves ``folder`` untouched."""
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"cannot save the snapshots in {folder}: it is a file, not a folder")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    into = folder.parent / f".{folder.name}.saving-{uuid.uuid4().hex[:8]}"
+    into.mkdir()
+    try:
+        write(into)
+        if not folder.exists():
+            os.rename(into, folder)
+            return
+        for name in (_ARRAYS, _META):
+            os.replace(into / name, folder / name)
+    finally:
+        shutil.rmtree(into, ignore_errors=True)
+
+
+# -- what fits ------------------------------------------------------------------------------
+#
+# One set of checks for every way snapshots come to be: constructed, loaded from a save, and
+# restored from the run cache (labkit.runcache checks what an entry recorded with
+# record_problem). Each check yields (field, what is wrong) and the first is reported, by the
+# caller, as its kind of error: a ConfigError, a SnapshotsError naming the file, a cache miss.
+# A generator stops at its first yield, so a check may rely on the ones before it.
+
+Problem = tuple[str, str]
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _described(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype} values"
+    if value is None:
+        return "None"
+    kind = type(value).__name__
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+
+_KINDS = {"iu": "whole numbers", "fiu": "numbers", "b": "booleans"}
+
+
+def _array(field: str, value: Any, kinds: str, shape: tuple, spec: str) -> Iterator[Problem]:
+    """``value`` is an array (or a list that makes one) of the dtype ``kinds`` and of
+    ``shape`` (None: any size), described as ``spec``."""
+    try:
+        a = np.asarray(value)
+    except (ValueError, TypeError):  # a ragged list
+        a = None
+    if a is None or a.dtype.kind not in kinds:
+        yield field, f"{field} should be {_KINDS[kinds]} [{spec}], got {_described(value)}"
+    elif a.ndim != len(shape) or any(
+        s is not None and s != t for s, t in zip(shape, a.shape, strict=True)
+    ):
+        yield field, f"{field} should be {_KINDS[kinds]} [{spec}], got shape {list(a.shape)}"
+
+
+def _classes(field: str, value: Any, n_classes: int) -> Iterator[Problem]:
+    """Every value of the whole-number array ``value`` is a class index."""
+    a = np.asarray(value)
+    bad = np.flatnonzero((a < 0) | (a >= n_classes))
+    if bad.size:
+        at = np.unravel_index(bad[0], a.shape)
+        yield (
+            field,
+            (
+                f"{field}[{', '.join(str(int(i)) for i in at)}] is {a[at]}, not one of the "
+                f"{n_classes} classes (0..{n_classes - 1}) of class_names"
+            ),
+        )
+
+
+def _texts(field: str, value: Any, n: int | None) -> Iterator[Problem]:
+    """``value`` is a list (or tuple) of ``n`` str (any number where ``n`` is None)."""
+    if not isinstance(value, (list, tuple)):
+        yield field, f"{field} should be a list of str, got {_described(value)}"
+    elif n is not None and len(value) != n:
+        yield field, f"{field} has {len(value)} entries for {n} probe samples (labels)"
+    else:
+        bad = next((i for i, item in enumerate(value) if not isinstance(item, str)), None)
+        if bad is not None:
+            yield field, f"{field}[{bad}] is {_described(value[bad])}, not a str"
+        # Every file the text goes to (the save, the Mantis CSV, the projector) is UTF-8.
+        found = next(
+            (p for i, t in enumerate(value) if (p := _unencodable(t, f"{field}[{i}]"))), None
+        )
+        if found:
+            yield field, found
+
+
+def _problem(fields: dict[str, Any]) -> Problem | None:
+    """The first field of a :class:`Snapshots` (its constructor's arguments) that does not
+    fit the others, or None."""
+    return next(_problems(fields), None)
+
+
+def _problems(f: dict[str, Any]) -> Iterator[Problem]:
+    names = f["class_names"]
+    yield from _texts("class_names", names, None)
+    if not names:
+        yield "class_names", "class_names is empty; give the name of every class"
+    twice = next((name for i, name in enumerate(names) if name in names[:i]), None)
+    if twice is not None:
+        yield "class_names", f"class_names holds {twice!r} twice; give each class once"
+    yield from _array("labels", f["labels"], "iu", (None,), "n_probe")
+    n = len(f["labels"])
+    yield from _classes("labels", f["labels"], len(names))
+    yield from _texts("titles", f["titles"], n)
+    yield from _array("predictions", f["predictions"], "iu", (None, n), f"epochs + 1, {n}")
+    if len(f["predictions"]) == 0:
+        yield "predictions", "predictions holds no snapshot; give epoch 0 at least"
+    yield from _classes("predictions", f["predictions"], len(names))
+    yield from _record_problems(len(f["predictions"]), n, len(names), f)
+    if f["probe_index"] is not None:
+        yield from _array("probe_index", f["probe_index"], "iu", (n,), str(n))
+        if (np.asarray(f["probe_index"]) < 0).any():
+            yield "probe_index", "probe_index holds a negative position"
+    if f["flipped"] is not None:
+        yield from _array("flipped", f["flipped"], "b", (n,), str(n))
+    if f["thumbnails"] is not None:  # grey [n, h, w] or colour [n, h, w, channels]
+        colour = isinstance(f["thumbnails"], np.ndarray) and f["thumbnails"].ndim == 4
+        shape = (n, None, None, None) if colour else (n, None, None)
+        spec = f"{n}, height, width{', channels' if colour else ''}"
+        yield from _array("thumbnails", f["thumbnails"], "fiu", shape, spec)
+    if f["snippets"] is not None:
+        yield from _texts("snippets", f["snippets"], n)
+
+
+def record_problem(
+    snapshots: int,
+    n_probe: int,
+    n_classes: int,
+    *,
+    embeddings: Any,
+    probabilities: Any,
+    head_weights: Any,
+    head_bias: Any,
+    history: Any,
+    meta: Any,
+) -> Problem | None:
+    """Why what a training recorded (see :class:`labkit.record.Recorder`) does not fit
+    ``snapshots`` epochs (0 .. snapshots - 1) of ``n_probe`` samples in ``n_classes``
+    classes, as ``(field, sentence)``; None when it fits. :class:`Snapshots` makes these
+    checks when it is made and loaded, and the run cache on every entry it reads."""
+    fields = {
+        "embeddings": embeddings,
+        "probabilities": probabilities,
+        "head_weights": head_weights,
+        "head_bias": head_bias,
+        "history": history,
+        "meta": meta,
+    }
+    return next(_record_problems(snapshots, n_probe, n_classes, fields), None)
+
+
+def _record_problems(e: int, n: int, c: int, f: dict[str, Any]) -> Iterator[Problem]:
+    emb = f["embeddings"]
+    if not isinstance(emb, dict):
+        yield (
+            "embeddings",
+            f"embeddings should be a dict {{layer name: array}}, got {_described(emb)}",
+        )
+    for name, a in emb.items():
+        if not isinstance(name, str):
+            yield "embeddings", f"embeddings has the layer name {name!r}; layer names are str"
+        yield from _array(
+            f"embeddings[{name!r}]", a, "fiu", (e, n, None), f"epochs + 1 = {e}, {n}, dim"
+        )
+    yield from _array(
+        "probabilities", f["probabilities"], "fiu", (e, n, c), f"epochs + 1 = {e}, {n}, {c} classes"
+    )
+    if f["head_weights"] is not None:
+        yield from _array(
+            "head_weights",
+            f["head_weights"],
+            "fiu",
+            (e, c, None),
+            f"epochs + 1 = {e}, {c} classes, dim",
+        )
+    if f["head_bias"] is not None:
+        yield from _array(
+            "head_bias", f["head_bias"], "fiu", (e, c), f"epochs + 1 = {e}, {c} classes"
+        )
+    yield from _history_problems(f["history"], e)
+    yield from _meta_problems(f["meta"], e, list(emb))
+
+
+_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "seconds")
+
+
+def _history_problems(history: Any, e: int) -> Iterator[Problem]:
+    if not isinstance(history, list):
+        yield "history", f"history should be a list of {e} dicts, got {_described(history)}"
+    if history and len(history) != e:  # an empty one is a history not recorded
+        yield "history", f"a history of {len(history)} epochs for {e} snapshots (epochs 0..{e - 1})"
+    for i, row in enumerate(history):
+        if not isinstance(row, dict):
+            yield "history", f"history[{i}] is {_described(row)}, not a dict"
+        if "epoch" in row and not (_whole(row["epoch"]) and row["epoch"] == i):
+            yield "history", f"history[{i}]['epoch'] is {row['epoch']!r}, not {i}"
+        for key in _METRICS:
+            value = row.get(key)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+            ):
+                yield "history", f"history[{i}][{key!r}] is {value!r}, not a number"
+
+
+def _meta_problems(meta: Any, e: int, layers: list) -> Iterator[Problem]:
+    if not isinstance(meta, dict):
+        yield "meta", f"meta should be a dict, got {_described(meta)}"
+    epochs = meta.get("epochs")
+    if epochs is not None and not (_whole(epochs) and epochs == e - 1):
+        yield (
+            "meta",
+            f"meta['epochs'] is {epochs!r}, but there are {e} snapshots (epochs 0..{e - 1})",
+        )
+    pen = meta.get("penultimate")
+    if pen is not None and not (isinstance(pen, str) and pen in layers):
+        yield (
+            "meta",
+            f"meta['penultimate'] is {pen!r}, not a captured layer ({', '.join(map(str, layers)) or 'none'})",
+        )
