@@ -12,6 +12,10 @@ titles and pictures come from the data again.
 
 Entries are ``.npz`` files (no pickle) written to a temporary name and renamed, so a reader
 never sees half an entry and two processes training one key at once leave one whole entry.
+An entry is checked before it is used: it names the key it was stored under and the dtype
+and shape of every weight, and what it recorded must fit as :meth:`labkit.Snapshots.load`
+checks a save (:func:`labkit.snapshots.record_problem`, the one set of checks). One that
+cannot be read or does not fit is a miss with a warning, and is removed.
 The folder is ``home("runs", ".cache")``, shared by every notebook with the same
 ``LABKIT_HOME``; the environment variable ``LABKIT_RUN_CACHE`` names another. Projections
 (:func:`labkit.reduce.project`'s t-SNE and UMAP, seconds each) are kept in its
@@ -45,6 +49,7 @@ from ._io import atomic_write
 from ._version import __version__
 from .data import LabData
 from .paths import home
+from .snapshots import record_problem
 
 __all__ = [
     "CACHE_VAR",
@@ -263,8 +268,14 @@ def store(key: str, entry: Entry, *, max_bytes: int = MAX_BYTES) -> Path | None:
             return None
         arrays[f"state_{i}"] = t.numpy()
     about = {
+        "key": key,  # an entry copied under another key is not taken for that run
         "layers": layers,
         "state": names,
+        # What the arrays must be when they are read back: load checks them against it.
+        "tensors": [
+            [arrays[f"state_{i}"].dtype.str, arrays[f"state_{i}"].shape] for i in range(len(names))
+        ],
+        "probabilities": entry.probabilities.shape,
         "heads": [len(entry.head_weights), len(entry.head_bias)],
         "history": entry.history,
         "meta": entry.meta,
@@ -283,38 +294,111 @@ def store(key: str, entry: Entry, *, max_bytes: int = MAX_BYTES) -> Path | None:
 
 
 def load(key: str) -> Entry | None:
-    """The entry stored under ``key``, or None. A damaged entry is a miss with a warning
-    (and is removed, so the run trained now takes its place)."""
+    """The entry stored under ``key``, or None. An entry that cannot be read, or does not
+    fit what it says it holds (the shape of a weight, the probe's size, its history, its
+    epochs; the checks :meth:`labkit.Snapshots.load` makes), is a miss with a warning, and
+    is removed, so the run trained now takes its place."""
     path = folder() / f"{key}.npz"
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            about = json.loads(bytes(z["about"]).decode("utf-8"))
-            n_weights, n_bias = about["heads"]
-            entry = Entry(
-                embeddings={n: z[f"embedding_{i}"] for i, n in enumerate(about["layers"])},
-                probabilities=z["probabilities"],
-                head_weights=[z[f"head_weight_{i}"] for i in range(n_weights)],
-                head_bias=[z[f"head_bias_{i}"] for i in range(n_bias)],
-                history=about["history"],
-                meta=about["meta"],
-                state={n: torch.from_numpy(z[f"state_{i}"]) for i, n in enumerate(about["state"])},
-                trained_at=float(about["trained_at"]),
-                path=path,
-            )
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
-        return _damaged(path, "run", err, "training again")
+            arrays = {name: z[name] for name in z.files}
+        about = json.loads(bytes(arrays["about"]).decode("utf-8"))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        return _damaged(
+            path, "run", f"could not be read ({type(err).__name__}: {err})", "training again"
+        )
+    problem = _misfit(key, about, arrays)
+    if problem:
+        return _damaged(path, "run", f"does not fit its run ({problem})", "training again")
+    n_weights, n_bias = about["heads"]
+    entry = Entry(
+        embeddings={n: arrays[f"embedding_{i}"] for i, n in enumerate(about["layers"])},
+        probabilities=arrays["probabilities"],
+        head_weights=[arrays[f"head_weight_{i}"] for i in range(n_weights)],
+        head_bias=[arrays[f"head_bias_{i}"] for i in range(n_bias)],
+        history=about["history"],
+        meta=about["meta"],
+        state={n: torch.from_numpy(arrays[f"state_{i}"]) for i, n in enumerate(about["state"])},
+        trained_at=float(about["trained_at"]),
+        path=path,
+    )
     _used(path)
     return entry
 
 
-def _damaged(path: Path, what: str, err: Exception, then: str) -> None:
-    """A miss, said in a warning; the entry goes, so what is computed now takes its place."""
-    warnings.warn(
-        f"the cached {what} {path} could not be read ({type(err).__name__}: {err}); {then}",
-        stacklevel=4,
+_ABOUT = {
+    "key": str,
+    "layers": list,
+    "state": list,
+    "tensors": list,
+    "probabilities": list,
+    "heads": list,
+    "trained_at": (int, float),
+}
+
+
+def _misfit(key: str, about, arrays: dict[str, np.ndarray]) -> str | None:
+    """Why an entry's ``about`` and ``arrays`` do not make the run stored under ``key``,
+    or None."""
+    if not isinstance(about, dict):
+        return "its description is not a JSON object"
+    for name, kind in _ABOUT.items():
+        if not isinstance(about.get(name), kind) or isinstance(about.get(name), bool):
+            return f"its description has no {name!r} of the right kind"
+    try:
+        time.localtime(about["trained_at"])  # the time the message about a hit shows
+    except (OverflowError, OSError, ValueError):
+        return f"its description says it was trained at {about['trained_at']!r}"
+    if about["key"] != key:
+        return f"it was stored for another run ({about['key'][:12]}...)"
+    names, tensors = about["state"], about["tensors"]
+    if len(names) != len(tensors):
+        return f"{len(names)} weights named for {len(tensors)} described"
+    for i, (name, described) in enumerate(zip(names, tensors, strict=True)):
+        a = arrays.get(f"state_{i}")
+        if a is None:
+            return f"the weights of {name!r} are missing"
+        if [a.dtype.str, list(a.shape)] != described:
+            return (
+                f"the weights of {name!r} are {a.dtype.str} {list(a.shape)}, stored as {described}"
+            )
+    shape = about["probabilities"]
+    if len(shape) != 3 or not all(isinstance(s, int) and not isinstance(s, bool) for s in shape):
+        return f"its description gives the probabilities the shape {shape!r}"
+    heads = about["heads"]
+    if len(heads) != 2 or not all(isinstance(h, int) and h >= 0 for h in heads):
+        return f"its description counts the head's weights as {heads!r}"
+    wanted = [
+        *(f"embedding_{i}" for i in range(len(about["layers"]))),
+        *(f"head_weight_{i}" for i in range(heads[0])),
+        *(f"head_bias_{i}" for i in range(heads[1])),
+        "probabilities",
+    ]
+    missing = [name for name in wanted if name not in arrays]
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    found = record_problem(
+        *shape,
+        embeddings={name: arrays[f"embedding_{i}"] for i, name in enumerate(about["layers"])},
+        probabilities=arrays["probabilities"],
+        head_weights=_stacked(arrays, "head_weight", heads[0]),
+        head_bias=_stacked(arrays, "head_bias", heads[1]),
+        history=about.get("history"),
+        meta=about.get("meta"),
     )
+    return found and found[1]
+
+
+def _stacked(arrays: dict[str, np.ndarray], prefix: str, count: int) -> list | None:
+    """The ``count`` arrays ``prefix_0 ..``, as the snapshots' one array holds them."""
+    return [arrays[f"{prefix}_{i}"] for i in range(count)] if count else None
+
+
+def _damaged(path: Path, what: str, why: str, then: str) -> None:
+    """A miss, said in a warning; the entry goes, so what is computed now takes its place."""
+    warnings.warn(f"the cached {what} {path} {why}; {then}", stacklevel=4)
     with contextlib.suppress(OSError):
         path.unlink()
 
@@ -345,7 +429,9 @@ def load_array(kind: str, key: str) -> np.ndarray | None:
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as err:
-        return _damaged(path, kind, err, "computing it again")
+        return _damaged(
+            path, kind, f"could not be read ({type(err).__name__}: {err})", "computing it again"
+        )
     _used(path)
     return array
 
