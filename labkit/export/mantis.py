@@ -3,10 +3,18 @@
     title,categoric,snippet,prediction,correct,embedding_epoch_0,...,embedding_epoch_N
     test #3,7,,1,False,"[0.125, -1.5, 3.25]",...
 
-UTF-8, RFC 4180 quoting (titles may hold commas, quotes and newlines). Every embedding cell is
-a list that ``json.loads`` and ``ast.literal_eval`` both read, and every float32 is written
-as the shortest decimal that reads back as the same float32: the round trip is exact, bit
-for bit, ``-0.0`` and subnormals included.
+UTF-8, RFC 4180 quoting (titles may hold commas, quotes, tabs and line breaks, written as they
+are). Every embedding cell is a list that ``json.loads`` and ``ast.literal_eval`` both read,
+and every float32 is written as the shortest decimal that reads back as the same float32: the
+round trip is exact, bit for bit, ``-0.0`` and subnormals included.
+
+A text cell (title, class, snippet, extra column, column name) that a spreadsheet would take
+for a formula, one starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return, is
+written with a single quote before it, as OWASP's guidance on CSV injection has it
+(:mod:`labkit.export.cells`; a plain number such as ``-1.5`` is left as it is).
+:func:`read_mantis_csv` removes exactly the quotes the writer added, so title -> CSV -> title
+is exact. It reads a file with a UTF-8 byte-order mark (Excel's "CSV UTF-8") and cells of any
+length (a 20,000-wide embedding is a 300 kB cell, past the csv module's default limit).
 
 >>> write_mantis_csv(snaps, "runs/digits/mantis.csv")        # doctest: +SKIP
 >>> table = read_mantis_csv("runs/digits/mantis.csv")        # doctest: +SKIP
@@ -20,9 +28,11 @@ NumPy formatter and exact by construction.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +42,7 @@ import numpy as np
 from .._io import atomic_write
 from ..errors import ConfigError, LabkitError
 from ..reduce import SVDProjection
+from .cells import quote_formula, unquote_formula
 
 if TYPE_CHECKING:
     from ..snapshots import Snapshots
@@ -80,20 +91,15 @@ def format_cells(x: np.ndarray) -> list[bytes]:
     return [c.encode("ascii") for c in cells.to_pylist()]
 
 
-def _clean(text: str) -> str:
-    # csv quotes newlines correctly, but a bare CR inside a cell trips some spreadsheet apps.
-    return str(text).replace("\r\n", "\n").replace("\r", "\n")
-
-
 def _text_columns(snaps: Snapshots, extra: dict[str, list] | None, n: int) -> dict[str, list]:
     """The columns before the embeddings: title, label, snippet (text), the last epoch's
     prediction and whether it is right, then ``extra``."""
     columns: dict[str, list] = {
-        "title": [_clean(t) for t in snaps.titles],
+        "title": list(snaps.titles),
         "categoric": snaps.label_names,
     }
     if snaps.snippets:
-        columns["snippet"] = [_clean(s) for s in snaps.snippets]
+        columns["snippet"] = list(snaps.snippets)
     columns["prediction"] = [snaps.class_names[i] for i in snaps.predictions[-1]]
     columns["correct"] = [bool(c) for c in snaps.correct(-1)]
     for name, values in (extra or {}).items():
@@ -101,7 +107,7 @@ def _text_columns(snaps: Snapshots, extra: dict[str, list] | None, n: int) -> di
             raise ConfigError(f"extra column {name!r} clashes with a column the format defines")
         if len(values) != n:
             raise ConfigError(f"extra column {name!r} has {len(values)} values for {n} rows")
-        columns[name] = [_clean(v) for v in values]
+        columns[name] = [str(v) for v in values]
     return columns
 
 
@@ -166,19 +172,27 @@ def write_mantis_csv(
         if coords is None
         else [[c[1:-1] for c in format_cells(coords[:, k : k + 1])] for k in range(coords.shape[1])]
     )
-    meta = io.StringIO()
-    csv.writer(meta, lineterminator="\r\n").writerows(zip(*columns.values(), strict=True))
-    meta_lines = meta.getvalue().encode("utf-8").split(b"\r\n")
-    head = io.StringIO()
-    csv.writer(head, lineterminator="\r\n").writerow(header)
+    meta_lines = _csv_lines(zip(*columns.values(), strict=True))
 
     with atomic_write(path, "wb") as f:
-        f.write(head.getvalue().encode("utf-8"))
-        for i in range(n):
+        f.write(next(_csv_lines([header])) + b"\r\n")
+        for i, line in enumerate(meta_lines):
             cells = b'","'.join(cells[i] for cells in epochs)
             coord = b"".join(b"," + c[i] for c in coord_cells)
-            f.write(meta_lines[i] + b',"' + cells + b'"' + coord + b"\r\n")
+            f.write(line + b',"' + cells + b'"' + coord + b"\r\n")
     return Path(path)
+
+
+def _csv_lines(rows) -> Iterator[bytes]:
+    """Each row of text cells as one CSV line (RFC 4180 quoting, no line end), every cell
+    quoted against formulas. One row at a time: a cell may hold line breaks of its own."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    for row in rows:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow([quote_formula(str(cell)) for cell in row])
+        yield buffer.getvalue()[:-2].encode("utf-8")
 
 
 @dataclass
@@ -225,15 +239,15 @@ def read_mantis_csv(path: str | Path) -> MantisTable:
         except ValueError as err:
             raise MantisFormatError(f"{path}: a coordinate cell is not a number ({err})") from None
     ti, ci = header.index("title"), header.index("categoric")
+
+    def text(i: int) -> list[str]:
+        return [unquote_formula(row[i]) for row in rows]
+
     return MantisTable(
-        titles=[row[ti] for row in rows],
-        categories=[row[ci] for row in rows],
+        titles=text(ti),
+        categories=text(ci),
         embeddings=_read_embeddings(path, header, rows, lines, emb_cols),
-        columns={
-            header[i]: [row[i] for row in rows]
-            for i in text_cols
-            if header[i] not in ("title", "categoric")
-        },
+        columns={header[i]: text(i) for i in text_cols if header[i] not in ("title", "categoric")},
         coordinates=coords,
     )
 
@@ -242,6 +256,7 @@ def _read_rows(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
     """The header, the non-empty rows, and the line each row starts on (a quoted cell may
     span lines)."""
     raw = path.read_bytes()
+    raw = raw.removeprefix(b"\xef\xbb\xbf")  # the byte-order mark Excel puts before UTF-8
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -252,22 +267,36 @@ def _read_rows(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
             f"{raw[err.start]:#04x}); a Mantis CSV is UTF-8"
         ) from None
     reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise MantisFormatError(f"{path} is empty") from None
-    rows, lines = [], []
-    line = reader.line_num + 1
-    for row in reader:
-        if row:
-            if len(row) != len(header):
-                raise MantisFormatError(
-                    f"{path}, line {line}: {len(row)} cells, the header has {len(header)}"
-                )
-            rows.append(row)
-            lines.append(line)
+    with _cells_up_to(len(text)):
+        try:
+            header = [unquote_formula(name) for name in next(reader)]
+        except StopIteration:
+            raise MantisFormatError(f"{path} is empty") from None
+        rows, lines = [], []
         line = reader.line_num + 1
+        for row in reader:
+            if row:
+                if len(row) != len(header):
+                    raise MantisFormatError(
+                        f"{path}, line {line}: {len(row)} cells, the header has {len(header)}"
+                    )
+                rows.append(row)
+                lines.append(line)
+            line = reader.line_num + 1
     return header, rows, lines
+
+
+@contextlib.contextmanager
+def _cells_up_to(size: int) -> Iterator[None]:
+    """The csv module's limit on a cell's length (131,072 characters, a 10,000-wide
+    embedding) raised to ``size`` while a file is read, and put back after: the limit is
+    the module's, shared by every reader in the process."""
+    before = csv.field_size_limit()
+    csv.field_size_limit(max(before, size))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
 
 
 def _read_embeddings(

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._io import atomic_write
+from .cells import quote_formula
 
 if TYPE_CHECKING:
     from ..snapshots import Snapshots
@@ -72,10 +73,14 @@ def _write_tensor(path: Path, x: np.ndarray) -> Path:
 
 def _metadata(snaps, at_epochs: list[int]) -> dict[int, str]:
     """Each epoch's metadata TSV. Labels, titles and snippets are cleaned once for every
-    epoch (only the predictions change): 20,000 cells a run instead of 130,000."""
+    epoch (only the predictions change): 20,000 cells a run instead of 130,000.
+
+    A cell a spreadsheet would open as a formula (``=``, ``+``, ``-``, ``@`` first: the
+    file is a plain TSV that a double click opens in one) starts with a single quote, as in
+    the Mantis CSV (:mod:`labkit.export.cells`); the projector shows it as written."""
 
     def cleaned(values) -> list[str]:
-        return [clean_cell(v) or "-" for v in values]
+        return [quote_formula(clean_cell(v)) or "-" for v in values]
 
     fixed = {"label": cleaned(snaps.label_names), "title": cleaned(snaps.titles)}
     if snaps.snippets:
