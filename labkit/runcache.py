@@ -293,11 +293,19 @@ def store(key: str, entry: Entry, *, max_bytes: int = MAX_BYTES) -> Path | None:
     return path
 
 
-def load(key: str) -> Entry | None:
+def load(
+    key: str,
+    *,
+    model_state: dict[str, torch.Tensor] | None = None,
+    n_probe: int | None = None,
+    n_classes: int | None = None,
+) -> Entry | None:
     """The entry stored under ``key``, or None. An entry that cannot be read, or does not
     fit what it says it holds (the shape of a weight, the probe's size, its history, its
-    epochs; the checks :meth:`labkit.Snapshots.load` makes), is a miss with a warning, and
-    is removed, so the run trained now takes its place."""
+    epochs; the checks :meth:`labkit.Snapshots.load` makes), or does not fit the run asking
+    for it (``model_state``: the model's weights, by name, dtype and shape; ``n_probe``,
+    ``n_classes``), is a miss with a warning, and is removed, so the run trained now takes
+    its place."""
     path = folder() / f"{key}.npz"
     if not path.is_file():
         return None
@@ -324,8 +332,37 @@ def load(key: str) -> Entry | None:
         trained_at=float(about["trained_at"]),
         path=path,
     )
+    problem = _unlike(entry, model_state, n_probe, n_classes)
+    if problem:
+        return _damaged(path, "run", f"does not fit its run ({problem})", "training again")
     _used(path)
     return entry
+
+
+def _unlike(
+    entry: Entry,
+    model_state: dict[str, torch.Tensor] | None,
+    n_probe: int | None,
+    n_classes: int | None,
+) -> str | None:
+    """How ``entry`` differs from the run that asks for it, or None. The key already holds
+    all of it; this catches an entry whose content was changed under its name."""
+    if model_state is not None:
+        if list(entry.state) != list(model_state):
+            return "its weights are not named as the model's are"
+        for name, want in model_state.items():
+            got = entry.state[name]
+            if got.shape != want.shape or got.dtype != want.dtype:
+                return (
+                    f"the weight {name} is {got.dtype} {tuple(got.shape)}, the model's is "
+                    f"{want.dtype} {tuple(want.shape)}"
+                )
+    n, c = entry.probabilities.shape[1:]
+    if n_probe is not None and n != n_probe:
+        return f"it holds {n} probe samples, the run's probe has {n_probe}"
+    if n_classes is not None and c != n_classes:
+        return f"it holds {c} classes, the run's data has {n_classes}"
+    return None
 
 
 _ABOUT = {

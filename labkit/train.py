@@ -103,7 +103,10 @@ def train(
     data = _place(model, data, device)
     batches = TrainingBatches(data, batch_size, seed)
     recorder = Recorder(model, data, names, epochs, batch_size=eval_batch_size, precision=precision)
-    if key and (entry := runcache.load(key)) is not None:
+    entry = key and runcache.load(
+        key, model_state=model.state_dict(), n_probe=len(data.probe_index), n_classes=data.n_classes
+    )
+    if entry:
         return _restore(entry, model, recorder)
 
     started = time.perf_counter()
@@ -365,3 +368,18 @@ def _check_data(data: LabData) -> None:
                 f"y_{split} holds the label {low if low < 0 else high}, outside the "
                 f"{data.n_classes} classes (0..{data.n_classes - 1}) of class_names"
             )
+    # What the snapshots will say of the probe: checked now, not after the training.
+    if not all(isinstance(name, str) for name in data.class_names):
+        raise ConfigError("class_names should all be str; give each class a name")
+    n = len(getattr(data, f"y_{data.probe_split}"))
+    probe = data.probe_index
+    if len(probe) and (int(probe.min()) < 0 or int(probe.max()) >= n):
+        raise ConfigError(
+            f"probe_index holds {int(probe.max())}, outside the {n} samples of the "
+            f"{data.probe_split} split it indexes"
+        )
+    if len(data.titles) != len(probe) or not all(isinstance(t, str) for t in data.titles):
+        raise ConfigError(
+            f"titles should be {len(probe)} str, one for each probe sample (probe_index), "
+            f"got {len(data.titles)} of types {sorted({type(t).__name__ for t in data.titles})}"
+        )

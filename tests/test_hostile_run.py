@@ -190,6 +190,13 @@ def _poke(t: torch.Tensor, value) -> torch.Tensor:
             lambda d: (mlp(d), replace(d, y_train=d.y_train[:-3])),
             ["1344 labels", "one label per sample"],
         ),
+        (lambda d: (mlp(d), replace(d, titles=[1, *d.titles[1:]])), ["titles should be 60 str"]),
+        (lambda d: (mlp(d), replace(d, titles=d.titles[:-1])), ["titles should be 60", "got 59"]),
+        (lambda d: (mlp(d), replace(d, class_names=[0, *d.class_names[1:]])), ["class_names"]),
+        (
+            lambda d: (mlp(d), replace(d, probe_index=d.probe_index + 1000)),
+            ["probe_index holds", "outside the 450 samples of the test split"],
+        ),
     ],
 )
 def test_train_refuses_data_and_models_it_cannot_use(digits, make, words):

@@ -372,6 +372,12 @@ def _another_runs_entry(path: Path, other: bytes) -> None:
     path.write_bytes(other)
 
 
+def _forge_weight(arrays: dict, about: dict) -> None:
+    wider = np.zeros((*arrays["state_0"].shape, 2), arrays["state_0"].dtype)
+    arrays["state_0"] = wider
+    about["tensors"][0] = [wider.dtype.str, list(wider.shape)]
+
+
 MISFIT_ENTRIES = {
     "a weight of the wrong shape": (
         _entry(lambda a, about: a.update(state_0=np.zeros((*a["state_0"].shape, 2), "f4"))),
@@ -386,6 +392,15 @@ MISFIT_ENTRIES = {
     "a history shorter than the snapshots": (
         _entry(lambda a, about: about.update(history=about["history"][:1])),
         "a history of 1 epochs for 2 snapshots",
+    ),
+    # Forged: what the entry says of itself agrees with what it holds, but not with the run.
+    "a weight forged with its description": (
+        _entry(_forge_weight),
+        "the weight ",
+    ),
+    "a weight renamed": (
+        _entry(lambda a, about: about["state"].__setitem__(0, "renamed.weight")),
+        "its weights are not named as the model's are",
     ),
     "an unknown time of training": (
         _entry(lambda a, about: about.update(trained_at=1e300)),
