@@ -534,3 +534,14 @@ def test_projector_metadata_keeps_formulas_out_and_one_row_per_point(tmp_path):
     assert {r[0] for r in rows} == {"'=cmd|' /C calc'!A0", "cat"}
     assert {r[2] for r in rows} == {"'=cmd|' /C calc'!A0", "cat"}
     assert not any(re.match(r"[=+\-@]", cell) for r in rows for cell in r if cell != "-1.5")
+
+
+@pytest.mark.parametrize("export", ["mantis", "projector"])
+def test_a_title_changed_after_construction_is_named_by_the_exports(run, tmp_path, export):
+    run.titles[3] = "caf\udce9"  # changed in place, after construction checked it
+    with pytest.raises(ConfigError, match=r"titles\[3\] holds '\\udce9'.*lone surrogate"):
+        if export == "mantis":
+            labkit.write_mantis_csv(run, tmp_path / "m.csv")
+        else:
+            labkit.write_projector(run, tmp_path / "tb")
+    assert list(tmp_path.iterdir()) == []  # nothing written

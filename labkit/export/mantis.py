@@ -33,7 +33,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -156,6 +156,7 @@ def write_mantis_csv(
     """
     if coordinates is not None and layout is not None:
         raise ConfigError("give coordinates=2 or 3 (the kit's PCA) or layout= (your own), not both")
+    snaps = replace(snaps)  # construction's checks again: a title changed since is named
     emb = snaps.layer(layer)
     n = emb.shape[1]
     columns = _text_columns(snaps, extra, n)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -146,6 +147,7 @@ def write_projector(
     replaced, others kept (as long as their files exist). Returns the config's path.
     """
 
+    snaps = replace(snaps)  # construction's checks again: a title changed since is named
     logdir = Path(logdir)
     layers = layers or snaps.layer_names
     at_epochs = list(range(snaps.epochs + 1)) if at_epochs is None else list(at_epochs)
