@@ -6,9 +6,9 @@
 >>> snaps = labkit.train(model, data, epochs=10)      # doctest: +SKIP
 """
 
-from . import _interrupts
+from . import interrupts
 
-with _interrupts.deferred():  # the command line's first seconds: see _interrupts.py
+with interrupts.deferred():  # the command line's first seconds: see interrupts.py
     from . import align, metrics, plots, reduce, tour, workflows
     from ._version import __version__
     from .data import DATASETS, DataError, LabData, load_dataset

@@ -16,7 +16,7 @@ import threading
 import warnings
 from pathlib import Path
 
-from . import _interrupts
+from . import interrupts
 from .data import DATASETS, IMAGE_DATASETS, SEED_MAX
 from .device import PRECISIONS
 from .errors import ConfigError, LabkitError
@@ -377,7 +377,7 @@ def _warning_line(message, category, filename, lineno, line=None) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.formatwarning = _warning_line
-    with _signals_as_ctrl_c(), _interrupts.noted():
+    with _signals_as_ctrl_c(), interrupts.noted():
         return _main(args)
 
 

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import _interrupts
+from . import interrupts
 from ._io import write_json
 from .errors import ConfigError, RunExistsError
 
@@ -171,7 +171,7 @@ def build(folder: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Pat
     building.mkdir()
     try:
         yield building
-        _interrupts.check()  # a Ctrl-C a library swallowed on the way still stops the run
+        interrupts.check()  # a Ctrl-C a library swallowed on the way still stops the run
         write_json(
             building / MANIFEST,
             {"written_by": _WRITER, "files": sorted(_listing(building))},

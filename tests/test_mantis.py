@@ -116,9 +116,16 @@ def test_every_float32_survives_exactly_adversarial_and_random(tmp_path, digits_
     bits = rng.integers(0, 2**32, (n, d), dtype=np.uint64).astype(np.uint32).view(np.float32)
     bits = np.where(np.isfinite(bits), bits, np.float32(1.0))
     emb = np.stack([np.tile(ADVERSARIAL, (n, 1)), bits]).astype(np.float32)
-    snaps.embeddings = {"x": emb}
-    snaps.meta = {**snaps.meta, "penultimate": "x"}
-    snaps.predictions = snaps.predictions[:2]
+    snaps = dataclasses.replace(  # a two-epoch run holding these values as its layer
+        snaps,
+        embeddings={"x": emb},
+        meta={**snaps.meta, "penultimate": "x", "epochs": 1},
+        predictions=snaps.predictions[:2],
+        probabilities=snaps.probabilities[:2],
+        history=snaps.history[:2],
+        head_weights=None if snaps.head_weights is None else snaps.head_weights[:2],
+        head_bias=None if snaps.head_bias is None else snaps.head_bias[:2],
+    )
     path = write_mantis_csv(snaps, tmp_path / "m.csv")
     back = read_mantis_csv(path).embeddings
     assert np.array_equal(back.view(np.uint32), emb.view(np.uint32))  # -0.0 stays -0.0

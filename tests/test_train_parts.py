@@ -83,16 +83,18 @@ def test_the_recorder_keeps_one_evaluation_per_epoch(digits):
     with torch.no_grad():
         model.head.weight.mul_(2.0)  # "training": epoch 1 sees another model
     recorder.record(1, train_loss=0.5, train_acc=0.9, seconds=1.0)
-    snaps = recorder.snapshots({"epochs": 2})
     n_probe = len(digits.probe_index)
-    # Epoch 2 was never recorded: it stays zero, the allocation is for the whole run.
-    assert snaps.embeddings["embed"].shape == (3, n_probe, 64)
+    # Epoch 2 is not recorded yet: it is zero, the allocation is for the whole run.
+    assert recorder.embeddings["embed"].shape == (3, n_probe, 64)
+    assert not recorder.embeddings["embed"][2].any()
+    recorder.record(2, train_loss=0.4, train_acc=0.9, seconds=2.0)
+    snaps = recorder.snapshots({"epochs": 2})
     np.testing.assert_array_equal(snaps.embeddings["embed"][0], expected["embeddings"]["embed"])
-    assert not snaps.embeddings["embed"][2].any()
+    np.testing.assert_array_equal(snaps.embeddings["embed"][2], snaps.embeddings["embed"][1])
     np.testing.assert_array_equal(snaps.probabilities[0], expected["probabilities"])
-    assert snaps.head_weights.shape == (2, digits.n_classes, 64)
+    assert snaps.head_weights.shape == (3, digits.n_classes, 64)
     np.testing.assert_allclose(snaps.head_weights[1], 2 * snaps.head_weights[0])
-    assert [r["epoch"] for r in snaps.history] == [0, 1] and snaps.meta == {"epochs": 2}
+    assert [r["epoch"] for r in snaps.history] == [0, 1, 2] and snaps.meta == {"epochs": 2}
     np.testing.assert_array_equal(snaps.labels, digits.y_probe.numpy())
 
 
