@@ -102,7 +102,6 @@ def capture(
         layers = [layers]
     layers = list(layers)
     targets = find_layers(model, layers)
-    _warn_if_training(model)
     acts: dict[str, torch.Tensor] = {}
     handles = []
 
@@ -118,6 +117,8 @@ def capture(
         acts[INPUT] = inputs[0].detach() if detach else inputs[0]
 
     try:
+        if _mode_dependent(model):
+            handles.append(model.register_forward_pre_hook(_warn_once_if_training()))
         if any(records_input(model, name) for name in layers):
             # A pre-hook on the model itself: it sees the input before any layer does.
             handles.append(model.register_forward_pre_hook(input_recorder))
@@ -134,19 +135,28 @@ def capture(
 _MODE_DEPENDENT = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
 
 
-def _warn_if_training(model: nn.Module) -> None:
-    """Say so when a capture starts on a model in training mode that has BatchNorm or
-    dropout. The mode is left as it is: capturing during training is a use of its own."""
-    if not model.training:
-        return
-    kinds = sorted({type(m).__name__ for m in model.modules() if isinstance(m, _MODE_DEPENDENT)})
-    if kinds:
-        warnings.warn(
-            f"capture: {type(model).__name__} is in training mode, so each forward pass in "
-            f"this block applies its {', '.join(kinds)} as in training (BatchNorm's running "
-            f"statistics change); call model.eval() first to record what the model computes",
-            stacklevel=4,
-        )
+def _mode_dependent(model: nn.Module) -> list[str]:
+    return sorted({type(m).__name__ for m in model.modules() if isinstance(m, _MODE_DEPENDENT)})
+
+
+def _warn_once_if_training():
+    """A forward pre-hook that says so, once a block, when a forward pass runs in training
+    mode on a model with BatchNorm or dropout. The mode is left as it is: capturing during
+    training is a use of its own, and ``model.eval()`` inside the block is as good as before."""
+    said = []
+
+    def hook(model: nn.Module, _inputs) -> None:
+        if model.training and not said:
+            said.append(True)
+            warnings.warn(
+                f"capture: {type(model).__name__} ran in training mode, so its "
+                f"{', '.join(_mode_dependent(model))} computed as in training (BatchNorm's "
+                f"running statistics changed); call model.eval() first to record what the "
+                f"model computes",
+                stacklevel=2,
+            )
+
+    return hook
 
 
 def head_layer(model: nn.Module) -> str:

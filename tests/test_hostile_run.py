@@ -241,16 +241,20 @@ def test_numpy_numbers_are_taken_as_the_python_numbers_they_are(digits):
     assert single.meta["lr"] == float(np.float32(1e-3))
 
 
-def test_capture_warns_on_a_model_in_training_mode(digits):
+def test_capture_warns_when_a_forward_pass_runs_in_training_mode(digits):
     model = labkit.build_model("cnn", digits.input_shape, digits.n_classes)
     model.train()
     x = digits.x_test[:16]
-    warns = pytest.warns(UserWarning, match="in training mode.*BatchNorm2d.*model.eval")
-    with warns, torch.no_grad(), labkit.capture(model, "embed"):
+    warns = pytest.warns(UserWarning, match="ran in training mode.*BatchNorm2d.*model.eval")
+    with warns as said, torch.no_grad(), labkit.capture(model, "embed"):
         model(x)
-    model.eval()
+        model(x)
+    assert len([w for w in said if "training mode" in str(w.message)]) == 1  # once a block
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # in evaluation mode: not a word
+        warnings.simplefilter("error")  # switched to evaluation mode in the block: not a word
+        with torch.no_grad(), labkit.capture(model, "embed") as acts:
+            model.eval()
+            model(x)
         with torch.no_grad(), labkit.capture(model, "embed") as acts:
             model(x)
     assert acts["embed"].shape[0] == 16
