@@ -134,6 +134,12 @@ def _check_name(folder: Path) -> None:
 
 def _check_replaceable(folder: Path, present: set[str], overwrite: bool) -> None:
     written = _manifest(folder)
+    if written is None and {"summary.json", "snapshots/meta.json"} <= present:
+        raise RunExistsError(
+            f"{folder} looks like a run, but has no manifest of the kit's ({MANIFEST}) to "
+            f"prove the kit wrote all of it, so --overwrite leaves it alone; delete it "
+            f"yourself if you no longer need it, or choose another --out"
+        )
     if written is None:
         raise RunExistsError(
             f"{folder} is not empty and is not a run folder the kit wrote (it holds "

@@ -77,6 +77,15 @@ def test_a_run_folder_holding_a_file_of_the_users_is_not_replaced(workspace):
     assert contents(run) == before
 
 
+def test_a_run_without_a_manifest_is_left_alone_and_said_so(workspace):
+    run = workspace / "runs" / "digits"
+    (run / ".labkit-run.json").unlink()  # as a run written before run folders had one
+    before = contents(run)
+    proc = labkit_cli("run", "--out", str(run), "--overwrite", *QUICK, cwd=workspace)
+    assert_one_sentence(proc, "looks like a run, but has no manifest", "delete it yourself")
+    assert contents(run) == before
+
+
 def test_a_forged_or_damaged_manifest_proves_nothing(workspace):
     docs = workspace / "mydocs"
     for forged in ('{"files": ["thesis.tex"]}', "not json", '{"written_by": "labkit"}'):
