@@ -218,3 +218,19 @@ def test_bbc_csv_loader_and_bad_csvs(tmp_path):
     assert labels == ["x", "y"]
     with pytest.raises(DataError, match="no CSV at"):
         load_bbc_csv(tmp_path / "missing.csv")
+
+
+def test_wikipedia_without_download_reads_the_cache_and_asks_the_network_nothing(tmp_path):
+    with FakeWiki(per_topic=40) as wiki:
+        options = {"topics": TOPICS, "api_url": wiki.url, "per_topic": 40, "probe_size": 30}
+        with pytest.raises(DataError, match=r"not in the cache .*download=False"):
+            labkit.load_dataset("wikipedia", data_dir=tmp_path, download=False, **options)
+        assert wiki.log == []  # not one request
+        fetched = labkit.load_dataset("wikipedia", data_dir=tmp_path, **options)
+        asked = len(wiki.log)
+        cached = labkit.load_dataset("wikipedia", data_dir=tmp_path, download=False, **options)
+        assert len(wiki.log) == asked > 0
+    assert (
+        np.array_equal(cached.x_train.numpy(), fetched.x_train.numpy())
+        and cached.titles == fetched.titles
+    )

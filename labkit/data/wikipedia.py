@@ -256,11 +256,14 @@ def fetch_wikipedia(
     refresh: bool = False,
     client: WikipediaClient | None = None,
     verbose: bool = True,
+    *,
+    download: bool = True,
 ) -> dict[str, list[dict]]:
     """Articles per topic: ``{topic: [{"pageid", "title", "text", "rank"}]}``, cached on disk.
 
     Searches ``per_topic`` results per topic, drops extracts shorter than ``min_chars``, and
-    fails if a topic keeps fewer than ``min_per_topic``.
+    fails if a topic keeps fewer than ``min_per_topic``. ``download=False`` reads the cache
+    only: a topic that is not there is one sentence, and nothing is asked of the network.
     """
     topics = [t.strip() for t in topics if t.strip()]
     if len(topics) < 2:
@@ -275,6 +278,13 @@ def fetch_wikipedia(
     found: dict[str, list[dict]] = {}
     for topic in topics:
         cached = None if refresh else _read_topic(root, topic, client.api_url, per_topic)
+        if cached is None and not download:
+            raise DataError(
+                f"the articles on {topic!r} are not in the cache {root} (for {client.api_url}, "
+                f"{per_topic} a topic), and download=False asks nothing of the network; "
+                f"download them once (download=True), or copy a class's "
+                f"wikipedia_articles folder there"
+            )
         if cached is None:
             cached = _fetch_topic(client, topic, per_topic)
             _write_topic(root, topic, client.api_url, per_topic, cached)
@@ -471,6 +481,7 @@ def load(
         min_per_topic=min_per_topic,
         api_url=api_url,
         contact=contact,
+        download=download,
     )
     texts, labels, titles = [], [], []
     for topic, items in arts.items():
