@@ -376,9 +376,15 @@ def _warning_line(message, category, filename, lineno, line=None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Warnings print as sentences while the command runs; a caller's (a test's, a script's
+    # calling main()) own format is back afterwards.
+    before = warnings.formatwarning
     warnings.formatwarning = _warning_line
-    with _signals_as_ctrl_c(), interrupts.noted():
-        return _main(args)
+    try:
+        with _signals_as_ctrl_c(), interrupts.noted():
+            return _main(args)
+    finally:
+        warnings.formatwarning = before
 
 
 def _main(args: argparse.Namespace) -> int:

@@ -342,3 +342,11 @@ def test_load_dataset_refuses_seeds_and_probe_sizes_out_of_range(kwargs, words):
         labkit.load_dataset("digits", **kwargs)
     for word in words:
         assert word in str(info.value), (word, str(info.value))
+
+
+def test_the_command_line_gives_the_callers_warning_format_back(tmp_path):
+    before = warnings.formatwarning
+    proc = labkit_cli("run", *QUICK, "--probe-size", "5000", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: probe size 5000 is more than" in proc.stderr  # a sentence while it ran
+    assert warnings.formatwarning is before
