@@ -22,6 +22,7 @@ from torch import nn
 from . import runfolder
 from ._io import write_json
 from .data import LabData, load_dataset
+from .errors import ConfigError
 from .export.mantis import write_mantis_csv
 from .export.projector import write_projector
 from .models import build_model, default_model
@@ -107,6 +108,40 @@ def write_figures(
     return files, rows
 
 
+def _check_options(dataset: str, options: dict) -> None:
+    """``run`` passes the keywords it does not know to ``load_dataset``: one that neither
+    takes is named as ``run``'s mistake (``reducer=`` for ``method=``), not the data set's."""
+    import difflib
+    import inspect
+
+    from .data import dataset_options
+
+    taken = dataset_options(dataset)
+    if taken is None:
+        return
+    own = [n for n in inspect.signature(run).parameters if n != "dataset_options"]
+    also = [n for n in taken if n not in own]
+    for name in options:
+        if name not in taken:
+            close = _OTHER_NAMES.get(name) or next(
+                iter(difflib.get_close_matches(name, own + also, n=1)), None
+            )
+            hint = f" (did you mean {close!r}?)" if close else ""
+            raise ConfigError(
+                f"run() takes no argument {name!r}{hint}; its own are {', '.join(own)}, "
+                f"and it passes on to load_dataset({dataset!r}) {', '.join(also)}"
+            )
+
+
+# Names other tools give the kit's arguments, for the hint alone (they are not accepted).
+_OTHER_NAMES = {
+    "reducer": "method",
+    "projection": "method",
+    "out_dir": "out",
+    "lr": "train_options",
+}
+
+
 def run(
     dataset: str = "digits",
     model: str | None = None,
@@ -138,6 +173,7 @@ def run(
     True
     """
     started = time.perf_counter()
+    _check_options(dataset, dataset_options)
     out = runfolder.check(
         Path(out) if out is not None else Path("runs") / dataset, overwrite=overwrite
     )

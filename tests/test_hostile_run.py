@@ -350,3 +350,17 @@ def test_the_command_line_gives_the_callers_warning_format_back(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "warning: probe size 5000 is more than" in proc.stderr  # a sentence while it ran
     assert warnings.formatwarning is before
+
+
+def test_run_names_its_own_mistaken_argument_not_the_data_sets(tmp_path):
+    with pytest.raises(ConfigError) as refused:
+        experiment.run("digits", epochs=1, out=tmp_path / "r", reducer="umap")
+    message = str(refused.value)
+    assert message.startswith("run() takes no argument 'reducer' (did you mean 'method'?)")
+    assert "load_dataset('digits')" in message and "label_noise" in message
+    assert not (tmp_path / "r").exists()
+    # What the data set does take still reaches it.
+    result = experiment.run(
+        "blobs", epochs=1, out=tmp_path / "b", n_samples=300, figures=False, progress=False
+    )
+    assert len(result.data.y_train) + len(result.data.y_test) == 300

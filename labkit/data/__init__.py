@@ -40,6 +40,7 @@ __all__ = [
     "LabData",
     "Raw",
     "SEED_MAX",
+    "dataset_options",
     "flip_labels",
     "keep_classes",
     "load_dataset",
@@ -326,6 +327,25 @@ _COMMON = (
 )
 
 
+def _key(name: str) -> str:
+    """The data set's name as :data:`DATASETS` spells it; an unknown one is one sentence."""
+    key = name.lower().replace("_", "-")
+    if key not in DATASETS and key not in _REGISTERED:
+        known = [*DATASETS, *_REGISTERED]
+        raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(known)}")
+    return key
+
+
+def dataset_options(name: str) -> list[str] | None:
+    """The keyword arguments ``load_dataset(name, ...)`` takes: the common ones and the
+    loader's own (None when the loader takes any)."""
+    key = _key(name)
+    params = inspect.signature(_loader(key)).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    return [*_COMMON, *(n for n, p in params.items() if p.kind is p.KEYWORD_ONLY)]
+
+
 def _check_options(key: str, loader: Callable[..., Raw], options: dict) -> None:
     """Refuse an option the loader does not take, naming the ones it does (a typo such as
     ``n_sample=`` would otherwise be ignored without a word)."""
@@ -382,10 +402,7 @@ def load_dataset(
     channel and feature vectors per feature, with the training split's statistics only.
     Extra ``options`` go to the loader (e.g. ``n_samples`` for ``blobs``).
     """
-    key = name.lower().replace("_", "-")
-    if key not in DATASETS and key not in _REGISTERED:
-        known = [*DATASETS, *_REGISTERED]
-        raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(known)}")
+    key = _key(name)
     _check_seed(seed)
     if probe_size is not None and (not _whole(probe_size) or probe_size < 1):
         raise DataError(f"probe_size is a whole number of at least 1 (or None), got {probe_size!r}")
