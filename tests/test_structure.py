@@ -4,11 +4,17 @@ version, no private names imported across modules."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import labkit
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, before it joined the standard library
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "labkit"
@@ -195,3 +201,47 @@ def test_every_public_function_has_type_hints():
         if sig.return_annotation is sig.empty:
             missing.append(f"{name} -> ?")
     assert missing == []
+
+
+def test_the_requirement_files_say_what_pyproject_says():
+    """pyproject.toml is the source; requirements.txt (what a student installs) and
+    requirements-test.txt (what the suite needs) are the same lists, for pip -r."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def listed(name: str) -> set[str]:
+        lines = (ROOT / name).read_text().splitlines()
+        return {line.strip() for line in lines if line.strip() and not line.startswith(("#", "-r"))}
+
+    assert listed("requirements.txt") == set(project["dependencies"])
+    assert listed("requirements-test.txt") == set(project["optional-dependencies"]["test"])
+
+
+def test_every_package_the_kit_imports_is_declared():
+    """A package the kit imports by name is one of its dependencies (or the instructor's
+    extra, for the course builder), not something another package happens to bring."""
+    import importlib.metadata
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def name(requirement: str) -> str:
+        return re.sub(r"[-_.]+", "-", re.split(r"[<>=\[ ;]", requirement)[0]).lower()
+
+    declared = {name(d) for d in project["dependencies"]}
+    declared |= {name(d) for d in project["optional-dependencies"]["instructor"]}
+    imported = set()
+    for path in (ROOT / "labkit").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                imported.add(node.module.split(".")[0])
+    imported -= set(sys.stdlib_module_names) | {"labkit"}
+    imported.discard("google")  # google.colab is Colab's own; google.protobuf is checked below
+    distributions = importlib.metadata.packages_distributions()
+    missing = {
+        module: distributions.get(module)
+        for module in imported
+        if not any(name(d) in declared for d in distributions.get(module, []))
+    }
+    assert missing == {}
+    assert "protobuf" in declared  # google.protobuf: the projector's config
