@@ -1,8 +1,8 @@
 """A Colab runtime, as far as one can be built here, for the tests of the Colab path.
 
 What is real: a fresh Python environment that already holds what Colab preinstalls (torch,
-torchvision, tensorboard, ... from this machine's site-packages) but not labkit; pip >= 24, as
-on Colab; a Jupyter kernel in that environment; and a git repository of this checkout that
+torchvision, tensorboard, ... from the site-packages of the environment running the tests) but
+not labkit; pip >= 24, as on Colab; a Jupyter kernel in that environment; and a git repository of this checkout that
 the notebooks install the kit from (``file://``). What stands in for Google: the
 ``google.colab`` package and the ngrok agent in ``tests/standin/`` (see its README).
 """
@@ -10,7 +10,9 @@ the notebooks install the kit from (``file://``). What stands in for Google: the
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import site
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -77,13 +79,34 @@ class ColabRuntime:
         return json.loads(self.ngrok_record.read_text())["events"]
 
 
-def make_venv(venv: Path) -> Path:
-    """A fresh environment over this machine's site-packages, with pip >= 24; returns it.
+def running_site_packages() -> list[str]:
+    """The site-packages folders the running interpreter imports from, in its order.
 
-    Colab's preinstalled packages are this machine's site-packages; labkit is not among
-    them once the venv shadows it (the editable install is only a fallback on sys.path).
+    In a virtual environment these are the environment's (and the base interpreter's only
+    where the environment was made with ``--system-site-packages``); in a conda environment
+    or the system interpreter, the interpreter's own.
     """
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    folders = [site.getusersitepackages()] if site.ENABLE_USER_SITE else []
+    folders += site.getsitepackages()
+    return [f for f in dict.fromkeys(folders) if os.path.isdir(f)]
+
+
+def make_venv(venv: Path) -> Path:
+    """A fresh environment over the running environment's site-packages, with pip >= 24;
+    returns it.
+
+    Colab's preinstalled packages are the running environment's site-packages; labkit is not
+    among them once the venv shadows it (the editable install is only a fallback on sys.path).
+    ``--system-site-packages`` would not do: from inside a virtual environment it shows the
+    base interpreter's packages, not the environment's (no ipykernel for the kernel there).
+    """
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    site_packages = next((venv / "lib").glob("python3*/site-packages"))
+    # A .pth line that starts with `import` runs at start-up; addsitedir appends each folder
+    # after the venv's own site-packages (what the set-up cell installs wins, as on Colab) and
+    # reads the folder's own .pth files (the editable install of labkit among them).
+    adds = "; ".join(f"site.addsitedir({folder!r})" for folder in running_site_packages())
+    (site_packages / "colab_preinstalled.pth").write_text(f"import site; {adds}\n")
     # pip >= 24 accepts `name @ git+file:///...`, as Colab's pip does.
     subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
