@@ -13,7 +13,7 @@ with interrupts.deferred():  # the command line's first seconds: see interrupts.
     from ._version import __version__
     from .data import DATASETS, DataError, LabData, load_dataset
     from .device import pick_device
-    from .errors import LabkitError
+    from .errors import ConfigError, DivergedError, LabkitError, LayerNotFound
     from .export.mantis import MantisTable, read_mantis_csv, write_mantis_csv
     from .export.projector import write_projector
     from .hooks import capture, embedding_layers, head_layer, layer_names, penultimate_layer
@@ -37,7 +37,10 @@ __all__ = [
     "__version__",
     "DATASETS",
     "Explorer",
+    "ConfigError",
+    "DivergedError",
     "LabkitError",
+    "LayerNotFound",
     "MLP",
     "MODELS",
     "PretrainedUnavailable",

@@ -23,3 +23,11 @@ class DivergedError(LabkitError, FloatingPointError):
 
 class RunExistsError(LabkitError, FileExistsError):
     """The run folder exists and is not empty, and overwriting it was not asked for."""
+
+
+class LayerNotFound(LabkitError, KeyError):
+    """A layer name the model (or the snapshots) does not have; the message lists where to
+    look. A ``KeyError`` too, for ``except KeyError``."""
+
+    # KeyError's own str() would show the sentence in quotes, as the repr of a key.
+    __str__ = BaseException.__str__

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
-from .errors import ConfigError
+from .errors import ConfigError, LayerNotFound
 
 __all__ = [
     "INPUT",
@@ -69,7 +69,7 @@ def records_input(model: nn.Module, name: str) -> bool:
 
 def find_layers(model: nn.Module, names: Iterable[str]) -> dict[str, nn.Module]:
     """The modules called ``names`` in ``model``, by name; a name that is not there raises
-    KeyError with the closest names (a typo should never cost a training run).
+    LayerNotFound (a KeyError) with the closest names (a typo should never cost a training run).
     :data:`INPUT` is accepted and skipped: no module outputs the model's input."""
     modules = dict(model.named_modules())
     out = {}
@@ -79,7 +79,7 @@ def find_layers(model: nn.Module, names: Iterable[str]) -> dict[str, nn.Module]:
         if name not in modules or name == "":
             close = difflib.get_close_matches(str(name), list(modules)[1:], n=3)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise KeyError(
+            raise LayerNotFound(
                 f"{type(model).__name__} has no layer {name!r}.{hint} "
                 f"labkit.layer_names(model) lists them all."
             )

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ._io import atomic_write, write_json
-from .errors import ConfigError, LabkitError
+from .errors import ConfigError, LabkitError, LayerNotFound
 
 __all__ = ["Snapshots", "SnapshotsError"]
 
@@ -123,7 +123,7 @@ class Snapshots:
         """Embeddings ``[epochs + 1, n, dim]`` of ``name`` (default: the penultimate layer)."""
         name = name or self.penultimate
         if name is None or name not in self.embeddings:
-            raise KeyError(
+            raise LayerNotFound(
                 f"layer {name!r} was not captured; captured: {', '.join(self.layer_names)}"
             )
         return self.embeddings[name]

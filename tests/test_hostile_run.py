@@ -364,3 +364,16 @@ def test_run_names_its_own_mistaken_argument_not_the_data_sets(tmp_path):
         "blobs", epochs=1, out=tmp_path / "b", n_samples=300, figures=False, progress=False
     )
     assert len(result.data.y_train) + len(result.data.y_test) == 300
+
+
+def test_a_layer_typo_is_a_labkit_error_and_a_key_error(digits):
+    model = labkit.build_model("mlp", digits.input_shape, digits.n_classes)
+    with pytest.raises(labkit.LayerNotFound) as typo, labkit.capture(model, ["hiden2"]):
+        pass
+    assert isinstance(typo.value, KeyError) and isinstance(typo.value, LabkitError)
+    assert str(typo.value).startswith("MLP has no layer 'hiden2'.")  # a sentence, not a repr
+    assert "labkit.layer_names(model)" in str(typo.value)
+    snaps = labkit.train(model, digits, **QUIET)
+    with pytest.raises(labkit.LayerNotFound, match="layer 'nope' was not captured"):
+        snaps.layer("nope")
+    assert labkit.DivergedError.__module__ == labkit.ConfigError.__module__ == "labkit.errors"
