@@ -125,7 +125,14 @@ def neighbour_change(before: np.ndarray, after: np.ndarray, k: int = 15) -> floa
 
 
 def _layouts(
-    embs: list[np.ndarray], method: str, n_components: int, seed: int, warm_start: bool, **options
+    embs: list[np.ndarray],
+    method: str,
+    n_components: int,
+    seed: int,
+    warm_start: bool,
+    *,
+    cache: bool = True,
+    **options,
 ) -> list[np.ndarray]:
     layouts: list[np.ndarray] = []
     steady = warm_start and method == "umap"
@@ -142,13 +149,15 @@ def _layouts(
             if options.get("metric", "euclidean") == "euclidean":
                 step["precomputed_knn"] = knn
         if not (warm_start and layouts and method in ("umap", "tsne")):
-            layouts.append(project(emb, method, n_components, seed=seed, **step))
+            layouts.append(project(emb, method, n_components, seed=seed, cache=cache, **step))
             continue
         if method == "umap":
             rate = STEADY_UMAP_RATE * _jaccard_change(before, sets)
             step.setdefault("n_epochs", STEADY_UMAP_EPOCHS)
             step.setdefault("learning_rate", max(rate, STEADY_UMAP_MIN_RATE))
-        layout = project(emb, method, n_components, seed=seed, init=layouts[-1], **step)
+        layout = project(
+            emb, method, n_components, seed=seed, init=layouts[-1], cache=cache, **step
+        )
         if method == "umap":
             # umap-learn stretches a given layout to [0, 10] on each axis before it
             # optimises; undo the stretch, or it alone would move points between epochs.
@@ -169,6 +178,7 @@ def trajectory(
     warm_start: bool = True,
     progress: bool = False,
     keep_scale: bool = False,
+    cache: bool = True,
     **options,
 ) -> np.ndarray:
     """Aligned projections of ``layer`` at every epoch: ``[len(at_epochs), n, n_components]``.
@@ -181,7 +191,8 @@ def trajectory(
     changed; ``n_epochs=`` or ``learning_rate=`` in ``options`` override it. Every frame is then
     scaled to the last one's size: the embedding's spread grows tens of times during
     training, and at true scale epoch 0 would be a dot. ``keep_scale=True`` keeps the PCA
-    frames' true sizes (their growth) instead.
+    frames' true sizes (their growth) instead. t-SNE and UMAP layouts are kept in the run
+    cache (:func:`labkit.reduce.project`); ``cache=False`` computes them.
     """
     emb = snaps.layer(layer)
     at_epochs = list(range(emb.shape[0])) if at_epochs is None else list(at_epochs)
@@ -193,7 +204,8 @@ def trajectory(
         from tqdm.auto import tqdm
 
         embs = tqdm(embs, desc=f"{method} per epoch", leave=False)
-    return align_sequence(_layouts(list(embs), method, n_components, seed, warm_start, **options))
+    layouts = _layouts(list(embs), method, n_components, seed, warm_start, cache=cache, **options)
+    return align_sequence(layouts)
 
 
 def common_pca(embeddings: list[np.ndarray] | np.ndarray, n_components: int = 2) -> np.ndarray:
@@ -226,13 +238,16 @@ def layer_trajectory(
     n_components: int = 2,
     seed: int = 0,
     layers: list[str] | None = None,
+    *,
+    cache: bool = True,
     **options,
 ) -> np.ndarray:
-    """Aligned projections of every captured layer at one epoch: ``[len(layers), n, k]``."""
+    """Aligned projections of every captured layer at one epoch: ``[len(layers), n, k]``
+    (``cache=False``: t-SNE and UMAP layouts computed, not read from the run cache)."""
     layers = layers or snaps.layer_names
     embs = [snaps.layer(name)[epoch] for name in layers]
     # Layers differ in width, so no warm start across them: align afterwards only.
-    return align_sequence(_layouts(embs, method, n_components, seed, False, **options))
+    return align_sequence(_layouts(embs, method, n_components, seed, False, cache=cache, **options))
 
 
 def align_runs(reference: np.ndarray, other: np.ndarray) -> np.ndarray:

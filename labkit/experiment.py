@@ -62,7 +62,13 @@ def write_summary(folder: Path, snaps: Snapshots, extra: dict | None = None) -> 
 
 
 def write_figures(
-    snaps: Snapshots, folder: Path, method: str = "pca", seed: int = 0, *, progress: bool = False
+    snaps: Snapshots,
+    folder: Path,
+    method: str = "pca",
+    seed: int = 0,
+    *,
+    progress: bool = False,
+    cache: bool = True,
 ) -> tuple[dict[str, Path], list[dict]]:
     """The standard figures and the geometry table of a run (see the module doc)."""
     import matplotlib.pyplot as plt
@@ -74,7 +80,7 @@ def write_figures(
     folder = Path(folder)
     files: dict[str, Path] = {}
     table = geometry(snaps, seed=seed)
-    traj = trajectory(snaps, method=method, seed=seed, progress=progress)
+    traj = trajectory(snaps, method=method, seed=seed, progress=progress, cache=cache)
     pen = snaps.layer()
     figs = {
         "epoch_grid": lambda p: plots.epoch_grid(traj, snaps, path=p, method=method),
@@ -89,7 +95,10 @@ def write_figures(
     if len(snaps.layer_names) > 1:
         last = [snaps.layer(name)[-1] for name in snaps.layer_names]
         figs["layer_grid"] = lambda p: plots.layer_grid(
-            layer_trajectory(snaps, method=method, seed=seed), snaps, path=p, method=method
+            layer_trajectory(snaps, method=method, seed=seed, cache=cache),
+            snaps,
+            path=p,
+            method=method,
         )
         figs["cka_layers"] = lambda p: plots.cka_heatmap(
             cka_matrix(last),
@@ -205,7 +214,11 @@ def run(
         extra: dict = {}
         if figures:
             figure_files, extra["geometry"] = write_figures(
-                snaps, building / "figures", method, seed
+                snaps,
+                building / "figures",
+                method,
+                seed,
+                cache=(train_options or {}).get("cache", True),  # --no-cache: every cache
             )
             files.update(figure_files)
         extra["seconds_total"] = round(time.perf_counter() - started, 2)

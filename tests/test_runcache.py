@@ -315,3 +315,19 @@ def test_clear_removes_the_projections_too(digits, cache):
     labkit.reduce.project(_points(), "tsne", seed=0)
     assert runcache.clear() == 2
     assert _entries(cache) == [] and _kept(cache) == []
+
+
+def test_no_cache_on_the_command_line_keeps_no_layout_either(tmp_path, monkeypatch):
+    """``run --no-cache --method umap`` neither reads nor writes the run cache: no run, and
+    no projection (its help says it keeps nothing there)."""
+    from tests.test_mistakes import labkit_cli
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(runcache.CACHE_VAR, str(cache))
+    args = ["run", "--epochs", "1", "--probe-size", "60", "--no-progress", "--method", "umap"]
+    proc = labkit_cli(*args, "--no-cache", "--out", "a", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert not cache.exists() or not any(p.is_file() for p in cache.rglob("*"))
+    proc = labkit_cli(*args, "--out", "b", cwd=tmp_path)  # with the cache: it is used
+    assert proc.returncode == 0, proc.stderr
+    assert list((cache / "projections").glob("*.npy")) and list(cache.glob("*.npz"))
