@@ -150,13 +150,24 @@ def _device_name(device: str) -> str:
     return _processor()
 
 
+# The kit's modules whose code decides what is kept: a change to one of them computes again;
+# a change anywhere else (the explorer, the course builder, a message) leaves the cache whole,
+# so a fixed typo does not cost a class its cache. The model's own classes are hashed with
+# the model (their code, the kit's models included).
+TRAINING_MODULES = ("train", "device", "batches", "record", "hooks", "models", "runcache")
+PROJECTION_MODULES = ("reduce", "runcache")
+
+
 @cache
-def _kit_source() -> str:
-    """A hash of the kit's own source: a changed kit trains again."""
+def source_hash(modules: tuple[str, ...]) -> str:
+    """A hash of the source of these modules of the kit (names under ``labkit.``)."""
+    import importlib
+    import inspect
+
     h = hashlib.blake2b(digest_size=16)
-    root = Path(__file__).resolve().parent
-    for path in sorted(root.rglob("*.py")):
-        h.update(path.relative_to(root).as_posix().encode())
+    for name in modules:
+        path = Path(inspect.getfile(importlib.import_module(f"labkit.{name}")))
+        h.update(name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 
@@ -175,7 +186,12 @@ def run_key(model: nn.Module, data: LabData, settings: dict) -> str:
     ident = {
         "format": _FORMAT,
         "settings": settings,
-        "versions": [__version__, _kit_source(), torch.__version__, np.__version__],
+        "versions": [
+            __version__,
+            source_hash(TRAINING_MODULES),
+            torch.__version__,
+            np.__version__,
+        ],
         "python": sys.version_info[:2],
         "machine": [platform.machine(), _device_name(str(settings.get("device")))],
         "threads": torch.get_num_threads(),  # a CPU's sums are ordered by its threads
@@ -200,7 +216,7 @@ def array_key(arrays: list[np.ndarray | None], settings: dict, *, libraries: lis
     threads (t-SNE's gradients are summed by all of them)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    versions = [__version__, _kit_source(), np.__version__]
+    versions = [__version__, source_hash(PROJECTION_MODULES), np.__version__]
     for name in libraries:
         try:
             versions.append(f"{name}=={version(name)}")

@@ -331,3 +331,43 @@ def test_no_cache_on_the_command_line_keeps_no_layout_either(tmp_path, monkeypat
     proc = labkit_cli(*args, "--out", "b", cwd=tmp_path)  # with the cache: it is used
     assert proc.returncode == 0, proc.stderr
     assert list((cache / "projections").glob("*.npy")) and list(cache.glob("*.npz"))
+
+
+KEY_OF_A_RUN = """
+import labkit
+from labkit import runcache
+data = labkit.load_dataset("digits", probe_size=60)
+model = labkit.build_model("mlp", data.input_shape, data.n_classes, seed=0)
+print(runcache.run_key(model, data, {"epochs": 1, "seed": 0}))
+"""
+
+
+def test_the_key_follows_the_training_code_not_the_rest_of_the_kit(tmp_path):
+    """A class's cache survives a fixed typo in the explorer; a change to the loop trains
+    again. Each key is computed by a fresh process on a copy of the kit."""
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "kit"
+    shutil.copytree(Path(labkit.__file__).parent, copy / "labkit")
+
+    def key() -> str:
+        env = {**os.environ, "PYTHONPATH": str(copy)}
+        out = subprocess.run(
+            [sys.executable, "-c", KEY_OF_A_RUN],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.split()[-1]
+
+    first = key()
+    explorer = copy / "labkit" / "view" / "explorer.py"
+    explorer.write_text(explorer.read_text() + "\n# a typo fixed in a message\n")
+    assert key() == first
+    loop = copy / "labkit" / "train.py"
+    loop.write_text(loop.read_text() + "\n# the loop changed\n")
+    assert key() != first
