@@ -2,9 +2,9 @@
 
 What is real: a fresh Python environment that already holds what Colab preinstalls (torch,
 torchvision, tensorboard, ... from the site-packages of the environment running the tests) but
-not labkit; pip >= 24, as on Colab; a Jupyter kernel in that environment; and a git repository of this checkout that
-the notebooks install the kit from (``file://``). What stands in for Google: the
-``google.colab`` package and the ngrok agent in ``tests/standin/`` (see its README).
+not labkit; pip >= 24, as on Colab; a Jupyter kernel in that environment; and a git repository
+of this checkout that the notebooks install the kit from (``file://``). What stands in for
+Google: the ``google.colab`` package and the ngrok agent in ``tests/standin/`` (see its README).
 """
 
 from __future__ import annotations
