@@ -196,8 +196,8 @@ def test_each_concept_has_one_name_and_an_old_one_fails_as_python_fails(digits_r
         trajectory(snaps, method="pca", epochs=[0, 4])
     with pytest.raises(TypeError, match="unexpected keyword argument 'epochs'"):
         labkit.write_projector(snaps, tmp_path, epochs=[0])
-    # run's other keywords are the data set's options: an unknown one is named there.
-    with pytest.raises(labkit.errors.LabkitError, match="takes no option 'reducer'"):
+    # run's other keywords are the data set's options: one neither takes is run's mistake.
+    with pytest.raises(labkit.errors.LabkitError, match=r"run\(\) takes no argument 'reducer'"):
         run("digits", epochs=0, out=tmp_path / "run", reducer="pca")
     with pytest.raises(TypeError, match="unexpected keyword argument 'precision'"):
         labkit.write_mantis_csv(snaps, tmp_path / "m.csv", precision=4)
