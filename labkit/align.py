@@ -244,7 +244,7 @@ def layer_trajectory(
 ) -> np.ndarray:
     """Aligned projections of every captured layer at one epoch: ``[len(layers), n, k]``
     (``cache=False``: t-SNE and UMAP layouts computed, not read from the run cache)."""
-    layers = layers or snaps.layer_names
+    layers = snaps.layer_names if layers is None else list(layers)  # None: every layer
     embs = [snaps.layer(name)[epoch] for name in layers]
     # Layers differ in width, so no warm start across them: align afterwards only.
     return align_sequence(_layouts(embs, method, n_components, seed, False, cache=cache, **options))

@@ -213,19 +213,18 @@ def penultimate_layer(model: nn.Module) -> str:
 
 
 def resolve_layers(model: nn.Module, layers: str | Sequence[str] | None) -> list[str]:
-    """``"penultimate"``, ``"all"`` (every representation layer), explicit names, or ``None``.
+    """``"penultimate"``, ``"all"`` or ``None`` (every representation layer, as ``None``
+    means in every function that takes ``layers``), explicit names, or ``()`` (none).
 
     Explicit names are those of :func:`layer_names` and ``"input"``, the model's input
     (flattened, like every capture): ``["input", *embedding_layers(model), head_layer(model)]``
     runs from the pixels to the logits. ``"all"`` holds the representation layers only, so
     what the command line exports and measures with ``--layers all`` is unchanged.
     """
-    if layers is None:
-        return []
+    if layers is None or layers == "all":
+        return embedding_layers(model)
     if layers == "penultimate":
         return [penultimate_layer(model)]
-    if layers == "all":
-        return embedding_layers(model)
     names = [layers] if isinstance(layers, str) else list(layers)
     find_layers(model, names)  # fail early, with suggestions, on a typo
     return names

@@ -184,7 +184,7 @@ def geometry(
     """
     import pandas as pd
 
-    layers = layers or snaps.layer_names
+    layers = snaps.layer_names if layers is None else list(layers)  # None: every layer
     at_epochs = list(range(snaps.epochs + 1)) if at_epochs is None else at_epochs
     missing: set[str] = set()
 

@@ -186,7 +186,7 @@ def layer_grid(
     method: str = "",
 ) -> Figure:
     """One panel per layer at one epoch (``traj`` from :func:`labkit.align.layer_trajectory`)."""
-    layers = layers or snaps.layer_names
+    layers = snaps.layer_names if layers is None else list(layers)  # None: every layer
     e = epoch if epoch >= 0 else snaps.epochs + 1 + epoch
     return _grid(
         np.asarray(traj),

@@ -54,10 +54,11 @@ def train(
 ) -> Snapshots:
     """Train ``model`` on ``data`` with AdamW and a cosine schedule; snapshot the probe set.
 
-    The probe embeddings of ``layers`` (``"penultimate"``, ``"all"``, a list of names, or
-    ``None`` for no capture; see :func:`labkit.hooks.resolve_layers`) are recorded at epoch
-    0, before any update, and after every epoch. With the same ``seed`` a CPU run is
-    repeatable bit for bit; the global RNG state is restored afterwards.
+    The probe embeddings of ``layers`` (``"penultimate"``; ``"all"`` or ``None``, every
+    representation layer; a list of names; or ``()`` for no capture: see
+    :func:`labkit.hooks.resolve_layers`) are recorded at epoch 0, before any update, and
+    after every epoch. With the same ``seed`` a CPU run is repeatable bit for bit; the
+    global RNG state is restored afterwards.
     ``batch_size=None`` picks 128, or less for small training sets so that an epoch takes
     at least 20 steps (a 100-article text set would otherwise learn one step an epoch).
 

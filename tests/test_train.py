@@ -265,3 +265,21 @@ def test_the_input_of_an_image_model_is_its_pixels_in_their_order(digits):
     snaps = labkit.train(model, digits, epochs=1, layers=["input", "embed"], progress=False)
     np.testing.assert_array_equal(snaps.layer("input")[1], digits.x_probe.flatten(1).numpy())
     assert snaps.penultimate == "embed"
+
+
+def test_layers_none_means_every_layer_everywhere_and_an_empty_list_none(tmp_path):
+    from labkit import align, metrics
+    from labkit.hooks import resolve_layers
+
+    data = labkit.load_dataset("digits", probe_size=60)
+    model = labkit.build_model("deep-mlp", data.input_shape, data.n_classes, seed=0)
+    every = labkit.embedding_layers(model)
+    snaps = labkit.train(model, data, epochs=1, layers=None, progress=False, cache=False)
+    assert snaps.layer_names == every == resolve_layers(model, "all") and len(every) > 1
+    bare = labkit.build_model("deep-mlp", data.input_shape, data.n_classes, seed=0)
+    assert labkit.train(bare, data, epochs=1, layers=(), progress=False).layer_names == []
+    assert set(metrics.geometry(snaps, layers=None)["layer"]) == set(every)
+    assert metrics.geometry(snaps, layers=[]).empty
+    assert align.layer_trajectory(snaps, layers=None).shape[0] == len(every)
+    config = labkit.write_projector(snaps, tmp_path / "tb", layers=None).read_text()
+    assert all(f"_{name}/epoch_01" in config for name in every)

@@ -149,7 +149,7 @@ def write_projector(
 
     snaps = replace(snaps)  # construction's checks again: a title changed since is named
     logdir = Path(logdir)
-    layers = layers or snaps.layer_names
+    layers = snaps.layer_names if layers is None else list(layers)  # None: every layer
     at_epochs = list(range(snaps.epochs + 1)) if at_epochs is None else list(at_epochs)
     if snaps.n_probe > PROJECTOR_POINT_LIMIT:
         warnings.warn(
