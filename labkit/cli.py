@@ -17,11 +17,13 @@ import warnings
 from pathlib import Path
 
 from . import interrupts
-from .data import DATASETS, IMAGE_DATASETS, SEED_MAX
+from .checks import SEED_MAX
+from .data import DATASETS, IMAGE_DATASETS
 from .device import PRECISIONS
 from .errors import ConfigError, LabkitError
 from .models import MODELS, default_model
 from .train import LR_MAX
+from .view.processes import PORT_MAX
 
 
 def _whole(text: str) -> int:
@@ -90,8 +92,8 @@ def _device(text: str) -> str:
 
 def _port(text: str) -> int:
     value = _whole(text)
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number in 1..65535, got {text}")
+    if not 1 <= value <= PORT_MAX:
+        raise argparse.ArgumentTypeError(f"must be a port number in 1..{PORT_MAX}, got {text}")
     return value
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ._io import atomic_write, write_json
+from .checks import is_whole
 from .errors import ConfigError, LabkitError, LayerNotFound
 
 __all__ = ["Snapshots", "SnapshotsError"]
@@ -333,7 +334,7 @@ def _read_meta(folder: Path) -> dict:
     except (OSError, ValueError) as err:
         raise SnapshotsError(f"{folder / _META} is damaged ({err}){_AGAIN}") from None
     version = meta.get("format_version", 0)
-    if not _whole(version):
+    if not is_whole(version):
         raise SnapshotsError(
             f"{folder / _META} is damaged (format_version is {version!r}, not a whole "
             f"number){_AGAIN}"
@@ -454,10 +455,6 @@ def _write_beside(folder: Path, write: Callable[[Path], None]) -> None:
 # A generator stops at its first yield, so a check may rely on the ones before it.
 
 Problem = tuple[str, str]
-
-
-def _whole(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _described(value: Any) -> str:
@@ -628,7 +625,7 @@ def _history_problems(history: Any, e: int) -> Iterator[Problem]:
     for i, row in enumerate(history):
         if not isinstance(row, dict):
             yield "history", f"history[{i}] is {_described(row)}, not a dict"
-        if "epoch" in row and not (_whole(row["epoch"]) and row["epoch"] == i):
+        if "epoch" in row and not (is_whole(row["epoch"]) and row["epoch"] == i):
             yield "history", f"history[{i}]['epoch'] is {row['epoch']!r}, not {i}"
         for key in _METRICS:
             value = row.get(key)
@@ -642,7 +639,7 @@ def _meta_problems(meta: Any, e: int, layers: list) -> Iterator[Problem]:
     if not isinstance(meta, dict):
         yield "meta", f"meta should be a dict, got {_described(meta)}"
     epochs = meta.get("epochs")
-    if epochs is not None and not (_whole(epochs) and epochs == e - 1):
+    if epochs is not None and not (is_whole(epochs) and epochs == e - 1):
         yield (
             "meta",
             f"meta['epochs'] is {epochs!r}, but there are {e} snapshots (epochs 0..{e - 1})",

@@ -26,7 +26,8 @@ from torch import nn
 
 from . import runcache
 from .batches import TrainingBatches, auto_batch_size
-from .data import SEED_MAX, LabData
+from .checks import check_seed, is_whole
+from .data import LabData
 from .device import autocast, loss_scaler, pick_device, resolve_precision
 from .errors import ConfigError, DivergedError
 from .hooks import head_layer, penultimate_layer, resolve_layers
@@ -275,10 +276,6 @@ def _penultimate_among(model: nn.Module, names: list[str]) -> str:
 LR_MAX = float(np.finfo(np.float32).max)
 
 
-def _whole(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
 def _real(value) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
@@ -298,18 +295,17 @@ def check_training(
     eval_batch_size: int = 1024,
 ) -> None:
     """Raise :class:`ConfigError` for arguments :func:`train` cannot use, before any work."""
-    if not _whole(epochs) or epochs < 0:
+    if not is_whole(epochs) or epochs < 0:
         raise ConfigError(f"epochs must be a whole number >= 0, got {epochs!r}")
     if not _real(lr) or not math.isfinite(lr) or not 0 < lr <= LR_MAX:
         raise ConfigError(
             f"the learning rate must be a finite number > 0 and at most {LR_MAX:.3g} (the "
             f"largest float32), got {lr!r}"
         )
-    if not _whole(seed) or not 0 <= seed <= SEED_MAX:
-        raise ConfigError(f"seed must be a whole number from 0 to 2**32 - 1, got {seed!r}")
+    check_seed(seed, ConfigError)
     if batch_size is not None:
         smallest = 2 if has_batch_norm(model) else 1
-        if not _whole(batch_size) or batch_size < smallest:
+        if not is_whole(batch_size) or batch_size < smallest:
             why = (
                 " (the model has BatchNorm, which needs two samples a batch)"
                 if smallest == 2
@@ -318,7 +314,7 @@ def check_training(
             raise ConfigError(
                 f"batch size must be a whole number >= {smallest}{why}, got {batch_size!r}"
             )
-    if not _whole(eval_batch_size) or eval_batch_size < 1:
+    if not is_whole(eval_batch_size) or eval_batch_size < 1:
         raise ConfigError(f"eval_batch_size must be a whole number >= 1, got {eval_batch_size!r}")
     if data is not None:
         _check_head(model, data)

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..checks import check_seed, is_whole
 from ..paths import home
 from .raw import DataError, Raw
 
@@ -39,7 +40,6 @@ __all__ = [
     "DataError",
     "LabData",
     "Raw",
-    "SEED_MAX",
     "dataset_options",
     "flip_labels",
     "keep_classes",
@@ -403,8 +403,8 @@ def load_dataset(
     Extra ``options`` go to the loader (e.g. ``n_samples`` for ``blobs``).
     """
     key = _key(name)
-    _check_seed(seed)
-    if probe_size is not None and (not _whole(probe_size) or probe_size < 1):
+    check_seed(seed, DataError)
+    if probe_size is not None and (not is_whole(probe_size) or probe_size < 1):
         raise DataError(f"probe_size is a whole number of at least 1 (or None), got {probe_size!r}")
     _check_shares(probe_split, label_noise, pool)
     loader = _loader(key)
@@ -463,20 +463,6 @@ def load_dataset(
         pool_thumbnails=pool_thumbs,
         _pool_labels=pool_labels,
     )
-
-
-# numpy's and scikit-learn's generators (the splits, the probe, label noise) take seeds
-# below 2**32; train() and the command line hold seeds to the same range.
-SEED_MAX = 2**32 - 1
-
-
-def _whole(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _check_seed(seed) -> None:
-    if not _whole(seed) or not 0 <= seed <= SEED_MAX:
-        raise DataError(f"seed must be a whole number from 0 to 2**32 - 1, got {seed!r}")
 
 
 def _check_shares(probe_split: str, label_noise: float, pool: float) -> None:

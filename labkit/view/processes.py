@@ -30,6 +30,7 @@ from ..errors import ConfigError, LabkitError
 from .watchdog import alive, command_line, forget_entry, identity, read_entry
 
 __all__ = [
+    "PORT_MAX",
     "REGISTRY_VAR",
     "alive",
     "check_port",
@@ -289,24 +290,29 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+PORT_MAX = 65535  # the highest TCP port
+
+
 def check_port(port: object, name: str = "port") -> int:
     """``port`` if it is a port number (an int in 1..65535), else one sentence saying so: 0
     would have TensorBoard pick a port nobody is told, and a string or a bool is a mistake."""
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= PORT_MAX:
         kind = "" if type(port) is int else f" (a {type(port).__name__})"
-        raise ConfigError(f"{name} must be a whole number (an int) in 1..65535, got {port!r}{kind}")
+        raise ConfigError(
+            f"{name} must be a whole number (an int) in 1..{PORT_MAX}, got {port!r}{kind}"
+        )
     return port
 
 
 def find_free_port(start: int = 6006, host: str = "127.0.0.1", tries: int = 50) -> int:
     """``start`` if it is free, else the next free port above it (up to 65535)."""
     check_port(start, "start")
-    last = min(start + tries - 1, 65535)
+    last = min(start + tries - 1, PORT_MAX)
     for port in range(start, last + 1):
         if port_free(port, host):
             return port
     tried = f"port {start}" if last == start else f"ports {start}..{last}"
-    if last == 65535:
+    if last == PORT_MAX:
         tried += ", the highest there is"
     raise LabkitError(
         f"no free port on {host}: tried {tried}; stop the TensorBoards you no longer need "

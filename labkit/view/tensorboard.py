@@ -23,6 +23,7 @@ from .._io import write_json
 from ..errors import LabkitError
 from ..paths import in_colab
 from .processes import (
+    PORT_MAX,
     check_port,
     end_with_owner,
     entries,
@@ -285,7 +286,7 @@ def start_tensorboard(
         server = _launch(logdir, port, host, timeout, detach=detach)
         if server is not None:
             return server
-        if port == 65535:
+        if port == PORT_MAX:
             break
         port += 1  # taken by another process since find_free_port looked: the next one
     raise LabkitError(
