@@ -67,6 +67,7 @@ def deferred() -> Iterator[None]:
 def noted() -> Iterator[None]:
     """Ctrl-C raises KeyboardInterrupt as ever in the block, and is written down for
     :func:`check` too."""
+    _noted.clear()  # a Ctrl-C of an earlier command in this process (main() called twice)
     if not _may_handle():
         yield
         return

@@ -377,3 +377,30 @@ def test_a_layer_typo_is_a_labkit_error_and_a_key_error(digits):
     with pytest.raises(labkit.LayerNotFound, match="layer 'nope' was not captured"):
         snaps.layer("nope")
     assert labkit.DivergedError.__module__ == labkit.ConfigError.__module__ == "labkit.errors"
+
+
+ONE_CTRL_C_THEN_ANOTHER_COMMAND = """
+import os, signal, sys, time
+from labkit import cli
+
+# The first command is interrupted (Ctrl-C during the run); the same process then runs a
+# second command, which must not inherit that Ctrl-C.
+import labkit
+labkit.load_dataset("digits")  # every import done: the Ctrl-C lands in the run itself
+quick = ["--epochs", "3", "--probe-size", "60", "--no-figures", "--no-progress"]
+signal.setitimer(signal.ITIMER_REAL, 0.3)
+signal.signal(signal.SIGALRM, lambda *a: os.kill(os.getpid(), signal.SIGINT))
+first = cli.main(["run", *quick, "--out", "first", "--seed", "8", "--no-cache"])
+second = cli.main(["run", *quick, "--out", "second"])
+print(first, second)
+"""
+
+
+def test_a_ctrl_c_of_one_command_does_not_stop_the_next_in_the_same_process(tmp_path):
+    script = tmp_path / "twice.py"
+    script.write_text(ONE_CTRL_C_THEN_ANOTHER_COMMAND)
+    proc = _started([sys.executable, str(script)], tmp_path)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    assert out.split()[-2:] == ["130", "0"], (out, err)
+    assert not (tmp_path / "first").exists() and (tmp_path / "second").is_dir()
