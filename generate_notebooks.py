@@ -6,12 +6,21 @@
     python generate_notebooks.py --lab 01_projector_mnist --variant fashion \\
         --set DATASET=fashion-mnist --set EPOCHS=5
 
-How a lab source is written, and the steps from it to the notebooks: ``labkit/authoring/``.
+How a lab source is written, and the steps from it to the notebooks: ``authoring/``.
 """
 
+import importlib.util
 import sys
 
-from labkit.authoring import main
-
 if __name__ == "__main__":
+    # The course builder lives beside the kit, not in the package students install, and
+    # needs the instructor's extra; say so instead of a traceback about jupytext.
+    missing = [m for m in ("jupytext", "nbgrader") if importlib.util.find_spec(m) is None]
+    if missing:
+        sys.exit(
+            f"generate_notebooks.py needs {' and '.join(missing)}: "
+            'pip install -e ".[instructor]" in this checkout'
+        )
+    from authoring import main
+
     sys.exit(main())

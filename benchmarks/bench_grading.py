@@ -50,8 +50,8 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from labkit import authoring  # noqa: E402
-from labkit.runcache import CACHE_VAR  # noqa: E402
+import authoring  # noqa: E402
+from labkit.store import CACHE_VAR  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_training import write_mnist_shaped  # noqa: E402

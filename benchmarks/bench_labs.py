@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "lab_times.json"
 sys.path.insert(0, str(ROOT))
 
-from labkit import authoring  # noqa: E402
+import authoring  # noqa: E402
 from tests import mediawiki  # noqa: E402
 from tests.fakedata import write_cifar10, write_mnist  # noqa: E402
 

@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import labkit  # noqa: E402
-from labkit.align import align_sequence, mean_displacement, trajectory  # noqa: E402
-from labkit.reduce import project, trustworthiness  # noqa: E402
+from labkit.analysis.align import align_sequence, mean_displacement, trajectory  # noqa: E402
+from labkit.analysis.reduce import project, trustworthiness  # noqa: E402
 from tests.fakedata import write_mnist  # noqa: E402
 
 WORK = ROOT / "benchmarks" / "_work" / "projection"

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import labkit  # noqa: E402
-from labkit.device import resolve_precision  # noqa: E402
+from labkit.training.device import resolve_precision  # noqa: E402
 from tests.fakedata import digit_images, write_idx  # noqa: E402
 
 WORK = ROOT / "benchmarks" / "_work"

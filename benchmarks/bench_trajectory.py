@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import labkit  # noqa: E402
 from benchmarks.bench_training import write_mnist_shaped  # noqa: E402
-from labkit.align import _layouts, align_sequence, mean_displacement, trajectory  # noqa: E402
+from labkit.analysis.align import _layouts, align_sequence, mean_displacement, trajectory  # noqa: E402
 
 
 def compare(snaps) -> dict:

@@ -34,7 +34,7 @@ def main() -> None:
     os.environ["LABKIT_RUN_CACHE"] = tempfile.mkdtemp(prefix="labkit-scores-")
     import sklearn.manifold  # noqa: F401  (its import is not what is measured)
 
-    from labkit.reduce import project, trustworthiness
+    from labkit.analysis.reduce import project, trustworthiness
 
     rng = np.random.default_rng(0)
     centres = rng.normal(scale=3, size=(10, 128))

@@ -48,7 +48,7 @@ if train_first:
     data = labkit.load_dataset("mnist", data_dir=sys.argv[5], probe_size=2000)
     if warm:  # compile in a low-priority process while training; wait for it before fitting
         import subprocess
-        code = "import numpy as np; from labkit.reduce import project; " \
+        code = "import numpy as np; from labkit.analysis.reduce import project; " \
             "project(np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32), 'umap')"
         warming = subprocess.Popen([sys.executable, "-c", code], preexec_fn=lambda: os.nice(19))
     model = labkit.build_model("cnn", data.input_shape, data.n_classes)
@@ -60,7 +60,7 @@ if side == "before":
     fit = lambda seed: umap.UMAP(force_approximation_algorithm=True, random_state=seed,
                                  n_neighbors=15).fit_transform(x)
 else:
-    from labkit.reduce import project
+    from labkit.analysis.reduce import project
     fit = lambda seed: project(x, "umap", seed=seed)
 for key, seed in (("first_s", 0), ("second_s", 1)):
     t = time.perf_counter()

@@ -9,10 +9,10 @@
 from . import interrupts
 
 with interrupts.deferred():  # the command line's first seconds: see interrupts.py
-    from . import align, metrics, plots, reduce, tour, workflows
+    from . import plots, store
     from ._version import __version__
+    from .analysis import align, metrics, reduce, tour, workflows
     from .data import DATASETS, DataError, LabData, load_dataset
-    from .device import pick_device
     from .errors import ConfigError, DivergedError, LabkitError, LayerNotFound
     from .export.mantis import MantisTable, read_mantis_csv, write_mantis_csv
     from .export.projector import write_projector
@@ -20,9 +20,10 @@ with interrupts.deferred():  # the command line's first seconds: see interrupts.
     from .models import MLP, MODELS, ConvNet, build_model, default_model
     from .paths import home, in_colab
     from .pretrained import PretrainedUnavailable, pretrained_embedding
-    from .record import evaluate
     from .snapshots import Snapshots
-    from .train import train
+    from .training.device import pick_device
+    from .training.loop import train
+    from .training.record import evaluate
     from .view import (
         Explorer,
         explore,
@@ -75,6 +76,7 @@ __all__ = [
     "align",
     "metrics",
     "plots",
+    "store",
     "reduce",
     "tour",
     "workflows",

@@ -19,10 +19,10 @@ from pathlib import Path
 from . import interrupts
 from .checks import SEED_MAX
 from .data import DATASETS, IMAGE_DATASETS
-from .device import PRECISIONS
 from .errors import ConfigError, LabkitError
 from .models import MODELS, default_model
-from .train import LR_MAX
+from .training.device import PRECISIONS
+from .training.loop import LR_MAX
 from .view.processes import PORT_MAX
 
 
@@ -227,7 +227,7 @@ def _check_run(args: argparse.Namespace) -> None:
     """What can be said about the arguments before any data is loaded (``run`` itself
     checks the run folder, also before loading)."""
     from .models import build_model
-    from .train import has_batch_norm
+    from .training.loop import has_batch_norm
 
     model = args.model or default_model(args.dataset)
     if model == "cnn" and args.dataset not in IMAGE_DATASETS:

@@ -27,7 +27,7 @@ from .export.mantis import write_mantis_csv
 from .export.projector import write_projector
 from .models import build_model, default_model
 from .snapshots import Snapshots
-from .train import train
+from .training.loop import train
 
 __all__ = ["RunResult", "run", "write_summary"]
 
@@ -74,8 +74,8 @@ def write_figures(
     import matplotlib.pyplot as plt
 
     from . import plots
-    from .align import layer_trajectory, trajectory
-    from .metrics import cka_matrix, geometry
+    from .analysis.align import layer_trajectory, trajectory
+    from .analysis.metrics import cka_matrix, geometry
 
     folder = Path(folder)
     files: dict[str, Path] = {}
@@ -190,7 +190,7 @@ def run(
         dataset, data_dir=data_dir, probe_size=probe_size, seed=seed, **dataset_options
     )
     if figures:
-        from .reduce import check_points
+        from .analysis.reduce import check_points
 
         check_points(method, len(data.probe_index))  # before training, not after it
     model_name = model or default_model(data.name)

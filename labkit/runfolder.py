@@ -62,7 +62,7 @@ def _manifest(folder: Path) -> set[str] | None:
 
 def _protected(folder: Path) -> str | None:
     """Why ``folder`` may never be a run folder (replaced or renamed), or None."""
-    from . import runcache
+    from . import store
     from .paths import home
 
     here = folder.resolve()
@@ -74,7 +74,7 @@ def _protected(folder: Path) -> str | None:
         ("the working directory", Path.cwd()),
         ("the kit's home folder (labkit.home())", home()),
         ("your home folder", Path.home()),
-        ("the run cache", runcache.folder()),
+        ("the run cache", store.folder()),
     ):
         place = place.resolve()
         if here == place or here in place.parents:

@@ -449,7 +449,7 @@ def _write_beside(folder: Path, write: Callable[[Path], None]) -> None:
 # -- what fits ------------------------------------------------------------------------------
 #
 # One set of checks for every way snapshots come to be: constructed, loaded from a save, and
-# restored from the run cache (labkit.runcache checks what an entry recorded with
+# restored from the run cache (labkit.training.runcache checks what an entry recorded with
 # record_problem). Each check yields (field, what is wrong) and the first is reported, by the
 # caller, as its kind of error: a ConfigError, a SnapshotsError naming the file, a cache miss.
 # A generator stops at its first yield, so a check may rely on the ones before it.
@@ -567,7 +567,7 @@ def record_problem(
     history: Any,
     meta: Any,
 ) -> Problem | None:
-    """Why what a training recorded (see :class:`labkit.record.Recorder`) does not fit
+    """Why what a training recorded (see :class:`labkit.training.record.Recorder`) does not fit
     ``snapshots`` epochs (0 .. snapshots - 1) of ``n_probe`` samples in ``n_classes``
     classes, as ``(field, sentence)``; None when it fits. :class:`Snapshots` makes these
     checks when it is made and loaded, and the run cache on every entry it reads."""

@@ -42,13 +42,13 @@ def run_cache_of_the_suite(tmp_path_factory, worker_id):
     they start (as a class shares one): never the checkout's ``runs/.cache``."""
     import os
 
-    from labkit import runcache
+    from labkit import store
 
     base = tmp_path_factory.getbasetemp()  # a worker's is a folder in the run's
     shared = (base if worker_id == "master" else base.parent) / "run-cache"
-    os.environ[runcache.CACHE_VAR] = str(shared)
+    os.environ[store.CACHE_VAR] = str(shared)
     yield shared
-    del os.environ[runcache.CACHE_VAR]
+    del os.environ[store.CACHE_VAR]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -17,7 +17,7 @@ from PIL import Image
 
 import labkit
 from labkit import plots, workflows
-from labkit.align import (
+from labkit.analysis.align import (
     align_runs,
     align_sequence,
     layer_trajectory,
@@ -26,7 +26,7 @@ from labkit.align import (
     procrustes,
     trajectory,
 )
-from labkit.metrics import (
+from labkit.analysis.metrics import (
     cka_matrix,
     geometry,
     hsic,
@@ -35,14 +35,14 @@ from labkit.metrics import (
     linear_probe_accuracy,
     neural_collapse,
 )
-from labkit.reduce import (
+from labkit.analysis.reduce import (
     SVDProjection,
     nearest_neighbours,
     numba_cache_dir,
     project,
     trustworthiness,
 )
-from labkit.tour import givens_step, grand_tour
+from labkit.analysis.tour import givens_step, grand_tour
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -209,7 +209,7 @@ def test_each_concept_has_one_name_and_an_old_one_fails_as_python_fails(digits_r
         with pytest.raises(ModuleNotFoundError):
             importlib.import_module(f"labkit.{old}")
     assert snaps.layer_names == ["embed"]
-    from labkit.align import common_pca, same_size
+    from labkit.analysis.align import common_pca, same_size
 
     # The one name for a choice of epochs: at_epochs, the common PCA of those epochs.
     emb = snaps.layer()
@@ -227,7 +227,7 @@ def test_pca_and_tsne_trajectories_are_aligned(digits_run):
     assert mean_displacement(traj) <= mean_displacement(raw) + 1e-9
     # One common basis moves points less than a per-epoch PCA aligned in 2-D, and keeps
     # the embedding's growth when asked to.
-    from labkit.align import _layouts, align_sequence
+    from labkit.analysis.align import _layouts, align_sequence
 
     per_epoch = align_sequence(_layouts(list(snaps.layer()), "pca", 2, 0, True))
     assert mean_displacement(traj) < mean_displacement(per_epoch)
@@ -275,7 +275,7 @@ def test_umap_in_a_new_kernel_compiles_nothing_that_numba_cannot_cache():
     # and umap-learn's own functions go to numba's disk cache, in the kit's cache folder.
     code = (
         "import numpy as np\n"
-        "from labkit.reduce import project\n"
+        "from labkit.analysis.reduce import project\n"
         "x = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)\n"
         "project(x, 'umap', cache=False)\n"  # computed, not read from the run cache
         "import pynndescent.pynndescent_ as nnd, umap.umap_ as uu\n"

@@ -22,11 +22,11 @@ import torch
 
 import labkit
 from labkit import align, metrics, workflows
-from labkit.reduce import project
+from labkit.analysis.reduce import project
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from labkit import authoring  # noqa: E402
+import authoring  # noqa: E402
 
 
 def solution(stem: str, cell_id: str) -> dict:

@@ -33,7 +33,7 @@ from .test_notebooks import LABS, SOLUTIONS, STUDENT, TOKEN, _params
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from labkit import authoring  # noqa: E402
+import authoring  # noqa: E402
 
 NBGRADER = [sys.executable, "-m", "nbgrader"]
 # Each variant, and the lab whose source it is generated from.

@@ -20,14 +20,14 @@ import torch
 from torch import nn
 
 import labkit
-from labkit import experiment, runcache
+from labkit import experiment, store
 from labkit.errors import ConfigError, LabkitError, RunExistsError
 from tests.test_mistakes import QUICK, assert_one_sentence, contents, labkit_cli, leftovers
 
 
 def cached_runs() -> set[str]:
     """The run cache's entries: a refusal that comes before training adds none."""
-    return {p.name for p in runcache.folder().glob("*.npz")}
+    return {p.name for p in store.folder().glob("*.npz")}
 
 
 @pytest.fixture

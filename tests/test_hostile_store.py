@@ -22,7 +22,7 @@ import pytest
 import torch
 
 import labkit
-from labkit import runcache
+from labkit import store
 from labkit.errors import ConfigError
 from labkit.export.projector import write_projector
 from labkit.snapshots import SnapshotsError
@@ -347,7 +347,7 @@ def stored(data, tmp_path_factory):
     the same settings on a probe of 50 points (another key)."""
     folder = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(runcache.CACHE_VAR, str(folder))
+        mp.setenv(store.CACHE_VAR, str(folder))
         _train(data)
         (entry,) = folder.glob("*.npz")
         _train(labkit.load_dataset("digits", probe_size=50))
@@ -416,7 +416,7 @@ def test_a_cache_entry_that_does_not_fit_is_a_miss_removed_and_replaced(
     damage, words = MISFIT_ENTRIES[case]
     key, good, other = stored
     cache = tmp_path / "cache"
-    monkeypatch.setenv(runcache.CACHE_VAR, str(cache))
+    monkeypatch.setenv(store.CACHE_VAR, str(cache))
     cache.mkdir()
     path = cache / f"{key}.npz"
     path.write_bytes(good)

@@ -32,7 +32,7 @@ LABS = sorted(p.stem for p in SOLUTIONS.glob("*.ipynb"))
 TOKEN = "2zzNOTEBOOKtokenMUSTnotLEAK_4242424242"
 
 sys.path.insert(0, str(ROOT))
-from labkit import authoring  # noqa: E402
+import authoring  # noqa: E402
 
 
 def _inject(nb, params: dict):
@@ -388,12 +388,12 @@ def test_repo_and_ref_reach_every_install_line_and_badge(tmp_path):
 
 
 def _script_of(clone: Path, monkeypatch):
-    """The clone's own generator (``labkit/authoring``, what its ``generate_notebooks.py``
+    """The clone's own generator (``authoring``, what its ``generate_notebooks.py``
     runs), imported as a package of its own (for the test's length): it reads the clone's files
     and the clone's git remote (everything from its ``ROOT``), without a new process paying the
     script's imports for every call."""
     name = "authoring_of_a_clone"
-    package = clone / "labkit" / "authoring"
+    package = clone / "authoring"
     spec = importlib.util.spec_from_file_location(
         name, package / "__init__.py", submodule_search_locations=[str(package)]
     )

@@ -83,7 +83,7 @@ def test_lab6s_backbone_cell_sets_four_embeddings_side_by_side(standin_weights, 
     from .test_exercises import solution
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from labkit import authoring
+    import authoring
 
     cells = authoring.read_source("06_working_with_embeddings").cells
     source = next(c.source for c in cells if c.metadata["id"] == "backbone")

@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 import labkit
-from labkit import runcache
-from labkit.device import resolve_precision
+from labkit import store
+from labkit.training import runcache
+from labkit.training.device import resolve_precision
 
 LOADED = "loaded the run trained on"
 
@@ -25,7 +26,7 @@ LOADED = "loaded the run trained on"
 def cache(tmp_path, monkeypatch) -> Path:
     """A cache of this test's own, so what it holds is what this test trained."""
     folder = tmp_path / "cache"
-    monkeypatch.setenv(runcache.CACHE_VAR, str(folder))
+    monkeypatch.setenv(store.CACHE_VAR, str(folder))
     return folder
 
 
@@ -152,7 +153,7 @@ def test_the_oldest_entries_go_when_the_cache_grows_too_large(digits, cache):
     entry = runcache.load(new.stem)
     runcache.store(new.stem, entry, max_bytes=new.stat().st_size + 1)
     assert _entries(cache) == [new]
-    assert runcache.clear() == 1 and _entries(cache) == []
+    assert store.clear() == 1 and _entries(cache) == []
 
 
 RACE = textwrap.dedent(
@@ -169,7 +170,7 @@ RACE = textwrap.dedent(
 def test_two_processes_training_one_key_leave_one_whole_entry(digits, cache, tmp_path):
     # The key counts torch's threads: the processes get this one's.
     threads = str(torch.get_num_threads())
-    env = {**os.environ, runcache.CACHE_VAR: str(cache), "OMP_NUM_THREADS": threads}
+    env = {**os.environ, store.CACHE_VAR: str(cache), "OMP_NUM_THREADS": threads}
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", RACE, str(tmp_path / f"run{i}")],
@@ -207,7 +208,7 @@ def test_the_command_line_loads_from_the_cache_and_no_cache_trains(cache, tmp_pa
             ],
             capture_output=True,
             text=True,
-            env={**os.environ, runcache.CACHE_VAR: str(cache)},
+            env={**os.environ, store.CACHE_VAR: str(cache)},
             cwd=tmp_path,
             check=True,
         ).stdout
@@ -313,7 +314,7 @@ def test_umap_leaves_torchs_thread_count_as_it_was(cache):
 def test_clear_removes_the_projections_too(digits, cache):
     _train(digits)
     labkit.reduce.project(_points(), "tsne", seed=0)
-    assert runcache.clear() == 2
+    assert store.clear() == 2
     assert _entries(cache) == [] and _kept(cache) == []
 
 
@@ -323,7 +324,7 @@ def test_no_cache_on_the_command_line_keeps_no_layout_either(tmp_path, monkeypat
     from tests.test_mistakes import labkit_cli
 
     cache = tmp_path / "cache"
-    monkeypatch.setenv(runcache.CACHE_VAR, str(cache))
+    monkeypatch.setenv(store.CACHE_VAR, str(cache))
     args = ["run", "--epochs", "1", "--probe-size", "60", "--no-progress", "--method", "umap"]
     proc = labkit_cli(*args, "--no-cache", "--out", "a", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -335,7 +336,7 @@ def test_no_cache_on_the_command_line_keeps_no_layout_either(tmp_path, monkeypat
 
 KEY_OF_A_RUN = """
 import labkit
-from labkit import runcache
+from labkit.training import runcache
 data = labkit.load_dataset("digits", probe_size=60)
 model = labkit.build_model("mlp", data.input_shape, data.n_classes, seed=0)
 print(runcache.run_key(model, data, {"epochs": 1, "seed": 0}))
@@ -368,6 +369,6 @@ def test_the_key_follows_the_training_code_not_the_rest_of_the_kit(tmp_path):
     explorer = copy / "labkit" / "view" / "explorer.py"
     explorer.write_text(explorer.read_text() + "\n# a typo fixed in a message\n")
     assert key() == first
-    loop = copy / "labkit" / "train.py"
+    loop = copy / "labkit" / "training" / "loop.py"
     loop.write_text(loop.read_text() + "\n# the loop changed\n")
     assert key() != first

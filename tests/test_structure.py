@@ -143,14 +143,15 @@ def test_one_version():
 
 PUBLIC_MODULES = [
     "labkit",
-    "labkit.align",
-    "labkit.metrics",
+    "labkit.analysis.align",
+    "labkit.analysis.metrics",
     "labkit.plots",
-    "labkit.reduce",
-    "labkit.tour",
-    "labkit.workflows",
+    "labkit.analysis.reduce",
+    "labkit.analysis.tour",
+    "labkit.analysis.workflows",
     "labkit.hooks",
-    "labkit.train",
+    "labkit.training.loop",
+    "labkit.store",
     "labkit.models",
     "labkit.data",
     "labkit.export",
@@ -245,3 +246,127 @@ def test_every_package_the_kit_imports_is_declared():
     }
     assert missing == {}
     assert "protobuf" in declared  # google.protobuf: the projector's config
+
+
+def _every_import(name: str, path: Path) -> set[str]:
+    """Every labkit module ``name`` imports, wherever the import sits (in a function, too)."""
+    is_package = path.name == "__init__.py"
+    base = name.split(".") if is_package else name.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            target = base[: len(base) - node.level + 1] + (node.module or "").split(".")
+            found.add(".".join(p for p in target if p))
+            found.update(f"{'.'.join(p for p in target if p)}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("labkit"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("labkit"))
+    return found
+
+
+def test_training_and_analysis_are_folders_and_analysis_never_imports_training():
+    modules = _modules()
+    training = {m for m in modules if m.startswith("labkit.training")}
+    analysis = {m for m in modules if m.startswith("labkit.analysis")}
+    assert {m.rsplit(".", 1)[-1] for m in training} == {
+        "training",
+        "loop",
+        "device",
+        "batches",
+        "record",
+        "runcache",
+    }
+    assert {m.rsplit(".", 1)[-1] for m in analysis} == {
+        "analysis",
+        "reduce",
+        "align",
+        "tour",
+        "metrics",
+        "workflows",
+    }
+    for m in [*training, *analysis]:
+        assert modules[m].is_file() and ast.get_docstring(ast.parse(modules[m].read_text()))
+    crossing = {
+        m: sorted(t for t in _every_import(m, modules[m]) if t.startswith("labkit.training"))
+        for m in analysis
+    }
+    assert {m: t for m, t in crossing.items() if t} == {}
+    # ... and the scan sees imports: analysis uses the snapshots and the disk store
+    assert "labkit.store" in _every_import(
+        "labkit.analysis.reduce", modules["labkit.analysis.reduce"]
+    )
+
+
+def test_the_readme_layout_names_every_module_where_it_is():
+    """Each module of the package is named in the README's layout, under its folder."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = readme.split("## Repository layout", 1)[1].split("\n## ", 1)[0]
+    entries = re.split(r"\n  - ", layout.split("- `tests/`", 1)[0])
+    named = {}
+    for entry in entries:
+        folder = re.match(r"`(\w+)/`", entry)
+        for word in re.findall(r"`(\w+)`", entry):
+            named.setdefault(word, set()).add(folder.group(1) if folder else "")
+    for m, path in _modules().items():
+        parts = m.split(".")[1:]
+        if not parts or parts[-1] in ("__main__",):
+            continue
+        if path.name == "__init__.py" and len(parts) == 1:
+            assert f"`{parts[0]}/`" in layout, m
+            continue
+        folder, stem = ("" if len(parts) == 1 else parts[0]), parts[-1]
+        if stem == parts[0] and len(parts) == 2:  # a folder's __init__ named by its folder
+            continue
+        assert folder in named.get(stem, set()), f"README's layout does not name {m}"
+    assert "\n- `authoring/`" in layout  # beside the package, not in it
+
+
+def test_the_course_builder_is_not_in_the_package_students_install(tmp_path):
+    """A wheel of the checkout (what ``pip install`` of the repository builds) holds the
+    training and analysis folders and no course builder; the kit never imports it."""
+    import zipfile
+
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("labkit-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "labkit/training/loop.py" in names and "labkit/analysis/reduce.py" in names
+    assert "labkit/store.py" in names
+    assert not [n for n in names if "authoring" in n or n.startswith("tests/")]
+    for m, path in _modules().items():
+        assert not {t for t in _every_import(m, path) if "authoring" in t}, m
+        assert "jupytext" not in path.read_text(encoding="utf-8"), m
+
+
+def test_generate_notebooks_without_the_instructor_extra_names_it(tmp_path):
+    """Run where jupytext cannot be imported, the script says which extra to install."""
+    blocker = tmp_path / "jupytext.py"
+    blocker.write_text("raise ImportError('not installed')\n")
+    code = (
+        "import importlib.util, runpy, sys\n"
+        "real = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda n, *a: None if n == 'jupytext' else real(n, *a)\n"
+        f"sys.argv = ['generate_notebooks.py', '--check']\n"
+        f"runpy.run_path({str(ROOT / 'generate_notebooks.py')!r}, run_name='__main__')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 1
+    assert out.stderr.strip() == (
+        'generate_notebooks.py needs jupytext: pip install -e ".[instructor]" in this checkout'
+    )

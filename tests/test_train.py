@@ -130,7 +130,7 @@ def test_a_last_batch_of_one_joins_the_previous_one(digits):
 
 
 def test_small_training_sets_get_smaller_batches():
-    from labkit.batches import auto_batch_size
+    from labkit.training.batches import auto_batch_size
 
     assert auto_batch_size(60000) == 128 and auto_batch_size(1347) == 67
     assert auto_batch_size(105) == 8  # at least 20 steps an epoch where it can
@@ -179,8 +179,8 @@ def test_fp16_scales_its_loss_and_learns(digits):
 
 
 def test_precision_auto_follows_the_hardware(monkeypatch):
-    from labkit import device as module
-    from labkit.device import resolve_precision
+    from labkit.training import device as module
+    from labkit.training.device import resolve_precision
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     monkeypatch.setattr(module, "_native_bf16_cpu", lambda: True)

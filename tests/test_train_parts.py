@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import labkit
-from labkit.batches import TrainingBatches, batch_slices
-from labkit.record import Recorder, evaluate
-from labkit.train import _one_cycle
+from labkit.training.batches import TrainingBatches, batch_slices
+from labkit.training.loop import _one_cycle
+from labkit.training.record import Recorder, evaluate
 
 
 def _epochs(batches: TrainingBatches, n: int) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 import worksheet  # noqa: E402
 
-from labkit import authoring  # noqa: E402
+import authoring  # noqa: E402
 
 N_QUESTIONS = sum(len(s.questions) for s in worksheet.SECTIONS)
 NEEDS_TEX = pytest.mark.skipif(

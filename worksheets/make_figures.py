@@ -39,8 +39,9 @@ matplotlib.use("Agg")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+import authoring  # noqa: E402
 import labkit  # noqa: E402
-from labkit import align, authoring, metrics, plots  # noqa: E402
+from labkit import align, metrics, plots  # noqa: E402
 
 MANIFEST = "figures.json"
 # figure: (the lab source it shows, the model that lab builds when it has no MODEL parameter)

@@ -47,7 +47,7 @@ SOURCE_MATERIAL = (
 )
 
 sys.path.insert(0, str(HERE.parent))
-from labkit import authoring  # noqa: E402
+import authoring  # noqa: E402
 
 
 @dataclass

@@ -40,8 +40,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._io import atomic_write
+from ..analysis.reduce import SVDProjection
 from ..errors import ConfigError, LabkitError
-from ..reduce import SVDProjection
 from .cells import quote_formula, unquote_formula
 
 if TYPE_CHECKING:

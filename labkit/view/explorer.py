@@ -359,7 +359,7 @@ def explore(
     embedding of ``layer`` (default: the penultimate layer).
     """
     if traj is None:
-        from ..align import trajectory
+        from ..analysis.align import trajectory
 
         traj = trajectory(snaps, layer=layer, method=method, seed=seed)
     # On Colab, third-party widgets need Colab's custom widget manager: anywidget (under

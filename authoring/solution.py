@@ -1,7 +1,7 @@
 """The solution notebook of a lab: its source's cells with the lab's parameters written in, the
 prose filled in for its data set, the kit's install and set-up cells after the parameters, and
 nbgrader's metadata on every exercise, test, question and answer. It is the nbgrader *source*
-notebook (the student's is released from it, :mod:`labkit.authoring.release`)."""
+notebook (the student's is released from it, :mod:`authoring.release`)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def build_solution(
     if dataset not in FACTS:
         raise SourceError(
             f"no prose for DATASET={dataset!r}; add it to FACTS in "
-            f"labkit/authoring/course.py (known: {', '.join(FACTS)})"
+            f"authoring/course.py (known: {', '.join(FACTS)})"
         )
     values = _prose_values(lab, source, path, dataset, variant)
     speaks = _answers_written_for(lab, defaults)

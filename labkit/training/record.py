@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data import LabData
+from ..errors import ConfigError
+from ..hooks import capture, head_layer
+from ..snapshots import Snapshots
 from .batches import batch_slices
-from .data import LabData
 from .device import autocast, resolve_precision
-from .errors import ConfigError
-from .hooks import capture, head_layer
-from .snapshots import Snapshots
 
 __all__ = ["Recorder", "evaluate"]
 
@@ -44,7 +44,7 @@ def evaluate(
     "probabilities": [n_probe, C]}`` (arrays as float32 numpy). A test-split probe's forward
     pass counts towards the test metrics (each test sample goes through once).
 
-    ``precision`` (see :func:`labkit.device.resolve_precision`) applies to the rest of the
+    ``precision`` (see :func:`labkit.training.device.resolve_precision`) applies to the rest of the
     test split; the probe pass always runs in fp32, so the captured embeddings are full
     precision whatever the hardware (and cost little: the probe is a fifth of the split).
     """

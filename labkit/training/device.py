@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import ConfigError, LabkitError
+from ..errors import ConfigError, LabkitError
 
 __all__ = ["DEVICES", "PRECISIONS", "autocast", "loss_scaler", "pick_device", "resolve_precision"]
 

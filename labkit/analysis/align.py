@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .reduce import SVDProjection, nearest_neighbours, project
 
 if TYPE_CHECKING:
-    from .snapshots import Snapshots
+    from ..snapshots import Snapshots
 
 __all__ = [
     "Procrustes",

@@ -1,6 +1,11 @@
 """How the lab notebooks are built from their text sources (the instructor's side of the kit;
 ``python generate_notebooks.py`` at the repository's root runs it).
 
+This package sits beside ``labkit/`` in the repository and is not installed with
+``pip install labkit``: students' environments never import it. It needs the ``instructor``
+extra (jupytext, nbgrader) and a checkout (it reads ``notebooks/source/`` and writes
+``notebooks/``).
+
 Each lab is one jupytext "percent" file, ``notebooks/source/NN_name.py``: Markdown cells are
 comments, code is code, and a cell's header line carries its stable id and its role::
 
@@ -39,12 +44,12 @@ it is exactly what nbgrader releases. A few notebooks are a source with other pa
     python generate_notebooks.py --lab 01_projector_mnist --variant fashion \\
         --set DATASET=fashion-mnist --set EPOCHS=5
 
-The steps, one module each: :mod:`~labkit.authoring.source` reads a lab source,
-:mod:`~labkit.authoring.solution` builds its solution (parameters, prose, nbgrader's metadata),
-:mod:`~labkit.authoring.release` releases the student notebook, :mod:`~labkit.authoring.build`
-writes or checks every notebook and variant; :mod:`~labkit.authoring.course` holds the labs
-and their shared sentences, :mod:`~labkit.authoring.kit` where the kit is installed from, and
-:mod:`~labkit.authoring.questions` the questions the worksheet prints.
+The steps, one module each: :mod:`~authoring.source` reads a lab source,
+:mod:`~authoring.solution` builds its solution (parameters, prose, nbgrader's metadata),
+:mod:`~authoring.release` releases the student notebook, :mod:`~authoring.build`
+writes or checks every notebook and variant; :mod:`~authoring.course` holds the labs
+and their shared sentences, :mod:`~authoring.kit` where the kit is installed from, and
+:mod:`~authoring.questions` the questions the worksheet prints.
 
 Output is deterministic: the ids written in the sources, no timestamps, no outputs.
 """

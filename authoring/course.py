@@ -8,7 +8,7 @@ from pathlib import Path
 
 # The checkout this package sits in: the generator works on a checkout's notebooks/ folder
 # (an installed copy of the kit has no lab sources).
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 SOURCES = NOTEBOOKS / "source"
 

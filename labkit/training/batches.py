@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import torch
 
-from .data import LabData
+from ..data import LabData
 from .device import to_device
 
 __all__ = ["TrainingBatches", "auto_batch_size", "batch_slices"]

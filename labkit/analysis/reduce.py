@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = [
     "REDUCERS",
@@ -106,7 +106,7 @@ def project(
     ``init`` starts t-SNE or UMAP from a given layout (used to keep epochs consistent).
     ``options`` go to the underlying estimator. A t-SNE or UMAP of exactly these points and
     settings computed before (in this ``LABKIT_HOME``, on this machine) is read from the run
-    cache (:mod:`labkit.runcache`) instead of computed again; ``cache=False`` computes it.
+    cache (:mod:`labkit.store`) instead of computed again; ``cache=False`` computes it.
     """
     x = np.asarray(x, dtype=np.float32)
     check_points(method, len(x))
@@ -131,17 +131,20 @@ def project(
 
 def _kept_or_computed(arrays, settings: dict, libraries: list[str], shape: tuple, compute):
     """``compute()``, or what it returned for these arrays and settings before, read from
-    the run cache's ``projections`` folder (an entry of another shape is computed again)."""
-    from . import runcache
+    the disk store's ``projections`` folder (an entry of another shape is computed again)."""
+    from .. import store
 
-    key = runcache.array_key(arrays, settings, libraries=libraries)
-    kept = runcache.load_array("projections", key)
+    key = store.array_key(arrays, settings, code=PROJECTION_MODULES, libraries=libraries)
+    kept = store.load_array("projections", key)
     if kept is not None and kept.shape == shape:
         return kept
     value = np.asarray(compute())
-    runcache.store_array("projections", key, value)
+    store.store_array("projections", key, value)
     return value
 
+
+# The kit's modules whose code decides a kept projection: a change to one computes it again.
+PROJECTION_MODULES = ("analysis.reduce",)
 
 # What computes each method: a new version of any of them computes it again.
 _LIBRARIES = {

@@ -24,15 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_seed, is_whole
+from ..data import LabData
+from ..errors import ConfigError, DivergedError
+from ..hooks import head_layer, penultimate_layer, resolve_layers
+from ..snapshots import Snapshots
 from . import runcache
 from .batches import TrainingBatches, auto_batch_size
-from .checks import check_seed, is_whole
-from .data import LabData
 from .device import autocast, loss_scaler, pick_device, resolve_precision
-from .errors import ConfigError, DivergedError
-from .hooks import head_layer, penultimate_layer, resolve_layers
 from .record import Recorder
-from .snapshots import Snapshots
 
 __all__ = ["check_training", "train"]
 
@@ -77,7 +77,7 @@ def train(
     convolutions; results are the same), and leaves it in evaluation mode. All three stay
     after the call, so ``model`` is ready for :func:`labkit.evaluate` or :func:`labkit.capture`.
 
-    ``cache=True`` looks the run up in the run cache first (:mod:`labkit.runcache`): the
+    ``cache=True`` looks the run up in the run cache first (:mod:`labkit.training.runcache`): the
     same model, weights, data and settings trained before on this device are loaded, not
     trained again (the result is the same, bit for bit), and ``model`` ends with the trained
     weights as it would have. ``cache=False`` always trains (and keeps nothing).

@@ -5,32 +5,24 @@ The kit's training is deterministic for the same inputs on the same device, so a
 nbgrader's autograde, *Run all* or a variant asks for again is loaded instead of trained
 again. An entry's key is a hash of everything that changes the result (:func:`run_key`):
 the data's tensors and probe, the model's class, code, architecture and initial weights, the
-training's settings, the device and precision, and the versions of the kit (its source
-included), torch and numpy. An entry holds what training computed (the probe's embeddings
+training's settings, the device and precision, and the versions of the kit (the source
+of the modules training runs, :data:`TRAINING_MODULES`), torch and numpy. An entry holds what training computed (the probe's embeddings
 and probabilities, the head's weights, the history, the final weights); the probe's labels,
 titles and pictures come from the data again.
 
-Entries are ``.npz`` files (no pickle) written to a temporary name and renamed, so a reader
+Entries are ``.npz`` files (no pickle) in the kit's disk store (:mod:`labkit.store`: where
+it is, how it is trimmed and cleared), written to a temporary name and renamed, so a reader
 never sees half an entry and two processes training one key at once leave one whole entry.
 An entry is checked before it is used: it names the key it was stored under and the dtype
 and shape of every weight, and what it recorded must fit as :meth:`labkit.Snapshots.load`
 checks a save (:func:`labkit.snapshots.record_problem`, the one set of checks). One that
 cannot be read or does not fit is a miss with a warning, and is removed.
-The folder is ``home("runs", ".cache")``, shared by every notebook with the same
-``LABKIT_HOME``; the environment variable ``LABKIT_RUN_CACHE`` names another. Projections
-(:func:`labkit.reduce.project`'s t-SNE and UMAP, seconds each) are kept in its
-``projections`` folder, by a key of the points, the method and its settings
-(:func:`array_key`), with :func:`load_array` and :func:`store_array`. The least recently
-used entries go when the folder grows past :data:`MAX_BYTES`. Clear it with :func:`clear`
-or by deleting the folder.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import platform
 import sys
 import time
@@ -38,42 +30,19 @@ import types
 import warnings
 import zipfile
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from ._io import atomic_write
-from ._version import __version__
-from .data import LabData
-from .paths import home
-from .snapshots import record_problem
+from .. import store as disk
+from .._io import atomic_write
+from .._version import __version__
+from ..data import LabData
+from ..snapshots import record_problem
 
-__all__ = [
-    "CACHE_VAR",
-    "MAX_BYTES",
-    "Entry",
-    "array_key",
-    "clear",
-    "folder",
-    "load",
-    "load_array",
-    "run_key",
-    "store",
-    "store_array",
-]
-
-CACHE_VAR = "LABKIT_RUN_CACHE"
-MAX_BYTES = 2 * 1024**3  # Lab 1's default MNIST run is about 14 MB: over a hundred runs
-_FORMAT = 1  # the entry layout below; a new layout is a new key
-
-
-def folder() -> Path:
-    """Where entries live: ``$LABKIT_RUN_CACHE``, else ``home("runs", ".cache")``."""
-    named = os.environ.get(CACHE_VAR, "").strip()
-    return Path(named).expanduser().absolute() if named else home("runs", ".cache")
+__all__ = ["TRAINING_MODULES", "Entry", "load", "run_key", "store"]
 
 
 # -- the key ----------------------------------------------------------------------------------
@@ -133,43 +102,25 @@ def _update_bound(h, func) -> None:
     h.update(repr((cells, func.__defaults__, func.__kwdefaults__)).encode())
 
 
-@cache
-def _processor() -> str:
-    """The CPU's model name: two CPUs of one architecture may run other kernels (oneDNN
-    picks them by model), whose sums differ in the last bits."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
 def _device_name(device: str) -> str:
     if device == "cuda" and torch.cuda.is_available():
         return torch.cuda.get_device_name()
-    return _processor()
+    return disk.processor()
 
 
 # The kit's modules whose code decides what is kept: a change to one of them computes again;
 # a change anywhere else (the explorer, the course builder, a message) leaves the cache whole,
 # so a fixed typo does not cost a class its cache. The model's own classes are hashed with
 # the model (their code, the kit's models included).
-TRAINING_MODULES = ("train", "device", "batches", "record", "hooks", "models", "runcache")
-PROJECTION_MODULES = ("reduce", "runcache")
-
-
-@cache
-def source_hash(modules: tuple[str, ...]) -> str:
-    """A hash of the source of these modules of the kit (names under ``labkit.``)."""
-    import importlib
-    import inspect
-
-    h = hashlib.blake2b(digest_size=16)
-    for name in modules:
-        path = Path(inspect.getfile(importlib.import_module(f"labkit.{name}")))
-        h.update(name.encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
+TRAINING_MODULES = (
+    "training.loop",
+    "training.device",
+    "training.batches",
+    "training.record",
+    "training.runcache",
+    "hooks",
+    "models",
+)
 
 
 def run_key(model: nn.Module, data: LabData, settings: dict) -> str:
@@ -184,11 +135,11 @@ def run_key(model: nn.Module, data: LabData, settings: dict) -> str:
     # every train() call hashes.
     h = hashlib.sha256()
     ident = {
-        "format": _FORMAT,
+        "format": disk.FORMAT,
         "settings": settings,
         "versions": [
             __version__,
-            source_hash(TRAINING_MODULES),
+            disk.source_hash(TRAINING_MODULES),
             torch.__version__,
             np.__version__,
         ],
@@ -209,45 +160,12 @@ def run_key(model: nn.Module, data: LabData, settings: dict) -> str:
     return h.hexdigest()
 
 
-def array_key(arrays: list[np.ndarray | None], settings: dict, *, libraries: list[str]) -> str:
-    """The hash of a computation of numpy ``arrays`` (None counts as absent) with
-    ``settings``, on this machine, with these versions of the kit, numpy and the
-    ``libraries`` (distribution names: ``["scikit-learn"]``) that compute it, and this many
-    threads (t-SNE's gradients are summed by all of them)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = [__version__, source_hash(PROJECTION_MODULES), np.__version__]
-    for name in libraries:
-        try:
-            versions.append(f"{name}=={version(name)}")
-        except PackageNotFoundError:
-            versions.append(f"{name} missing")
-    ident = {
-        "format": _FORMAT,
-        "settings": settings,
-        "versions": versions,
-        "python": sys.version_info[:2],
-        "machine": [platform.machine(), _processor()],
-        "threads": [os.environ.get("OMP_NUM_THREADS"), os.cpu_count(), torch.get_num_threads()],
-    }
-    h = hashlib.sha256()
-    h.update(json.dumps(ident, sort_keys=True, default=repr).encode())
-    for a in arrays:
-        if a is None:
-            h.update(b"none")
-            continue
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype}{a.shape}".encode())
-        h.update(a.reshape(-1).view(np.uint8).data)
-    return h.hexdigest()
-
-
 # -- entries ----------------------------------------------------------------------------------
 
 
 @dataclass
 class Entry:
-    """What a finished run computed (see :class:`labkit.record.Recorder`) and its weights."""
+    """What a finished run computed (see :class:`labkit.training.record.Recorder`) and its weights."""
 
     embeddings: dict[str, np.ndarray]
     probabilities: np.ndarray
@@ -264,7 +182,7 @@ class Entry:
         return time.strftime("%Y-%m-%d %H:%M", time.localtime(self.trained_at))
 
 
-def store(key: str, entry: Entry, *, max_bytes: int = MAX_BYTES) -> Path | None:
+def store(key: str, entry: Entry, *, max_bytes: int = disk.MAX_BYTES) -> Path | None:
     """Write ``entry`` under ``key`` atomically and drop the oldest entries past
     ``max_bytes``. Returns its path, or None where the weights cannot be stored (a dtype
     numpy lacks) or the folder cannot be written (the run is still returned, only not kept).
@@ -298,14 +216,14 @@ def store(key: str, entry: Entry, *, max_bytes: int = MAX_BYTES) -> Path | None:
         "trained_at": entry.trained_at,
     }
     arrays["about"] = np.frombuffer(json.dumps(about).encode("utf-8"), dtype=np.uint8)
-    path = folder() / f"{key}.npz"
+    path = disk.folder() / f"{key}.npz"
     try:
         with atomic_write(path, "wb") as f:
             np.savez(f, **arrays)
     except OSError as err:
         warnings.warn(f"the run could not be kept in the cache ({err})", stacklevel=3)
         return None
-    _trim(max_bytes, keep=path)
+    disk.trim(max_bytes, keep=path)
     return path
 
 
@@ -322,7 +240,7 @@ def load(
     for it (``model_state``: the model's weights, by name, dtype and shape; ``n_probe``,
     ``n_classes``), is a miss with a warning, and is removed, so the run trained now takes
     its place."""
-    path = folder() / f"{key}.npz"
+    path = disk.folder() / f"{key}.npz"
     if not path.is_file():
         return None
     try:
@@ -330,12 +248,12 @@ def load(
             arrays = {name: z[name] for name in z.files}
         about = json.loads(bytes(arrays["about"]).decode("utf-8"))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        return _damaged(
+        return disk.damaged(
             path, "run", f"could not be read ({type(err).__name__}: {err})", "training again"
         )
     problem = _misfit(key, about, arrays)
     if problem:
-        return _damaged(path, "run", f"does not fit its run ({problem})", "training again")
+        return disk.damaged(path, "run", f"does not fit its run ({problem})", "training again")
     n_weights, n_bias = about["heads"]
     entry = Entry(
         embeddings={n: arrays[f"embedding_{i}"] for i, n in enumerate(about["layers"])},
@@ -350,8 +268,8 @@ def load(
     )
     problem = _unlike(entry, model_state, n_probe, n_classes)
     if problem:
-        return _damaged(path, "run", f"does not fit its run ({problem})", "training again")
-    _used(path)
+        return disk.damaged(path, "run", f"does not fit its run ({problem})", "training again")
+    disk.used(path)
     return entry
 
 
@@ -447,77 +365,3 @@ def _misfit(key: str, about, arrays: dict[str, np.ndarray]) -> str | None:
 def _stacked(arrays: dict[str, np.ndarray], prefix: str, count: int) -> list | None:
     """The ``count`` arrays ``prefix_0 ..``, as the snapshots' one array holds them."""
     return [arrays[f"{prefix}_{i}"] for i in range(count)] if count else None
-
-
-def _damaged(path: Path, what: str, why: str, then: str) -> None:
-    """A miss, said in a warning; the entry goes, so what is computed now takes its place."""
-    warnings.warn(f"the cached {what} {path} {why}; {then}", stacklevel=4)
-    with contextlib.suppress(OSError):
-        path.unlink()
-
-
-def _used(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        os.utime(path)  # used now: the least-recently-used trim keeps it
-
-
-def store_array(kind: str, key: str, array: np.ndarray, *, max_bytes: int = MAX_BYTES) -> None:
-    """Keep ``array`` under ``kind/key`` (atomically); a folder that cannot be written is a
-    warning, and the array is only not kept."""
-    path = folder() / kind / f"{key}.npy"
-    try:
-        with atomic_write(path, "wb") as f:
-            np.save(f, np.asarray(array), allow_pickle=False)
-    except OSError as err:
-        warnings.warn(f"the {kind} could not be kept in the cache ({err})", stacklevel=3)
-        return
-    _trim(max_bytes, keep=path)
-
-
-def load_array(kind: str, key: str) -> np.ndarray | None:
-    """The array kept under ``kind/key``, or None; a damaged one is a miss with a warning."""
-    path = folder() / kind / f"{key}.npy"
-    if not path.is_file():
-        return None
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
-        return _damaged(
-            path, kind, f"could not be read ({type(err).__name__}: {err})", "computing it again"
-        )
-    _used(path)
-    return array
-
-
-def _stored() -> list[Path]:
-    """Every entry: the runs, and the arrays in the kinds' folders below."""
-    return [*folder().glob("*.npz"), *folder().glob("*/*.npy")]
-
-
-def _trim(max_bytes: int, keep: Path) -> None:
-    """Remove the least recently used entries until the folder holds at most ``max_bytes``
-    (the entry just written stays, however large)."""
-    entries = []
-    for path in _stored():
-        with contextlib.suppress(OSError):
-            st = path.stat()
-            entries.append((st.st_mtime, st.st_size, path))
-    total = sum(size for _, size, _ in entries)
-    for _, size, path in sorted(entries):
-        if total <= max_bytes:
-            break
-        if path == keep:
-            continue
-        with contextlib.suppress(OSError):
-            path.unlink()
-            total -= size
-
-
-def clear() -> int:
-    """Remove every entry (runs and projections); returns how many."""
-    removed = 0
-    for path in _stored():
-        with contextlib.suppress(OSError):
-            path.unlink()
-            removed += 1
-    return removed

@@ -26,7 +26,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .snapshots import Snapshots
+    from ..snapshots import Snapshots
 
 __all__ = [
     "cka_matrix",
