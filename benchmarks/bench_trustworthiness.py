@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python benchmarks/bench_trustworthiness.py     # about 20 seconds
 
 A graded Lab 1 scores the last epoch's embedding (2,000 probe points, 128-d) against its PCA,
-t-SNE and UMAP views three times (the ``reducers`` cell), then three times again (its check).
+t-SNE and UMAP views three times (the ``methods`` cell), then three times again (its check).
 Here: a 2,000 x 128 embedding of ten Gaussian classes and three 2-D views of it, the six
 scores computed (``cache=False``) and read back from a run cache that holds them, alternated
 ``--repeats`` times in one process (scikit-learn imported before the first timing). Results:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
-import re
 import signal
 import sys
 import threading
@@ -17,13 +15,10 @@ import warnings
 from pathlib import Path
 
 from . import interrupts
-from .checks import SEED_MAX
-from .data import DATASETS, IMAGE_DATASETS
+from .data import DATASETS
 from .errors import ConfigError, LabkitError
-from .models import MODELS, default_model
+from .models import MODELS
 from .training.device import PRECISIONS
-from .training.loop import LR_MAX
-from .view.processes import PORT_MAX
 
 
 def _whole(text: str) -> int:
@@ -33,48 +28,11 @@ def _whole(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number, got {text}") from None
 
 
-def _positive(text: str) -> int:
-    value = _whole(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = _whole(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _learning_rate(text: str) -> float:
+def _number(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
-    if not math.isfinite(value) or not 0 < value <= LR_MAX:
-        raise argparse.ArgumentTypeError(
-            f"must be a finite number > 0 and at most {LR_MAX:.3g} (the largest float32), "
-            f"got {text}"
-        )
-    return value
-
-
-def _seed(text: str) -> int:
-    value = _whole(text)
-    if not 0 <= value <= SEED_MAX:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to 2**32 - 1, got {text}")
-    return value
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be a share from 0 to below 1, got {text}")
-    return value
 
 
 def _classes(text: str) -> list[int | str]:
@@ -82,19 +40,6 @@ def _classes(text: str) -> list[int | str]:
     if len(names) < 2:
         raise argparse.ArgumentTypeError(f"name at least 2 classes, e.g. 0,1,2; got {text!r}")
     return [int(t) if t.isdigit() else t for t in names]
-
-
-def _device(text: str) -> str:
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", text):
-        raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda, cuda:N or mps, got {text}")
-    return text
-
-
-def _port(text: str) -> int:
-    value = _whole(text)
-    if not 1 <= value <= PORT_MAX:
-        raise argparse.ArgumentTypeError(f"must be a port number in 1..{PORT_MAX}, got {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,10 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
         choices=sorted(MODELS),
         help="model (default: 'cnn' for images, 'mlp' otherwise; 'deep-mlp' for layer studies)",
     )
-    r.add_argument("--epochs", type=_non_negative, default=10)
+    r.add_argument("--epochs", type=_whole, default=10)
     r.add_argument(
         "--probe-size",
-        type=_positive,
+        type=_whole,
         default=None,
         help="test samples whose embeddings are recorded (default: 2000, or the "
         "whole test split when it is smaller)",
@@ -171,21 +116,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--label-noise",
-        type=_share,
+        type=_number,
         default=0.0,
         metavar="SHARE",
         help="give this share of the labels another class (e.g. 0.1), to find "
         "them again with label_error_candidates",
     )
-    r.add_argument("--seed", type=_seed, default=0)
-    r.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda[:N] or mps")
+    r.add_argument("--seed", type=_whole, default=0)
+    r.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
     r.add_argument(
         "--batch-size",
-        type=_positive,
+        type=_whole,
         default=None,
         help="default: 128, less for small data sets (at least 20 steps an epoch)",
     )
-    r.add_argument("--lr", type=_learning_rate, default=1e-3, help="peak learning rate")
+    r.add_argument("--lr", type=_number, default=1e-3, help="peak learning rate")
     r.add_argument(
         "--precision",
         default="auto",
@@ -214,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     t.add_argument("run_dir", help="a run folder (or its tensorboard/ folder)")
-    t.add_argument("--port", type=_port, default=6006, help="first port to try")
+    t.add_argument("--port", type=_whole, default=6006, help="first port to try")
     t.add_argument(
         "--tunnel",
         action="store_true",
@@ -223,27 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_run(args: argparse.Namespace) -> None:
-    """What can be said about the arguments before any data is loaded (``run`` itself
-    checks the run folder, also before loading)."""
-    from .models import build_model
-    from .training.loop import has_batch_norm
-
-    model = args.model or default_model(args.dataset)
-    if model == "cnn" and args.dataset not in IMAGE_DATASETS:
-        raise ConfigError(
-            f"the 'cnn' model needs images, and --dataset {args.dataset} is not "
-            f"an image data set; use --model mlp (or an image data set: "
-            f"{', '.join(sorted(IMAGE_DATASETS))})"
-        )
-    if args.batch_size is not None and args.batch_size < 2:
-        probe = build_model(model, (1, 8, 8) if model == "cnn" else (16,), 2)
-        if has_batch_norm(probe):
-            raise ConfigError(
-                f"--batch-size must be at least 2 for --model {model} (its "
-                f"BatchNorm layers need two samples a batch), got "
-                f"{args.batch_size}"
-            )
+def _check_flags(args: argparse.Namespace) -> None:
+    """Flags for one data set given with another (the library's checks, which ``run`` makes
+    before any data is loaded, judge every value)."""
     for flag in ("topics", "api_url"):
         if getattr(args, flag) is not None and args.dataset != "wikipedia":
             raise ConfigError(f"--{flag.replace('_', '-')} is for --dataset wikipedia")
@@ -255,7 +182,7 @@ def _check_run(args: argparse.Namespace) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from .experiment import run
 
-    _check_run(args)
+    _check_flags(args)
     extra = {}
     if args.topics is not None:
         extra["topics"] = [t.strip() for t in args.topics.split(",") if t.strip()]
@@ -271,25 +198,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             extra[key] = getattr(args, key)
     result = run(
-        dataset=args.dataset,
-        model=args.model,
-        epochs=args.epochs,
+        args.dataset,
+        args.model,
         probe_size=args.probe_size,
-        layers=args.layers,
         data_dir=args.data_dir,
         out=args.out,
-        seed=args.seed,
-        device=args.device,
         progress=not args.no_progress,
         method=args.method,
         figures=not args.no_figures,
         overwrite=args.overwrite,
-        train_options={
-            "batch_size": args.batch_size,
-            "lr": args.lr,
-            "precision": args.precision,
-            "cache": not args.no_cache,
-        },
+        # The training's settings, judged by the library's one record (TrainSettings).
+        epochs=args.epochs,
+        layers=args.layers,
+        seed=args.seed,
+        device=args.device,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        precision=args.precision,
+        cache=not args.no_cache,
         **extra,
     )
     snaps, folder = result.snapshots, result.folder
@@ -311,7 +237,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_tensorboard(args: argparse.Namespace) -> int:
     from .view import open_tunnel, require_token, start_tensorboard
+    from .view.processes import check_port
 
+    check_port(args.port, "--port")
     if args.tunnel:
         require_token(args.port)  # say so before starting anything
     run_dir = Path(args.run_dir)

@@ -13,6 +13,7 @@ steps one by one. The run folder layout::
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +22,15 @@ from torch import nn
 
 from . import runfolder
 from ._io import write_json
-from .data import LabData, load_dataset
+from .data import IMAGE_DATASETS, LabData, load_dataset
 from .errors import ConfigError
 from .export.mantis import write_mantis_csv
 from .export.projector import write_projector
 from .models import build_model, default_model
 from .snapshots import Snapshots
+from .training.device import pick_device
 from .training.loop import train
+from .training.settings import TrainSettings
 
 __all__ = ["RunResult", "run", "write_summary"]
 
@@ -117,21 +120,23 @@ def write_figures(
     return files, rows
 
 
-def _check_options(dataset: str, options: dict) -> None:
-    """``run`` passes the keywords it does not know to ``load_dataset``: one that neither
-    takes is named as ``run``'s mistake (``reducer=`` for ``method=``), not the data set's."""
+def _split_options(dataset: str, options: dict) -> tuple[TrainSettings, dict]:
+    """``run``'s keywords beyond its own: the training's settings (one record, checked now)
+    and the data set's options. A keyword that neither takes is named as ``run``'s mistake
+    (``reducer=`` for ``method=``), not the data set's."""
     import difflib
     import inspect
 
     from .data import dataset_options
 
+    fields = [f.name for f in dataclasses.fields(TrainSettings)]
+    training = {k: v for k, v in options.items() if k in fields}
+    rest = {k: v for k, v in options.items() if k not in fields}
     taken = dataset_options(dataset)
-    if taken is None:
-        return
-    own = [n for n in inspect.signature(run).parameters if n != "dataset_options"]
-    also = [n for n in taken if n not in own]
-    for name in options:
-        if name not in taken:
+    own = [n for n in inspect.signature(run).parameters if n != "options"] + fields
+    also = [n for n in (taken or []) if n not in own]
+    for name in rest:
+        if taken is not None and name not in taken:
             close = _OTHER_NAMES.get(name) or next(
                 iter(difflib.get_close_matches(name, own + also, n=1)), None
             )
@@ -140,6 +145,7 @@ def _check_options(dataset: str, options: dict) -> None:
                 f"run() takes no argument {name!r}{hint}; its own are {', '.join(own)}, "
                 f"and it passes on to load_dataset({dataset!r}) {', '.join(also)}"
             )
+    return TrainSettings(**training), rest
 
 
 # Names other tools give the kit's arguments, for the hint alone (they are not accepted).
@@ -147,30 +153,43 @@ _OTHER_NAMES = {
     "reducer": "method",
     "projection": "method",
     "out_dir": "out",
-    "lr": "train_options",
+    "learning_rate": "lr",
 }
+
+
+def _check_model(dataset: str, name: str, settings: TrainSettings, options: dict) -> None:
+    """What can be said of the model before the data is loaded (which may download): its
+    name, whether it fits the kind of data, and whether it can train in these batches."""
+    if name == "cnn" and dataset not in IMAGE_DATASETS:
+        raise ConfigError(
+            f"the 'cnn' model needs images, and the data set {dataset!r} is not an image "
+            f"data set; use the model 'mlp' (or an image data set: "
+            f"{', '.join(sorted(IMAGE_DATASETS))})"
+        )
+    # A stand-in of the same kind (BatchNorm or not), on an input of the right rank.
+    settings.check_model(build_model(name, (1, 8, 8) if name == "cnn" else (16,), 2, **options))
 
 
 def run(
     dataset: str = "digits",
     model: str | None = None,
-    epochs: int = 10,
+    *,
     probe_size: int | None = None,
-    layers: str = "penultimate",
     data_dir: str | Path = "data",
     out: str | Path | None = None,
-    seed: int = 0,
-    device: str = "auto",
-    *,
     progress: bool = True,
     method: str = "pca",
     figures: bool = True,
     overwrite: bool = False,
     model_options: dict | None = None,
-    train_options: dict | None = None,
-    **dataset_options,
+    **options,
 ) -> RunResult:
     """Train ``model`` on ``dataset`` with capture and write the run folder ``out``.
+
+    ``options`` are the training's settings (:class:`labkit.training.settings.TrainSettings`:
+    ``epochs``, ``layers``, ``lr``, ``seed``, ``device``, ``cache``, ...; the seed also draws
+    the probe and the model's first weights) and the data set's own options (``classes``,
+    ``label_noise``, ``topics``, ...). Every argument is checked before any data is loaded.
 
     The folder is written as one unit: built beside ``out`` and renamed into place at the
     end, so an error, a divergence or Ctrl-C leaves an earlier run there untouched. An
@@ -182,31 +201,24 @@ def run(
     True
     """
     started = time.perf_counter()
-    _check_options(dataset, dataset_options)
+    settings, dataset_options = _split_options(dataset, options)
+    model_name = model or default_model(dataset)
+    _check_model(dataset, model_name, settings, model_options or {})
+    pick_device(settings.device)  # a GPU asked for and missing: said before the download
     out = runfolder.check(
         Path(out) if out is not None else Path("runs") / dataset, overwrite=overwrite
     )
     data = load_dataset(
-        dataset, data_dir=data_dir, probe_size=probe_size, seed=seed, **dataset_options
+        dataset, data_dir=data_dir, probe_size=probe_size, seed=settings.seed, **dataset_options
     )
     if figures:
         from .analysis.reduce import check_points
 
         check_points(method, len(data.probe_index))  # before training, not after it
-    model_name = model or default_model(data.name)
     net = build_model(
-        model_name, data.input_shape, data.n_classes, seed=seed, **(model_options or {})
+        model_name, data.input_shape, data.n_classes, seed=settings.seed, **(model_options or {})
     )
-    snaps = train(
-        net,
-        data,
-        epochs=epochs,
-        layers=layers,
-        seed=seed,
-        device=device,
-        progress=progress,
-        **(train_options or {}),
-    )
+    snaps = train(net, data, **dataclasses.asdict(settings), progress=progress)
     with runfolder.build(out, overwrite=overwrite) as building:
         files = {"snapshots": snaps.save(building / "snapshots")}
         files["mantis"] = write_mantis_csv(snaps, building / "mantis.csv")
@@ -217,8 +229,8 @@ def run(
                 snaps,
                 building / "figures",
                 method,
-                seed,
-                cache=(train_options or {}).get("cache", True),  # --no-cache: every cache
+                settings.seed,
+                cache=settings.cache,  # --no-cache: every cache the run uses
             )
             files.update(figure_files)
         extra["seconds_total"] = round(time.perf_counter() - started, 2)

@@ -153,6 +153,7 @@ def _grid(
 def epoch_grid(
     traj: np.ndarray,
     snaps: Snapshots,
+    *,
     at_epochs: list[int] | None = None,
     path: str | Path | None = None,
     ncols: int | None = None,
@@ -179,6 +180,7 @@ def epoch_grid(
 def layer_grid(
     traj: np.ndarray,
     snaps: Snapshots,
+    *,
     layers: list[str] | None = None,
     epoch: int = -1,
     path: str | Path | None = None,
@@ -199,7 +201,7 @@ def layer_grid(
 
 
 def metric_curves(
-    table: pd.DataFrame, snaps: Snapshots | None = None, path: str | Path | None = None
+    table: pd.DataFrame, snaps: Snapshots | None = None, *, path: str | Path | None = None
 ) -> Figure:
     """Accuracy, NC1 (log scale), silhouette and probe accuracies over epochs, a line per layer.
 
@@ -241,7 +243,11 @@ def metric_curves(
 
 
 def cka_heatmap(
-    matrix: np.ndarray, labels: list[str], path: str | Path | None = None, title: str = "linear CKA"
+    matrix: np.ndarray,
+    labels: list[str],
+    *,
+    path: str | Path | None = None,
+    title: str = "linear CKA",
 ) -> Figure:
     """A symmetric similarity matrix with its values written in the cells."""
     plt = _plt()
@@ -343,6 +349,7 @@ def _gif(
 def animate(
     traj: np.ndarray,
     snaps: Snapshots,
+    *,
     path: str | Path | None = None,
     fps: int = 10,
     steps: int = 6,
@@ -373,6 +380,7 @@ def _epoch_frames(traj: np.ndarray, steps: int, hold: int) -> tuple[np.ndarray, 
 def tour_animation(
     frames: np.ndarray | dict[str, np.ndarray],
     snaps: Snapshots,
+    *,
     path: str | Path | None = None,
     fps: int = 15,
 ) -> IPythonImage:
@@ -393,7 +401,7 @@ def tour_animation(
 
 
 def interactive(
-    traj: np.ndarray, snaps: Snapshots, path: str | Path | None = None, title: str = ""
+    traj: np.ndarray, snaps: Snapshots, *, path: str | Path | None = None, title: str = ""
 ) -> go.Figure:
     """An interactive scatter with an epoch slider and hover titles (plotly).
 
@@ -478,7 +486,7 @@ def _epoch_controls(n_frames: int) -> dict:
     }
 
 
-def neighbours(table: pd.DataFrame, snaps: Snapshots, path: str | Path | None = None) -> Figure:
+def neighbours(table: pd.DataFrame, snaps: Snapshots, *, path: str | Path | None = None) -> Figure:
     """Thumbnails (image data) or titles of a :func:`labkit.workflows.similar` result (the
     table first and ``snaps`` second, as in every other plot)."""
     plt = _plt()
@@ -497,8 +505,8 @@ def neighbours(table: pd.DataFrame, snaps: Snapshots, path: str | Path | None = 
 
 
 def groups(
-    snaps: Snapshots,
     groups: np.ndarray,
+    snaps: Snapshots,
     *,
     per_group: int = 8,
     mark: np.ndarray | None = None,
@@ -557,6 +565,7 @@ def groups(
 def compare(
     views: dict[str, np.ndarray],
     snaps: Snapshots,
+    *,
     scores: dict[str, float] | None = None,
     path: str | Path | None = None,
     size: float = 4.0,
@@ -582,6 +591,7 @@ def compare(
 def agreement(
     xy: np.ndarray,
     snaps: Snapshots,
+    *,
     epoch: int = -1,
     path: str | Path | None = None,
     size: float = 6.0,

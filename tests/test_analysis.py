@@ -574,7 +574,7 @@ def test_plots_leave_the_users_matplotlib_backend_alone(deep_run, tmp_path):
             "neighbours": lambda: plots.neighbours(workflows.similar(snaps, 0, k=3), snaps),
             "compare": lambda: plots.compare({"pca": traj[-1]}, snaps),
             "agreement": lambda: plots.agreement(traj[-1], snaps),
-            "groups": lambda: plots.groups(snaps, np.where(snaps.labels == 0, 0, -1)),
+            "groups": lambda: plots.groups(np.where(snaps.labels == 0, 0, -1), snaps),
         }
         assert sorted(figures) == sorted(plots.__all__)
         for name, draw in figures.items():
@@ -608,7 +608,7 @@ def test_coarse_labels_group_the_classes_and_everything_reads_them(digits_run, t
     # A prediction is right for the group when it names any class of the label's group.
     assert coarse.correct().mean() >= snaps.correct().mean()
     assert geometry(coarse, at_epochs=[coarse.epochs])["knn_acc"].iloc[0] > 0.5
-    plots.tour_animation(grand_tour(snaps.layer()[-1], n_frames=3), coarse, tmp_path / "c.gif")
+    plots.tour_animation(grand_tour(snaps.layer()[-1], n_frames=3), coarse, path=tmp_path / "c.gif")
     with pytest.raises(labkit.errors.ConfigError, match=r"'9' is in two groups"):
         snaps.coarse({"a": ["9"], "b": [9, 0, 1, 2, 3, 4, 5, 6, 7, 8]})
     with pytest.raises(labkit.errors.ConfigError, match=r"'4', '7' are in no group"):
@@ -653,7 +653,7 @@ def test_groups_draws_a_row_per_group_and_marks_what_it_is_told(tmp_path):
     groups = np.array([-1, 0, 0, 0, 1, 1, -1, 2, 2, 2, 2, 2])
     mark = np.zeros(n, bool)
     mark[4] = True
-    fig = plots.groups(snaps, groups, per_group=3, mark=mark, path=tmp_path / "g.png")
+    fig = plots.groups(groups, snaps, per_group=3, mark=mark, path=tmp_path / "g.png")
     assert (tmp_path / "g.png").stat().st_size > 0
     axes = np.array(fig.axes).reshape(3, 3)
     assert [ax.get_ylabel() for ax in axes[:, 0]] == [
@@ -665,9 +665,9 @@ def test_groups_draws_a_row_per_group_and_marks_what_it_is_told(tmp_path):
     assert axes[1, 0].title.get_color() == "red" and axes[0, 0].title.get_color() == "black"
     assert axes[1, 2].get_title() == "" and not axes[1, 2].images  # group 1 has only two
     with pytest.raises(ValueError, match=r"one group number per probe point, shape \(12,\)"):
-        plots.groups(snaps, groups[:5])
+        plots.groups(groups[:5], snaps)
     with pytest.raises(ValueError, match="every entry of groups is -1"):
-        plots.groups(snaps, np.full(n, -1))
+        plots.groups(np.full(n, -1), snaps)
 
 
 def test_a_saved_figure_is_drawn_once_and_shown_as_saved_in_a_notebook(digits_run, tmp_path):

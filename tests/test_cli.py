@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import labkit
@@ -54,12 +56,74 @@ def test_run_on_digits_is_accurate_and_round_trips(tmp_path):
     assert "test accuracy" in proc.stdout
 
 
-def test_bad_arguments_are_refused_by_the_parser(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "labkit", "run", "--epochs", "-1"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
+# (flags, the same mistake as run()'s keywords): each rule is the library's, said once.
+SAME_MISTAKES = [
+    (["--epochs", "-1"], {"epochs": -1}),
+    (["--lr", "-1"], {"lr": -1.0}),
+    (["--lr", "inf"], {"lr": float("inf")}),
+    (["--lr", "1e39"], {"lr": 1e39}),
+    (["--seed", "-3"], {"seed": -3}),
+    (["--seed", str(2**32)], {"seed": 2**32}),
+    (["--batch-size", "0"], {"batch_size": 0}),
+    (["--batch-size", "1"], {"batch_size": 1}),  # the CNN has BatchNorm
+    (["--device", "tpu"], {"device": "tpu"}),
+    (["--probe-size", "0"], {"probe_size": 0}),
+    (["--label-noise", "1.5"], {"label_noise": 1.5}),
+    (["--model", "cnn", "--dataset", "bbc"], {"model": "cnn", "dataset": "bbc"}),
+]
+
+
+@pytest.mark.parametrize(("flags", "keywords"), SAME_MISTAKES, ids=lambda v: str(v))
+def test_the_command_line_and_the_library_refuse_alike_before_any_data_is_read(
+    tmp_path, capsys, flags, keywords
+):
+    """The command line judges no value itself: it builds the library's settings record, so
+    both say the same sentence, and they say it before a data set is read or downloaded
+    (MNIST from an empty folder, offline, would be another sentence)."""
+    from labkit import cli, experiment
+
+    data = tmp_path / "data"
+    data.mkdir()
+    args = {"dataset": "mnist", **keywords}
+    with pytest.raises(labkit.LabkitError) as refused:
+        experiment.run(args.pop("dataset"), data_dir=data, out=tmp_path / "r", **args)
+    flags = flags if "--dataset" in flags else [*flags, "--dataset", "mnist"]
+    code = cli.main(["run", *flags, "--data-dir", str(data), "--out", str(tmp_path / "r")])
+    said = capsys.readouterr().err
+    assert code == 2
+    assert said == f"error: {refused.value}\n"
+    assert list(data.iterdir()) == [] and not (tmp_path / "r").exists()
+
+
+def test_the_training_settings_refuse_what_train_refuses_with_the_same_sentence(digits):
+    from labkit.training.settings import TrainSettings
+
+    model = labkit.build_model("mlp", digits.input_shape, digits.n_classes)
+    for bad in (
+        {"lr": 0},
+        {"epochs": 1.5},
+        {"weight_decay": -1},
+        {"eval_batch_size": 0},
+        {"precision": "fp8"},
+        {"layers": [1, 2]},
+        {"cache": "yes"},
+    ):
+        with pytest.raises(labkit.ConfigError) as direct:
+            TrainSettings(**bad)
+        with pytest.raises(labkit.ConfigError) as through_train:
+            labkit.train(model, digits, **bad, progress=False)
+        assert str(direct.value) == str(through_train.value)
+    # Valid values come back as Python's own numbers, layers as a tuple.
+    settings = TrainSettings(epochs=np.int64(3), lr=np.float32(0.5), layers=["hidden1"])
+    assert (type(settings.epochs), type(settings.lr), settings.layers) == (int, float, ("hidden1",))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.lr = 1.0
+
+
+def test_a_bad_port_is_the_librarys_sentence(tmp_path, capsys):
+    from labkit import cli
+
+    assert cli.main(["tensorboard", str(tmp_path), "--port", "70000"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --port must be a whole number (an int) in 1..65535, got 70000\n"
     )
-    assert proc.returncode == 2 and "must be >= 0" in proc.stderr

@@ -25,7 +25,7 @@ from .test_notebooks import _generate, _inject
 
 TOKEN = "2colabTOKENnotForLogs_0123456789abcdef"
 LAB = "01_projector_mnist"
-PARAMS = {"DATASET": "digits", "EPOCHS": 2, "PROBE_SIZE": 200, "REDUCERS": ["pca"]}
+PARAMS = {"DATASET": "digits", "EPOCHS": 2, "PROBE_SIZE": 200, "METHODS": ["pca"]}
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def _common_checks(nb, colab, repo: Path) -> dict:
     # Files land in Colab's /content (LABKIT_HOME here), not beside the notebook.
     assert check["out"] == str(colab.home / "runs" / "mnist")
     assert check["data_dir"] == str(colab.home / "data")
-    for name in ("mantis.csv", "tensorboard/projector_config.pbtxt", "figures/reducers.png"):
+    for name in ("mantis.csv", "tensorboard/projector_config.pbtxt", "figures/methods.png"):
         assert (colab.home / "runs" / "mnist" / name).stat().st_size > 0
     # The explorer is a widget (jupyter-scatter inside ipywidgets), with Colab's custom widget
     # manager switched on first.

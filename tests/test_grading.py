@@ -228,7 +228,7 @@ def test_autograde_gives_the_solution_full_marks_and_a_blank_notebook_none(
     students = [f"solution-{lab}"]
     if lab not in VARIANTS:  # a variant's untouched notebook is its source lab's (test below)
         # The untouched notebook only has to score 0: the smallest run that reaches every cell.
-        quick = {"EPOCHS": 1, "REDUCERS": ["pca"], "TOUR_FRAMES": 4}
+        quick = {"EPOCHS": 1, "METHODS": ["pca"], "TOUR_FRAMES": 4}
         _submit(
             course,
             f"blank-{lab}",

@@ -137,9 +137,9 @@ def test_a_long_run_name_works_and_one_too_long_is_refused_before_training(tmp_p
 @pytest.mark.parametrize(
     "args, words",
     [
-        (["--lr", "1e308"], ["argument --lr", "at most 3.4e+38", "got 1e308"]),
-        (["--lr", "1e39"], ["argument --lr", "at most 3.4e+38"]),
-        (["--seed", str(2**32)], ["argument --seed", "from 0 to 2**32 - 1", "4294967296"]),
+        (["--lr", "1e308"], ["lr, the learning rate,", "at most 3.4e+38", "got 1e+308"]),
+        (["--lr", "1e39"], ["lr, the learning rate,", "at most 3.4e+38"]),
+        (["--seed", str(2**32)], ["seed must be", "from 0 to 2**32 - 1", "4294967296"]),
         (["--device", "mps"], ["device='mps'", "no Apple GPU", "'cpu'"]),
         (["--probe-size", "5", "--method", "tsne"], ["tsne needs at least 6 points", "has 5"]),
         (["--probe-size", "3", "--method", "umap"], ["umap needs at least 4 points", "has 3"]),

@@ -109,13 +109,13 @@ def earlier_run(tmp_path_factory) -> Path:
 # -- arguments, refused before any data is loaded ---------------------------------------------
 
 BAD_ARGUMENTS = [
-    (["--dataset", "blobs", "--model", "cnn"], ["'cnn' model needs images", "--model mlp"]),
-    (["--lr", "0"], ["--lr", "finite number > 0"]),
-    (["--lr", "nan"], ["--lr", "finite number > 0"]),
-    (["--lr=-1e-3"], ["--lr", "finite number > 0"]),
-    (["--seed", "-1"], ["--seed", "from 0 to 2**32 - 1"]),
-    (["--device", "foo"], ["--device", "auto, cpu, cuda"]),
-    (["--batch-size", "1"], ["--batch-size must be at least 2", "BatchNorm"]),
+    (["--dataset", "blobs", "--model", "cnn"], ["'cnn' model needs images", "the model 'mlp'"]),
+    (["--lr", "0"], ["lr, the learning rate,", "finite number > 0"]),
+    (["--lr", "nan"], ["lr, the learning rate,", "finite number > 0"]),
+    (["--lr=-1e-3"], ["lr, the learning rate,", "finite number > 0"]),
+    (["--seed", "-1"], ["seed must be", "from 0 to 2**32 - 1"]),
+    (["--device", "foo"], ["unknown device 'foo'", "auto, cpu, cuda"]),
+    (["--batch-size", "1"], ["batch_size must be at least 2", "BatchNorm"]),
     (["--epochs", "1.5"], ["--epochs", "must be a whole number, got 1.5"]),
     (["--csv", "x.csv"], ["--csv is for --dataset bbc"]),
     (["--topics", "A,B"], ["--topics is for --dataset wikipedia"]),
@@ -312,15 +312,15 @@ def small():
     [
         ({"epochs": 1.5}, "epochs must be a whole number >= 0, got 1.5"),
         ({"epochs": -1}, "epochs must be a whole number >= 0, got -1"),
-        ({"batch_size": 0}, "batch size must be a whole number >= 2"),
+        ({"batch_size": 0}, "batch_size must be a whole number >= 1"),
         ({"batch_size": 1}, "BatchNorm"),
         (
             {"lr": 0.0},
-            "learning rate must be a finite number > 0 and at most 3.4e+38 (the largest float32), got 0.0",
+            "the learning rate, must be a finite number > 0 and at most 3.4e+38 (the largest float32), got 0.0",
         ),
         (
             {"lr": math.inf},
-            "learning rate must be a finite number > 0 and at most 3.4e+38 (the largest float32), got inf",
+            "the learning rate, must be a finite number > 0 and at most 3.4e+38 (the largest float32), got inf",
         ),
         ({"seed": -3}, "seed must be a whole number from 0 to 2**32 - 1, got -3"),
         ({"device": "foo"}, "unknown device 'foo'"),

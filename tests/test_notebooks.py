@@ -76,7 +76,7 @@ def _params(lab: str, tmp: Path, wiki: FakeWiki) -> dict:
             "DATA_DIR": str(tmp / "data"),
             "EPOCHS": 2,
             "PROBE_SIZE": 200,
-            "REDUCERS": ["pca", "tsne"],
+            "METHODS": ["pca", "tsne"],
             "OUT": out,
         }
     if lab == "03_projector_cifar10":
@@ -88,7 +88,7 @@ def _params(lab: str, tmp: Path, wiki: FakeWiki) -> dict:
             "HAND_EPOCHS": 6,
             "EPOCHS": 2,
             "PROBE_SIZE": 100,
-            "REDUCERS": ["pca", "tsne"],
+            "METHODS": ["pca", "tsne"],
             "OUT": out,
         }
     if lab == "02_wikipedia_topics":
@@ -97,7 +97,7 @@ def _params(lab: str, tmp: Path, wiki: FakeWiki) -> dict:
             "API_URL": wiki.url,
             "DATA_DIR": str(tmp / "data"),
             "EPOCHS": 4,
-            "REDUCER": "pca",
+            "METHOD": "pca",
             "OUT": out,
         }
     if lab == "02b_bbc_news":
@@ -107,14 +107,14 @@ def _params(lab: str, tmp: Path, wiki: FakeWiki) -> dict:
             "CSV": str(tmp / "data" / "bbc.csv"),
             "DATA_DIR": str(tmp / "data"),
             "EPOCHS": 4,
-            "REDUCER": "pca",
+            "METHOD": "pca",
             "OUT": out,
         }
     if lab == "04_layers_neural_collapse":
         return {"EPOCHS": 4, "OUT": out}  # 100 % training accuracy comes by epoch 3
     if lab == "05_grand_tour_alignment":
         # UMAP is checked in Lab 1's run: here PCA spares a kernel numba's compile time.
-        return {"EPOCHS": 3, "TOUR_FRAMES": 20, "REDUCER": "pca", "OUT": out}
+        return {"EPOCHS": 3, "TOUR_FRAMES": 20, "METHOD": "pca", "OUT": out}
     if lab == "06_working_with_embeddings":
         return {"EPOCHS": 3, "OUT": out}
     raise AssertionError(f"no test parameters for {lab}")

@@ -335,11 +335,16 @@ def test_no_cache_on_the_command_line_keeps_no_layout_either(tmp_path, monkeypat
 
 
 KEY_OF_A_RUN = """
+import torch
 import labkit
 from labkit.training import runcache
 data = labkit.load_dataset("digits", probe_size=60)
 model = labkit.build_model("mlp", data.input_shape, data.n_classes, seed=0)
-print(runcache.run_key(model, data, {"epochs": 1, "seed": 0}))
+from labkit.training.settings import TrainSettings
+settings = TrainSettings(epochs=1).resolved(
+    layers=["hidden2"], batch_size=64, device=torch.device("cpu"), precision="fp32"
+)
+print(runcache.run_key(model, data, settings))
 """
 
 
@@ -368,6 +373,9 @@ def test_the_key_follows_the_training_code_not_the_rest_of_the_kit(tmp_path):
     first = key()
     explorer = copy / "labkit" / "view" / "explorer.py"
     explorer.write_text(explorer.read_text() + "\n# a typo fixed in a message\n")
+    assert key() == first
+    analysis = copy / "labkit" / "analysis" / "workflows.py"
+    analysis.write_text(analysis.read_text() + "\n# a measure changed\n")
     assert key() == first
     loop = copy / "labkit" / "training" / "loop.py"
     loop.write_text(loop.read_text() + "\n# the loop changed\n")

@@ -272,6 +272,7 @@ def test_training_and_analysis_are_folders_and_analysis_never_imports_training()
     assert {m.rsplit(".", 1)[-1] for m in training} == {
         "training",
         "loop",
+        "settings",
         "device",
         "batches",
         "record",
@@ -327,6 +328,9 @@ def test_the_course_builder_is_not_in_the_package_students_install(tmp_path):
     training and analysis folders and no course builder; the kit never imports it."""
     import zipfile
 
+    from tests.colab import copy_checkout
+
+    checkout = copy_checkout(tmp_path / "checkout")  # a build writes build/ in its source
     subprocess.run(
         [
             sys.executable,
@@ -338,7 +342,7 @@ def test_the_course_builder_is_not_in_the_package_students_install(tmp_path):
             "-q",
             "-w",
             str(tmp_path),
-            str(ROOT),
+            str(checkout),
         ],
         check=True,
         capture_output=True,
@@ -370,3 +374,90 @@ def test_generate_notebooks_without_the_instructor_extra_names_it(tmp_path):
     assert out.stderr.strip() == (
         'generate_notebooks.py needs jupytext: pip install -e ".[instructor]" in this checkout'
     )
+
+
+# The data a function reads are positional; every knob is a keyword. These take more than
+# two data arguments, or a positional knob students pass positionally everywhere.
+MORE_POSITIONAL = {
+    "labkit.analysis.metrics.neural_collapse": 4,  # features, labels, head weights, predictions
+    "labkit.analysis.reduce.project": 2,  # project(x, "umap")
+}
+
+
+def test_knobs_are_keyword_only_and_plots_take_their_arguments_in_one_order():
+    import importlib
+    import inspect
+
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    checked = 0
+    for name in ("align", "workflows", "metrics", "reduce", "tour"):
+        module = importlib.import_module(f"labkit.analysis.{name}")
+        for attr in module.__all__:
+            fn = getattr(module, attr)
+            if not inspect.isfunction(fn):
+                continue
+            params = [p for p in inspect.signature(fn).parameters.values() if p.kind in positional]
+            with_default = [p.name for p in params if p.default is not p.empty]
+            allowed = MORE_POSITIONAL.get(f"{module.__name__}.{attr}")
+            if allowed is None:
+                assert not with_default, f"{module.__name__}.{attr}: {with_default} keyword-only"
+            else:
+                assert len(params) <= allowed, f"{module.__name__}.{attr}"
+            checked += 1
+    from labkit import plots
+
+    for attr in plots.__all__:
+        fn = getattr(plots, attr)
+        if not inspect.isfunction(fn):
+            continue
+        params = [p.name for p in inspect.signature(fn).parameters.values() if p.kind in positional]
+        # What is drawn first, then the snapshots it belongs to; nothing else positional.
+        assert len(params) <= 2 and "path" not in params, (attr, params)
+        if "snaps" in params:
+            assert params.index("snaps") == 1, (attr, params)
+        checked += 1
+    assert checked > 30
+
+
+def test_the_design_document_names_only_what_exists():
+    """docs/design.md is kept true by the change that makes it untrue: each file, module
+    attribute and environment variable it names is there."""
+    import importlib
+
+    text = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
+    names = set(re.findall(r"`([^`\s]+)`", text))
+    files = {n for n in names if n.endswith((".py", ".md", "/")) and "(" not in n}
+    for name in files:
+        path = name.rstrip("/")
+        assert any((base / path).exists() for base in (ROOT, PACKAGE, PACKAGE / "view")), name
+    extensions = ("json", "npz", "npy", "csv", "gif", "html", "png", "md", "py")
+    dotted = {
+        n
+        for n in names
+        if re.fullmatch(r"[a-z_]+(\.[A-Za-z_]+)+", n) and n.rsplit(".", 1)[1] not in extensions
+    }
+    assert len(dotted) > 8
+    for name in dotted:
+        found = False
+        for prefix in ("labkit.", "labkit.analysis.", "labkit.training.", "labkit.view.", ""):
+            parts = (prefix + name).split(".")
+            for cut in range(len(parts), 0, -1):
+                try:
+                    obj = importlib.import_module(".".join(parts[:cut]))
+                except ImportError:
+                    continue
+                try:
+                    for attr in parts[cut:]:
+                        obj = getattr(obj, attr)
+                except AttributeError:
+                    break
+                found = True
+                break
+            if found:
+                break
+        assert found, f"docs/design.md names {name}, which is not there"
+    source = "".join(p.read_text(encoding="utf-8") for p in PACKAGE.rglob("*.py"))
+    for var in set(re.findall(r"\bLABKIT_[A-Z_]+\b", text)):
+        assert var in source, var
+    for code in ("return 2", "return 130", "return 128 + stop.signum"):
+        assert code in (PACKAGE / "cli.py").read_text(encoding="utf-8")

@@ -83,12 +83,12 @@ def test_every_included_figure_exists_and_is_made_by_the_kit(tmp_path):
     # The kit makes them: regenerate them here (the script's main, PCA only, to be quick)
     # and compare the set.
     with contextlib.redirect_stdout(io.StringIO()):
-        assert make_figures.main(["--out", str(tmp_path), "--reducers", "pca", "--offline"]) == 0
+        assert make_figures.main(["--out", str(tmp_path), "--methods", "pca", "--offline"]) == 0
     made = sorted(p.name for p in tmp_path.iterdir())
     assert made == sorted([*included, make_figures.MANIFEST])
     records = json.loads((tmp_path / make_figures.MANIFEST).read_text())
     for name, (stem, _) in make_figures.FIGURES.items():
-        assert records[name]["lab"] == stem and records[name]["reducers_overridden"]
+        assert records[name]["lab"] == stem and records[name]["methods_overridden"]
         assert records[name]["params"] == make_figures.lab_defaults(stem)
 
 
@@ -323,7 +323,7 @@ def test_every_figure_comes_from_its_labs_current_defaults_and_its_caption_says_
         r = records[s.figure]
         defaults = authoring.source_params(authoring.read_source(s.source))
         assert r["lab"] == s.source and r["params"] == defaults, s.figure
-        assert not r["reducers_overridden"], s.figure
+        assert not r["methods_overridden"], s.figure
         caption = s.caption_text
         number = s.source.split("_")[0].lstrip("0")
         assert f"Lab {number}'s default run" in caption, s.figure

@@ -46,7 +46,7 @@ from labkit import align, metrics, plots  # noqa: E402
 MANIFEST = "figures.json"
 # figure: (the lab source it shows, the model that lab builds when it has no MODEL parameter)
 FIGURES = {
-    "reducers.png": ("01_projector_mnist", "cnn"),
+    "methods.png": ("01_projector_mnist", "cnn"),
     "epoch_grid_text.png": ("02_wikipedia_topics", "mlp"),
     "metric_curves.png": ("04_layers_neural_collapse", "deep-mlp"),
     "agreement.png": ("06_working_with_embeddings", "cnn"),
@@ -67,7 +67,7 @@ NOT_FOR_THE_RUN = {"DATASET", "DATA_DIR", "OUT", "MODEL", "DEPTH", "EPOCHS", "LR
 # Parameters of other parts of a lab than the run a figure draws (Lab 1's hand-written loop,
 # Lab 6's mining and its groups inside a class), and so of no figure here.
 OTHER_PARTS = {"HAND_EPOCHS", "HAND_TRAIN", "MINE_K", "SUB_CLASS", "SUB_K"}
-DRAWING = {"REDUCERS", "REDUCER", "TOUR_DIMS", "TOUR_FRAMES"}  # how a lab draws, not trains
+DRAWING = {"METHODS", "METHOD", "TOUR_DIMS", "TOUR_FRAMES"}  # how a lab draws, not trains
 # What --offline draws in place of a data set that must be downloaded.
 STANDINS = {"mnist": "digits", "wikipedia": "generated-news"}
 
@@ -179,19 +179,19 @@ def lab_run(
     return snaps, record
 
 
-def draw(figure: str, snaps, record: dict, out: Path, reducers: list[str] | None) -> dict:
+def draw(figure: str, snaps, record: dict, out: Path, chosen: list[str] | None) -> dict:
     """Draw ``figure`` as its lab does; the numbers its caption quotes."""
     params = record["params"]
     path = out / figure
-    if figure == "reducers.png":  # Lab 1's exercise and the cell after it
-        methods = reducers or params["REDUCERS"]
+    if figure == "methods.png":  # Lab 1's exercise and the cell after it
+        methods = chosen or params["METHODS"]
         last = snaps.layer()[-1]
         views = {m: labkit.reduce.project(last, m, seed=params["SEED"]) for m in methods}
         scores = {m: labkit.reduce.trustworthiness(last, v) for m, v in views.items()}
-        plots.compare(views, snaps, scores, path=path)
+        plots.compare(views, snaps, scores=scores, path=path)
         return {"methods": methods, "trustworthiness": {m: round(s, 3) for m, s in scores.items()}}
     if figure == "epoch_grid_text.png":  # Lab 2's epoch-grid cell
-        method = (reducers or [params["REDUCER"]])[0]
+        method = (chosen or [params["METHOD"]])[0]
         plots.epoch_grid(align.trajectory(snaps, method=method), snaps, method=method, path=path)
         return {"method": method, "classes": list(snaps.class_names)}
     if figure == "metric_curves.png":  # Lab 4's geometry cell
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         help="draw the text figure from this CSV (category and text columns) instead of Wikipedia",
     )
     parser.add_argument(
-        "--reducers",
+        "--methods",
         nargs="+",
         default=None,
         help="projections in place of the labs' own (to be quick; the manifest says so)",
@@ -255,8 +255,8 @@ def main(argv: list[str] | None = None) -> int:
                 text_csv=args.text_csv,
                 tmp=Path(tmp),
             )
-            record["shows"] = draw(figure, snaps, record, out, args.reducers)
-            record["reducers_overridden"] = args.reducers is not None
+            record["shows"] = draw(figure, snaps, record, out, args.methods)
+            record["methods_overridden"] = args.methods is not None
             manifest[figure] = record
             print(out / figure, flush=True)
     manifest = {k: manifest[k] for k in FIGURES if k in manifest}

@@ -83,7 +83,7 @@ SECTIONS = [
         "Lab 1 (MNIST) or Lab 3 (CIFAR-10)",
         "Open TensorBoard's Projector on your run. Each tensor is the penultimate layer of "
         "the CNN for the probe images at one epoch.",
-        figure="reducers.png",
+        figure="methods.png",
         caption="The last epoch's embedding in {n_methods} projections, with their "
         "trustworthiness ({trustworthiness}; made by `labkit.plots.compare`).",
     ),
@@ -213,7 +213,7 @@ def run_caption(record: dict) -> str:
     parts.append(f"{record['n_probe']} probe points from the {split} split")
     text = f"Drawn from Lab {number}'s default run: " + "; ".join(parts)
     text += f"; test accuracy {_percent(record['test_acc'], 1)}."
-    if record.get("reducers_overridden"):
+    if record.get("methods_overridden"):
         text += " (Drawn with other projections than the lab's, to be quick.)"
     return text
 

@@ -71,7 +71,7 @@ def procrustes(
     return Procrustes(r, float(ny / nx * s), xm, ym, disparity)
 
 
-def align_sequence(layouts: list[np.ndarray] | np.ndarray, reference: int = -1) -> np.ndarray:
+def align_sequence(layouts: list[np.ndarray] | np.ndarray, *, reference: int = -1) -> np.ndarray:
     """Align each layout to its predecessor (a chain), then give every frame the size of
     ``reference``.
 
@@ -117,7 +117,7 @@ def _jaccard_change(a: np.ndarray, b: np.ndarray) -> float:
     return float(1 - np.mean(shared / (2 * k - shared)))
 
 
-def neighbour_change(before: np.ndarray, after: np.ndarray, k: int = 15) -> float:
+def neighbour_change(before: np.ndarray, after: np.ndarray, *, k: int = 15) -> float:
     """The share of each point's ``k`` nearest neighbours that differ between two embeddings
     of the same points (1 - mean Jaccard similarity): 0 when no neighbourhood changed."""
     k = min(k, len(before) - 1)
@@ -149,14 +149,22 @@ def _layouts(
             if options.get("metric", "euclidean") == "euclidean":
                 step["precomputed_knn"] = knn
         if not (warm_start and layouts and method in ("umap", "tsne")):
-            layouts.append(project(emb, method, n_components, seed=seed, cache=cache, **step))
+            layouts.append(
+                project(emb, method, n_components=n_components, seed=seed, cache=cache, **step)
+            )
             continue
         if method == "umap":
             rate = STEADY_UMAP_RATE * _jaccard_change(before, sets)
             step.setdefault("n_epochs", STEADY_UMAP_EPOCHS)
             step.setdefault("learning_rate", max(rate, STEADY_UMAP_MIN_RATE))
         layout = project(
-            emb, method, n_components, seed=seed, init=layouts[-1], cache=cache, **step
+            emb,
+            method,
+            n_components=n_components,
+            seed=seed,
+            init=layouts[-1],
+            cache=cache,
+            **step,
         )
         if method == "umap":
             # umap-learn stretches a given layout to [0, 10] on each axis before it
@@ -169,12 +177,12 @@ def _layouts(
 
 def trajectory(
     snaps: Snapshots,
+    *,
     layer: str | None = None,
     method: str = "pca",
     n_components: int = 2,
     seed: int = 0,
     at_epochs: list[int] | None = None,
-    *,
     warm_start: bool = True,
     progress: bool = False,
     keep_scale: bool = False,
@@ -198,7 +206,7 @@ def trajectory(
     at_epochs = list(range(emb.shape[0])) if at_epochs is None else list(at_epochs)
     embs = [emb[e] for e in at_epochs]
     if method == "pca" and not options:
-        frames = common_pca(embs, n_components)
+        frames = common_pca(embs, n_components=n_components)
         return frames if keep_scale else same_size(frames)
     if progress:
         from tqdm.auto import tqdm
@@ -208,7 +216,7 @@ def trajectory(
     return align_sequence(layouts)
 
 
-def common_pca(embeddings: list[np.ndarray] | np.ndarray, n_components: int = 2) -> np.ndarray:
+def common_pca(embeddings: list[np.ndarray] | np.ndarray, *, n_components: int = 2) -> np.ndarray:
     """Every epoch's embedding ``[n, d]`` projected on one set of axes: ``[T, n, k]``.
 
     Each epoch is centred and rotated (Orthogonal Procrustes, in all ``d`` dimensions, no
@@ -233,12 +241,12 @@ def common_pca(embeddings: list[np.ndarray] | np.ndarray, n_components: int = 2)
 
 def layer_trajectory(
     snaps: Snapshots,
+    *,
     epoch: int = -1,
     method: str = "pca",
     n_components: int = 2,
     seed: int = 0,
     layers: list[str] | None = None,
-    *,
     cache: bool = True,
     **options,
 ) -> np.ndarray:

@@ -91,7 +91,7 @@ def neural_collapse(
 
 
 def silhouette(
-    features: np.ndarray, labels: np.ndarray, max_points: int = 2000, seed: int = 0
+    features: np.ndarray, labels: np.ndarray, *, max_points: int = 2000, seed: int = 0
 ) -> float:
     """Mean silhouette (Euclidean) of the labels as clusters; in [-1, 1], higher is tighter."""
     from sklearn.metrics import silhouette_score
@@ -117,7 +117,7 @@ def _halves(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int = 10, seed: int = 0) -> float:
+def knn_accuracy(features: np.ndarray, labels: np.ndarray, *, k: int = 10, seed: int = 0) -> float:
     """Accuracy of k-nearest-neighbour (cosine) on a held-out half of the probe set."""
     from sklearn.neighbors import KNeighborsClassifier
 
@@ -127,7 +127,7 @@ def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int = 10, seed: in
     return float(clf.score(features[b], labels[b]))
 
 
-def linear_probe_accuracy(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> float:
+def linear_probe_accuracy(features: np.ndarray, labels: np.ndarray, *, seed: int = 0) -> float:
     """Accuracy of a logistic-regression probe, fitted on one half of the probe set."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -173,6 +173,7 @@ def cka_matrix(reps: list[np.ndarray]) -> np.ndarray:
 
 def geometry(
     snaps: Snapshots,
+    *,
     layers: list[str] | None = None,
     at_epochs: list[int] | None = None,
     seed: int = 0,

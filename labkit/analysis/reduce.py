@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import ConfigError
 
 __all__ = [
-    "REDUCERS",
+    "METHODS",
     "SVDProjection",
     "nearest_neighbours",
     "numba_cache_dir",
@@ -31,7 +31,7 @@ __all__ = [
     "trustworthiness",
 ]
 
-REDUCERS = ("pca", "tsne", "umap")
+METHODS = ("pca", "tsne", "umap")
 
 
 class SVDProjection:
@@ -82,8 +82,8 @@ SMALLEST = {"pca": 2, "tsne": 6, "umap": 4}
 def check_points(method: str, n: int) -> None:
     """Raise :class:`ConfigError` for a method the kit lacks or one that cannot lay out ``n``
     points (said before training, not after)."""
-    if method not in REDUCERS:
-        raise ConfigError(f"unknown reducer {method!r}; choose one of {', '.join(REDUCERS)}")
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if n < SMALLEST[method]:
         raise ConfigError(
             f"{method} needs at least {SMALLEST[method]} points and the probe set has {n}; "
@@ -94,10 +94,10 @@ def check_points(method: str, n: int) -> None:
 def project(
     x: np.ndarray,
     method: str = "pca",
+    *,
     n_components: int = 2,
     seed: int = 0,
     init: np.ndarray | None = None,
-    *,
     cache: bool = True,
     **options,
 ) -> np.ndarray:
@@ -298,7 +298,7 @@ def _torch_threads_kept():
 
 
 def trustworthiness(
-    x_high: np.ndarray, x_low: np.ndarray, n_neighbors: int = 10, *, cache: bool = True
+    x_high: np.ndarray, x_low: np.ndarray, *, n_neighbors: int = 10, cache: bool = True
 ) -> float:
     """How well the projection keeps neighbourhoods: 1 when no false neighbours appear.
 

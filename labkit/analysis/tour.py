@@ -18,7 +18,7 @@ import numpy as np
 __all__ = ["givens_step", "grand_tour"]
 
 
-def givens_step(dim: int, step: float = 0.02, seed: int = 0) -> np.ndarray:
+def givens_step(dim: int, *, step: float = 0.02, seed: int = 0) -> np.ndarray:
     """One small rotation: the product of a Givens rotation in every plane (i, j), i < j.
 
     Speeds are drawn once per plane (uniform in [0.5, 1.5] x ``step`` radians a frame) so the
@@ -39,7 +39,7 @@ def givens_step(dim: int, step: float = 0.02, seed: int = 0) -> np.ndarray:
 
 
 def grand_tour(
-    x: np.ndarray, n_frames: int = 120, step: float = 0.02, seed: int = 0, *, normalise: bool = True
+    x: np.ndarray, *, n_frames: int = 120, step: float = 0.02, seed: int = 0, normalise: bool = True
 ) -> np.ndarray:
     """``n_frames`` 2-D views ``[n_frames, n, 2]`` of ``x`` ``[n, dim]`` along a smooth tour.
 
@@ -52,7 +52,7 @@ def grand_tour(
         x = x - x.mean(axis=0)
         radius = np.sqrt((x**2).sum(axis=1).mean())
         x = x / (radius or 1.0)
-    step_rot = givens_step(x.shape[1], step, seed)
+    step_rot = givens_step(x.shape[1], step=step, seed=seed)
     frames = np.empty((n_frames, len(x), 2))
     rot = np.eye(x.shape[1])
     for k in range(n_frames):

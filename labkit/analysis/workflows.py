@@ -55,7 +55,7 @@ def _index(snaps, query: int | str) -> int:
 
 
 def similar(
-    snaps: Snapshots, query: int | str, k: int = 8, epoch: int = -1, layer: str | None = None
+    snaps: Snapshots, query: int | str, *, k: int = 8, epoch: int = -1, layer: str | None = None
 ) -> pd.DataFrame:
     """The ``k`` cosine nearest neighbours of one probe point (by index or title).
 
@@ -81,6 +81,7 @@ def similar(
 
 def label_error_candidates(
     snaps: Snapshots,
+    *,
     k: int = 10,
     epoch: int = -1,
     layer: str | None = None,
@@ -176,6 +177,7 @@ def confident_learning(snaps: Snapshots, *, epoch: int = -1) -> pd.DataFrame:
 
 def error_clusters(
     snaps: Snapshots,
+    *,
     n_clusters: int | None = None,
     epoch: int = -1,
     layer: str | None = None,

@@ -19,12 +19,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import check_seed, is_whole
 from ..data import LabData
 from ..errors import ConfigError, DivergedError
 from ..hooks import head_layer, penultimate_layer, resolve_layers
@@ -33,6 +31,7 @@ from . import runcache
 from .batches import TrainingBatches, auto_batch_size
 from .device import autocast, loss_scaler, pick_device, resolve_precision
 from .record import Recorder
+from .settings import TrainSettings
 
 __all__ = ["check_training", "train"]
 
@@ -82,29 +81,33 @@ def train(
     trained again (the result is the same, bit for bit), and ``model`` ends with the trained
     weights as it would have. ``cache=False`` always trains (and keeps nothing).
     """
-    check_training(
-        model,
-        data,
+    asked = TrainSettings(
         epochs=epochs,
+        layers=layers,
         batch_size=batch_size,
         lr=lr,
+        weight_decay=weight_decay,
         seed=seed,
+        device=device,
+        precision=precision,
         eval_batch_size=eval_batch_size,
+        cache=cache,
     )
-    # numpy numbers are welcome; torch's scheduler and the cache's key want Python's own.
-    epochs, lr, seed, eval_batch_size = int(epochs), float(lr), int(seed), int(eval_batch_size)
-    batch_size = None if batch_size is None else int(batch_size)
-    device = pick_device(device)
-    precision = resolve_precision(precision, device)
-    names = resolve_layers(model, layers)
-    if batch_size is None:
-        batch_size = auto_batch_size(len(data.y_train))
-    settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay}
-    settings |= {"seed": seed, "layers": names, "precision": precision, "device": device.type}
-    key = runcache.run_key(model, data, settings | {"eval": eval_batch_size}) if cache else None
+    check_training(model, data, asked)
+    device = pick_device(asked.device)
+    settings = asked.resolved(
+        layers=resolve_layers(model, asked.layers),
+        batch_size=asked.batch_size or auto_batch_size(len(data.y_train)),
+        device=device,
+        precision=resolve_precision(asked.precision, device),
+    )
+    key = runcache.run_key(model, data, settings) if cache else None
     data = _place(model, data, device)
-    batches = TrainingBatches(data, batch_size, seed)
-    recorder = Recorder(model, data, names, epochs, batch_size=eval_batch_size, precision=precision)
+    epochs, names, precision = settings.epochs, list(settings.layers), settings.precision
+    batches = TrainingBatches(data, settings.batch_size, settings.seed)
+    recorder = Recorder(
+        model, data, names, epochs, batch_size=settings.eval_batch_size, precision=precision
+    )
     entry = key and runcache.load(
         key, model_state=model.state_dict(), n_probe=len(data.probe_index), n_classes=data.n_classes
     )
@@ -113,9 +116,11 @@ def train(
 
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-        torch.manual_seed(seed)  # dropout draws; restored on exit so callers see no change
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-        schedule = _one_cycle(optimizer, lr, steps=epochs * len(batches))
+        torch.manual_seed(settings.seed)  # dropout draws; restored on exit: callers see none
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+        )
+        schedule = _one_cycle(optimizer, settings.lr, steps=epochs * len(batches))
         scaler = loss_scaler(device, precision)
         recorder.record(0)  # epoch 0: before any update
         with _progress(epochs * len(batches), progress) as bar:
@@ -127,14 +132,14 @@ def train(
                 if not math.isfinite(loss):
                     raise DivergedError(
                         f"training diverged at epoch {epoch} (loss {loss}); try a lower "
-                        f"learning rate than {lr:g} (--lr, or lr= in train)"
+                        f"learning rate than {settings.lr:g} (--lr, or lr= in train)"
                     )
                 row = recorder.record(
                     epoch, train_loss=loss, train_acc=acc, seconds=time.perf_counter() - started
                 )
                 bar.set_postfix(loss=f"{loss:.3f}", test_acc=f"{row['test_acc']:.3f}")
     model.eval()
-    meta = _meta(model, data, names, device, precision, batches, settings)
+    meta = _meta(model, data, settings, batches)
     if key:
         _keep(key, model, recorder, meta)
     return recorder.snapshots(meta)
@@ -231,16 +236,10 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, unit="batch", dynamic_ncols=True, leave=True, disable=not enabled)
 
 
-def _meta(
-    model: nn.Module,
-    data: LabData,
-    names: list[str],
-    device: torch.device,
-    precision: str,
-    batches: TrainingBatches,
-    run: dict,
-) -> dict:
-    """What the snapshots say about their run (``run``: its settings)."""
+def _meta(model: nn.Module, data: LabData, settings: TrainSettings, batches) -> dict:
+    """What the snapshots say about their run: the data, the model, and the settings that
+    trained it (resolved: the layers by name, the batch size, the device, the precision)."""
+    names = list(settings.layers)
     return {
         "dataset": data.name,
         "kind": data.kind,
@@ -248,13 +247,9 @@ def _meta(
         "model": getattr(model, "kind", type(model).__name__),
         "model_class": type(model).__name__,
         "penultimate": _penultimate_among(model, names) if names else None,
-        "epochs": run["epochs"],
-        "seed": run["seed"],
-        "device": device.type,
-        "precision": precision,
+        **settings.record(),
+        "device": torch.device(settings.device).type,
         "mirror": batches.mirror,
-        "batch_size": run["batch_size"],
-        "lr": run["lr"],
         "n_train": len(data.y_train),
         "n_test": len(data.y_test),
     }
@@ -271,54 +266,12 @@ def _penultimate_among(model: nn.Module, names: list[str]) -> str:
 # -- arguments ------------------------------------------------------------------------------
 
 
-# The largest learning rate AdamW can apply: the weights are float32, and torch refuses a
-# step size beyond float32's range (larger rates below it simply diverge, which is shown).
-LR_MAX = float(np.finfo(np.float32).max)
-
-
-def _real(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-def has_batch_norm(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-
-
-def check_training(
-    model: nn.Module,
-    data: LabData | None = None,
-    *,
-    epochs: int = 10,
-    batch_size: int | None = None,
-    lr: float = 1e-3,
-    seed: int = 0,
-    eval_batch_size: int = 1024,
-) -> None:
-    """Raise :class:`ConfigError` for arguments :func:`train` cannot use, before any work."""
-    if not is_whole(epochs) or epochs < 0:
-        raise ConfigError(f"epochs must be a whole number >= 0, got {epochs!r}")
-    if not _real(lr) or not math.isfinite(lr) or not 0 < lr <= LR_MAX:
-        raise ConfigError(
-            f"the learning rate must be a finite number > 0 and at most {LR_MAX:.3g} (the "
-            f"largest float32), got {lr!r}"
-        )
-    check_seed(seed, ConfigError)
-    if batch_size is not None:
-        smallest = 2 if has_batch_norm(model) else 1
-        if not is_whole(batch_size) or batch_size < smallest:
-            why = (
-                " (the model has BatchNorm, which needs two samples a batch)"
-                if smallest == 2
-                else ""
-            )
-            raise ConfigError(
-                f"batch size must be a whole number >= {smallest}{why}, got {batch_size!r}"
-            )
-    if not is_whole(eval_batch_size) or eval_batch_size < 1:
-        raise ConfigError(f"eval_batch_size must be a whole number >= 1, got {eval_batch_size!r}")
-    if data is not None:
-        _check_head(model, data)
-        _check_data(data)
+def check_training(model: nn.Module, data: LabData, settings: TrainSettings) -> None:
+    """Raise :class:`ConfigError` for a model, data or settings :func:`train` cannot use,
+    before any work (the settings' own rules are checked when the record is built)."""
+    settings.check_model(model)
+    _check_head(model, data)
+    _check_data(data)
 
 
 def _check_head(model: nn.Module, data: LabData) -> None:

@@ -41,6 +41,7 @@ from .._io import atomic_write
 from .._version import __version__
 from ..data import LabData
 from ..snapshots import record_problem
+from .settings import TrainSettings
 
 __all__ = ["TRAINING_MODULES", "Entry", "load", "run_key", "store"]
 
@@ -103,8 +104,8 @@ def _update_bound(h, func) -> None:
 
 
 def _device_name(device: str) -> str:
-    if device == "cuda" and torch.cuda.is_available():
-        return torch.cuda.get_device_name()
+    if torch.device(device).type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
     return disk.processor()
 
 
@@ -118,17 +119,18 @@ TRAINING_MODULES = (
     "training.batches",
     "training.record",
     "training.runcache",
+    "training.settings",
     "hooks",
     "models",
 )
 
 
-def run_key(model: nn.Module, data: LabData, settings: dict) -> str:
-    """The hash of everything that changes what ``train(model, data, **settings)`` returns.
+def run_key(model: nn.Module, data: LabData, settings: TrainSettings) -> str:
+    """The hash of everything that changes what ``train(model, data, ...)`` returns.
 
     ``model`` as it is before training (its initial weights count), ``data`` on any device,
-    ``settings`` the resolved training arguments (epochs, batch size, lr, weight decay,
-    seed, layers, precision, device type, evaluation batch size).
+    ``settings`` the run's settings resolved for them (:meth:`TrainSettings.resolved`: the
+    layers by name, the batch size, the device and the precision that train).
     """
     # SHA-256: CPUs with SHA extensions (most x86 and ARM ones of recent years) compute it
     # in hardware, twice blake2b's speed here on the 0.2 GB of MNIST's training split that
@@ -136,7 +138,7 @@ def run_key(model: nn.Module, data: LabData, settings: dict) -> str:
     h = hashlib.sha256()
     ident = {
         "format": disk.FORMAT,
-        "settings": settings,
+        "settings": settings.record(),
         "versions": [
             __version__,
             disk.source_hash(TRAINING_MODULES),
@@ -144,7 +146,7 @@ def run_key(model: nn.Module, data: LabData, settings: dict) -> str:
             np.__version__,
         ],
         "python": sys.version_info[:2],
-        "machine": [platform.machine(), _device_name(str(settings.get("device")))],
+        "machine": [platform.machine(), _device_name(settings.device)],
         "threads": torch.get_num_threads(),  # a CPU's sums are ordered by its threads
         "model": f"{type(model).__module__}.{type(model).__qualname__}",
         "architecture": repr(model),

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   labkit:
-#     outputs: [mantis.csv, tensorboard/projector_config.pbtxt, projector_by_hand/projector_config.pbtxt, figures/reducers.png, figures/epoch_grid.png, figures/high_lr_grid.png]
+#     outputs: [mantis.csv, tensorboard/projector_config.pbtxt, projector_by_hand/projector_config.pbtxt, figures/methods.png, figures/epoch_grid.png, figures/high_lr_grid.png]
 # ---
 
 # %% [markdown] id="title"
@@ -24,7 +24,7 @@ EPOCHS: int = 10  # epochs of the kit's training (section 4)
 LR: float = 1e-3  # the peak learning rate (AdamW)
 PROBE_SIZE: int | None = 2000
 SEED: int = 0
-REDUCERS: list[str] = ["pca", "tsne", "umap"]
+METHODS: list[str] = ["pca", "tsne", "umap"]
 OUT: str = "runs/mnist"
 
 # %% [markdown] id="the-data"
@@ -1017,26 +1017,26 @@ labkit.explore(snaps)
 # ### Exercise: three views and their scores
 #
 # Project the last epoch's embeddings `last` (an array [probe size, embedding width]) with
-# every method in `REDUCERS` (`labkit.reduce.project(last, method, seed=SEED)` returns an
+# every method in `METHODS` (`labkit.reduce.project(last, method, seed=SEED)` returns an
 # array [probe size, 2]) into a dict `views` from method to view, and score each view with
 # `labkit.reduce.trustworthiness(last, view)` (a float) into a dict `scores` from method
 # to score. The cell after the test draws them side by side.
 
-# %% id="reducers" exercise
+# %% id="methods" exercise
 last = snaps.layer()[-1]  # [probe size, embedding width] at the last epoch
 ### BEGIN SOLUTION
-views = {m: labkit.reduce.project(last, m, seed=SEED) for m in REDUCERS}
+views = {m: labkit.reduce.project(last, m, seed=SEED) for m in METHODS}
 scores = {m: labkit.reduce.trustworthiness(last, xy) for m, xy in views.items()}
 ### END SOLUTION
 
-# %% id="reducers-check" test points=2
-assert isinstance(views, dict) and sorted(views) == sorted(REDUCERS), \
-    f"views should have one entry per method in REDUCERS {REDUCERS}, not {list(views)}"
+# %% id="methods-check" test points=2
+assert isinstance(views, dict) and sorted(views) == sorted(METHODS), \
+    f"views should have one entry per method in METHODS {METHODS}, not {list(views)}"
 for method, xy in views.items():
     assert np.shape(xy) == (len(last), 2), \
         f"views[{method!r}] has shape {np.shape(xy)}, expected ({len(last)}, 2)"
-assert isinstance(scores, dict) and sorted(scores) == sorted(REDUCERS), \
-    f"scores should have one entry per method in REDUCERS {REDUCERS}, not {list(scores)}"
+assert isinstance(scores, dict) and sorted(scores) == sorted(METHODS), \
+    f"scores should have one entry per method in METHODS {METHODS}, not {list(scores)}"
 for method, score in scores.items():
     assert isinstance(score, float) and 0 <= score <= 1, \
         f"scores[{method!r}] = {score!r}: expected the float labkit.reduce.trustworthiness returns"
@@ -1047,8 +1047,8 @@ for method, xy in views.items():
     assert abs(scores[method] - labkit.reduce.trustworthiness(last, np.asarray(xy))) < 1e-9
 ### END HIDDEN TESTS
 
-# %% id="reducers-plot"
-fig = plots.compare(views, snaps, scores, path=OUT / "figures" / "reducers.png")
+# %% id="methods-plot"
+fig = plots.compare(views, snaps, scores=scores, path=OUT / "figures" / "methods.png")
 
 # %% [markdown] id="q-views" question
 # Which of these views would you use to judge how far apart two classes are, and which to

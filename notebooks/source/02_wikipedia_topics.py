@@ -25,7 +25,7 @@ EPOCHS: int = 10
 LR: float = 1e-3
 PROBE_SIZE: int | None = None  # the whole test split, at most 2000 points
 SEED: int = 0
-REDUCER: str = "umap"
+METHOD: str = "umap"
 OUT: str = "runs/wikipedia"
 
 # %% id="parameters-bbc" tags=["parameters"] only="bbc"
@@ -38,7 +38,7 @@ EPOCHS: int = 10
 LR: float = 1e-3
 PROBE_SIZE: int | None = None  # the whole test split, at most 2000 points
 SEED: int = 0
-REDUCER: str = "umap"
+METHOD: str = "umap"
 OUT: str = "runs/bbc"
 
 # %% [markdown] id="fetch-intro" only="wikipedia"
@@ -219,7 +219,7 @@ pd.DataFrame(snaps.history).set_index("epoch").round(4)
 # %% [markdown] id="aligned-intro"
 # ## 4. Epoch 0 to the end, aligned
 #
-# Each epoch is projected to 2-D (`REDUCER`) and rotated into one frame by Orthogonal
+# Each epoch is projected to 2-D (`METHOD`) and rotated into one frame by Orthogonal
 # Procrustes (the rotation, possibly with a reflection, that best lines up two sets of
 # matching points; Lab 5 has you write it), so you can follow each article. With UMAP
 # each epoch starts from the previous epoch's layout and gets a short optimisation whose
@@ -229,8 +229,8 @@ pd.DataFrame(snaps.history).set_index("epoch").round(4)
 # end.
 
 # %% id="epoch-grid"
-traj = align.trajectory(snaps, method=REDUCER)
-plots.epoch_grid(traj, snaps, method=REDUCER, path=f"{OUT}/figures/epoch_grid.png");
+traj = align.trajectory(snaps, method=METHOD)
+plots.epoch_grid(traj, snaps, method=METHOD, path=f"{OUT}/figures/epoch_grid.png");
 
 # %% id="interactive"
 # Hover over a point for its title; drag the slider through the epochs. Saved as
@@ -559,7 +559,7 @@ pd.DataFrame({
 # projection of the last epoch (a PCA). Mantis can show it directly, without computing a
 # projection of its own: use it when Mantis' own projection is slow (a large probe set),
 # or when you want Mantis to show a picture you know. To show exactly the last panel of
-# the grid of section 4 (the aligned `REDUCER` layout), pass that instead:
+# the grid of section 4 (the aligned `METHOD` layout), pass that instead:
 # `layout=traj[-1]`, an array [probe size, 2].
 
 # %% id="mantis-csv"

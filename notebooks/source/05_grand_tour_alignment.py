@@ -22,7 +22,7 @@ MODEL: str = "cnn"  # the first model: "cnn", "mlp" or "deep-mlp"; the second is
 EPOCHS: int = 10
 LR: float = 1e-3  # the peak learning rate, for both models
 PROBE_SIZE: int | None = None  # the whole test split, at most 2000 points
-REDUCER: str = "umap"  # the second tour's map: "umap", or "pca" (then it is a linear view too)
+METHOD: str = "umap"  # the second tour's map: "umap", or "pca" (then it is a linear view too)
 TOUR_DIMS: int = 15
 TOUR_FRAMES: int = 90
 SEED: int = 0
@@ -89,20 +89,20 @@ display(Image(filename=f"{OUT}/figures/tour_raw.gif"))
 
 # %% [markdown] id="tour-reduced-intro"
 # The last tour follows the Distill *UMAP Tour*: first reduce the embedding to
-# `TOUR_DIMS` dimensions (15 by default) with `REDUCER` (UMAP by default; more room than
+# `TOUR_DIMS` dimensions (15 by default) with `METHOD` (UMAP by default; more room than
 # two dimensions lets it keep more of the structure), then tour those. Its frames are
 # linear views of that `TOUR_DIMS`-D map, not of the embedding: UMAP bends, tears and
 # squeezes the space to keep neighbourhoods, so a gap or a tight cluster seen here
-# may be UMAP's doing. (With `REDUCER = "pca"` the map is linear too, the `TOUR_DIMS`
+# may be UMAP's doing. (With `METHOD = "pca"` the map is linear too, the `TOUR_DIMS`
 # directions of largest variance, and this tour is a faithful view of part of the
 # embedding.) For comparison, the first panel is an ordinary 2-D picture made the
 # same way. (UMAP compiles itself on first use: this cell takes a minute the first
 # time.)
 
 # %% id="tour"
-flat = labkit.reduce.project(snaps.layer()[-1], REDUCER, seed=SEED)
-plots.compare({f"one 2-D {REDUCER} view of the last epoch": flat}, snaps);
-x = labkit.reduce.project(snaps.layer()[-1], REDUCER, n_components=TOUR_DIMS, seed=SEED)
+flat = labkit.reduce.project(snaps.layer()[-1], METHOD, seed=SEED)
+plots.compare({f"one 2-D {METHOD} view of the last epoch": flat}, snaps);
+x = labkit.reduce.project(snaps.layer()[-1], METHOD, n_components=TOUR_DIMS, seed=SEED)
 frames = labkit.tour.grand_tour(x, n_frames=TOUR_FRAMES, seed=SEED)
 plots.tour_animation(frames, snaps, path=f"{OUT}/figures/tour.gif")
 display(Image(filename=f"{OUT}/figures/tour.gif"))
@@ -309,7 +309,7 @@ print(f"the last two epochs: {rms(views[-2], views[-1]):.2f} apart in their own 
 # between the epochs.
 
 # %% [markdown] id="kit-trajectory"
-# The kit aligns a whole run this way: `REDUCER` (UMAP by default) for every epoch, each started from the
+# The kit aligns a whole run this way: `METHOD` (UMAP by default) for every epoch, each started from the
 # previous epoch's layout (so the clusters keep their places; two UMAP runs from
 # scratch can arrange the clusters differently, which no rotation undoes), then each
 # epoch rotated onto the one before (Procrustes), played as an animation. Even so,
@@ -321,7 +321,7 @@ print(f"the last two epochs: {rms(views[-2], views[-1]):.2f} apart in their own 
 # the end.
 
 # %% id="traj"
-traj = align.trajectory(snaps, method=REDUCER, seed=SEED)
+traj = align.trajectory(snaps, method=METHOD, seed=SEED)
 plots.animate(traj, snaps, path=f"{OUT}/figures/epochs.gif")
 display(Image(filename=f"{OUT}/figures/epochs.gif"))
 

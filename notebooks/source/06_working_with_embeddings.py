@@ -1027,9 +1027,9 @@ def describe(groups: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("group")
 
 
-plots.groups(snaps, groups_0, per_group=10, mark=changed, title=f"{name}s at epoch 0",
+plots.groups(groups_0, snaps, per_group=10, mark=changed, title=f"{name}s at epoch 0",
              path=OUT / "figures" / "groups_epoch_0.png")
-plots.groups(snaps, groups_last, per_group=10, mark=changed, title=f"{name}s at the last epoch",
+plots.groups(groups_last, snaps, per_group=10, mark=changed, title=f"{name}s at the last epoch",
              path=OUT / "figures" / "groups_last_epoch.png")
 group_tables = pd.concat({"epoch 0": describe(groups_0), "last epoch": describe(groups_last)})
 group_tables
