@@ -90,7 +90,8 @@ def install(source: KitSource) -> str:
     """Colab only: install the kit, and say in one sentence what to do if that fails."""
     return _dedent(f"""
         # @title Install the kit (on Colab only; about a minute) {{ display-mode: "form" }}
-        # Elsewhere, install it once from the repository's root:  pip install -r requirements.txt -e .
+        # Elsewhere, install it once from the repository's root:
+        #   pip install -r requirements.txt -e .
         import sys
 
         KIT = "{source.pip_url}"  # where the course keeps the kit
@@ -110,12 +111,14 @@ def install(source: KitSource) -> str:
                                  env={{**os.environ, "GIT_TERMINAL_PROMPT": "0"}})
             if pip.returncode != 0:  # git's own words say best what went wrong
                 said = [line.strip() for line in pip.stderr.splitlines() if line.strip()]
-                why = next((line for line in said if line.startswith("fatal:")), said[-1] if said else "")
+                why = next((line for line in said if line.startswith("fatal:")),
+                           said[-1] if said else "")
                 if "could not read Username" in why:
                     why = "the repository does not exist, or is private"
-                raise SetupError(f"Could not install labkit from {{KIT}} ({{why}}): students, send "
-                                 f"this message to your instructor; instructors, regenerate the "
-                                 f"notebooks with python generate_notebooks.py --repo URL --ref REF.")
+                raise SetupError(f"Could not install labkit from {{KIT}} ({{why}}): students, "
+                                 f"send this message to your instructor; instructors, regenerate "
+                                 f"the notebooks with python generate_notebooks.py --repo URL "
+                                 f"--ref REF.")
     """)
 
 

@@ -132,7 +132,8 @@ def run(args, kind: str) -> dict:
     res["projector_speedup"] = res["projector_add_embedding_s"] / res["projector_kit_s"]
     print(
         f"Projector  : add_embedding x{args.epochs + 1} {res['projector_add_embedding_s']:.2f} s, "
-        f"{res['projector_add_embedding_bytes'] / 1e6:.0f} MB | kit {res['projector_kit_s']:.2f} s, "
+        f"{res['projector_add_embedding_bytes'] / 1e6:.0f} MB | "
+        f"kit {res['projector_kit_s']:.2f} s, "
         f"{res['projector_kit_bytes'] / 1e6:.0f} MB | {res['projector_speedup']:.1f}x"
     )
 

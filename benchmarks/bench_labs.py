@@ -164,7 +164,8 @@ def summary(results: dict) -> str:
         core = sum(s for cid, s in got["cells_s"].items() if parts.get(cid) == "core")
         total = sum(got["cells_s"].values())
         rows.append(
-            f"| `{lab.name}` | {core / 60:.1f} min | {total / 60:.1f} min | {got['wall_s'] / 60:.1f} min |"
+            f"| `{lab.name}` | {core / 60:.1f} min | {total / 60:.1f} min "
+            f"| {got['wall_s'] / 60:.1f} min |"
         )
     return "\n".join(rows)
 

@@ -1,4 +1,5 @@
-"""``Snapshots``: the embeddings of the probe set at every epoch, and everything needed to read them.
+"""``Snapshots``: the embeddings of the probe set at every epoch, and everything needed to read
+them.
 
 It is the one object the exporters, metrics and plots consume. ``save``/``load`` round-trip
 exactly: arrays go to an uncompressed ``.npz`` (raw float32 bytes), the rest to JSON.
@@ -648,5 +649,6 @@ def _meta_problems(meta: Any, e: int, layers: list) -> Iterator[Problem]:
     if pen is not None and not (isinstance(pen, str) and pen in layers):
         yield (
             "meta",
-            f"meta['penultimate'] is {pen!r}, not a captured layer ({', '.join(map(str, layers)) or 'none'})",
+            f"meta['penultimate'] is {pen!r}, not a captured layer "
+            f"({', '.join(map(str, layers)) or 'none'})",
         )

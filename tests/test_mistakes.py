@@ -316,11 +316,13 @@ def small():
         ({"batch_size": 1}, "BatchNorm"),
         (
             {"lr": 0.0},
-            "the learning rate, must be a finite number > 0 and at most 3.4e+38 (the largest float32), got 0.0",
+            "the learning rate, must be a finite number > 0 and at most 3.4e+38 "
+            "(the largest float32), got 0.0",
         ),
         (
             {"lr": math.inf},
-            "the learning rate, must be a finite number > 0 and at most 3.4e+38 (the largest float32), got inf",
+            "the learning rate, must be a finite number > 0 and at most 3.4e+38 "
+            "(the largest float32), got inf",
         ),
         ({"seed": -3}, "seed must be a whole number from 0 to 2**32 - 1, got -3"),
         ({"device": "foo"}, "unknown device 'foo'"),

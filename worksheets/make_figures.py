@@ -1,8 +1,10 @@
 """Make the worksheet's figures with the kit, each from its lab's default run, offline or not.
 
     python worksheets/make_figures.py                 # the labs' own data sets (from --data-dir)
-    python worksheets/make_figures.py --offline       # stand-ins where MNIST or Wikipedia is out of reach
-    python worksheets/make_figures.py --text-csv data/bbc-text.csv   # the text figure from a real corpus
+    python worksheets/make_figures.py --offline       # stand-ins where MNIST or Wikipedia is out
+                                                      # of reach
+    python worksheets/make_figures.py --text-csv data/bbc-text.csv   # the text figure from a
+                                                                     # real corpus
 
 Every figure is drawn as its lab draws it, from a run on that lab's parameters as the
 parameters cell of its source (``notebooks/source/NN_*.py``) sets them: they are read from

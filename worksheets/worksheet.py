@@ -1,9 +1,9 @@
 """The assignment worksheet: the LaTeX sheet (student and solutions), its Markdown version and
 the instructor's guide's question table, all made from the lab sources' questions.
 
-    python worksheets/worksheet.py            # write worksheet.tex, WORKSHEET.md, the guide's tables
-    python worksheets/worksheet.py --pdf      # ... and build both PDFs with pdflatex
-    python worksheets/worksheet.py --check    # exit 1 if a written file is out of date
+    python worksheets/worksheet.py          # write worksheet.tex, WORKSHEET.md, the guide's tables
+    python worksheets/worksheet.py --pdf    # ... and build both PDFs with pdflatex
+    python worksheets/worksheet.py --check  # exit 1 if a written file is out of date
 
 Every question and its model answer is written once, in its lab's source
 (``notebooks/source/NN_*.py``, a ``question`` cell and the ``answer`` cell after it), and

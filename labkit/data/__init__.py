@@ -261,7 +261,8 @@ def keep_classes(raw: Raw, classes: list[int | str], name: str) -> Raw:
 
 
 def _thumbnails(images: np.ndarray) -> np.ndarray:
-    """uint8 thumbnails (``[n, H, W]`` or ``[n, H, W, 3]``) of images in [0, 1], ``[n, C, H, W]``."""
+    """uint8 thumbnails (``[n, H, W]`` or ``[n, H, W, 3]``) of images in [0, 1],
+    ``[n, C, H, W]``."""
     x = np.round(np.clip(images, 0, 1) * 255).astype(np.uint8)
     return x[:, 0] if x.shape[1] == 1 else x.transpose(0, 2, 3, 1).copy()
 

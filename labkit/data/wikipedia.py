@@ -1,6 +1,8 @@
 """Wikipedia articles on topics you choose, through the MediaWiki API, cached on disk.
 
->>> data = load_dataset("wikipedia", topics=["Astronomy", "Cooking", "Basketball"])  # doctest: +SKIP
+>>> data = load_dataset(
+...     "wikipedia", topics=["Astronomy", "Cooking", "Basketball"]
+... )  # doctest: +SKIP
 
 Wikipedia is read through the MediaWiki API, politely: a descriptive User-Agent with a
 contact (set yours with ``contact=`` or ``LABKIT_WIKI_CONTACT``), ``maxlag``, one request at
@@ -155,7 +157,8 @@ class WikipediaClient:
         return reply
 
     def search(self, topic: str, limit: int) -> list[dict]:
-        """Up to ``limit`` main-namespace results (``pageid``, ``title``), following continuation."""
+        """Up to ``limit`` main-namespace results (``pageid``, ``title``), following
+        continuation."""
         out: list[dict] = []
         cont: dict = {}
         while len(out) < limit:

@@ -6,9 +6,10 @@ nbgrader's autograde, *Run all* or a variant asks for again is loaded instead of
 again. An entry's key is a hash of everything that changes the result (:func:`run_key`):
 the data's tensors and probe, the model's class, code, architecture and initial weights, the
 training's settings, the device and precision, and the versions of the kit (the source
-of the modules training runs, :data:`TRAINING_MODULES`), torch and numpy. An entry holds what training computed (the probe's embeddings
-and probabilities, the head's weights, the history, the final weights); the probe's labels,
-titles and pictures come from the data again.
+of the modules training runs, :data:`TRAINING_MODULES`), torch and numpy. An entry holds
+what training computed (the probe's embeddings and probabilities, the head's weights, the
+history, the final weights); the probe's labels, titles and pictures come from the data
+again.
 
 Entries are ``.npz`` files (no pickle) in the kit's disk store (:mod:`labkit.store`: where
 it is, how it is trimmed and cleared), written to a temporary name and renamed, so a reader
@@ -167,7 +168,8 @@ def run_key(model: nn.Module, data: LabData, settings: TrainSettings) -> str:
 
 @dataclass
 class Entry:
-    """What a finished run computed (see :class:`labkit.training.record.Recorder`) and its weights."""
+    """What a finished run computed (see :class:`labkit.training.record.Recorder`) and its
+    weights."""
 
     embeddings: dict[str, np.ndarray]
     probabilities: np.ndarray

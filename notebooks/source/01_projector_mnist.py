@@ -1,7 +1,9 @@
 # ---
 # jupyter:
 #   labkit:
-#     outputs: [mantis.csv, tensorboard/projector_config.pbtxt, projector_by_hand/projector_config.pbtxt, figures/methods.png, figures/epoch_grid.png, figures/high_lr_grid.png]
+#     outputs: [mantis.csv, tensorboard/projector_config.pbtxt,
+#       projector_by_hand/projector_config.pbtxt, figures/methods.png,
+#       figures/epoch_grid.png, figures/high_lr_grid.png]
 # ---
 
 # %% [markdown] id="title"
@@ -9,7 +11,13 @@
 #
 # {{badge}}
 #
-# A classifier turns each image into a vector, its *embedding*, one layer before the output. You build a small CNN for {{name}} and its training loop yourself, with a forward hook that records the embeddings of a fixed set of test images before training and after every epoch. Then the kit runs the same loop, with what a course needs on top (speed where the hardware allows it, a schedule, a record that saves), and we look at the embeddings: in TensorBoard's Embedding Projector (whose files you also write by hand), in an explorer inside the notebook, and with PCA, t-SNE and UMAP side by side.
+# A classifier turns each image into a vector, its *embedding*, one layer before the
+# output. You build a small CNN for {{name}} and its training loop yourself, with a forward
+# hook that records the embeddings of a fixed set of test images before training and after
+# every epoch. Then the kit runs the same loop, with what a course needs on top (speed
+# where the hardware allows it, a schedule, a record that saves), and we look at the
+# embeddings: in TensorBoard's Embedding Projector (whose files you also write by hand), in
+# an explorer inside the notebook, and with PCA, t-SNE and UMAP side by side.
 #
 # {{how_to_run}}
 
@@ -116,7 +124,8 @@ a = torch.rand(40, 3, 5, 4, generator=gen) * torch.tensor([1.0, 5.0, 0.2]).view(
 b = torch.rand(9, 3, 5, 4, generator=gen) + 2.0
 got_a, got_b = standardise(a, b)
 m, s = a.mean(dim=(0, 2, 3), keepdim=True), a.std(dim=(0, 2, 3), keepdim=True) + 1e-6
-assert torch.allclose(got_a, (a - m) / s, atol=1e-5) and torch.allclose(got_b, (b - m) / s, atol=1e-5)
+assert (torch.allclose(got_a, (a - m) / s, atol=1e-5)
+        and torch.allclose(got_b, (b - m) / s, atol=1e-5))
 flat = torch.zeros(4, 1, 2, 2)  # a constant channel: no division by zero
 assert torch.isfinite(standardise(flat, flat)[0]).all()
 ### END HIDDEN TESTS
@@ -237,10 +246,12 @@ assert tuple(acts["block2"].shape) == (8, 16, h // 4, w // 4), \
     (f"block2's output has shape {tuple(acts['block2'].shape)}, expected {(8, 16, h // 4, w // 4)} "
      f"for 8 images: 16 channels, and nn.MaxPool2d(2) at the end")
 assert tuple(acts["embed"].shape) == (8, 64), \
-    f"embed's output has shape {tuple(acts['embed'].shape)}, expected (8, 64): flatten, then 64 numbers"
+    (f"embed's output has shape {tuple(acts['embed'].shape)}, expected (8, 64): "
+     f"flatten, then 64 numbers")
 assert (acts["embed"] >= 0).all(), "embed's output has negative numbers: end embed with nn.ReLU()"
 assert tuple(scores.shape) == (8, data.n_classes), \
-    f"forward returns shape {tuple(scores.shape)}, expected (8, {data.n_classes}): the head's scores"
+    (f"forward returns shape {tuple(scores.shape)}, expected (8, {data.n_classes}): "
+     f"the head's scores")
 assert isinstance(parts["head"], nn.Linear) and parts["head"].in_features == 64, \
     "head should be nn.Linear(64, n_classes)"
 assert any(isinstance(m, nn.BatchNorm2d) for m in parts["block1"].modules()), \
@@ -277,8 +288,8 @@ for shape, k in (((3, 32, 32), 10), ((1, 28, 28), 3), ((1, 8, 8), 5)):
 #   `try: ... finally: handle.remove()`.
 #
 # Write `capture_by_hand(model, layer_name, x)`, which returns the output of the layer
-# named `layer_name` (a name from `labkit.layer_names(model)`, which section 3 shows) when `model` runs on the
-# batch `x`:
+# named `layer_name` (a name from `labkit.layer_names(model)`, which section 3 shows) when
+# `model` runs on the batch `x`:
 #
 # 1. look the module up with `dict(model.named_modules())[layer_name]`;
 # 2. register a forward hook on it that stores `output.detach()` (in a dict or list that
@@ -457,9 +468,10 @@ print(f"the embedding itself: {kept['output'].nbytes / 2**20:.2f} MiB")
 # recording keeps its own graph: the kit's 11 recordings of 2000 probe images (epoch 0 and
 # 10 epochs) would hold about 2.2 GiB on MNIST (3.0 GiB on CIFAR-10), about 200 MiB more
 # with every epoch on MNIST, without bound for longer runs, bigger networks or more layers,
-# until memory runs out, on a GPU first. The stored tensors would also stay connected to the weights: a loss
-# computed from them later would send gradients back into the model through an old graph
-# (or fail because that graph was already freed). `.detach()` keeps the values only.
+# until memory runs out, on a GPU first. The stored tensors would also stay connected to
+# the weights: a loss computed from them later would send gradients back into the model
+# through an old graph (or fail because that graph was already freed). `.detach()` keeps
+# the values only.
 
 # %% [markdown] id="q-penultimate" question
 # We record the penultimate layer, the input of the classifier head, rather than the
@@ -467,15 +479,14 @@ print(f"the embedding itself: {kept['output'].nbytes / 2**20:.2f} MiB")
 
 # %% [markdown] id="a-penultimate" answer points=2
 # The head is a linear map from the embedding (64 numbers per image in your `SmallCNN`;
-# 128 on MNIST and 256 on CIFAR-10 in the kit's CNN) to 10 scores, one per class: its output is a projection of the embedding onto
-# 10 directions chosen only to rank the classes, so most of the embedding's dimensions are
-# dropped. After training, the scores of all images of a class point the same way (a
-# nearly one-hot softmax), so a picture of them mostly shows the predicted class and the
-# confidence. The
-# penultimate layer is what the head reads: training must make the classes linearly
-# separable there, but it still holds the differences the head ignores, so its picture
-# shows which images the network finds alike, groups inside a class, and the images that
-# sit between two classes.
+# 128 on MNIST and 256 on CIFAR-10 in the kit's CNN) to 10 scores, one per class: its
+# output is a projection of the embedding onto 10 directions chosen only to rank the
+# classes, so most of the embedding's dimensions are dropped. After training, the scores of
+# all images of a class point the same way (a nearly one-hot softmax), so a picture of them
+# mostly shows the predicted class and the confidence. The penultimate layer is what the
+# head reads: training must make the classes linearly separable there, but it still holds
+# the differences the head ignores, so its picture shows which images the network finds
+# alike, groups inside a class, and the images that sit between two classes.
 
 
 # %% [markdown] id="loop-intro"
@@ -491,7 +502,8 @@ print(f"the embedding itself: {kept['output'].nbytes / 2**20:.2f} MiB")
 # - `history`: a list with one dict per epoch `e` from 1 to `epochs`:
 #   `{"epoch": e, "train_loss": ..., "test_acc": ...}`, the mean of the epoch's batch
 #   losses and the accuracy on the test split `data.x_test`, `data.y_test` (`data` is the
-#   function's argument: all of its test split), both plain Python floats (`loss.item()`), the accuracy a share between 0 and 1.
+#   function's argument: all of its test split), both plain Python floats (`loss.item()`),
+#   the accuracy a share between 0 and 1.
 #
 # The steps:
 #
@@ -586,7 +598,8 @@ assert isinstance(hand_emb, torch.Tensor), \
 assert tuple(hand_emb.shape) == (HAND_EPOCHS + 1, n_probe, 64), \
     (f"embeddings of shape {tuple(hand_emb.shape)}, expected {(HAND_EPOCHS + 1, n_probe, 64)}: "
      f"one snapshot of the whole probe set before training (epoch 0), then one per epoch")
-assert not hand_emb.requires_grad, "the embeddings still require grad: capture them with capture_by_hand"
+assert not hand_emb.requires_grad, \
+    "the embeddings still require grad: capture them with capture_by_hand"
 # Epoch 0 must be the untrained network's embedding, as labkit.train records it.
 start = SmallCNN(data.input_shape, data.n_classes)
 start.load_state_dict(initial)
@@ -636,7 +649,8 @@ assert e1.shape == (3, 40, 64) and len(h1) == 2
 assert torch.equal(e1, e2) and h1 == h2, "the same seed must give the same run"
 with torch.no_grad():
     correct = sum((again.eval()(small.x_test).argmax(1) == small.y_test).tolist())
-assert abs(h2[-1]["test_acc"] - correct / 200) < 1e-9, "test_acc is not the accuracy on the test split"
+assert abs(h2[-1]["test_acc"] - correct / 200) < 1e-9, \
+    "test_acc is not the accuracy on the test split"
 ### END HIDDEN TESTS
 
 # %% [markdown] id="what-the-kit-adds"
@@ -691,10 +705,11 @@ pd.DataFrame({
 # The kit's CNN for {{name}} has the parts of yours (`block1`, `block2`, `embed`, `head`),
 # wider, with the pooling moved before batch normalisation and the ReLU (max-pooling
 # commutes with them wherever batch normalisation's scale is positive, so nearly the same
-# function, computed on a quarter of the pixels). Every layer has a name: `labkit.layer_names(model)` lists
-# them, containers (`block1`) and their parts (`block1.conv`) alike. The embedding we
-# watch is the output of the **penultimate** layer, `embed`: the last representation
-# before the classifier head, one vector per image (its width is printed below).
+# function, computed on a quarter of the pixels). Every layer has a name:
+# `labkit.layer_names(model)` lists them, containers (`block1`) and their parts
+# (`block1.conv`) alike. The embedding we watch is the output of the **penultimate** layer,
+# `embed`: the last representation before the classifier head, one vector per image (its
+# width is printed below).
 
 # %% id="build-model"
 model = labkit.build_model("cnn", data.input_shape, data.n_classes, seed=SEED)

@@ -1,7 +1,8 @@
 # ---
 # jupyter:
 #   labkit:
-#     outputs: [mantis.csv, tensorboard/projector_config.pbtxt, figures/epoch_grid.png, figures/epochs.html]
+#     outputs: [mantis.csv, tensorboard/projector_config.pbtxt, figures/epoch_grid.png,
+#       figures/epochs.html]
 # ---
 
 # %% [markdown] id="title"
@@ -9,7 +10,10 @@
 #
 # {{badge}}
 #
-# We turn {{what}} into TF-IDF vectors, train a small MLP to tell the topics apart, and watch the embedding of each article from epoch 0 to the end: in an aligned epoch grid, in the Embedding Projector, in an explorer inside the notebook, and in Mantis (a CSV the kit writes for it).
+# We turn {{what}} into TF-IDF vectors, train a small MLP to tell the topics apart, and
+# watch the embedding of each article from epoch 0 to the end: in an aligned epoch grid, in
+# the Embedding Projector, in an explorer inside the notebook, and in Mantis (a CSV the kit
+# writes for it).
 #
 # {{how_to_run}}
 
@@ -59,8 +63,8 @@ data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, se
 # %% [markdown] id="load-intro" only="bbc"
 # ## 1. Load the articles
 #
-# The data set holds {{what}}. The CSV is downloaded once into `data/`. An article's label is the section
-# the BBC filed it under.
+# The data set holds {{what}}. The CSV is downloaded once into `data/`. An article's label
+# is the section the BBC filed it under.
 
 # %% id="load" only="bbc"
 data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, seed=SEED, csv=CSV)
@@ -172,10 +176,11 @@ table
 # tell the topics apart before any training?
 
 # %% [markdown] id="a-top-words" answer points=2
-# *Example answer for the default topics (yours depend on the topics you chose):* The lists read like short descriptions of the topics and overlap little. With the default
-# Wikipedia topics expect words such as *learning*, *data* and *algorithms* under Machine
-# learning, *art*, *painting* and *italian* under Renaissance art, *basketball*, *nba* and
-# *team* under Basketball; on BBC News, *film* and *music* (entertainment), *labour* and
+# *Example answer for the default topics (yours depend on the topics you chose):* The lists
+# read like short descriptions of the topics and overlap little. With the default Wikipedia
+# topics expect words such as *learning*, *data* and *algorithms* under Machine learning,
+# *art*, *painting* and *italian* under Renaissance art, *basketball*, *nba* and *team*
+# under Basketball; on BBC News, *film* and *music* (entertainment), *labour* and
 # *election* (politics), *mobile* and *software* (tech), *market* and *company* (business).
 # A word that several lists share (on BBC News *said*, used in nearly every story) keeps
 # some weight despite its low inverse document frequency, but it cannot tell the topics
@@ -261,10 +266,10 @@ plots.interactive(traj, snaps, path=f"{OUT}/figures/epochs.html")
 
 # %% [markdown] id="a-separate" answer points=2
 # At epoch 0 the test accuracy is at chance ({{chance}}) and the grid shows one mixed
-# cloud. Within the first two or three epochs the accuracy jumps to near its final value, {{expected}}, and the
-# grid shows the topics pulling apart into clusters at the same time. After that the
-# accuracy changes little, but the loss keeps falling and the clusters keep tightening and
-# moving apart: the geometry goes on improving after the decisions are made.
+# cloud. Within the first two or three epochs the accuracy jumps to near its final value,
+# {{expected}}, and the grid shows the topics pulling apart into clusters at the same time.
+# After that the accuracy changes little, but the loss keeps falling and the clusters keep
+# tightening and moving apart: the geometry goes on improving after the decisions are made.
 
 # %% [markdown] id="topic-distances-intro"
 # How far apart do the topics move? The cell below measures, at epoch 0 and at the last
@@ -441,14 +446,14 @@ assert sorted(map(tuple, mistakes.itertuples(index=False))) == _expected
 # Write `knn_accuracy(x, y, k=5)`: `x` is an array `[n, d]` (one row per article), `y` the
 # topic index of each row. Scale every row to length 1 (divide by
 # `np.linalg.norm(x, axis=1, keepdims=True)`; an article with none of the vocabulary's
-# words has a zero row: divide by `np.maximum(norm, 1e-12)` so it stays zero), compute the similarity matrix `[n, n]`, set
-# its diagonal to `-np.inf` (`np.fill_diagonal`) so that an article is not its own
-# neighbour (this is *leave-one-out*), take the `k` most similar rows of each article
-# (`np.argsort(-sim, axis=1)[:, :k]`), and predict the topic most of them carry
-# (`np.bincount(votes, minlength=n_classes).argmax()` with `n_classes = y.max() + 1`,
-# which picks the smallest topic index on a tie). Return the fraction of articles predicted right, as a float. The cell then
-# compares TF-IDF (`knn_tfidf`) with the network's embedding at the last epoch
-# (`knn_embedding`).
+# words has a zero row: divide by `np.maximum(norm, 1e-12)` so it stays zero), compute the
+# similarity matrix `[n, n]`, set its diagonal to `-np.inf` (`np.fill_diagonal`) so that an
+# article is not its own neighbour (this is *leave-one-out*), take the `k` most similar
+# rows of each article (`np.argsort(-sim, axis=1)[:, :k]`), and predict the topic most of
+# them carry (`np.bincount(votes, minlength=n_classes).argmax()` with
+# `n_classes = y.max() + 1`, which picks the smallest topic index on a tie). Return the
+# fraction of articles predicted right, as a float. The cell then compares TF-IDF
+# (`knn_tfidf`) with the network's embedding at the last epoch (`knn_embedding`).
 
 # %% id="knn" exercise
 def knn_accuracy(x: np.ndarray, y: np.ndarray, k: int = 5) -> float:
@@ -606,9 +611,9 @@ pd.read_csv(f"{OUT}/mantis.csv").iloc[:3, :6]
 # *(What to expect; the articles depend on your topics and run.)* Inside an island the
 # neighbours are not random: expect groups such as players apart from leagues and rules
 # in "Basketball", painters apart from works and places in "Renaissance art", or, on BBC
-# News, football apart from tennis and athletics in sport. The network was told only the topic, yet articles with
-# shared vocabulary end up near each other, so the embedding holds structure the labels
-# never named.
+# News, football apart from tennis and athletics in sport. The network was told only the
+# topic, yet articles with shared vocabulary end up near each other, so the embedding holds
+# structure the labels never named.
 
 # %% [markdown] id="hand-in"
 # ## What to hand in

@@ -9,7 +9,13 @@
 #
 # {{badge}}
 #
-# A classifier is a chain of functions, one per layer, and every layer re-embeds the data in a space of its own. Do deeper layers arrange the classes into better clusters? We start, as the layer-by-layer homework this lab follows does, with three classes, train a deep MLP until it classifies every training image correctly, record every layer on the training images, and look: you write the SVD projection and the NC1 measure of neural collapse yourself, then compare them with the kit's. At the end you vary the depth and go to all ten classes.
+# A classifier is a chain of functions, one per layer, and every layer re-embeds the data
+# in a space of its own. Do deeper layers arrange the classes into better clusters? We
+# start, as the layer-by-layer homework this lab follows does, with three classes, train
+# a deep MLP until it classifies every training image correctly, record every layer on
+# the training images, and look: you write the SVD projection and the NC1 measure of
+# neural collapse yourself, then compare them with the kit's. At the end you vary the
+# depth and go to all ten classes.
 #
 # {{how_to_run}}
 
@@ -17,14 +23,16 @@
 # This lab's parameters: change them here, then run the notebook again.
 DATASET: str = "digits"
 DATA_DIR: str = "data"
-CLASSES: list[int] | None = [0, 1, 2]  # start with three classes, as the layer-by-layer homework does (None: all ten)
+CLASSES: list[int] | None = [0, 1, 2]  # start with three classes, as the layer-by-layer
+                                       # homework does (None: all ten)
 PROBE_SPLIT: str = "train"  # the probe's images: "train" (what the network is fitted on) or "test"
 EPOCHS: int = 30
 DEPTH: int = 5  # hidden layers of the MLP
 LR: float = 1e-3  # the peak learning rate
 PROBE_SIZE: int | None = None  # the whole probe split, at most 2000 points
 SEED: int = 0
-PRECISION: str = "fp32"  # fp32 on every machine, so the model answers' numbers are what you get; "auto": mixed precision where the hardware has it
+PRECISION: str = "fp32"  # fp32 on every machine, so the model answers' numbers are what you
+                         # get; "auto": mixed precision where the hardware has it
 OUT: str = "runs/layers"
 
 # %% [markdown] id="deep-mlp-intro"
@@ -64,11 +72,12 @@ snaps
 # Why insist on 100 %? Neural collapse (Papyan, Han & Donoho, 2020) is a claim about
 # the *terminal phase of training*: the epochs after the network has fitted every
 # training example, when the loss can still fall only by pulling the training points
-# of each class closer together and pushing the classes further apart. It is a statement about the data the network
-# is fitted on; {{items}} it has never seen need not obey it. So before measuring
-# anything we check both conditions: the probe is training data, and the network
-# classifies all of it correctly. The table follows the accuracy on the probe (the
-# model as it stands after each epoch) next to the accuracy on the held-out test split.
+# of each class closer together and pushing the classes further apart. It is a statement
+# about the data the network is fitted on; {{items}} it has never seen need not obey it.
+# So before measuring anything we check both conditions: the probe is training data, and
+# the network classifies all of it correctly. The table follows the accuracy on the probe
+# (the model as it stands after each epoch) next to the accuracy on the held-out test
+# split.
 
 # %% id="fit"
 fit = pd.DataFrame({
@@ -128,7 +137,8 @@ print(f"{xy.shape}; the first three points:\n{xy[:3].round(3)}")
 _xy = svd_projection(snaps.layer()[-1])
 assert isinstance(_xy, np.ndarray) and _xy.shape == (snaps.n_probe, 2), \
     f"expected an array [{snaps.n_probe}, 2], got {getattr(_xy, 'shape', type(_xy))}"
-assert _xy.dtype == np.float64, f"work in float64 (np.asarray(x, dtype=np.float64)), got {_xy.dtype}"
+assert _xy.dtype == np.float64, \
+    f"work in float64 (np.asarray(x, dtype=np.float64)), got {_xy.dtype}"
 assert np.allclose(_xy.mean(axis=0), 0, atol=1e-8), \
     "the coordinates should have mean 0: centre the rows (subtract x.mean(axis=0)) before the SVD"
 _t = np.arange(-2.0, 3.0)  # points on a line along (3, 4), and along (-3, -4)
@@ -165,8 +175,8 @@ for _k in (1, 3, 5):
 # `snaps.labels` with the colour map `"tab10"` and `vmin=0, vmax=9` (the kit's
 # colours: class 0 blue, 1 orange, 2 green, ... as in the kit's legends below; the
 # fixed range gives class `i` the `i`-th colour however many classes there are) and
-# titled with the layer's name. Call the figure `fig` (the test cell looks at its panels). Then compare
-# it with the kit's grid below.
+# titled with the layer's name. Call the figure `fig` (the test cell looks at its
+# panels). Then compare it with the kit's grid below.
 
 # %% id="svd-layers" exercise
 import matplotlib.pyplot as plt
@@ -186,7 +196,8 @@ plt.show()
 ### END SOLUTION
 
 # %% id="svd-layers-check" test points=1
-assert "fig" in globals(), "call your figure `fig`: fig, axes = plt.subplots(1, len(snaps.layer_names))"
+assert "fig" in globals(), (
+    "call your figure `fig`: fig, axes = plt.subplots(1, len(snaps.layer_names))")
 panels = [ax for ax in fig.axes if ax.collections]
 assert len(panels) == len(snaps.layer_names), (
     f"draw one scatter panel per layer ({len(snaps.layer_names)}), found {len(panels)}")
@@ -199,11 +210,12 @@ for ax, name in zip(panels, snaps.layer_names, strict=True):
 # %% [markdown] id="layer-grid-intro"
 # The kit draws the same projections, with one change: each layer's picture is
 # rotated (and possibly reflected, rescaled and shifted) onto the picture of the
-# layer before it, by Orthogonal Procrustes (the rotation, possibly with a reflection, that best lines up two sets of matching points; Lab 5 has you write it), so the
-# whole grid shares the first layer's frame, the input's. One panel is added at the end:
-# the softmax of the logits (`snaps.probabilities`), the probabilities the network
-# outputs. The grid then follows the probe from the pixels to the output, as the
-# Grand Tour article does with its views of every layer.
+# layer before it, by Orthogonal Procrustes (the rotation, possibly with a reflection,
+# that best lines up two sets of matching points; Lab 5 has you write it), so the whole
+# grid shares the first layer's frame, the input's. One panel is added at the end: the
+# softmax of the logits (`snaps.probabilities`), the probabilities the network outputs.
+# The grid then follows the probe from the pixels to the output, as the Grand Tour
+# article does with its views of every layer.
 
 # %% id="layer-grid"
 # every captured layer at the last epoch, then the softmax; `align.layer_trajectory(snaps)`
@@ -288,7 +300,8 @@ def nc1_by_hand(h: np.ndarray, y: np.ndarray) -> float:
 
 nc1_table = pd.DataFrame(
     {"epoch 0": [nc1_by_hand(snaps.layer(name)[0], snaps.labels) for name in snaps.layer_names],
-     "last epoch": [nc1_by_hand(snaps.layer(name)[-1], snaps.labels) for name in snaps.layer_names]},
+     "last epoch": [nc1_by_hand(snaps.layer(name)[-1], snaps.labels)
+                    for name in snaps.layer_names]},
     index=pd.Index(snaps.layer_names, name="layer"))
 nc1_table.round(3)
 
@@ -349,7 +362,8 @@ plots.metric_curves(table, snaps, path=f"{OUT}/figures/metric_curves.png")
 kit_nc1 = table[table.epoch == snaps.epochs].set_index("layer")["nc1"]
 print("the kit's NC1 at the last epoch equals your nc1_table's on every layer:",
       bool(np.allclose(kit_nc1[nc1_table.index], nc1_table["last epoch"], rtol=1e-9)))
-table[table.epoch == snaps.epochs][["layer", "epoch", "nc1", "silhouette", "knn_acc", "linear_probe_acc"]].round(3)
+table[table.epoch == snaps.epochs][["layer", "epoch", "nc1", "silhouette", "knn_acc",
+                                    "linear_probe_acc"]].round(3)
 
 # %% [markdown] id="depth-instructions"
 # **Exercise.** `table` is a DataFrame with one row per layer and epoch: the columns
@@ -468,9 +482,9 @@ for key, what in [("nc1", "NC1 (0 = collapsed)"),
 # layer, the root-mean-square distance of its training {{items}} to their class mean
 # (the spread), the same spread counting only the directions the centred class means
 # span (the only ones NC1 and the simplex look at), and the distance of the class
-# mean from the centre $\mu_G$; below it, the distances between the class means. The picture projects the last epoch onto its
-# top two singular directions and marks the class means (crosses) and $\mu_G$ (a
-# black dot).
+# mean from the centre $\mu_G$; below it, the distances between the class means. The
+# picture projects the last epoch onto its top two singular directions and marks the
+# class means (crosses) and $\mu_G$ (a black dot).
 
 # %% id="collapse-points"
 import matplotlib.pyplot as plt
@@ -559,11 +573,11 @@ cka.round(2)
 # No single step changes the representation much; the differences add up. The head is a
 # linear map of `hidden5`; after the collapse most of `hidden5`'s variance lies in the
 # plane of the class means (the triangle), and the head's three logits keep that plane,
-# hence 1.00. The softmax, a non-linear squashing of the logits, is 0.98 from both. The aligned grid shows the same
-# gradual change: the clusters keep their places and tighten from one layer to the next
-# without jumping, the same picture as the pixels in `hidden1` and `hidden2`, three
-# separate clusters from `hidden3` on, three thin ones at the corners of a triangle in
-# `hidden5` and the head, and three dots in the softmax.
+# hence 1.00. The softmax, a non-linear squashing of the logits, is 0.98 from both. The
+# aligned grid shows the same gradual change: the clusters keep their places and tighten
+# from one layer to the next without jumping, the same picture as the pixels in `hidden1`
+# and `hidden2`, three separate clusters from `hidden3` on, three thin ones at the
+# corners of a triangle in `hidden5` and the head, and three dots in the softmax.
 
 # %% [markdown] id="your-turn" optional
 # ## 5. Your turn: depth, then all ten classes

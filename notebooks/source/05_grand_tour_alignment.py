@@ -1,7 +1,8 @@
 # ---
 # jupyter:
 #   labkit:
-#     outputs: [figures/tour_raw.gif, figures/tour_coarse.gif, figures/tour.gif, figures/procrustes.png, figures/epochs.gif, figures/two_models.png]
+#     outputs: [figures/tour_raw.gif, figures/tour_coarse.gif, figures/tour.gif,
+#       figures/procrustes.png, figures/epochs.gif, figures/two_models.png]
 # ---
 
 # %% [markdown] id="title"
@@ -9,7 +10,11 @@
 #
 # {{badge}}
 #
-# Projections of one embedding differ from run to run and epoch to epoch by rotations and flips. We tour the input pixels beside the embedding itself, then a 15-dimensional map of it, compare what each tour can claim, colour a tour by a label the network never saw, take the arbitrary rotations out with Orthogonal Procrustes (which you write), and compare two different models in one frame and with linear CKA (which you write too).
+# Projections of one embedding differ from run to run and epoch to epoch by rotations and
+# flips. We tour the input pixels beside the embedding itself, then a 15-dimensional map
+# of it, compare what each tour can claim, colour a tour by a label the network never
+# saw, take the arbitrary rotations out with Orthogonal Procrustes (which you write), and
+# compare two different models in one frame and with linear CKA (which you write too).
 #
 # {{how_to_run}}
 
@@ -26,7 +31,8 @@ METHOD: str = "umap"  # the second tour's map: "umap", or "pca" (then it is a li
 TOUR_DIMS: int = 15
 TOUR_FRAMES: int = 90
 SEED: int = 0
-PRECISION: str = "fp32"  # fp32 on every machine, so the model answers' numbers are what you get; "auto": mixed precision where the hardware has it
+PRECISION: str = "fp32"  # fp32 on every machine, so the model answers' numbers are what you
+                         # get; "auto": mixed precision where the hardware has it
 OUT: str = "runs/tour"
 
 # %% [markdown] id="train-intro"
@@ -141,10 +147,10 @@ display(Image(filename=f"{OUT}/figures/tour.gif"))
 # the 8 × 8 digits about half of the 4s close their top and half leave it open. (On
 # CIFAR-10 the grouping is vehicles against animals.) `snaps.coarse(groups)` gives the
 # same snapshots labelled by group, so the kit's plots and measures can use it. Below,
-# the tours of the pixels and of the embedding again, coloured by group, and the mean distance between the centres of
-# two classes of the same group and of two classes of different groups (in units of
-# each layout's radius): if the embedding had a region for each group, the first
-# would be clearly smaller.
+# the tours of the pixels and of the embedding again, coloured by group, and the mean
+# distance between the centres of two classes of the same group and of two classes of
+# different groups (in units of each layout's radius): if the embedding had a region for
+# each group, the first would be clearly smaller.
 
 # %% id="tour-coarse"
 COARSE = {  # a coarse label per data set: group name -> the classes in it
@@ -309,10 +315,10 @@ print(f"the last two epochs: {rms(views[-2], views[-1]):.2f} apart in their own 
 # between the epochs.
 
 # %% [markdown] id="kit-trajectory"
-# The kit aligns a whole run this way: `METHOD` (UMAP by default) for every epoch, each started from the
-# previous epoch's layout (so the clusters keep their places; two UMAP runs from
-# scratch can arrange the clusters differently, which no rotation undoes), then each
-# epoch rotated onto the one before (Procrustes), played as an animation. Even so,
+# The kit aligns a whole run this way: `METHOD` (UMAP by default) for every epoch, each
+# started from the previous epoch's layout (so the clusters keep their places; two UMAP
+# runs from scratch can arrange the clusters differently, which no rotation undoes), then
+# each epoch rotated onto the one before (Procrustes), played as an animation. Even so,
 # UMAP's random updates would keep shuffling points whose neighbours did not change. So
 # each epoch gets only a short optimisation (30 UMAP epochs) with a step size
 # proportional to how much the neighbourhoods changed: on average, the share of each
@@ -378,7 +384,8 @@ stretch = np.linspace(1.0, 10.0, h.shape[1])  # unit i scaled by 1 + 9 i / (widt
 print(f"CKA with a copy stretched unevenly, each unit by 1 to 10: "
       f"{linear_cka_by_hand(h, h * stretch):.3f}")
 for e, when in ((0, "before training"), (-1, "after the last epoch")):
-    print(f"CKA({MODEL}, MLP) {when}: {linear_cka_by_hand(snaps.layer()[e], snaps_mlp.layer()[e]):.3f}")
+    print(f"CKA({MODEL}, MLP) {when}: "
+          f"{linear_cka_by_hand(snaps.layer()[e], snaps_mlp.layer()[e]):.3f}")
 
 # %% id="cka-check" test points=2
 _rng = np.random.default_rng(3)
@@ -529,7 +536,8 @@ import torch
 
 seen_classes = list(range(data.n_classes // 2))
 seen_data = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, seed=SEED,
-                                classes=[CLASSES[c] for c in seen_classes] if CLASSES else seen_classes)
+                                classes=([CLASSES[c] for c in seen_classes] if CLASSES
+                                         else seen_classes))
 half_model = labkit.build_model(MODEL, seen_data.input_shape, seen_data.n_classes, seed=SEED)
 untrained = labkit.build_model(MODEL, seen_data.input_shape, seen_data.n_classes, seed=SEED)
 labkit.train(half_model, seen_data, epochs=EPOCHS, lr=LR, seed=SEED, precision=PRECISION,

@@ -1,7 +1,10 @@
 # ---
 # jupyter:
 #   labkit:
-#     outputs: [figures/agreement.png, figures/neighbours_by_hand.png, figures/neighbours.png, figures/confident_mistake.png, figures/suspects.png, figures/candidate_1.png, figures/mining_query.png, figures/mined.png, figures/groups_epoch_0.png, figures/groups_last_epoch.png]
+#     outputs: [figures/agreement.png, figures/neighbours_by_hand.png,
+#       figures/neighbours.png, figures/confident_mistake.png, figures/suspects.png,
+#       figures/candidate_1.png, figures/mining_query.png, figures/mined.png,
+#       figures/groups_epoch_0.png, figures/groups_last_epoch.png]
 # ---
 
 # %% [markdown] id="title"
@@ -9,7 +12,11 @@
 #
 # {{badge}}
 #
-# What practitioners do with embeddings once they have them: find where the model and the labels disagree, search for similar items, flag labels that may be wrong, group failures into patterns, and search unlabelled data for more of a failure to label and train on. You write the similarity search, a first label-error detector and that search yourself, and compare them with the kit's.
+# What practitioners do with embeddings once they have them: find where the model and the
+# labels disagree, search for similar items, flag labels that may be wrong, group failures into
+# patterns, and search unlabelled data for more of a failure to label and train on. You write
+# the similarity search, a first label-error detector and that search yourself, and compare
+# them with the kit's.
 #
 # {{how_to_run}}
 
@@ -23,12 +30,14 @@ EPOCHS: int = 10
 LR: float = 1e-3  # the peak learning rate
 PROBE_SIZE: int | None = None  # the whole test split, at most 2000 points
 SEED: int = 0
-LABEL_NOISE: float = 0.1  # the share of labels the kit changes on purpose, so that we know the label errors; 0 for the clean data
+LABEL_NOISE: float = 0.1  # the share of labels the kit changes on purpose, so that we know the
+                          # label errors; 0 for the clean data
 POOL: float = 0.7  # the share of the training split held out as an unlabelled pool (section 6)
 MINE_K: int = 40  # how many pool items section 6 mines and has labelled
 SUB_CLASS: int = 8  # the class section 7 splits into groups
 SUB_K: int = 3  # how many groups
-PRECISION: str = "fp32"  # fp32 on every machine, so the model answers' numbers are what you get; "auto": mixed precision where the hardware has it
+PRECISION: str = "fp32"  # fp32 on every machine, so the model answers' numbers are what you
+                         # get; "auto": mixed precision where the hardware has it
 OUT: str = "runs/workflows"
 
 # %% [markdown] id="intro-train"
@@ -79,7 +88,8 @@ snaps
 # %% id="disagreement"
 xy = align.trajectory(snaps, method="pca")[-1]
 plots.agreement(xy, snaps, path=f"{OUT}/figures/agreement.png")
-workflows.disagreement(snaps).set_index("epoch").round({"share": 3})  # wrong: count; share: of the probe set
+# wrong: count; share: of the probe set
+workflows.disagreement(snaps).set_index("epoch").round({"share": 3})
 
 # %% [markdown] id="q-disagree" question
 # Where in the picture does the model disagree with the labels (which parts of
@@ -255,9 +265,9 @@ workflows.similar(snaps, 0, k=8, epoch=0)
 
 # %% [markdown] id="explorer-intro"
 # The same search in the explorer: it opens on point 0's neighbours after training
-# (the first table of this section, not the epoch-0 one just above) and coloured by `correct` (red = wrong). Click a red point, or shift-drag
-# to lasso several, and the neighbours of your selection in the full embedding are
-# listed under the plot.
+# (the first table of this section, not the epoch-0 one just above) and coloured by `correct`
+# (red = wrong). Click a red point, or shift-drag to lasso several, and the neighbours of your
+# selection in the full embedding are listed under the plot.
 
 # %% id="explore"
 labkit.explore(snaps, colour="correct").select([0])
@@ -590,8 +600,9 @@ clean = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_SIZE, s
 true_labels = clean.y_probe.cpu().numpy()  # the labels before the kit changed them
 flipped, pred = snaps.flipped, snaps.predictions[-1]
 genuine = np.flatnonzero(~snaps.correct(-1) & ~flipped)  # wrong with a correct label
-print(f"of the {n_flipped} flipped probe points the model predicts {np.sum(pred[flipped] == true_labels[flipped])} "
-      f"as their true class and {np.sum(pred[flipped] == snaps.labels[flipped])} as the flipped label; "
+print(f"of the {n_flipped} flipped probe points the model predicts "
+      f"{np.sum(pred[flipped] == true_labels[flipped])} as their true class and "
+      f"{np.sum(pred[flipped] == snaps.labels[flipped])} as the flipped label; "
       f"the probability it gives to the flipped label: median {np.median(p_label[flipped]):.3f} "
       f"(other points: {np.median(p_label[~flipped]):.3f})")
 print(f"the model's genuine mistakes (correct label, wrong prediction): {len(genuine)}, of "
@@ -840,7 +851,8 @@ _p, _q = _rng.normal(size=(50, 6)), _rng.normal(size=(4, 6))
 _c = (_q / np.linalg.norm(_q, axis=1, keepdims=True)).mean(0)
 _cos = [(_p[i] @ _c) / (np.linalg.norm(_p[i]) * np.linalg.norm(_c)) for i in range(50)]
 assert mine(_p, _q, 7).tolist() == sorted(range(50), key=lambda i: -_cos[i])[:7]
-assert mine(np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]]), np.array([[1.0, 0.0]]), 2).tolist() == [0, 1]
+assert mine(np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]]),
+            np.array([[1.0, 0.0]]), 2).tolist() == [0, 1]
 assert np.array_equal(mined, mine(pool_emb, emb[query_index], MINE_K))
 ### END HIDDEN TESTS
 
@@ -858,7 +870,8 @@ picks = {"mined": mined, "random": at_random}
 found = pd.DataFrame([{"picked": name, "items": len(idx),
                        f"{a_name}s (the pattern)": int(np.sum(data.reveal(idx) == true_class)),
                        f"{a_name}s the model reads as {b_name}s":
-                           int(np.sum((data.reveal(idx) == true_class) & (pool_pred[idx] == read_as))),
+                           int(np.sum((data.reveal(idx) == true_class)
+                                      & (pool_pred[idx] == read_as))),
                        "the model gets wrong": int(np.sum(data.reveal(idx) != pool_pred[idx]))}
                       for name, idx in picks.items()]).set_index("picked")
 shown = mined[:16]
@@ -872,8 +885,8 @@ for ax, i, y in zip(axes.ravel(), shown, data.reveal(shown), strict=True):
                  fontsize=8, color="red" if y == true_class else "black")
 fig_mined.savefig(OUT / "figures" / "mined.png", dpi=120)
 print("the mined items, by revealed class:",
-      {snaps.class_names[c]: int(n) for c, n in enumerate(np.bincount(data.reveal(mined),
-                                                                       minlength=data.n_classes)) if n})
+      {snaps.class_names[c]: int(n)
+       for c, n in enumerate(np.bincount(data.reveal(mined), minlength=data.n_classes)) if n})
 found
 
 # %% [markdown] id="retrain-intro"
@@ -881,8 +894,8 @@ found
 # epochs as the first: one with the mined items added to the training split (with their
 # revealed labels), one with the random items. The table scores all three on the probe
 # set against its **true** labels (the test labels before the kit changed them: the same
-# probe loaded again without label noise): on the pattern and overall. The pattern is measured on the
-# probe's a's *other than the query items*: those chose what was mined, so they would
+# probe loaded again without label noise): on the pattern and overall. The pattern is measured
+# on the probe's a's *other than the query items*: those chose what was mined, so they would
 # flatter it.
 
 # %% id="retrain"
@@ -898,10 +911,14 @@ true_labels = labkit.load_dataset(DATASET, data_dir=DATA_DIR, probe_size=PROBE_S
 runs = {"first model": snaps, f"+ {MINE_K} mined": retrain(mined),
         f"+ {MINE_K} random": retrain(at_random)}
 is_a = (true_labels == true_class) & ~np.isin(np.arange(snaps.n_probe), query_index)
-comparison = pd.DataFrame([{"model": name, "training items": len(data.y_train) + (0 if r is snaps else MINE_K),
-                            f"probe {a_name}s right (of {is_a.sum()})": int(np.sum(r.predictions[-1][is_a] == true_class)),
-                            f"probe {a_name}s read as {b_name}s": int(np.sum(r.predictions[-1][is_a] == read_as)),
-                            "accuracy on the true labels": round(float(np.mean(r.predictions[-1] == true_labels)), 4)}
+comparison = pd.DataFrame([{"model": name,
+                            "training items": len(data.y_train) + (0 if r is snaps else MINE_K),
+                            f"probe {a_name}s right (of {is_a.sum()})":
+                                int(np.sum(r.predictions[-1][is_a] == true_class)),
+                            f"probe {a_name}s read as {b_name}s":
+                                int(np.sum(r.predictions[-1][is_a] == read_as)),
+                            "accuracy on the true labels":
+                                round(float(np.mean(r.predictions[-1] == true_labels)), 4)}
                            for name, r in runs.items()]).set_index("model")
 comparison
 
@@ -972,15 +989,18 @@ assert isinstance(_g, np.ndarray) and _g.shape == (7,), \
     f"return one group per row, an array of shape (7,) here, not {getattr(_g, 'shape', type(_g))}"
 assert _g[6] == -1, "a row of another class gets -1: cluster the rows whose label is cls only"
 assert set(_g[:6].tolist()) == {0, 1, 2}, \
-    f"the rows of class cls get the groups 0 to k - 1 (KMeans' own numbers), got {set(_g[:6].tolist())}"
+    (f"the rows of class cls get the groups 0 to k - 1 (KMeans' own numbers), "
+     f"got {set(_g[:6].tolist())}")
 assert _g[0] == _g[1] and _g[2] == _g[3] and _g[4] == _g[5] and len({_g[0], _g[2], _g[4]}) == 3, \
-    "the three pairs of nearby points should be three groups: run KMeans on the embeddings themselves"
+    ("the three pairs of nearby points should be three groups: run KMeans on the embeddings "
+     "themselves")
 for _name, _gr in (("groups_0", groups_0), ("groups_last", groups_last)):
     assert np.array_equal(_gr >= 0, snaps.labels == SUB_CLASS), \
         f"{_name}: the probe points labelled SUB_CLASS get a group, every other point -1"
     assert set(_gr[_gr >= 0].tolist()) == set(range(SUB_K)), f"{_name}: SUB_K groups"
 assert not np.array_equal(groups_0, groups_last) or SUB_K == 1, \
-    "groups_0 and groups_last are the same: use snaps.layer()[0] for the first, snaps.layer()[-1] for the second"
+    ("groups_0 and groups_last are the same: use snaps.layer()[0] for the first, "
+     "snaps.layer()[-1] for the second")
 print("subclusters: all checks passed")
 ### BEGIN HIDDEN TESTS
 from sklearn.metrics import adjusted_rand_score as _ari
