@@ -28,6 +28,10 @@ def _whole(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number, got {text}") from None
 
 
+def _size(text: str) -> int | str:
+    return "all" if text == "all" else _whole(text)
+
+
 def _number(text: str) -> float:
     try:
         return float(text)
@@ -68,10 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=_whole, default=10)
     r.add_argument(
         "--probe-size",
-        type=_whole,
+        type=_size,
         default=None,
-        help="test samples whose embeddings are recorded (default: 2000, or the "
-        "whole test split when it is smaller)",
+        help="samples whose embeddings are recorded (default: 2000, or the whole split when "
+        "it is smaller; all: the whole split)",
     )
     r.add_argument("--layers", default="penultimate", choices=["penultimate", "all"])
     r.add_argument(

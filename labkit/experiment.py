@@ -174,7 +174,7 @@ def run(
     dataset: str = "digits",
     model: str | None = None,
     *,
-    probe_size: int | None = None,
+    probe_size: int | str | None = None,
     data_dir: str | Path = "data",
     out: str | Path | None = None,
     progress: bool = True,

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "agreement",
     "animate",
+    "cartography",
     "cka_heatmap",
     "compare",
     "epoch_grid",
@@ -616,4 +617,46 @@ def agreement(
     ax.set_yticks([])
     e = epoch if epoch >= 0 else snaps.epochs + 1 + epoch
     ax.set_title(f"epoch {e}: where the model and the labels disagree", fontsize=10)
+    return _save(fig, path)
+
+
+def cartography(
+    snaps: Snapshots, *, epoch: int = -1, path: str | Path | None = None, size: float = 6.0
+) -> Figure:
+    """The data map of Dataset Cartography (Swayamdipta et al. 2020): each item's mean
+    confidence in its label over epochs 1..``epoch`` against its variability, coloured by
+    how often the model predicted the label. The "hard to learn" corner (low confidence, low
+    variability) holds the suspects; items whose label the kit flipped are ringed."""
+    from .analysis.workflows import cartography as data_map
+
+    table = data_map(snaps, epoch=epoch)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(size, size), layout="constrained")
+    dots = ax.scatter(
+        table["variability"],
+        table["confidence"],
+        c=table["correctness"],
+        cmap="RdYlGn",
+        vmin=0,
+        vmax=1,
+        s=8,
+        linewidths=0,
+    )
+    fig.colorbar(dots, ax=ax, shrink=0.8, label="correctness (share of epochs predicted right)")
+    if "flipped" in table:
+        f = table[table["flipped"]]
+        ax.scatter(
+            f["variability"],
+            f["confidence"],
+            s=40,
+            facecolors="none",
+            edgecolors="black",
+            linewidths=0.8,
+            label=f"label flipped by the kit ({len(f)})",
+        )
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_xlabel("variability (std of the label's probability over epochs)")
+    ax.set_ylabel("confidence (mean probability of the label)")
+    first, last = table.attrs["epochs"]
+    ax.set_title(f"data map, epochs {first}..{last}: hard to learn at the bottom left", fontsize=10)
     return _save(fig, path)

@@ -139,6 +139,24 @@ class Snapshots:
         """Boolean mask: the model's prediction at ``epoch`` equals the label."""
         return self.predictions[epoch] == self.labels
 
+    def subset(self, items: Sequence[int] | np.ndarray) -> Snapshots:
+        """These snapshots for the probe items ``items`` only (indices into the probe, in
+        their order): every per-item array and list is taken at them."""
+        items = np.asarray(items, np.int64)
+        take = lambda a: None if a is None else np.asarray(a)[items]  # noqa: E731
+        return replace(
+            self,
+            embeddings={name: emb[:, items] for name, emb in self.embeddings.items()},
+            labels=self.labels[items],
+            predictions=self.predictions[:, items],
+            probabilities=self.probabilities[:, items],
+            titles=[self.titles[i] for i in items],
+            probe_index=take(self.probe_index),
+            thumbnails=take(self.thumbnails),
+            snippets=None if self.snippets is None else [self.snippets[i] for i in items],
+            flipped=take(self.flipped),
+        )
+
     def coarse(self, groups: dict[str, Sequence[int | str]]) -> Snapshots:
         """The same snapshots labelled by groups of classes: a coarse label the model was
         never told, such as digits with a closed loop against the rest.

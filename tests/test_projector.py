@@ -151,13 +151,31 @@ def test_sprite_shrinks_to_the_8192_px_limit():
     np.testing.assert_array_equal(sheet[32:64, 0:32], rgb[8])
 
 
-def test_warns_past_the_projector_point_limit(digits_run, tmp_path, monkeypatch):
+def test_past_the_projector_point_limit_the_logs_hold_a_stratified_sample(
+    digits_run, tmp_path, monkeypatch
+):
+    """Above the projector's own limit the logs hold a sample of that many points with the
+    classes' shares; above its t-SNE sample, one sentence says what TensorBoard samples."""
     import labkit.export.projector as projector
 
     monkeypatch.setattr(projector, "PROJECTOR_POINT_LIMIT", 100)
     _, snaps = digits_run
-    with pytest.warns(UserWarning, match="smaller probe set"):
-        write_projector(snaps, tmp_path, at_epochs=[0], scalars=False)
+    with pytest.warns(UserWarning, match="a stratified sample of that many") as said:
+        write_projector(snaps, tmp_path / "a", at_epochs=[0], scalars=False)
+    assert len(said) == 1
+    rows = (tmp_path / "a" / "projector" / "01_embed" / "epoch_00.tsv").read_text().splitlines()
+    assert len(rows) == 1 + 100  # a header and the sample
+    tensor = tmp_path / "a" / "projector" / "01_embed" / "epoch_00.bin"
+    assert tensor.stat().st_size == 100 * snaps.layer().shape[2] * 4
+    labels = [r.split("\t")[0] for r in rows[1:]]
+    shares = np.bincount(snaps.labels, minlength=10) / snaps.n_probe
+    np.testing.assert_allclose(
+        [labels.count(c) / 100 for c in snaps.class_names], shares, atol=0.011
+    )
+    monkeypatch.setattr(projector, "PROJECTOR_POINT_LIMIT", 100_000)
+    monkeypatch.setattr(projector, "PROJECTOR_TSNE_SAMPLE", 100)
+    with pytest.warns(UserWarning, match="its t-SNE runs on a random 100 and its UMAP on"):
+        write_projector(snaps, tmp_path / "b", at_epochs=[0], scalars=False)
 
 
 def test_all_zero_tensors_fall_back_to_exact_tsv(digits_run, tmp_path):

@@ -367,7 +367,7 @@ def _check_options(key: str, loader: Callable[..., Raw], options: dict) -> None:
 def load_dataset(
     name: str = "digits",
     data_dir: str | Path | None = None,
-    probe_size: int | None = None,
+    probe_size: int | str | None = None,
     seed: int = 0,
     *,
     download: bool = True,
@@ -384,10 +384,12 @@ def load_dataset(
     ``name`` is one of ``DATASETS``. Downloads (torchvision) go to ``data_dir`` and are reused;
     by default that is ``data/`` in :func:`labkit.home` (the checkout's root, ``LABKIT_HOME``,
     or ``/content`` on Colab), wherever the notebook runs. ``probe_size=None`` takes 2000
-    points, or the whole test split when it is smaller; a larger number is shrunk to the
-    split, with a warning. ``classes`` keeps only those classes (indices or names, e.g.
-    ``[0, 1, 2]``), relabelled 0..k-1 in the data set's order: fewer classes, fewer points to
-    read. ``label_noise=0.1`` gives 10 % of the training and of the test labels another
+    points, or the whole test split when it is smaller, and ``probe_size="all"`` the whole
+    split (with ``probe_split="train"``, every training item: to rank its labels); a larger
+    number is shrunk to the split, with a warning.
+    ``classes`` keeps only those classes (indices or names, e.g. ``[0, 1, 2]``), relabelled
+    0..k-1 in the data set's order: fewer classes, fewer points to read.
+    ``label_noise=0.1`` gives 10 % of the training and of the test labels another
     class, drawn from ``seed`` (the same flips on every run); ``data.flipped`` marks the
     probe samples whose label was changed, so label-error methods can be scored; the probe
     is drawn on the true labels, so the same call without ``label_noise`` gives the same
@@ -405,8 +407,12 @@ def load_dataset(
     """
     key = _key(name)
     check_seed(seed, DataError)
-    if probe_size is not None and (not is_whole(probe_size) or probe_size < 1):
-        raise DataError(f"probe_size is a whole number of at least 1 (or None), got {probe_size!r}")
+    named = probe_size is None or probe_size == "all"
+    if not named and (not is_whole(probe_size) or probe_size < 1):
+        raise DataError(
+            f"probe_size is a whole number of at least 1, 'all' (the whole split) or None, "
+            f"got {probe_size!r}"
+        )
     _check_shares(probe_split, label_noise, pool)
     loader = _loader(key)
     _check_options(key, loader, options)
@@ -524,10 +530,13 @@ def _scaled(x: np.ndarray, mean, std) -> np.ndarray:
     return out
 
 
-def _probe_size(probe_size: int | None, available: int, split: str, key: str) -> int:
-    """The default 2000, or the whole split when it is smaller; a larger ask, with a warning."""
+def _probe_size(probe_size: int | str | None, available: int, split: str, key: str) -> int:
+    """The default 2000, or the whole split when it is smaller; ``"all"``, the whole split; a
+    larger ask, with a warning."""
     if probe_size is None:
         return min(DEFAULT_PROBE_SIZE, available)
+    if probe_size == "all":
+        return available
     if probe_size > available:
         import warnings
 

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 __all__ = ["PROJECTOR_POINT_LIMIT", "SPRITE_LIMIT_PX", "tensor_name", "write_projector"]
 
 PROJECTOR_POINT_LIMIT = 100_000  # the projector samples down above this many points
+PROJECTOR_TSNE_SAMPLE = 10_000  # ... and runs its t-SNE on this many of them
+PROJECTOR_UMAP_SAMPLE = 5_000  # ... and its UMAP on this many
 SPRITE_LIMIT_PX = 8192  # WebGL texture limit the projector enforces for sprite sheets
 CONFIG = "projector_config.pbtxt"
 _TB_TEXT_BLOCK = 16 * 1024 * 1024  # TensorBoard decodes this many characters at a time
@@ -152,10 +154,20 @@ def write_projector(
     layers = snaps.layer_names if layers is None else list(layers)  # None: every layer
     at_epochs = list(range(snaps.epochs + 1)) if at_epochs is None else list(at_epochs)
     if snaps.n_probe > PROJECTOR_POINT_LIMIT:
+        from ..data import probe_indices
+
         warnings.warn(
-            f"{snaps.n_probe} points: the projector shows at most "
-            f"{PROJECTOR_POINT_LIMIT:,} and samples the rest; use a smaller probe set "
-            f"(probe_size=...) to see every point",
+            f"{snaps.n_probe:,} points: the projector shows at most "
+            f"{PROJECTOR_POINT_LIMIT:,}, so the logs hold a stratified sample of that many "
+            f"(the same classes' shares; the Mantis CSV and the snapshots keep every point)",
+            stacklevel=2,
+        )
+        snaps = snaps.subset(probe_indices(snaps.labels, PROJECTOR_POINT_LIMIT))
+    elif snaps.n_probe > PROJECTOR_TSNE_SAMPLE:
+        warnings.warn(
+            f"{snaps.n_probe:,} points: the projector's PCA shows every one, but its t-SNE "
+            f"runs on a random {PROJECTOR_TSNE_SAMPLE:,} and its UMAP on "
+            f"{PROJECTOR_UMAP_SAMPLE:,} of them (labkit.reduce.project takes them all)",
             stacklevel=2,
         )
     assets = logdir / "projector"
