@@ -575,6 +575,7 @@ def test_plots_leave_the_users_matplotlib_backend_alone(deep_run, tmp_path):
             "compare": lambda: plots.compare({"pca": traj[-1]}, snaps),
             "agreement": lambda: plots.agreement(traj[-1], snaps),
             "groups": lambda: plots.groups(np.where(snaps.labels == 0, 0, -1), snaps),
+            "cartography": lambda: plots.cartography(snaps, path=tmp_path / "map.png"),
         }
         assert sorted(figures) == sorted(plots.__all__)
         for name, draw in figures.items():
