@@ -591,6 +591,13 @@ F = {
                      for e in ("epoch 0", "last epoch")},
     "group_readings": [[[int(i), snaps.class_names[pred[i]]] for i in np.flatnonzero(g == j)]
                        for g in (groups_last,) for j in range(SUB_K)],
+    "flips_found": {m: [None if v is pd.NA else int(v) for v in row]
+                    for m, row in flips_found.iterrows()},
+    "yours": int(yours),
+    "p0_top": [float(np.median(snaps.probabilities[0].max(1))),
+               float(snaps.probabilities[0].max())],
+    "map": [[r["title"], float(r["confidence"]), float(r["variability"]), bool(r["flipped"])]
+            for _, r in workflows.cartography(snaps).iterrows()],
 }
 print("FACTS" + _json.dumps(F))
 """
@@ -789,6 +796,30 @@ def test_06_working_with_embeddings_answers_quote_its_default_run(tmp_path):
         f"Its ink ({ink2} against {ink0})",
     ]
     assert [e0q0, e0q1, g0_2[5]] == [1, 1, 1] and gl[2][5] == len(query) == 3
+    ff, nf = F["flips_found"], F["n_flipped"]
+    last, first = {m: v[-1] for m, v in ff.items()}, {m: v[1] for m, v in ff.items()}
+    flips = [r for r in F["map"] if r[3]]
+    corner = [r for r in F["map"] if r[1] < 0.1 and r[2] < 0.05]
+    (outside,) = [r for r in flips if r not in corner]
+    said["a-dynamics"] = [
+        f"confident learning's ordering finds {last['confident_learning']} of the {nf} flips "
+        f"in its first {nf}",
+        f"self-confidence and cartography {last['self_confidence']}, AUM {last['aum']}, "
+        f"the margin and the neighbours {last['margin']} (your agreement ranking {F['yours']})",
+        f"After one epoch the neighbours lead with {first['neighbours']}, ahead of AUM and the "
+        f"margin ({first['aum']})",
+        f"At epoch 0 the neighbours already find {ff['neighbours'][0]}",
+        f"confidence and confident learning find {ff['self_confidence'][0]} and the margin "
+        f"{ff['margin'][0]}",
+        f"On the data map {sum(r in corner for r in flips)} of the {nf} flips",
+        f"which holds only {len(corner) - sum(r in corner for r in flips)} other items",
+        f"the one flip outside it, {outside[0]}, sits at confidence {outside[1]:.2f}",
+    ]
+    assert last["confident_learning"] == max(last.values()) and ff["aum"][0] is None
+    assert last["self_confidence"] == last["cartography"] and last["margin"] == last["neighbours"]
+    assert max(first.values()) == first["neighbours"] and first["aum"] == first["margin"]
+    assert ff["confident_learning"][0] == ff["self_confidence"][0] < 4.5 > ff["margin"][0]
+    assert F["p0_top"][1] < 0.3  # the untrained head: about the same for every class
     for cell, phrases in said.items():
         for phrase in phrases:
             assert phrase in A[cell], f"{cell} should say {phrase!r}:\n{A[cell]}"

@@ -2,11 +2,11 @@
 
 A similarity matrix of every pair is ``n * n`` numbers: 400 MB at 10,000 points, 14 GB at
 60,000, more than a laptop has. Up to :data:`EXACT_MAX` points the neighbours are exact, found
-a block of rows at a time (each block's similarities are ``CHUNK_ROWS * n`` numbers, 123 MB at
-60,000 points). Above it they are approximate, from pynndescent's nearest-neighbour descent
-(the library UMAP builds its graph with, installed with umap-learn): the same neighbours for
-at least 95 % of the items on 10,000 points (``tests/test_analysis.py``), in seconds and linear
-memory. ``exact=True`` or ``exact=False`` chooses either way.
+a block of rows at a time (each block's similarities are :data:`BLOCK_NUMBERS` numbers, 256
+MB, whatever ``n``). Above it they are approximate, from pynndescent's nearest-neighbour
+descent (the library UMAP builds its graph with, installed with umap-learn): the same
+neighbours for at least 95 % of the items on 10,000 points (``tests/test_label_errors.py``),
+in linear memory. ``exact=True`` or ``exact=False`` chooses either way.
 """
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["CHUNK_ROWS", "EXACT_MAX", "cosine_neighbours", "unit_rows"]
+__all__ = ["BLOCK_NUMBERS", "EXACT_MAX", "cosine_neighbours", "unit_rows"]
 
-EXACT_MAX = 20_000  # exact below: a 60,000-point probe takes pynndescent's approximate answer
-CHUNK_ROWS = 512  # rows of similarities held at once: 512 x n float32, 123 MB at 60,000
+# Exact up to here. Exact costs n * n products: 7 s at 60,000 points on 2 cores, about 20 s at
+# 100,000. Above, pynndescent is faster although every new process first spends about 25 s
+# compiling it (numba cannot keep its functions on disk: they take the metric as an argument).
+EXACT_MAX = 100_000
+BLOCK_NUMBERS = 2**26  # similarities held at once: 256 MB of float32, 1,118 rows at 60,000
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -50,20 +53,30 @@ def cosine_neighbours(
 
 
 def _exact(unit: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    # torch, not numpy: its top-k runs on every core, where numpy's argpartition runs on one
+    # and took twice as long as the products themselves (benchmarks/bench_scale.py). The
+    # block is written into one buffer: a fresh 100 MB array per block cost more in page
+    # faults than the multiplication.
+    import torch
+
     n = len(unit)
-    idx = np.empty((n, k), np.int64)
-    sim = np.empty((n, k), np.float32)
-    for start in range(0, n, CHUNK_ROWS):
-        stop = min(start + CHUNK_ROWS, n)
-        block = unit[start:stop] @ unit.T  # [rows, n]
-        block[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # not itself
-        part = np.argpartition(-block, k - 1, axis=1)[:, :k]
-        got = np.take_along_axis(block, part, axis=1)
-        # The k in order: by similarity, an exact tie to the lower index.
-        order = np.lexsort((part, -got), axis=1)
-        idx[start:stop] = np.take_along_axis(part, order, axis=1)
-        sim[start:stop] = np.take_along_axis(got, order, axis=1)
-    return idx, sim
+    rows = min(max(BLOCK_NUMBERS // n, 1), n)
+    table = torch.from_numpy(unit)
+    idx = torch.empty((n, k), dtype=torch.int64)
+    sim = torch.empty((n, k), dtype=torch.float32)
+    buffer = torch.empty((rows, n), dtype=torch.float32)
+    diagonal = torch.arange(rows)
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        block = buffer[: stop - start]
+        torch.mm(table[start:stop], table.T, out=block)  # [rows, n]
+        here = diagonal[: stop - start]
+        block[here, here + start] = -np.inf  # not itself
+        torch.topk(block, k, dim=1, out=(sim[start:stop], idx[start:stop]))
+    idx, sim = idx.numpy(), sim.numpy()
+    # The k in order: by similarity, an exact tie to the lower index.
+    order = np.lexsort((idx, -sim), axis=1)
+    return np.take_along_axis(idx, order, axis=1), np.take_along_axis(sim, order, axis=1)
 
 
 def _approximate(unit: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ import os
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -51,14 +52,23 @@ class SVDProjection:
 
     def fit(self, x: np.ndarray) -> SVDProjection:
         x = np.asarray(x, dtype=np.float64)
-        self.mean_ = x.mean(axis=0)
-        centred = x - self.mean_
-        if len(centred) > centred.shape[1]:
-            # A tall matrix (a trajectory stacks every epoch: 22,000 x 128) has the singular
-            # values and right vectors of its QR factor R (d x d), without forming the n x d
-            # left vectors, which PCA never uses: a third less time.
-            centred = np.linalg.qr(centred, mode="r")
-        _, s, vt = np.linalg.svd(centred, full_matrices=False)
+        return self.fit_blocks([x], mean=x.mean(axis=0))
+
+    def fit_blocks(self, blocks: Iterable[np.ndarray], *, mean: np.ndarray) -> SVDProjection:
+        """The fit of the blocks' rows stacked, whose ``mean`` is given, holding one block at
+        a time: a trajectory of 60,000 points x 11 epochs stacked is 680 MB of float64, and
+        its centred copy and factorisation as much again each."""
+        self.mean_ = np.asarray(mean, dtype=np.float64)
+        stacked = None
+        for block in blocks:
+            centred = np.asarray(block, dtype=np.float64) - self.mean_
+            stacked = centred if stacked is None else np.vstack([stacked, centred])
+            if len(stacked) > stacked.shape[1]:
+                # A tall matrix has the singular values and right vectors of its QR factor R
+                # (d x d), without forming the n x d left vectors, which PCA never uses; and
+                # the R of [A; B] is the R of [R_A; B], so the blocks are factored in turn.
+                stacked = np.linalg.qr(stacked, mode="r")
+        _, s, vt = np.linalg.svd(stacked, full_matrices=False)
         # scikit-learn's svd_flip(u_based_decision=False): each row's largest entry positive.
         vt = vt * np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])[:, None]
         k = min(self.n_components, len(s))

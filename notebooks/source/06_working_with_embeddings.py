@@ -4,7 +4,7 @@
 #     outputs: [figures/agreement.png, figures/neighbours_by_hand.png,
 #       figures/neighbours.png, figures/confident_mistake.png, figures/suspects.png,
 #       figures/candidate_1.png, figures/mining_query.png, figures/mined.png,
-#       figures/groups_epoch_0.png, figures/groups_last_epoch.png]
+#       figures/groups_epoch_0.png, figures/groups_last_epoch.png, figures/cartography.png]
 # ---
 
 # %% [markdown] id="title"
@@ -668,6 +668,57 @@ for rank, i in enumerate(candidates["index"].to_numpy()[:8], start=1):
 # model usually is on that class's own items, so a hard class such as the 8s claims items at
 # 0.5 while an easy one needs nearly 0.8. The result is a short, precise list that leaves the
 # doubtful cases out.
+
+# %% [markdown] id="rankings-every-item"
+# A checker with time for a few hundred items wants **every** item ranked, most suspect
+# first, not a short list. `workflows.label_error_ranking(snaps, method=...)` ranks all of
+# them by one of six rules (`workflows.RANKINGS`): the loss alone (`self_confidence`), the
+# `margin` between the best other class and the label, the `neighbours` labelled otherwise,
+# `confident_learning`'s list first, and two rules that read the whole run, which only a
+# recorded run has. The **area under the margin** (`aum`; Pleiss et al., 2020) averages the
+# margin over epochs 1 to the last: a changed label is learned late, if at all. **Dataset
+# Cartography** (`cartography`; Swayamdipta et al., 2020) places each item by its mean
+# confidence in its label over the epochs and by how much that confidence varied: the
+# "hard to learn" corner, low and steady, holds the suspects. `workflows.label_error_table`
+# scores every rule against the answer key at `k = n_flipped`, at every epoch: read off which
+# rule finds the flips first, and from which epoch on. Your `agreement` ranking is printed
+# beside it.
+
+# %% id="rankings-every-item-table"
+flips_found = workflows.label_error_table(snaps, k=n_flipped).pivot(
+    index="method", columns="epoch", values="found").astype("Int64")
+yours = snaps.flipped[np.argsort(agreement, kind="stable")[:n_flipped]].sum()
+print(f"your agreement ranking, last epoch: {yours} of the {n_flipped} flips in its first "
+      f"{n_flipped}; the kit's rankings, flips found in the first {n_flipped} by epoch:")
+flips_found
+
+# %% id="cartography"
+plots.cartography(snaps, path=OUT / "figures" / "cartography.png");
+
+# %% [markdown] id="q-dynamics" question
+# Which rule finds the most flips in its first `n_flipped` at the last epoch, and which after
+# one epoch? The neighbour rule finds flips at epoch 0, before a single update: how can it,
+# and why can the rules that read probabilities not? Where do the flips sit on the data map?
+# Here the probe is the test split, which the network never trained on; what would change on
+# the training split, and which rules would you trust there?
+
+# %% [markdown] id="a-dynamics" answer points=2
+# At the last epoch confident learning's ordering finds 44 of the 45 flips in its first 45,
+# self-confidence and cartography 43, AUM 42, the margin and the neighbours 41 (your agreement
+# ranking 40): on these test labels the rules end within a few flips of each other. After one
+# epoch the neighbours lead with 34, ahead of AUM and the margin (27). At epoch 0 the
+# neighbours already find 33, while self-confidence and confident learning find 2 and the
+# margin 3, no better than chance (45 x 45 / 450, about 4.5). An untrained network's features
+# already place similar images together, and a flipped image sits among images of its true
+# class, so its neighbours outvote its label; its untrained head, though, gives every class
+# about the same probability, so the rules that read probabilities have nothing to go on. On
+# the data map 44 of the 45 flips sit in the bottom-left corner (mean confidence under 0.1,
+# variability under 0.05), which holds only 3 other items; the one flip outside it, test #111,
+# sits at confidence 0.34. On the training split the network is pushed to fit the changed
+# labels: trained long enough, it learns them, their last-epoch probability rises and a
+# last-epoch ranking loses them. The rules that read the whole run (AUM, cartography) remember
+# that those items were learned late and unsteadily, so they are the ones to trust there, as
+# their authors proposed them for training data.
 
 # %% [markdown] id="clusters-of-failures"
 # ## 5. Clusters of failures
