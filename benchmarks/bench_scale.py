@@ -40,6 +40,8 @@ STEPS = {
     "projector": "labkit.write_projector(snaps, out / 'tb')",
     "trajectory_pca": "align.trajectory(snaps, method='pca')",
     "trajectory_umap": "align.trajectory(snaps, method='umap', cache=False)",
+    "explorer": "labkit.explore(snaps)",
+    "figures": "write_figures(snaps, out, cache=False)",
     **{
         f"ranking_{m}": f"workflows.label_error_ranking(snaps, method={m!r})"
         for m in (
@@ -64,6 +66,7 @@ import sys, time, warnings
 from pathlib import Path
 import labkit
 from labkit import align, metrics, workflows
+from labkit.experiment import write_figures
 warnings.simplefilter("ignore")
 
 def status(field):
@@ -133,14 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     WORK.mkdir(parents=True, exist_ok=True)
     full = make_run(WORK)
-    results: dict = {
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs",
-        "command": "python benchmarks/bench_scale.py " + " ".join(argv or sys.argv[1:]),
-        "sizes": {},
-    }
+    # A run of some sizes or steps updates those cells of the results and keeps the others.
+    results: dict = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"sizes": {}}
+    results["machine"] = f"{platform.machine()}, {__import__('os').cpu_count()} CPUs"
+    command = " ".join(["python benchmarks/bench_scale.py", *(argv or sys.argv[1:])])
+    results["commands"] = [*results.pop("commands", []), command]  # each run that wrote it
     for n in args.sizes:
         snaps = full if n == 60_000 else sample(full, n)
-        row = results["sizes"][str(n)] = {}
+        row = results["sizes"].setdefault(str(n), {})
         for step in args.steps:
             if (step, n) in SKIP:
                 row[step] = {"skipped": SKIP[step, n]}
