@@ -228,23 +228,28 @@ def common_pca(embeddings: list[np.ndarray] | np.ndarray, *, n_components: int =
     from scipy.linalg import orthogonal_procrustes
 
     # The rotations are kept, not the rotated copies: at 60,000 points x 11 epochs those
-    # would be 680 MB of float64. Each epoch is rotated again when it is needed.
+    # would be 680 MB of float64. The PCA is fitted while the rotations are found; each epoch
+    # is rotated again for its projection.
     rotations: list[np.ndarray | None] = []
-    previous = None
-    for emb in embeddings:
-        x = _centred(emb)
-        rotation = None if previous is None else orthogonal_procrustes(x, previous)[0]
-        rotations.append(rotation)
-        previous = x if rotation is None else x @ rotation
 
-    def aligned():
-        for emb, rotation in zip(embeddings, rotations, strict=True):
+    def aligned_onto_the_one_before():
+        previous = None
+        for emb in embeddings:
             x = _centred(emb)
-            yield x if rotation is None else x @ rotation
+            rotation = None if previous is None else orthogonal_procrustes(x, previous)[0]
+            rotations.append(rotation)
+            previous = x if rotation is None else x @ rotation
+            yield previous
 
     # Every epoch is centred, so the stacked epochs' mean is 0.
-    axes = SVDProjection(n_components).fit_blocks(aligned(), mean=np.zeros(previous.shape[1]))
-    return np.stack([axes.transform(x) for x in aligned()])
+    mean = np.zeros(np.shape(embeddings[0])[1])
+    axes = SVDProjection(n_components).fit_blocks(aligned_onto_the_one_before(), mean=mean)
+    return np.stack(
+        [
+            axes.transform(_centred(emb) if rotation is None else _centred(emb) @ rotation)
+            for emb, rotation in zip(embeddings, rotations, strict=True)
+        ]
+    )
 
 
 def _centred(emb: np.ndarray) -> np.ndarray:

@@ -17,8 +17,8 @@ from ..errors import ConfigError
 
 __all__ = ["BLOCK_NUMBERS", "EXACT_MAX", "cosine_neighbours", "unit_rows"]
 
-# Exact up to here. Exact costs n * n products: 7 s at 60,000 points on 2 cores, about 20 s at
-# 100,000. Above, pynndescent is faster although every new process first spends about 25 s
+# Exact up to here. Exact costs n * n products: 7 s at 60,000 points on 2 cores, 18 s at
+# 100,000. Above, pynndescent is faster although every new process first spends about 20 s
 # compiling it (numba cannot keep its functions on disk: they take the metric as an argument).
 EXACT_MAX = 100_000
 BLOCK_NUMBERS = 2**26  # similarities held at once: 256 MB of float32, 1,118 rows at 60,000
@@ -54,9 +54,9 @@ def cosine_neighbours(
 
 def _exact(unit: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     # torch, not numpy: its top-k runs on every core, where numpy's argpartition runs on one
-    # and took twice as long as the products themselves (benchmarks/bench_scale.py). The
-    # block is written into one buffer: a fresh 100 MB array per block cost more in page
-    # faults than the multiplication.
+    # and took twice as long as the products themselves. The block is written into one
+    # buffer: a fresh 256 MB array per block cost more in page faults than the product
+    # (benchmarks/README.md, "The whole split").
     import torch
 
     n = len(unit)
