@@ -13,6 +13,7 @@ with interrupts.deferred():  # the command line's first seconds: see interrupts.
     from ._version import __version__
     from .analysis import align, metrics, reduce, tour, workflows
     from .data import DATASETS, DataError, LabData, load_dataset
+    from .data.annotator import Annotator, BudgetExceeded
     from .errors import ConfigError, DivergedError, LabkitError, LayerNotFound
     from .export.mantis import MantisTable, read_mantis_csv, write_mantis_csv
     from .export.projector import write_projector
@@ -20,6 +21,7 @@ with interrupts.deferred():  # the command line's first seconds: see interrupts.
     from .models import MLP, MODELS, ConvNet, build_model, default_model
     from .paths import home, in_colab
     from .pretrained import PretrainedUnavailable, pretrained_embedding
+    from .repeats import Repeats, repeat
     from .snapshots import Snapshots
     from .training.device import pick_device
     from .training.loop import train
@@ -36,6 +38,10 @@ with interrupts.deferred():  # the command line's first seconds: see interrupts.
 
 __all__ = [
     "__version__",
+    "Annotator",
+    "BudgetExceeded",
+    "Repeats",
+    "repeat",
     "DATASETS",
     "Explorer",
     "ConfigError",

@@ -321,7 +321,7 @@ def test_a_pool_holds_out_a_stratified_share_of_training_and_keeps_its_true_labe
     assert data.n_pool == round(0.3 * 1347) == 404 and len(data.y_train) == 1347 - 404
     assert data.x_pool.shape == (404, 1, 8, 8) and data.pool_thumbnails.shape == (404, 8, 8)
     assert "pool 404 (unlabelled)" in repr(data) and data.info["pool"] == 0.3
-    truth = data.reveal(np.arange(data.n_pool))
+    truth = data.pool_truth(np.arange(data.n_pool))
     assert truth.dtype == np.int64
     per_class = np.bincount(digits.y_train.numpy())
     assert np.all(np.abs(np.bincount(truth) - 0.3 * per_class) <= 1)  # stratified
@@ -352,7 +352,7 @@ def test_a_pool_holds_out_a_stratified_share_of_training_and_keeps_its_true_labe
 def test_pool_items_added_to_training_carry_their_true_labels(digits):
     data = labkit.load_dataset("digits", label_noise=0.1, pool=0.3)
     picked = np.array([5, 0, 400])
-    labels = data.reveal(picked)
+    labels = data.pool_truth(picked)
     more = data.add_from_pool(picked)
     assert len(more.y_train) == len(data.y_train) + 3 and more.n_pool == data.n_pool - 3
     assert torch.equal(more.x_train[-3:], data.x_pool[picked])
@@ -360,16 +360,16 @@ def test_pool_items_added_to_training_carry_their_true_labels(digits):
     assert torch.equal(more.x_train[:-3], data.x_train) and torch.equal(more.x_test, data.x_test)
     rest = np.setdiff1d(np.arange(data.n_pool), picked)
     assert torch.equal(more.x_pool, data.x_pool[rest])
-    np.testing.assert_array_equal(more.reveal(np.arange(more.n_pool)), data.reveal(rest))
+    np.testing.assert_array_equal(more.pool_truth(np.arange(more.n_pool)), data.pool_truth(rest))
     assert more.pool_thumbnails.shape == (data.n_pool - 3, 8, 8)
 
 
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda d: d.reveal([404]), "the pool holds 404 items, numbered 0 to 403; 404 is not"),
-        (lambda d: d.reveal([-1]), "numbered 0 to 403; -1 is not one of them"),
-        (lambda d: d.reveal(np.array([0.0, 1.0])), "give integer positions in the pool"),
+        (lambda d: d.pool_truth([404]), "the pool holds 404 items, numbered 0 to 403; 404 is not"),
+        (lambda d: d.pool_truth([-1]), "numbered 0 to 403; -1 is not one of them"),
+        (lambda d: d.pool_truth(np.array([0.0, 1.0])), "give integer positions in the pool"),
         (lambda d: d.add_from_pool([3, 3]), "each pool item can be asked for once"),
     ],
     ids=["past-the-end", "negative", "not-integers", "repeated"],
@@ -387,7 +387,7 @@ def test_a_pool_share_out_of_range_or_no_pool_is_refused(digits):
     with pytest.raises(DataError, match="holds out none of the 1347 training samples"):
         labkit.load_dataset("digits", pool=1e-5)
     with pytest.raises(DataError, match=r"no unlabelled pool; load it with load_dataset\("):
-        digits.reveal([0])
+        digits.pool_truth([0])
     with pytest.raises(DataError, match="pool and probe_split='train' both take samples"):
         labkit.load_dataset("digits", pool=0.3, probe_split="train")
     assert digits.x_pool is None and digits.n_pool == 0
@@ -399,3 +399,52 @@ def test_label_noise_keeps_the_probe_so_a_clean_load_gives_its_true_labels():
     assert torch.equal(noisy.x_probe, clean.x_probe) and noisy.titles == clean.titles
     changed = (noisy.y_probe != clean.y_probe).numpy()
     assert changed.any() and np.array_equal(changed, noisy.flipped)
+
+
+def test_an_annotator_labels_within_its_budget_and_counts_each_item_once():
+    data = labkit.load_dataset("digits", label_noise=0.1, pool=0.3)
+    annotator = labkit.Annotator(data, budget=5)
+    assert (annotator.spent, annotator.left) == (0, 5) and annotator.revealed.size == 0
+    first = annotator.reveal([7, 3])
+    np.testing.assert_array_equal(first, data.pool_truth([7, 3]))
+    # Asking again for a labelled item costs nothing; only the new ones count.
+    again = annotator.reveal([3, 9, 7])
+    np.testing.assert_array_equal(again, data.pool_truth([3, 9, 7]))
+    assert annotator.spent == 3 and annotator.revealed.tolist() == [7, 3, 9]
+    np.testing.assert_array_equal(annotator.labels, data.pool_truth([7, 3, 9]))
+    assert repr(annotator) == "Annotator(budget 5: 3 spent, 2 left)"
+    # Over the budget: a clear sentence, and none of the request is labelled.
+    with pytest.raises(
+        labkit.BudgetExceeded,
+        match=re.escape("the budget is 5 labels and 3 are spent: 3 new items asked for, 2 left"),
+    ):
+        annotator.reveal([1, 2, 4])
+    assert annotator.spent == 3 and annotator.revealed.tolist() == [7, 3, 9]
+    annotator.reveal([1, 2])  # the last two labels
+    with pytest.raises(labkit.BudgetExceeded, match="0 left"):
+        annotator.reveal([11])
+    # The labelled data holds exactly the revealed items, with their true labels.
+    more = annotator.labelled_data()
+    assert len(more.y_train) == len(data.y_train) + 5 and more.n_pool == data.n_pool - 5
+    assert more.y_train[-5:].tolist() == data.pool_truth([7, 3, 9, 1, 2]).tolist()
+    assert torch.equal(more.x_train[-5:], data.x_pool[[7, 3, 9, 1, 2]])
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: labkit.Annotator(d, budget=-1), "budget is a whole number of labels"),
+        (lambda d: labkit.Annotator(d, budget=2.5), "budget is a whole number of labels"),
+        (lambda d: labkit.Annotator(d, budget=3).reveal([0, 0]), "asked for once"),
+        (lambda d: labkit.Annotator(d, budget=3).reveal([9999]), "9999 is not one of them"),
+    ],
+    ids=["negative", "fraction", "repeated", "out-of-range"],
+)
+def test_an_annotator_refuses_a_bad_budget_or_position_in_one_sentence(make, message):
+    with pytest.raises(DataError, match=re.escape(message)):
+        make(labkit.load_dataset("digits", pool=0.3))
+
+
+def test_an_annotator_needs_a_pool(digits):
+    with pytest.raises(DataError, match=r"no unlabelled pool; load it with load_dataset\("):
+        labkit.Annotator(digits, budget=4)

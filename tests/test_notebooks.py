@@ -580,11 +580,11 @@ F = {
                  for i in _in(_named("5 -> 1")) if not flipped[i]],
     "pattern": [_g[cluster]["main_confusion"], len(genuine_in[cluster]), a_name, b_name,
                 [int(i) for i in query_index]],
-    "pool": [data.n_pool, int(np.sum(data.reveal(np.arange(data.n_pool)) == true_class)),
-             int(np.sum((data.reveal(np.arange(data.n_pool)) == true_class)
+    "pool": [data.n_pool, int(np.sum(data.pool_truth(np.arange(data.n_pool)) == true_class)),
+             int(np.sum((data.pool_truth(np.arange(data.n_pool)) == true_class)
                         & (pool_pred == read_as)))],
     "found": found.values.tolist(),
-    "mined_classes": np.bincount(data.reveal(mined), minlength=data.n_classes).tolist(),
+    "mined_classes": np.bincount(data.pool_truth(mined), minlength=data.n_classes).tolist(),
     "comparison": comparison.values.tolist(),
     "held_out": int(is_a.sum()),
     "group_tables": {e: group_tables.loc[e].reset_index().values.tolist()

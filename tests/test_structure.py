@@ -122,7 +122,8 @@ def test_import_labkit_reads_no_data_set_module_until_one_is_loaded():
         cwd=ROOT,
     )
     at_import, on_load = out.stdout.splitlines()
-    assert eval(at_import) == ["labkit.data.raw"]  # the Raw type, no loader, no torchvision
+    # The Raw type and the annotator (numpy only): no loader, no torchvision.
+    assert eval(at_import) == ["labkit.data.annotator", "labkit.data.raw"]
     assert eval(on_load) == ["labkit.data.images"]  # digits: its loader's module, nothing more
     timed = [line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line]
     assert "labkit" in timed and not DATASET_MODULES & set(timed[: timed.index("labkit") + 1])

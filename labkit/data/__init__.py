@@ -153,9 +153,10 @@ class LabData:
             raise DataError("each pool item can be asked for once: the positions repeat")
         return idx
 
-    def reveal(self, indices) -> np.ndarray:
-        """The true labels (int64 class indices) of the pool items at ``indices``: what an
-        annotator would write on them. Ask for the items you would pay to have labelled."""
+    def pool_truth(self, indices) -> np.ndarray:
+        """The true labels (int64 class indices) of the pool items at ``indices``: the answer
+        key, to score a choice with. To choose which items to label, ask an
+        ``Annotator(data, budget=...)``: it counts what it labels."""
         return self._pool_labels[self._pool_index(indices)].copy()
 
     def add_from_pool(self, indices) -> LabData:
@@ -397,8 +398,9 @@ def load_dataset(
     ``probe_split="train"`` draws the probe (still fixed and stratified) from the training
     split, to watch what the network does to the data it is fitted on. ``pool=0.3`` holds
     out 30 % of the training split (stratified, from ``seed``) as an unlabelled pool:
-    ``data.x_pool`` to embed and search, ``data.reveal(indices)`` for the true labels of the
-    items you choose to label (label noise changes training labels, never these), and
+    ``data.x_pool`` to embed and search, ``Annotator(data, budget=40).reveal(indices)`` for the
+    true labels of the items you choose to label (label noise changes training labels, never
+    these; ``data.pool_truth`` is the answer key, to score with), and
     ``data.add_from_pool(indices)`` to train with them. ``normalise=False`` keeps the inputs
     as the loader reads them (images in [0, 1], feature vectors unscaled), for a lab in
     which students standardise the data themselves; by default images are standardised per
