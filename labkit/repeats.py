@@ -8,7 +8,8 @@ the spread of a difference is smaller than either column's when both move with t
 is why a comparison runs both arms with the same seeds.
 
 The run cache makes a repeat cheap to run twice: a ``labkit.train`` that was run before, with the
-same data, model, seed and settings, is loaded rather than trained again.
+same data, model, seed and settings, is loaded rather than trained again; inside a repeat those
+loads are counted and reported in one line at the end rather than one line each.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -49,7 +51,7 @@ class Repeats:
 
     def paired(self, a: str, b: str) -> pd.Series:
         """The per-seed difference ``a - b`` of two columns: its mean, standard deviation,
-        range, and how many seeds ``a`` came out above ``b``."""
+        range, and in how many seeds ``a`` came out above ``b`` (``seeds above``)."""
         for name in (a, b):
             if name not in self.runs.columns:
                 raise ConfigError(f"no column {name!r}; the columns are {list(self.runs.columns)}")
@@ -60,7 +62,7 @@ class Repeats:
                 "std": diff.std(ddof=1),
                 "min": diff.min(),
                 "max": diff.max(),
-                f"seeds where {a} > {b}": int((diff > 0).sum()),
+                "seeds above": int((diff > 0).sum()),
                 "seeds": int(diff.count()),
             },
             name=f"{a} - {b}",
@@ -116,15 +118,24 @@ def repeat(
         raise ConfigError(f"the seeds {seeds} repeat one: each seed is one run, give it once")
     from tqdm.auto import tqdm
 
+    from .training import runcache
+
     rows = []
-    for seed in tqdm(seeds, desc="seeds", unit="seed", disable=not progress, leave=False):
-        row = _row(seed, measure(seed))
-        if rows and row.keys() != rows[0].keys():
-            raise ConfigError(
-                f"seed {seed} measured {sorted(row)}, seed {seeds[0]} {sorted(rows[0])}: "
-                f"return the same names for every seed"
-            )
-        rows.append(row)
+    with runcache.tallied() as loaded:  # one line for the cached runs, not one per run
+        for seed in tqdm(seeds, desc="seeds", unit="seed", disable=not progress, leave=False):
+            row = _row(seed, measure(seed))
+            if rows and row.keys() != rows[0].keys():
+                raise ConfigError(
+                    f"seed {seed} measured {sorted(row)}, seed {seeds[0]} {sorted(rows[0])}: "
+                    f"return the same names for every seed"
+                )
+            rows.append(row)
+    if loaded:
+        print(
+            f"{len(loaded)} of the trainings were loaded from the run cache "
+            f"({Path(loaded[0]).parent}): trained before with the same data, model, seed and "
+            f"settings; cache=False in labkit.train to train them again"
+        )
     runs = pd.DataFrame(rows, index=pd.Index(seeds, name="seed"))
     if not all(math.isfinite(v) for v in runs.to_numpy().ravel()):
         bad = runs.columns[~runs.apply(lambda c: c.map(math.isfinite)).all()].tolist()

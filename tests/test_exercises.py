@@ -750,6 +750,183 @@ def test_the_mine_check_names_what_a_wrong_search_did():
     exec(visible_test(stem, cell), _mine_lab(right))  # the model solution passes
 
 
+# --- Lab 6: the labelling budget, spent by a strategy of the student's choice -------------
+
+
+def _challenge_lab() -> dict:
+    """Lab 6's variables around the spending challenge, on a small scale: digits with a pool,
+    a 2-epoch MLP as the retraining, 3 seeds, 2 random draws and a budget of 12."""
+    data = labkit.load_dataset("digits", label_noise=0.1, pool=0.7)
+    truth = labkit.load_dataset("digits", pool=0.7).y_probe.numpy()
+    budget, seeds, draws = 12, 3, 2
+    rng = np.random.default_rng(0)
+    pool_emb, emb = rng.normal(size=(data.n_pool, 6)), rng.normal(size=(len(truth), 6))
+    pool_prob = rng.dirichlet(np.ones(data.n_classes), size=data.n_pool)
+    is_a = truth == 8
+
+    def retrain(more, seed=0):
+        model = labkit.build_model("mlp", more.input_shape, more.n_classes, seed=seed)
+        return labkit.train(model, more, epochs=2, seed=seed, progress=False)
+
+    def score(run):
+        last = run.predictions[-1]
+        return {"pattern": int(np.sum(last[is_a] == 8)), "overall": float(np.mean(last == truth))}
+
+    def random_data(draw):
+        control = labkit.Annotator(data, budget=budget)
+        control.reveal(np.random.default_rng([0, draw]).choice(data.n_pool, budget, replace=False))
+        return control.labelled_data()
+
+    def random_control(seed):
+        scores = pd.DataFrame([score(retrain(random_data(d), seed)) for d in range(draws)])
+        return {
+            "random: pattern": scores["pattern"].mean(),
+            "random: overall": scores["overall"].mean(),
+        }
+
+    spread = labkit.repeat(random_control, seeds=range(seeds), progress=False)
+    lab = {
+        "np": np,
+        "pd": pd,
+        "labkit": labkit,
+        "data": data,
+        "MINE_K": budget,
+        "SEEDS": seeds,
+        "pool_emb": pool_emb,
+        "pool_prob": pool_prob,
+        "emb": emb,
+        "query_index": np.array([3, 5]),
+        "retrain": retrain,
+        "score": score,
+        "random_control": random_control,
+        "spread": spread,
+    }
+    ns = solution("06_working_with_embeddings", "spend")
+    ns["mine"] = solution("06_working_with_embeddings", "mine")["mine"]
+    ns.update(lab)
+    return ns
+
+
+def _challenge(ns: dict, spend, measure=None, seeds=None, wrap=None) -> dict:
+    """The challenge cell's ending, as the student's cell runs it, with these parts."""
+    ns = dict(ns)
+    ns["spend"] = spend
+    your_annotator = labkit.Annotator(ns["data"], budget=ns["MINE_K"])
+    spend(your_annotator)
+    ns["your_annotator"] = your_annotator
+
+    def yours_vs_random(seed):
+        got = score_of(seed)
+        return {
+            "yours: pattern": got["pattern"],
+            "yours: overall": got["overall"],
+            **ns["random_control"](seed),
+        }
+
+    def score_of(seed):
+        return ns["score"](ns["retrain"](your_annotator.labelled_data(), seed))
+
+    challenge = labkit.repeat(
+        measure or yours_vs_random,
+        seeds=range(ns["SEEDS"]) if seeds is None else seeds,
+        progress=False,
+    )
+    ns["challenge"] = wrap(challenge) if wrap else challenge
+    return ns
+
+
+def _full_marks(ns: dict) -> None:
+    """The whole spend-check cell, hidden tests too, as nbgrader's autograde runs it."""
+    nb = authoring.read_source("06_working_with_embeddings")
+    cell = next(c for c in nb.cells if c.metadata["id"] == "spend-check")
+    exec(compile(cell.source, "spend-check", "exec"), dict(ns))
+
+
+def test_any_strategy_that_keeps_the_budget_and_the_protocol_gets_full_marks(tmp_path, monkeypatch):
+    monkeypatch.setenv(labkit.store.CACHE_VAR, str(tmp_path / "cache"))
+    ns = _challenge_lab()
+
+    def margin(annotator):  # uncertainty sampling alone
+        top2 = np.sort(ns["pool_prob"], axis=1)[:, -2:]
+        annotator.reveal(np.argsort(top2[:, 1] - top2[:, 0], kind="stable")[: annotator.budget])
+
+    def in_rounds(annotator):  # half, look at what came back, then the rest near the 8s found
+        first = np.arange(0, annotator.budget // 2)
+        labels = annotator.reveal(first)
+        eights = first[labels == 8] if np.any(labels == 8) else first
+        near = ns["mine"](ns["pool_emb"], ns["pool_emb"][eights], annotator.budget)
+        annotator.reveal(near[~np.isin(near, annotator.revealed)][: annotator.left])
+
+    def fewer(annotator):  # a strategy may keep some of the budget
+        annotator.reveal([0, 1, 2])
+
+    for strategy in (ns["spend"], margin, in_rounds, fewer):
+        _full_marks(_challenge(ns, strategy))
+    # The model solution's own yours_vs_random, in the lab's namespace, gives the same table.
+    lab = _challenge(ns, ns["spend"])
+    lab["yours_vs_random"].__globals__.update(lab)
+    again = labkit.repeat(lab["yours_vs_random"], seeds=range(ns["SEEDS"]), progress=False)
+    assert again.runs.equals(lab["challenge"].runs)
+
+
+def test_the_spend_check_names_a_broken_protocol(tmp_path, monkeypatch):
+    monkeypatch.setenv(labkit.store.CACHE_VAR, str(tmp_path / "cache"))
+    ns = _challenge_lab()
+    stem, cell = "06_working_with_embeddings", "spend-check"
+    spend = ns["spend"]
+
+    def nothing(annotator):
+        pass
+
+    assert "spent between 1 and 12 labels" in refusal(stem, cell, _challenge(ns, nothing))
+    # Other seeds than the control's.
+    message = refusal(stem, cell, _challenge(ns, spend, seeds=[5, 6, 7]))
+    assert "the same seeds, seeds=range(SEEDS)" in message
+    # The seed repeat passes in is ignored: every row trained with seed 0.
+    lab = _challenge(ns, spend)
+    your = lab["your_annotator"]
+
+    def seed_ignored(seed):
+        got = ns["score"](ns["retrain"](your.labelled_data(), 0))
+        return {
+            "yours: pattern": got["pattern"],
+            "yours: overall": got["overall"],
+            **ns["random_control"](seed),
+        }
+
+    message = refusal(stem, cell, _challenge(ns, spend, measure=seed_ignored))
+    assert "train with the seed repeat passes in" in message
+
+    # A random control of its own (another draw), not the one the comparison shares.
+    def own_control(seed):
+        got = ns["score"](ns["retrain"](your.labelled_data(), seed))
+        other = labkit.Annotator(ns["data"], budget=12)
+        other.reveal(np.arange(100, 112))
+        mine = ns["score"](ns["retrain"](other.labelled_data(), seed))
+        return {
+            "yours: pattern": got["pattern"],
+            "yours: overall": got["overall"],
+            "random: pattern": mine["pattern"],
+            "random: overall": mine["overall"],
+        }
+
+    message = refusal(stem, cell, _challenge(ns, spend, measure=own_control))
+    assert "not the random control of `spread`" in message and "random_control(seed)" in message
+
+    # No random arm at all, or the table instead of the repeat.
+    def no_control(seed):
+        got = ns["score"](ns["retrain"](your.labelled_data(), seed))
+        return {"yours: pattern": got["pattern"], "yours: overall": got["overall"]}
+
+    message = refusal(stem, cell, _challenge(ns, spend, measure=no_control))
+    assert "'random: overall'" in message and "random_control(seed)" in message
+    message = refusal(stem, cell, _challenge(ns, spend, wrap=lambda r: r.summary))
+    assert "challenge is a DataFrame" in message and "labkit.repeat(yours_vs_random" in message
+    # Over the budget, the annotator refuses before anything is labelled.
+    with pytest.raises(labkit.BudgetExceeded, match="the budget is 12 labels and 0 are spent"):
+        _challenge(ns, lambda a: a.reveal(np.arange(13)))
+
+
 # --- Lab 6: groups inside one class -------------------------------------------------------
 
 

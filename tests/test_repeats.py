@@ -37,7 +37,7 @@ def test_a_paired_difference_is_tighter_than_either_arm_when_both_move_with_the_
     diff = got.paired("mined", "random")
     assert diff["mean"] == pytest.approx(2.05)
     assert diff["std"] < 0.1 < got.summary.loc["random", "std"]
-    assert diff["seeds where mined > random"] == 8 and diff["seeds"] == 8
+    assert diff["seeds above"] == 8 and diff["seeds"] == 8
     with pytest.raises(labkit.ConfigError, match=re.escape("no column 'other'")):
         got.paired("mined", "other")
 
@@ -71,3 +71,25 @@ def test_a_number_or_a_series_is_one_column():
 def test_repeat_refuses_what_it_cannot_summarise_in_one_sentence(kwargs, message):
     with pytest.raises(labkit.ConfigError, match=re.escape(message)):
         labkit.repeat(kwargs["measure"], seeds=kwargs["seeds"], progress=False)
+
+
+def test_runs_loaded_from_the_cache_inside_a_repeat_are_reported_once(
+    digits, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv(labkit.store.CACHE_VAR, str(tmp_path / "cache"))
+
+    def measure(seed):
+        model = labkit.build_model("mlp", digits.input_shape, digits.n_classes, seed=seed)
+        return labkit.train(model, digits, epochs=1, seed=seed, progress=False).history[-1][
+            "test_acc"
+        ]
+
+    first = labkit.repeat(measure, seeds=[0, 1], progress=False)
+    assert "loaded" not in capsys.readouterr().out  # trained, nothing to report
+    again = labkit.repeat(measure, seeds=[0, 1], progress=False)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "2 of the trainings were loaded from the run cache" in out
+    assert again.runs.equals(first.runs)
+    # Outside a repeat, each loaded run is announced as before.
+    measure(0)
+    assert capsys.readouterr().out.startswith("loaded the run trained on")

@@ -206,10 +206,7 @@ def _restore(entry: runcache.Entry, model: nn.Module, recorder: Recorder) -> Sna
     recorder.probabilities = entry.probabilities
     recorder.head_weights, recorder.head_bias = entry.head_weights, entry.head_bias
     recorder.history = entry.history
-    print(
-        f"loaded the run trained on {entry.when} from the cache ({entry.path}); "
-        f"cache=False (--no-cache) to train again"
-    )
+    runcache.announce(entry)
     return recorder.snapshots(entry.meta)
 
 

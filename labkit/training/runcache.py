@@ -22,6 +22,8 @@ cannot be read or does not fit is a miss with a warning, and is removed.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import platform
@@ -30,6 +32,7 @@ import time
 import types
 import warnings
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +51,34 @@ __all__ = ["TRAINING_MODULES", "Entry", "load", "run_key", "store"]
 
 
 # -- the key ----------------------------------------------------------------------------------
+
+
+# Where a loaded run is announced: None prints one line per run; a list (inside `tallied`)
+# collects them, for a caller that runs many (labkit.repeat) and says so once at the end.
+_TALLY: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("tally", default=None)
+
+
+@contextlib.contextmanager
+def tallied() -> Iterator[list[str]]:
+    """Inside the block, runs loaded from the cache are listed (their files), not announced."""
+    loaded: list[str] = []
+    token = _TALLY.set(loaded)
+    try:
+        yield loaded
+    finally:
+        _TALLY.reset(token)
+
+
+def announce(entry: Entry) -> None:
+    """Say that ``entry`` was loaded rather than trained (or list it, inside ``tallied``)."""
+    tally = _TALLY.get()
+    if tally is not None:
+        tally.append(str(entry.path))
+        return
+    print(
+        f"loaded the run trained on {entry.when} from the cache ({entry.path}); "
+        f"cache=False (--no-cache) to train again"
+    )
 
 
 def _update_tensor(h, t: torch.Tensor) -> None:
