@@ -275,8 +275,8 @@ workflows.similar(snaps, 0, k=8, epoch=0)
 # %% id="explore"
 labkit.explore(snaps, colour="correct").select([0])
 
-# %% [markdown] id="the-most-confident-mistake"
-# ## 3. The most confident mistake
+# %% [markdown] id="the-most-confident-mistake" optional
+# ## 3. The most confident mistake (optional)
 #
 # Among the points the model gets wrong, the one it is surest about deserves a
 # look first: either the model has learnt something wrong, or the label is.
