@@ -223,6 +223,69 @@ def test_svd_projection_and_nc1_by_hand_match_the_kit(deep_run):
             )
 
 
+def test_the_nc1_check_sees_the_slips_that_only_unbalanced_classes_show(deep_run):
+    _, snaps = deep_run
+    right = solution("04_layers_neural_collapse", "nc1")["nc1_by_hand"]
+
+    def nc1_with(h, y, *, grand_mean_of_points=False, weighted=False):
+        h, y = np.asarray(h, np.float64), np.asarray(y)
+        classes, counts = np.unique(y, return_counts=True)
+        means = np.stack([h[y == c].mean(axis=0) for c in classes])
+        grand = h.mean(axis=0) if grand_mean_of_points else means.mean(axis=0)
+        between = means - grand
+        within = h - means[np.searchsorted(classes, y)]
+        sigma_w = within.T @ within / len(h)
+        w = counts / counts.sum() if weighted else np.full(len(classes), 1 / len(classes))
+        sigma_b = (between * w[:, None]).T @ between
+        return float(np.trace(sigma_w @ np.linalg.pinv(sigma_b, rcond=1e-10)) / len(classes))
+
+    lab = {"np": np, "snaps": snaps, "metrics": metrics}
+    for wrong, words in (
+        (lambda h, y: nc1_with(h, y, grand_mean_of_points=True), "not of all n points"),
+        (lambda h, y: nc1_with(h, y, weighted=True), "each counted once, not weighted"),
+    ):
+        said = refusal("04_layers_neural_collapse", "nc1-check", {**lab, "nc1_by_hand": wrong})
+        assert words in said, said
+    passes("04_layers_neural_collapse", "nc1-check", {**lab, "nc1_by_hand": right})
+    passes("04_layers_neural_collapse", "nc1-check", {**lab, "nc1_by_hand": nc1_with})
+
+
+def test_the_svd_layers_check_looks_at_what_each_panel_shows(deep_run):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    _, snaps = deep_run
+    svd_projection = solution("04_layers_neural_collapse", "svd")["svd_projection"]
+
+    def draw(epoch=-1, colour=True, order=None, cmap="tab10"):
+        names = order or snaps.layer_names
+        fig, axes = plt.subplots(1, len(names), squeeze=False)
+        for ax, name in zip(axes[0], names, strict=True):
+            xy = svd_projection(snaps.layer(name)[epoch])
+            c = snaps.labels if colour else None
+            ax.scatter(xy[:, 0], xy[:, 1], c=c, cmap=cmap if colour else None, vmin=0, vmax=9)
+            ax.set_title(name)
+        return fig
+
+    lab = {"np": np, "snaps": snaps, "svd_projection": svd_projection}
+    stem, cell = "04_layers_neural_collapse", "svd-layers-check"
+    try:
+        assert "shows epoch 0" in refusal(stem, cell, {**lab, "fig": draw(epoch=0)})
+        assert "not coloured by the labels" in refusal(
+            stem, cell, {**lab, "fig": draw(colour=False)}
+        )
+        backwards = list(reversed(snaps.layer_names))
+        assert "in the order of snaps.layer_names" in refusal(
+            stem, cell, {**lab, "fig": draw(order=backwards)}
+        )
+        assert "cmap='tab10'" in refusal(stem, cell, {**lab, "fig": draw(cmap="viridis")})
+        passes(stem, cell, {**lab, "fig": draw()})
+    finally:
+        plt.close("all")
+
+
 def _geometry_table(silhouettes: dict[str, list[float]]) -> pd.DataFrame:
     """A table shaped like metrics.geometry's: one row per layer and epoch."""
     return pd.DataFrame(
@@ -524,8 +587,126 @@ def test_a_loop_that_skips_epoch_0_is_told_to_record_it(digits):
             "net": net,
             "HAND_EPOCHS": 2,
             "SEED": 0,
+            "LR": 1e-3,
+            "np": np,
         }
         assert words in refusal("01_projector_mnist", "loop-check", namespace)
+
+
+def _loop_with(old: str, new: str):
+    """Lab 1's model loop with one slip written into its source: ``old`` becomes ``new``."""
+    nb = authoring.read_source("01_projector_mnist")
+    source = next(c for c in nb.cells if c.metadata["id"] == "loop").source
+    assert old in source, old
+    tree = ast.parse(source.replace(old, new, 1))
+    keep = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.Import, ast.ImportFrom))]
+    ns = {"torch": torch, "np": np}
+    exec(compile(ast.Module(keep, type_ignores=[]), "loop-with-a-slip", "exec"), ns)
+    ns["capture_by_hand"] = solution("01_projector_mnist", "hook")["capture_by_hand"]
+    return ns["train_by_hand"]
+
+
+def _loop_namespace(data, train_by_hand) -> dict:
+    SmallCNN, initial, emb, history, net = _hand_run(data, train_by_hand, epochs=2)
+    return {
+        **_cnn_namespace(data, SmallCNN),
+        "train_by_hand": train_by_hand,
+        "hand_data": data,
+        "hand_emb": emb,
+        "hand_history": history,
+        "initial": initial,
+        "net": net,
+        "HAND_EPOCHS": 2,
+        "SEED": 0,
+        "LR": 1e-3,
+        "np": np,
+    }
+
+
+@pytest.mark.parametrize(
+    "old, new, words",
+    [
+        ("        net.train()\n", "", "call net.train() at the start of every epoch"),
+        (
+            '"train_loss": sum(losses) / len(losses)',
+            '"train_loss": sum(losses)',
+            "is the sum of its",
+        ),
+        (
+            '"train_loss": sum(losses) / len(losses)',
+            '"train_loss": losses[-1]',
+            "is its last batch's loss",
+        ),
+        (
+            "losses.append(loss.item())",
+            "losses.append(loss.item() * 0.5)",
+            "append loss.item() after every batch and report the mean",
+        ),
+    ],
+    ids=["no-train-mode", "sum", "last-batch", "other"],
+)
+def test_the_loop_check_sees_the_mode_and_the_loss_a_loop_reports(digits, old, new, words):
+    said = refusal(
+        "01_projector_mnist", "loop-check", _loop_namespace(digits, _loop_with(old, new))
+    )
+    assert words in said, said
+
+
+def test_the_loop_check_passes_the_model_loop_and_a_loss_weighted_by_batch_size(digits):
+    passes("01_projector_mnist", "loop-check", _loop_namespace(digits, _train_by_hand()))
+    # A mean weighted by batch size (the last batch is smaller) is as right.
+    nb = authoring.read_source("01_projector_mnist")
+    source = next(c for c in nb.cells if c.metadata["id"] == "loop").source
+    source = source.replace("        losses = []\n", "        losses, sizes = [], []\n", 1)
+    source = source.replace(
+        "losses.append(loss.item())",
+        "losses.append(loss.item())\n            sizes.append(len(batch))",
+        1,
+    )
+    source = source.replace(
+        '"train_loss": sum(losses) / len(losses)',
+        '"train_loss": sum(v * n for v, n in zip(losses, sizes)) / sum(sizes)',
+        1,
+    )
+    tree = ast.parse(source)
+    keep = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.Import, ast.ImportFrom))]
+    ns = {"torch": torch, "np": np}
+    exec(compile(ast.Module(keep, type_ignores=[]), "weighted-loop", "exec"), ns)
+    ns["capture_by_hand"] = solution("01_projector_mnist", "hook")["capture_by_hand"]
+    passes("01_projector_mnist", "loop-check", _loop_namespace(digits, ns["train_by_hand"]))
+
+
+def test_the_hook_check_sees_a_hook_that_keeps_the_graph(digits):
+    def no_detach(model, layer_name, x):
+        module = dict(model.named_modules())[layer_name]
+        stored = {}
+        handle = module.register_forward_hook(lambda m, i, out: stored.update(out=out))
+        try:
+            model.eval()
+            with torch.no_grad():
+                model(x)
+        finally:
+            handle.remove()
+        return stored["out"]
+
+    ns = {"torch": torch, "labkit": labkit, "data": digits, "SEED": 0}
+    said = refusal("01_projector_mnist", "hook-check", {**ns, "capture_by_hand": no_detach})
+    assert "store output.detach(), not output" in said
+    right = solution("01_projector_mnist", "hook")["capture_by_hand"]
+    passes("01_projector_mnist", "hook-check", {**ns, "capture_by_hand": right})
+
+
+def test_the_standardise_check_sees_a_division_by_a_zero_std(raw_digits):
+    def no_epsilon(a, b):
+        m, s = a.mean(dim=(0, 2, 3), keepdim=True), a.std(dim=(0, 2, 3), keepdim=True)
+        return (a - m) / s, (b - m) / s
+
+    said = refusal(
+        "01_projector_mnist",
+        "standardise-check",
+        {"torch": torch, "raw": raw_digits, "standardise": no_epsilon},
+    )
+    assert "add 1e-6 to the standard deviation" in said
 
 
 # --- Lab 5: classes the network never saw ------------------------------------------------
@@ -659,6 +840,36 @@ def test_the_agreement_and_precision_checks_name_the_slip(digits_run):
         },
     )
     assert "10 smallest agreements" in message
+
+    def euclidean(emb, labels, k=8):  # the nearest by distance, not by angle
+        x = np.asarray(emb, np.float64)
+        dist = np.linalg.norm(x[:, None] - x[None], axis=2)
+        np.fill_diagonal(dist, np.inf)
+        nearest = np.argsort(dist, axis=1, kind="stable")[:, :k]
+        return (labels[nearest] == labels[:, None]).mean(axis=1)
+
+    by_distance = euclidean(emb, snaps.labels)
+    message = refusal(
+        "06_working_with_embeddings",
+        "agreement-check",
+        {
+            **lab,
+            "neighbour_agreement": euclidean,
+            "agreement": by_distance,
+            "suspects": np.argsort(by_distance, kind="stable")[:10],
+        },
+    )
+    assert "found by Euclidean distance? Normalise the rows" in message
+    passes(
+        "06_working_with_embeddings",
+        "agreement-check",
+        {
+            **lab,
+            "neighbour_agreement": ns["neighbour_agreement"],
+            "agreement": good,
+            "suspects": np.argsort(good, kind="stable")[:10],
+        },
+    )
 
     flipped = np.zeros(snaps.n_probe, bool)
     flipped[::10] = True

@@ -118,6 +118,12 @@ std = part_train.std(dim=(0, 2, 3), keepdim=True) + 1e-6
 assert torch.allclose(mine_test, (part_test - mean) / std, atol=1e-4), \
     ("the test split is not standardised with the training split's mean and std: compute "
      "them once, from x_train, and apply the same two numbers to x_test")
+# A channel with the same value everywhere (a border that is always black, say): std 0.
+_constant = torch.full((6, 1, 3, 3), 0.5)
+_flat_train, _flat_test = standardise(_constant, _constant[:2])
+assert torch.isfinite(_flat_train).all() and torch.isfinite(_flat_test).all(), \
+    ("a constant channel gives NaN or inf: its standard deviation is 0; add 1e-6 to the "
+     "standard deviation before dividing")
 ### BEGIN HIDDEN TESTS
 gen = torch.Generator().manual_seed(3)
 a = torch.rand(40, 3, 5, 4, generator=gen) * torch.tensor([1.0, 5.0, 0.2]).view(1, 3, 1, 1)
@@ -337,6 +343,7 @@ print(f"{layer!r}: {tuple(by_hand.shape)}")
 
 # %% id="hook-check" test points=3
 import torch
+from torch import nn
 
 # Checked on the kit's CNN, so that this test does not depend on your SmallCNN.
 kit_cnn = labkit.build_model("cnn", data.input_shape, data.n_classes, seed=SEED)
@@ -357,6 +364,25 @@ assert mine.shape == acts[layer].shape, \
 assert not mine.requires_grad, "the stored tensor still requires grad: store output.detach()"
 assert torch.allclose(mine, acts[layer], atol=1e-6), \
     "not the numbers labkit.capture records: call model.eval() before the forward pass"
+
+
+class _GradAlwaysOn(nn.Module):
+    """The kit's CNN with autograd switched on inside its forward pass, as in a training step:
+    there, torch.no_grad() outside does not keep the graph away."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        with torch.enable_grad():
+            return self.inner(x)
+
+
+_kept = capture_by_hand(_GradAlwaysOn(kit_cnn), f"inner.{layer}", x[:8])
+assert not _kept.requires_grad and _kept.grad_fn is None, \
+    ("when autograd records the forward pass (as in training), your hook keeps the graph: store "
+     "output.detach(), not output, so that no_grad() is not what keeps memory free")
 ### BEGIN HIDDEN TESTS
 # Another layer and another batch.
 other = dict(kit_cnn.named_modules())["block1"]
@@ -632,6 +658,55 @@ chance = 1 / data.n_classes
 assert hand_history[-1]["test_acc"] > 2 * chance, \
     (f"after {HAND_EPOCHS} epochs the test accuracy is {hand_history[-1]['test_acc']:.2f}, near "
      f"chance ({chance:.2f}): each batch needs zero_grad(), backward() and step()")
+# Your loop once more, on 300 training images, watched by a hook on the whole network: it
+# sees every forward pass that autograd records, in which mode it ran, and its batch's loss.
+import dataclasses
+
+import torch.nn.functional as F
+
+_small = dataclasses.replace(data, x_train=data.x_train[:300], y_train=data.y_train[:300],
+                             x_test=data.x_test[:100], y_test=data.y_test[:100],
+                             probe_index=torch.arange(20))
+_row = {r.numpy().tobytes(): i for i, r in enumerate(_small.x_train.cpu())}
+_seen = []  # (training mode, the batch's mean loss, its size) per training forward pass
+
+
+def _watch(module, inputs, output):
+    if torch.is_grad_enabled():
+        rows = [_row.get(r.detach().cpu().numpy().tobytes()) for r in inputs[0]]
+        if None not in rows:
+            loss = F.cross_entropy(output.detach().cpu(), _small.y_train[rows].cpu()).item()
+            _seen.append((module.training, loss, len(rows)))
+
+
+torch.manual_seed(1)
+_net = SmallCNN(_small.input_shape, _small.n_classes)
+_handle = _net.register_forward_hook(_watch)
+try:
+    _, _hist = train_by_hand(_net, _small, epochs=2, lr=LR, seed=5, batch_size=64)
+finally:
+    _handle.remove()
+assert _seen and len(_seen) % 2 == 0, \
+    f"{len(_seen)} training batches seen over 2 epochs: each epoch passes every training batch once"
+assert all(training for training, _, _ in _seen), \
+    ("some training batches ran in eval() mode: call net.train() at the start of every epoch "
+     "(after the probe's eval() pass), or BatchNorm never normalises by the batch's statistics")
+_per_epoch = len(_seen) // 2
+for _e, _logged in enumerate(_hist):
+    _batch = _seen[_e * _per_epoch:(_e + 1) * _per_epoch]
+    _losses = [loss for _, loss, _ in _batch]
+    _mean = sum(_losses) / len(_losses)
+    _weighted = sum(loss * n for _, loss, n in _batch) / sum(n for _, _, n in _batch)
+    _said = _logged["train_loss"]
+    assert not np.isclose(_said, sum(_losses), rtol=1e-4) or np.isclose(_said, _mean), \
+        (f"epoch {_e + 1}'s train_loss {_said:.4f} is the sum of its {len(_losses)} batch losses: "
+         f"divide by the number of batches")
+    assert not np.isclose(_said, _losses[-1], rtol=1e-4) or np.isclose(_said, _mean), \
+        (f"epoch {_e + 1}'s train_loss {_said:.4f} is its last batch's loss: keep every batch's "
+         f"loss.item() and report their mean")
+    assert np.isclose(_said, _mean, rtol=1e-4) or np.isclose(_said, _weighted, rtol=1e-4), \
+        (f"epoch {_e + 1}'s train_loss is {_said:.4f}, the mean of its batch losses "
+         f"{_mean:.4f}: append loss.item() after every batch and report the mean")
 ### BEGIN HIDDEN TESTS
 import dataclasses
 

@@ -195,12 +195,31 @@ fig.suptitle("last epoch, SVD projection per layer (each in its own axes)")
 plt.show()
 ### END SOLUTION
 
-# %% id="svd-layers-check" test points=1
+# %% id="svd-layers-check" test points=2
 assert "fig" in globals(), (
     "call your figure `fig`: fig, axes = plt.subplots(1, len(snaps.layer_names))")
 panels = [ax for ax in fig.axes if ax.collections]
 assert len(panels) == len(snaps.layer_names), (
     f"draw one scatter panel per layer ({len(snaps.layer_names)}), found {len(panels)}")
+assert [ax.get_title() for ax in panels] == list(snaps.layer_names), (
+    f"the panels are titled {[ax.get_title() for ax in panels]}: one per layer, in the order of "
+    f"snaps.layer_names, each titled with its layer's name")
+for ax, name in zip(panels, snaps.layer_names, strict=True):
+    drawn = np.asarray(ax.collections[0].get_offsets())
+    assert drawn.shape == (len(snaps.labels), 2), \
+        f"panel {name!r} shows {len(drawn)} points, expected {len(snaps.labels)}: every probe point"
+    last, first = svd_projection(snaps.layer(name)[-1]), svd_projection(snaps.layer(name)[0])
+    assert not (np.allclose(drawn, first, atol=1e-4) and not np.allclose(first, last, atol=1e-4)), \
+        f"panel {name!r} shows epoch 0: draw the last epoch, snaps.layer(name)[-1]"
+    assert np.allclose(drawn, last, atol=1e-4), \
+        (f"panel {name!r} does not show svd_projection(snaps.layer({name!r})[-1]): each panel "
+         f"projects its own layer's last epoch")
+    colours = ax.collections[0].get_array()
+    assert colours is not None and np.array_equal(np.asarray(colours), snaps.labels), \
+        f"panel {name!r} is not coloured by the labels: scatter(..., c=snaps.labels, cmap='tab10')"
+    assert ax.collections[0].get_cmap().name == "tab10" and \
+        ax.collections[0].norm.vmin == 0 and ax.collections[0].norm.vmax == 9, \
+        f"panel {name!r}: use cmap='tab10', vmin=0, vmax=9, so class i gets the kit's i-th colour"
 ### BEGIN HIDDEN TESTS
 for ax, name in zip(panels, snaps.layer_names, strict=True):
     assert ax.get_title() == name, f"title each panel with its layer's name ({name})"
@@ -316,6 +335,19 @@ assert np.isclose(nc1_by_hand(np.array([[-2.0], [0.0], [0.0], [2.0]]), _y), 0.5)
     ("two classes {-2, 0} and {0, 2} in one dimension: Sigma_W = 1 (averaged over all n points), "
      "Sigma_B = 1 (averaged over the C class means), so NC1 = 1 / C = 0.5; "
      f"got {nc1_by_hand(np.array([[-2.0], [0.0], [0.0], [2.0]]), _y)}")
+# Classes of different sizes (3, 1 and 1 points, class means 0, 4 and 8): mu_G is the mean of
+# the C class means (4), each class counts once in Sigma_B, and NC1 = 0.4 / (32 / 3) / 3.
+_h, _y = np.array([[-1.0], [1.0], [0.0], [4.0], [8.0]]), np.array([0, 0, 0, 1, 2])
+_got = nc1_by_hand(_h, _y)
+assert not np.isclose(_got, 0.4 / 13.2267 / 3, rtol=1e-3), \
+    (f"got {_got:.5f}: mu_G is the mean of the C class means, not of all n points (with classes "
+     f"of different sizes the two differ)")
+assert not np.isclose(_got, 0.4 / 12.8 / 3, rtol=1e-3), \
+    (f"got {_got:.5f}: Sigma_B averages over the C class means, each counted once, not weighted "
+     f"by how many points a class has")
+assert np.isclose(_got, 0.4 / (32 / 3) / 3), \
+    (f"three classes of 3, 1 and 1 points: Sigma_W = 0.4 (over all 5 points), Sigma_B = 32 / 3 "
+     f"(over the 3 class means), NC1 = 0.0125; got {_got:.5f}")
 ### BEGIN HIDDEN TESTS
 _rng = np.random.default_rng(2)
 for _n, _d, _labels in ((200, 6, [0, 1, 2]), (301, 40, [2, 5, 7, 9]), (90, 3, [0, 1, 2, 3, 4])):

@@ -425,6 +425,14 @@ assert toy_agreement[6] == 1, \
 assert toy_agreement[8] == 0, \
     f"a point labelled 1 among 0s should get 0, got {toy_agreement[8]}: is the point " \
     f"counted among its own neighbours? (np.fill_diagonal(cos, -np.inf))"
+# Point 0 points the way of the short 0s but is long, as the 1s are: its cosine neighbours are
+# the 0s, its nearest by Euclidean distance the 1s.
+far = np.array([[10.0, 1.0], [1.0, 0.1], [1.1, 0.12], [0.9, 0.08], [9.0, 4.0], [10.0, 5.0],
+                [11.0, 5.0]])
+far_agreement = neighbour_agreement(far, np.array([0, 0, 0, 0, 1, 1, 1]), k=3)
+assert far_agreement[0] == 1, \
+    f"got {far_agreement[0]} for a point whose 3 cosine neighbours share its label: are the " \
+    f"neighbours found by Euclidean distance? Normalise the rows and rank by their dot products"
 assert len(suspects) == 10 and agreement[suspects].max() <= np.delete(agreement, suspects).min(), \
     "suspects should be the indices of the 10 smallest agreements " \
     "(np.argsort(agreement, kind=\"stable\")[:10])"
