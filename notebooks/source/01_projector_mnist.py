@@ -662,7 +662,7 @@ assert hand_history[-1]["test_acc"] > 2 * chance, \
 # sees every forward pass that autograd records, in which mode it ran, and its batch's loss.
 import dataclasses
 
-import torch.nn.functional as F
+from torch.nn import functional as _F
 
 _small = dataclasses.replace(data, x_train=data.x_train[:300], y_train=data.y_train[:300],
                              x_test=data.x_test[:100], y_test=data.y_test[:100],
@@ -675,7 +675,7 @@ def _watch(module, inputs, output):
     if torch.is_grad_enabled():
         rows = [_row.get(r.detach().cpu().numpy().tobytes()) for r in inputs[0]]
         if None not in rows:
-            loss = F.cross_entropy(output.detach().cpu(), _small.y_train[rows].cpu()).item()
+            loss = _F.cross_entropy(output.detach().cpu(), _small.y_train[rows].cpu()).item()
             _seen.append((module.training, loss, len(rows)))
 
 

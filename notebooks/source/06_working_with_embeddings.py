@@ -1158,7 +1158,7 @@ assert _need <= set(challenge.runs.columns), \
 _seed = int(challenge.runs.index[-1])
 _again = score(retrain(your_annotator.labelled_data(), _seed))
 _said = challenge.runs.loc[_seed]
-assert _said["yours: overall"] == _again["overall"] and _said["yours: pattern"] == _again["pattern"], \
+assert (_said["yours: overall"], _said["yours: pattern"]) == (_again["overall"], _again["pattern"]), \
     (f"at seed {_seed} challenge says {_said['yours: overall']:.4f} overall, but retraining on "
      f"your_annotator.labelled_data() with that seed scores {_again['overall']:.4f}: train with "
      f"the seed repeat passes in, on your_annotator.labelled_data()")
