@@ -745,6 +745,53 @@ def test_lab5s_unseen_classes_answer_quotes_its_default_run():
     ]
 
 
+def _lab5_cells(*ids: str) -> dict:
+    """Lab 5's cells ``ids`` run in this process on its defaults, one torch thread (the numbers
+    its answers quote are a one-thread run's: the thread count changes the last bits)."""
+    nb = authoring.read_source("05_grand_tour_alignment")
+    cells = {c.metadata["id"]: c.source for c in nb.cells}
+    ns = {**authoring.source_params(nb), "np": np, "pd": pd, "labkit": labkit}
+    ns.update(metrics=metrics, align=align, display=lambda *_: None)
+    ns["DATA_DIR"] = labkit.home(ns["DATA_DIR"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for cell in ids:
+            exec(
+                cells[cell].replace("precision=PRECISION)", "precision=PRECISION, progress=False)"),
+                ns,
+            )
+    finally:
+        torch.set_num_threads(threads)
+    ns["answers"] = {k: " ".join(v.split()) for k, v in cells.items()}
+    return ns
+
+
+@pytest.mark.slow
+def test_lab5s_baseline_for_cka_answer_quotes_its_default_run():
+    ns = _lab5_cells("train", "train-mlp", "cka", "cka-seeds")
+    runs = ns["seeds_cka"].runs
+    same_cnn, same_mlp, across = runs.columns
+    summary = ns["seeds_cka"].summary.round(3)
+    both0 = ns["linear_cka_by_hand"](ns["snaps"].layer()[-1], ns["snaps_mlp"].layer()[-1])
+    answer = ns["answers"]["a-cka-seeds"]
+    said = [
+        f"between {runs[same_cnn].min():.3f} and {runs[same_cnn].max():.3f} for the CNN",
+        f"between {runs[same_mlp].min():.3f} and {runs[same_mlp].max():.3f} for the MLP",
+        f"score {summary.loc[across, 'min']:.3f} to {summary.loc[across, 'max']:.3f} "
+        f"({both0:.3f} with seed 0)",
+    ]
+    # "about 0.005 for the CNN, 0.02 for the MLP":
+    assert round(summary.loc[same_cnn, "std"], 3) == 0.005
+    assert round(summary.loc[same_mlp, "std"], 2) == 0.02
+    for phrase in said:
+        assert phrase in answer, f"a-cka-seeds should say {phrase!r}:\n{answer}"
+    # "a few hundredths below", "the CNN and the MLP agree with each other less than either
+    # agrees with itself, but not by much":
+    gap = summary.loc[same_cnn, "mean"] - summary.loc[across, "mean"]
+    assert 0.01 <= gap <= 0.05 and runs[across].max() < runs[[same_cnn, same_mlp]].min().min()
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
