@@ -593,6 +593,14 @@ F = {
         ("yours: overall", "random: overall"), ("yours: pattern", "random: pattern"),
         ("yours: overall", "mined: overall"), ("yours: pattern", "mined: pattern"))],
     "yours_spent": your_annotator.spent,
+    "memorised": {c: [None if pd.isna(v) else float(v) for v in memorised[c]]
+                  for c in memorised.columns},
+    "n_train": long_run.n_probe, "n_train_flips": n_train_flips,
+    "checked_flips": int(on_train[checked].sum()),
+    "cleaning": {n: cleaning.summary.loc[n].tolist() for n in cleaning.runs.columns},
+    "cleaning_paired": [cleaning.paired(names[1], names[0]).tolist(),
+                        cleaning.paired(names[2], names[0]).tolist(),
+                        cleaning.paired(names[2], names[1]).tolist()],
     "held_out": int(is_a.sum()),
     "group_tables": {e: group_tables.loc[e].reset_index().values.tolist()
                      for e in ("epoch 0", "last epoch")},
@@ -857,6 +865,50 @@ def test_06_working_with_embeddings_answers_quote_its_default_run(tmp_path):
     assert max(first.values()) == first["neighbours"] and first["aum"] == first["margin"]
     assert ff["confident_learning"][0] == ff["self_confidence"][0] < 4.5 > ff["margin"][0]
     assert F["p0_top"][1] < 0.3  # the untrained head: about the same for every class
+    m, nt, nft = F["memorised"], F["n_train"], F["n_train_flips"]
+    fl, cl, fit = m["loss, flipped labels"], m["loss, clean labels"], m["flipped labels fitted"]
+    peak = max(range(len(fl)), key=fl.__getitem__)
+    best = {
+        r: max(range(1, len(m[r])), key=lambda e, r=r: (m[r][e], -e))
+        for r in ("neighbours", "self_confidence", "aum")
+    }
+    worst_nb = min(
+        range(best["neighbours"], len(m["neighbours"])), key=lambda e: (m["neighbours"][e], e)
+    )
+    said["a-memorise"] = [
+        f"({nft} of the {nt} training labels flipped)",
+        f"the clean labels' mean loss falls from {cl[0]:.2f} to {cl[peak]:.2f} by epoch {peak}",
+        f"the flipped ones' rises from {fl[0]:.2f} to {fl[peak]:.2f}",
+        f"only {fit[peak]:.1%} of the flipped items".replace("%", " %"),
+        f"their loss falls to {fl[10]:.2f} at epoch 10, {fl[15]:.2f} at 15, {fl[20]:.2f} at 20 "
+        f"and {fl[30]:.2f} at epoch 30",
+        f"climbs to {fit[10]:.0%} at epoch 10, {fit[15]:.0%} at 15, {fit[20]:.0%} at 20 and "
+        f"{fit[30]:.0%} at 30".replace("%", " %"),
+        f"the neighbours find {m['neighbours'][best['neighbours']]:.0f} of the {nft} flips at "
+        f"epoch {best['neighbours']}, the loss {m['self_confidence'][best['self_confidence']]:.0f}"
+        f" at epoch {best['self_confidence']}",
+        f"down to {m['neighbours'][30]:.0f} and {m['self_confidence'][30]:.0f} at epoch 30 (the "
+        f"neighbours {m['neighbours'][worst_nb]:.0f} at epoch {worst_nb})",
+        f"The area under the margin reaches {m['aum'][best['aum']]:.0f} at epoch {best['aum']} "
+        f"and keeps {m['aum'][30]:.0f} at epoch 30",
+    ]
+    assert fit[peak] == min(fit) and len(fl) == 31
+    c, (re_g, or_g, _) = F["cleaning"], F["cleaning_paired"]
+    given, rechecked, oracle = c.values()
+    said["a-clean"] = [
+        f"The first {nft} items by the area under the margin hold {F['checked_flips']} of the "
+        f"{nft} flips",
+        f"{given[0]:.1%} with the labels as given (standard deviation {100 * given[1]:.1f} "
+        f"points), {rechecked[0]:.1%} after re-checking ({100 * rechecked[1]:.1f}) and "
+        f"{oracle[0]:.1%} with every label right ({100 * oracle[1]:.1f})".replace("%", " %"),
+        f"Re-checking gains +{100 * re_g[0]:.1f} points over the labels as given (standard "
+        f"deviation {100 * re_g[1]:.1f}, ahead in {re_g[4]:.0f} of {re_g[5]:.0f} seeds), against "
+        f"+{100 * or_g[0]:.1f} for the oracle (standard deviation {100 * or_g[1]:.1f}, ahead in "
+        f"{or_g[4]:.0f} of {or_g[5]:.0f})",
+        f"a spread of {100 * rechecked[1]:.1f} points instead of {100 * given[1]:.1f}",
+    ]
+    # "about three quarters of the oracle's gain", "smaller than its spread", "10 %":
+    assert 0.7 <= re_g[0] / or_g[0] <= 0.8 and re_g[0] < re_g[1] and round(nft / nt, 2) == 0.1
     for cell, phrases in said.items():
         for phrase in phrases:
             assert phrase in A[cell], f"{cell} should say {phrase!r}:\n{A[cell]}"
