@@ -286,6 +286,84 @@ def test_the_svd_layers_check_looks_at_what_each_panel_shows(deep_run):
         plt.close("all")
 
 
+def _probe_lab(snaps, probe_accuracy, *, epoch=-1, target=0.95, pick=None) -> dict:
+    """Lab 4's probe exercise answered with ``probe_accuracy``, as the student's cell ends."""
+    scores = pd.Series(
+        {n: probe_accuracy(snaps.layer(n)[epoch], snaps.labels) for n in snaps.layer_names}
+    )
+    reached = scores.index[scores >= target]
+    shallowest = pick if pick is not None else (reached[0] if len(reached) else None)
+    return {
+        "np": np,
+        "pd": pd,
+        "snaps": snaps,
+        "PROBE_TARGET": target,
+        "probe_accuracy": probe_accuracy,
+        "probe_scores": scores,
+        "shallowest": shallowest,
+    }
+
+
+def _whole_probe_cell(ns: dict) -> None:
+    nb = authoring.read_source("04_layers_neural_collapse")
+    cell = next(c for c in nb.cells if c.metadata["id"] == "probe-check")
+    exec(compile(cell.source, "probe-check", "exec"), dict(ns))
+
+
+def test_any_held_out_linear_probe_gets_full_marks_and_the_layer_follows_from_it(deep_run):
+    from sklearn.svm import LinearSVC
+
+    _, snaps = deep_run
+    solution_probe = solution("04_layers_neural_collapse", "probe")["probe_accuracy"]
+
+    def nearest_class_mean(features, labels):  # fitted on one half, scored on the other
+        rng = np.random.default_rng(0)
+        order = rng.permutation(len(labels))
+        fit, held = order[: len(order) // 2], order[len(order) // 2 :]
+        classes = np.unique(labels)
+        means = np.stack([features[fit][labels[fit] == c].mean(0) for c in classes])
+        dist = ((features[held][:, None] - means[None]) ** 2).sum(-1)
+        return float((classes[dist.argmin(1)] == labels[held]).mean())
+
+    def linear_svm(features, labels):
+        from sklearn.model_selection import cross_val_score
+
+        return float(
+            cross_val_score(LinearSVC(C=0.1, max_iter=5000), features, labels, cv=3).mean()
+        )
+
+    for probe in (solution_probe, metrics.linear_probe_accuracy, nearest_class_mean, linear_svm):
+        ns = _probe_lab(snaps, probe)
+        _whole_probe_cell(ns)
+    # Different probes may name different layers; each is graded on its own numbers.
+    picked = {
+        p.__name__: _probe_lab(snaps, p)["shallowest"] for p in (solution_probe, nearest_class_mean)
+    }
+    assert all(name in snaps.layer_names for name in picked.values())
+
+
+def test_the_probe_check_names_a_probe_scored_on_its_own_points_and_a_wrong_pick(deep_run):
+    from sklearn.linear_model import LogisticRegression
+
+    _, snaps = deep_run
+    right = solution("04_layers_neural_collapse", "probe")["probe_accuracy"]
+    stem, cell = "04_layers_neural_collapse", "probe-check"
+
+    def on_its_own_points(features, labels):  # memory, not ease
+        probe = LogisticRegression(max_iter=2000).fit(features, labels)
+        return float(probe.score(features, labels))
+
+    said = refusal(stem, cell, _probe_lab(snaps, on_its_own_points))
+    assert "scored on the points it was fitted on" in said
+    said = refusal(stem, cell, _probe_lab(snaps, right, pick="head"))
+    assert "by your own scores the first layer" in said
+    ns = _probe_lab(snaps, right, epoch=0)
+    assert "each layer's last epoch" in refusal(stem, cell, ns)
+    ns = _probe_lab(snaps, right)
+    ns["probe_scores"] = ns["probe_scores"].iloc[::-1]
+    assert "in the order" in refusal(stem, cell, ns)
+
+
 def _geometry_table(silhouettes: dict[str, list[float]]) -> pd.DataFrame:
     """A table shaped like metrics.geometry's: one row per layer and epoch."""
     return pd.DataFrame(

@@ -68,18 +68,20 @@ DATA_OPTIONS = {
 NOT_FOR_THE_RUN = {"DATASET", "DATA_DIR", "OUT", "MODEL", "DEPTH", "EPOCHS", "LR", "PRECISION"}
 # Parameters of other parts of a lab than the run a figure draws (Lab 1's hand-written loop,
 # Lab 6's mining, its repeats over seeds, its long run and cleaning and its groups inside a
-# class, Lab 5's baseline for
+# class, Lab 4's probe target, Lab 5's baseline for
 # CKA), and so of no figure here.
 OTHER_PARTS = {
     "HAND_EPOCHS",
     "HAND_TRAIN",
     "MINE_K",
+    "PROBE_TARGET",
     "SEEDS",
     "DRAWS",
     "LONG_EPOCHS",
     "CLEAN_RULE",
     "SUB_CLASS",
     "SUB_K",
+    "THREADS",
 }
 DRAWING = {"METHODS", "METHOD", "TOUR_DIMS", "TOUR_FRAMES"}  # how a lab draws, not trains
 # What --offline draws in place of a data set that must be downloaded.

@@ -31,6 +31,7 @@ DEPTH: int = 5  # hidden layers of the MLP
 LR: float = 1e-3  # the peak learning rate
 PROBE_SIZE: int | None = None  # the whole probe split, at most 2000 points
 SEED: int = 0
+PROBE_TARGET: float = 1.0  # the probe accuracy the shallowest-layer exercise looks for
 PRECISION: str = "fp32"  # fp32 on every machine, so the model answers' numbers are what you
                          # get; "auto": mixed precision where the hardware has it
 OUT: str = "runs/layers"
@@ -459,6 +460,103 @@ assert better_with_depth == bool(np.all(np.diff(_end["silhouette"].to_numpy()) >
 # `hidden3` on). So with three classes the input already holds almost all the
 # information needed to classify; the layers mostly *arrange* it, pulling each class into
 # a tight cluster far from the others.
+
+# %% [markdown] id="probe-instructions"
+# ### Exercise: the shallowest layer that is enough
+#
+# A linear probe asks what a layer makes *easy*: can a linear classifier read the class off
+# it? The kit's `linear_probe_acc` above is one such probe (a logistic regression fitted on
+# one half of the probe set, scored on the other), but not the only one. Choose your own,
+# any **linear** classifier fitted on some points and scored on **others** (a logistic
+# regression with cross-validation, a linear SVM, a nearest-class-mean rule fitted on half
+# the points, a least-squares fit to one-hot labels, ...), and use it to find the shallowest
+# layer whose last epoch reaches `PROBE_TARGET`.
+#
+# 1. Write `probe_accuracy(features, labels)`: the share of held-out points your probe gets
+#    right, a `float`. Scoring on the points it was fitted on measures memory, not ease: the
+#    test gives it random labels, on which an honest probe is near chance.
+# 2. Set `probe_scores` to a pandas Series indexed by layer, in the order of
+#    `snaps.layer_names`: your probe on each layer's last epoch, with `snaps.labels`.
+# 3. Set `shallowest` to the name of the first layer whose score is at least `PROBE_TARGET`
+#    (or `None` if none is).
+#
+# The test checks that your numbers are your probe's and that `shallowest` follows from
+# them, whatever probe you chose; the question after it asks why the layers after
+# `shallowest` still change.
+
+# %% id="probe" exercise
+### BEGIN SOLUTION
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+
+def probe_accuracy(features: np.ndarray, labels: np.ndarray) -> float:
+    """Five-fold cross-validated accuracy of a logistic regression on standardised features:
+    every point is scored once, by a probe that was not fitted on it."""
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    return float(cross_val_score(probe, features, labels, cv=folds).mean())
+
+
+probe_scores = pd.Series({name: probe_accuracy(snaps.layer(name)[-1], snaps.labels)
+                          for name in snaps.layer_names}, name="probe accuracy")
+reached = probe_scores.index[probe_scores >= PROBE_TARGET]
+shallowest = reached[0] if len(reached) else None
+### END SOLUTION
+print(probe_scores.round(4))
+print(f"the shallowest layer whose probe reaches {PROBE_TARGET}: {shallowest}")
+
+# %% id="probe-check" test points=2
+_rng = np.random.default_rng(0)
+_blobs = np.repeat(np.eye(3) * 10, 40, axis=0) + _rng.normal(size=(120, 3))
+_blob_labels = np.repeat(np.arange(3), 40)
+_easy = probe_accuracy(_blobs, _blob_labels)
+assert isinstance(_easy, float) and 0 <= _easy <= 1, \
+    f"probe_accuracy should return a share between 0 and 1 as a float, got {_easy!r}"
+assert _easy >= 0.95, \
+    f"three far-apart clusters should be read almost perfectly by a linear probe, got {_easy:.3f}"
+_noise, _random_labels = _rng.normal(size=(150, 200)), _rng.integers(0, 3, size=150)
+_chance = probe_accuracy(_noise, _random_labels)
+assert _chance <= 0.6, \
+    (f"on random labels your probe scores {_chance:.2f}, far above chance (1/3): it is scored on "
+     f"the points it was fitted on. Fit on some points and score on the others (a held-out "
+     f"half, or cross-validation)")
+_in_order = list(getattr(probe_scores, "index", [])) == list(snaps.layer_names)
+assert isinstance(probe_scores, pd.Series) and _in_order, \
+    (f"probe_scores should be a Series indexed by layer in the order {snaps.layer_names}, "
+     f"got {getattr(probe_scores, 'index', type(probe_scores).__name__)}")
+for _n in snaps.layer_names:
+    assert np.isclose(probe_scores[_n], probe_accuracy(snaps.layer(_n)[-1], snaps.labels)), \
+        (f"probe_scores[{_n!r}] is not your probe_accuracy on that layer's last epoch: score "
+         f"each layer's last epoch, snaps.layer(name)[-1], with snaps.labels")
+_reached = [n for n in snaps.layer_names if probe_scores[n] >= PROBE_TARGET]
+assert shallowest == (_reached[0] if _reached else None), \
+    (f"by your own scores the first layer at {PROBE_TARGET} or above is "
+     f"{_reached[0] if _reached else None!r}, not {shallowest!r}")
+### BEGIN HIDDEN TESTS
+assert probe_accuracy(np.repeat(np.eye(4) * 8, 25, axis=0), np.repeat(np.arange(4), 25)) >= 0.95
+### END HIDDEN TESTS
+
+# %% [markdown] id="q-probe" question
+# Which probe did you choose, and which layer is the shallowest one that reaches
+# `PROBE_TARGET`? If a linear read-out of that layer is already enough, why do the layers
+# after it still change during training? Read NC1 and the silhouette in `last`.
+
+# %% [markdown] id="a-probe" answer points=2
+# One valid probe: a logistic regression on standardised features, scored by five-fold
+# cross-validation, so that every point is scored once by a probe that was not fitted on it.
+# It reads 0.9951 of the pixels right, 0.9975 of `hidden1` and `hidden2`, and 1.0 from
+# `hidden3` on: `hidden3` is the shallowest layer that is enough. (Another probe may pick
+# `hidden2` or `hidden4`: at the top, a probe's accuracy turns on one or two points.) Yet the
+# layers after it go on changing: NC1 falls from 0.034 in `hidden3` to 0.015 and 0.008 in
+# `hidden4` and `hidden5`, and the silhouette rises from 0.310 to 0.409 and 0.659. Once the
+# classes are separable, the cross-entropy loss can still fall, by making the margins larger:
+# each class is pulled tighter and the classes further apart, the terminal phase of
+# training that neural collapse describes. An accuracy stops at 1.0 and cannot see this;
+# NC1 and the silhouette measure the geometry, and the geometry keeps improving.
+
 
 # %% [markdown] id="collapse-intro"
 # ## 4. Does the penultimate layer collapse to C points?
