@@ -1,7 +1,8 @@
 # ---
 # jupyter:
 #   labkit:
-#     outputs: [figures/layer_grid.png, figures/metric_curves.png, figures/cka_layers.png]
+#     outputs: [figures/layer_grid.png, figures/metric_curves.png, figures/cka_layers.png,
+#       figures/neighbours_by_layer.png]
 # ---
 
 # %% [markdown] id="title"
@@ -268,6 +269,47 @@ plots.layer_grid(lt, snaps, layers=names, ncols=4, method="pca (SVD)",
 # nothing ties the axes of one to the axes of the next, and when two singular
 # values are close even the order of the axes can change. Only a fit to the
 # previous picture gives them a common frame.
+
+# %% [markdown] id="neighbours-by-layer-intro"
+# **Where do pixel neighbours become class neighbours?** A projection shows clusters; the
+# neighbours of one image show what a layer finds *alike*. The cell below takes the probe image
+# whose 8 nearest pixel neighbours (by cosine) carry its label least often, and draws, one row
+# per recorded layer at the last epoch, its 8 nearest neighbours in that layer (a red title:
+# another label than the query's).
+
+# %% id="neighbours-by-layer"
+def nearest(h: np.ndarray, i: int, k: int = 8) -> np.ndarray:
+    """The k cosine nearest neighbours of row i (itself excluded), nearest first."""
+    unit = h / np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-12)
+    cos = unit @ unit[i]
+    cos[i] = -np.inf
+    return np.argsort(-cos, kind="stable")[:k]
+
+
+pixels = snaps.layer("input")[-1]
+same_in_pixels = [np.mean(snaps.labels[nearest(pixels, i)] == snaps.labels[i])
+                  for i in range(snaps.n_probe)]
+probe_query = int(np.argmin(same_in_pixels))  # a tie: the first such image
+fig_strip, axes = plt.subplots(len(snaps.layer_names), 9, squeeze=False, layout="constrained",
+                               figsize=(9 * 0.9, len(snaps.layer_names) * 1.05))
+agree = {}
+for row, name in zip(axes, snaps.layer_names, strict=True):
+    found = nearest(snaps.layer(name)[-1], probe_query)
+    agree[name] = int(np.sum(snaps.labels[found] == snaps.labels[probe_query]))
+    for ax, i in zip(row, [probe_query, *found], strict=True):
+        if snaps.thumbnails is not None:
+            ax.imshow(snaps.thumbnails[i], cmap="gray")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        title = f"query: {snaps.label_names[i]}" if i == probe_query else snaps.label_names[i]
+        ax.set_title(title, fontsize=7,
+                     color="red" if snaps.labels[i] != snaps.labels[probe_query] else "black")
+    row[0].set_ylabel(name, fontsize=8)
+fig_strip.suptitle(f"probe #{probe_query} ({snaps.label_names[probe_query]}) and its nearest "
+                   f"neighbours, layer by layer", fontsize=9)
+fig_strip.savefig(f"{OUT}/figures/neighbours_by_layer.png", dpi=120)
+plt.show()
+print("neighbours with the query's label, of 8:", agree)
 
 # %% [markdown] id="measuring-the-clusters"
 # ## 3. Measuring the clusters

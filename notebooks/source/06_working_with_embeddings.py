@@ -5,7 +5,8 @@
 #       figures/neighbours.png, figures/confident_mistake.png, figures/suspects.png,
 #       figures/candidate_1.png, figures/mining_query.png, figures/mined.png,
 #       figures/groups_epoch_0.png, figures/groups_last_epoch.png, figures/cartography.png,
-#       figures/spread.png, figures/memorisation.png]
+#       figures/spread.png, figures/memorisation.png, figures/mistake_pixels.png,
+#       figures/groups_pixels.png]
 # ---
 
 # %% [markdown] id="title"
@@ -351,6 +352,63 @@ assert nbrs["index"].tolist() == workflows.similar(snaps, query, k=8)["index"].t
 _labels = [snaps.label_names[i] for i in nbrs["index"]]
 assert abs(share_predicted - _labels.count(predicted) / 8) < 1e-9
 ### END HIDDEN TESTS
+
+# %% [markdown] id="mistake-pixels-intro"
+# **Why are they neighbours?** Back to the pixels: *occlusion* hides one patch of the query
+# image at a time (sets it to the training split's mean, 0 after standardisation) and measures
+# how much the cosine with each neighbour drops. Red: pixels that make the query like that
+# neighbour (hiding them lowers the cosine); blue: pixels that make it less alike. All the
+# occluded copies go through the network in one batch, read with `labkit.capture`.
+
+# %% id="mistake-pixels"
+import torch
+
+_layer = labkit.penultimate_layer(model)
+_device = next(model.parameters()).device
+
+
+def embedding(x: torch.Tensor) -> np.ndarray:
+    """The penultimate layer's embedding of x, as unit vectors."""
+    model.eval()
+    with torch.no_grad(), labkit.capture(model, _layer) as acts:
+        model(x.to(_device))
+    h = acts[_layer].flatten(1).double().cpu().numpy()
+    return h / np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-12)
+
+
+x_query = data.x_probe[query]  # [channels, height, width]
+_, height, width = x_query.shape
+patch = max(1, min(height, width) // 8)  # 1 pixel on digits, 3 by 3 on MNIST
+corners = [(r, c) for r in range(0, height, patch) for c in range(0, width, patch)]
+hidden = x_query.repeat(len(corners), 1, 1, 1)
+for n, (r, c) in enumerate(corners):
+    hidden[n, :, r:r + patch, c:c + patch] = 0.0  # the training mean, after standardisation
+neighbours_unit = embedding(data.x_probe[nbrs["index"].tolist()])
+cos_before = embedding(x_query[None]) @ neighbours_unit.T  # [1, 8]
+drop = cos_before - embedding(hidden) @ neighbours_unit.T  # [patches, 8]
+maps = np.zeros((len(nbrs), height, width))
+for n, (r, c) in enumerate(corners):
+    maps[:, r:r + patch, c:c + patch] = drop[n][:, None, None]
+limit = float(np.abs(maps).max()) or 1.0
+fig_pixels, axes = plt.subplots(2, len(nbrs) + 1, figsize=(1.3 * (len(nbrs) + 1), 2.9),
+                                squeeze=False, layout="constrained")
+for j, i in enumerate([query, *nbrs["index"]]):
+    if snaps.thumbnails is not None:
+        axes[0, j].imshow(snaps.thumbnails[i], cmap="gray")
+    axes[0, j].set_title("the query" if j == 0 else
+                         f"{snaps.label_names[i]}, cos {cos_before[0, j - 1]:.2f}", fontsize=7)
+    if j:
+        axes[1, j].imshow(maps[j - 1], cmap="RdBu_r", vmin=-limit, vmax=limit)
+for ax in axes.ravel():
+    ax.set_xticks([])
+    ax.set_yticks([])
+axes[1, 0].axis("off")
+axes[1, 1].set_ylabel("hide a pixel:\ncosine drop", fontsize=7)
+fig_pixels.suptitle(f"what in {snaps.titles[query]} makes it like each neighbour", fontsize=9)
+fig_pixels.savefig(OUT / "figures" / "mistake_pixels.png", dpi=120)
+plt.show()
+print(f"the largest drop from hiding one patch: {drop.max():.3f} of a cosine of "
+      f"{cos_before.min():.2f} to {cos_before.max():.2f}")
 
 # %% [markdown] id="q-mistake" question
 # Is the most confident mistake a mistake of the model or of the label? What would
@@ -1490,6 +1548,31 @@ plots.groups(groups_last, snaps, per_group=10, mark=changed, title=f"{name}s at 
              path=OUT / "figures" / "groups_last_epoch.png")
 group_tables = pd.concat({"epoch 0": describe(groups_0), "last epoch": describe(groups_last)})
 group_tables
+
+# %% [markdown] id="groups-pixels-intro"
+# **The pixels that separate the groups.** Each last-epoch group's mean image, and the
+# difference between the two largest groups (red: ink the first has and the second lacks).
+
+# %% id="groups-pixels"
+if snaps.thumbnails is not None:
+    group_means = [snaps.thumbnails[groups_last == g].astype(np.float64).mean(axis=0)
+                   for g in range(SUB_K)]
+    a, b = np.argsort(-np.bincount(groups_last[groups_last >= 0], minlength=SUB_K),
+                      kind="stable")[:2]
+    fig_gp, axes = plt.subplots(1, SUB_K + 1, figsize=(1.6 * (SUB_K + 1), 2.0),
+                                squeeze=False, layout="constrained")
+    for g, ax in enumerate(axes[0, :SUB_K]):
+        ax.imshow(group_means[g], cmap="gray")
+        ax.set_title(f"group {g} ({int(np.sum(groups_last == g))})", fontsize=8)
+    difference = group_means[a] - group_means[b]
+    edge = float(np.abs(difference).max()) or 1.0
+    axes[0, SUB_K].imshow(difference, cmap="RdBu_r", vmin=-edge, vmax=edge)
+    axes[0, SUB_K].set_title(f"group {a} - group {b}", fontsize=8)
+    for ax in axes[0]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig_gp.savefig(OUT / "figures" / "groups_pixels.png", dpi=120)
+    plt.show()
 
 # %% [markdown] id="q-groups" question
 # What separates the groups at epoch 0, and what at the last epoch? Which group would you
