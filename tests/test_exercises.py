@@ -1317,10 +1317,30 @@ def test_subclusters_groups_one_class_and_refuses_the_plausible_slips():
         everyone: "a row of another class gets -1",
         members_only: "return one group per row",
         numbered_from_1: "the groups 0 to k - 1",
-        on_the_labels: "run KMeans on the embeddings themselves",
+        on_the_labels: "cluster the embeddings themselves",
     }
     for wrong, fix in said.items():
         assert fix in refusal("06_working_with_embeddings", "subclusters-check", run(wrong))
     # Both groupings from the last epoch: told to use epoch 0 for the first.
     same = {**right, "groups_0": right["groups_last"]}
     assert "snaps.layer()[0]" in refusal("06_working_with_embeddings", "subclusters-check", same)
+
+    # Another method, another valid answer: the whole cell, hidden tests too, passes.
+    from sklearn.cluster import AgglomerativeClustering
+    from sklearn.mixture import GaussianMixture
+
+    def agglomerative(e, y, cls, k):
+        out = np.full(len(y), -1)
+        out[y == cls] = AgglomerativeClustering(n_clusters=k).fit_predict(e[y == cls])
+        return out
+
+    def mixture(e, y, cls, k):
+        out = np.full(len(y), -1)
+        gm = GaussianMixture(n_components=k, random_state=0).fit(e[y == cls])
+        out[y == cls] = gm.predict(e[y == cls])
+        return out
+
+    nb = authoring.read_source("06_working_with_embeddings")
+    cell = next(c for c in nb.cells if c.metadata["id"] == "subclusters-check").source
+    for method in (subclusters, agglomerative, mixture):
+        exec(compile(cell, "subclusters-check", "exec"), {**run(method), "KMeans": KMeans})

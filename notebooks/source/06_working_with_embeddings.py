@@ -1448,13 +1448,17 @@ pd.DataFrame([both.paired("yours: pattern", "random: pattern"),
 # last epoch's, which reflects what the network learned to tell apart.
 #
 # **Exercise.** Write `subclusters(embeddings, labels, cls, k)`: `embeddings` is
-# `[n, d]`, `labels` `[n]`. Run k-means with `k` groups on the rows whose label is `cls`
-# only, on the embeddings as they are (Euclidean distances, not normalised), with
-# scikit-learn's `KMeans(n_clusters=k, n_init=10, random_state=0)`, and return
-# an integer array of shape `[n]`: each of those rows' group (`0` to `k - 1`), and `-1`
-# for every other row. Then set `groups_0` and `groups_last` to the groups of the class
+# `[n, d]`, `labels` `[n]`. Group the rows whose label is `cls`, and only those, into `k`
+# groups with a clustering method of your choice, and return an integer array of shape
+# `[n]`: each of those rows' group (`0` to `k - 1`), and `-1` for every other row. Choose
+# the method and say why in the question below: k-means (scikit-learn's `KMeans`, with a
+# fixed `random_state` so that a rerun gives the same groups) looks for round groups of
+# similar size; agglomerative clustering (`AgglomerativeClustering`) follows chains of
+# near neighbours; a Gaussian mixture (`GaussianMixture`) allows elongated groups; any of
+# them on the embeddings as they are, or on rows normalised to length 1 if you want the
+# cosine's notion of alike. Then set `groups_0` and `groups_last` to the groups of the class
 # `SUB_CLASS` at epoch 0 (`snaps.layer()[0]`) and at the last epoch (`snaps.layer()[-1]`),
-# with `snaps.labels` and `SUB_K` groups.
+# with `snaps.labels` and `SUB_K` groups. (The model answer uses k-means.)
 
 # %% id="subclusters" exercise
 from sklearn.cluster import KMeans
@@ -1487,7 +1491,7 @@ assert set(_g[:6].tolist()) == {0, 1, 2}, \
     (f"the rows of class cls get the groups 0 to k - 1 (KMeans' own numbers), "
      f"got {set(_g[:6].tolist())}")
 assert _g[0] == _g[1] and _g[2] == _g[3] and _g[4] == _g[5] and len({_g[0], _g[2], _g[4]}) == 3, \
-    ("the three pairs of nearby points should be three groups: run KMeans on the embeddings "
+    ("the three pairs of nearby points should be three groups: cluster the embeddings "
      "themselves")
 for _name, _gr in (("groups_0", groups_0), ("groups_last", groups_last)):
     assert np.array_equal(_gr >= 0, snaps.labels == SUB_CLASS), \
@@ -1498,17 +1502,20 @@ assert not np.array_equal(groups_0, groups_last) or SUB_K == 1, \
      "snaps.layer()[-1] for the second")
 print("subclusters: all checks passed")
 ### BEGIN HIDDEN TESTS
-from sklearn.metrics import adjusted_rand_score as _ari
-
-for _e, _gr in ((0, groups_0), (-1, groups_last)):
-    _m = snaps.labels == SUB_CLASS
-    _ref = KMeans(n_clusters=SUB_K, n_init=10, random_state=0).fit_predict(
-        snaps.layer()[_e][_m].astype(np.float64))
-    assert _ari(_gr[_m], _ref) > 0.9
-_r = np.random.default_rng(1).normal(size=(40, 3))
-_rl = np.arange(40) % 2
-_ref = KMeans(n_clusters=4, n_init=10, random_state=0).fit_predict(_r[_rl == 1])
-assert _ari(subclusters(_r, _rl, 1, 4)[_rl == 1], _ref) > 0.9
+# Any method: three far-apart blobs of one class, with points of another class among them,
+# must come out as the three blobs, and the same call twice must give the same groups.
+_r = np.random.default_rng(1)
+_blobs = np.concatenate([c + _r.normal(size=(15, 3)) for c in np.eye(3) * 12])
+_bl = np.repeat([1, 1, 1], 15)
+_bl[::7] = 0
+_got = subclusters(_blobs, _bl, 1, 3)
+assert np.array_equal(_got >= 0, _bl == 1) and set(_got[_got >= 0].tolist()) == {0, 1, 2}
+for _blob in range(3):
+    _inside = _got[_blob * 15:(_blob + 1) * 15]
+    assert len(set(_inside[_inside >= 0].tolist())) == 1
+assert np.array_equal(subclusters(_blobs, _bl, 1, 3), _got)
+for _gr in (groups_0, groups_last):
+    assert all(np.sum(_gr == _j) > 0 for _j in range(SUB_K))
 ### END HIDDEN TESTS
 
 # %% [markdown] id="groups-drawn-intro"
@@ -1575,12 +1582,14 @@ if snaps.thumbnails is not None:
     plt.show()
 
 # %% [markdown] id="q-groups" question
-# What separates the groups at epoch 0, and what at the last epoch? Which group would you
-# show to whoever labels your data, and why?
+# Which clustering method did you choose, and why? What separates the groups at epoch 0, and
+# what at the last epoch? Which group would you show to whoever labels your data, and why?
 
 
 # %% [markdown] id="a-groups" answer points=2
-# On digits (the default run, 44 probe images labelled 8), the epoch-0 groups (18, 16 and 10
+# k-means (`KMeans(n_clusters=k, n_init=10, random_state=0)` on the embeddings as they are):
+# it is the simplest, and round groups suit a question about kinds of one digit. On digits (the
+# default run, 44 probe images labelled 8), the epoch-0 groups (18, 16 and 10
 # images) are not what the trained model tells apart: it reads 13, 13 and 6 of them as 8s,
 # its misreadings are spread over all three, and section 6's three query items sit one in
 # each. What the untrained network, still close to the pixels, does pick up is how much ink
