@@ -66,13 +66,14 @@ DATA_OPTIONS = {
     "CSV",
 }
 NOT_FOR_THE_RUN = {"DATASET", "DATA_DIR", "OUT", "MODEL", "DEPTH", "EPOCHS", "LR", "PRECISION"}
-# Parameters of other parts of a lab than the run a figure draws (Lab 1's hand-written loop,
-# Lab 6's mining, its repeats over seeds, its long run and cleaning and its groups inside a
-# class, Lab 4's probe target, Lab 5's baseline for
-# CKA), and so of no figure here.
+# Parameters of other parts of a lab than the run a figure draws (Lab 1's hand-written loop and
+# its BatchNorm comparison, Lab 4's probe target, Lab 5's baseline for CKA, Lab 6's mining,
+# its repeats over seeds, its long run and cleaning, its groups inside a class and its
+# threads), and so of no figure here.
 OTHER_PARTS = {
     "HAND_EPOCHS",
     "HAND_TRAIN",
+    "ABLATION_EPOCHS",
     "MINE_K",
     "PROBE_TARGET",
     "SEEDS",

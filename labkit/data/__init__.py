@@ -11,7 +11,8 @@ never change during a run.
 
 An *unlabelled pool* (``pool=0.3``) is a stratified share of the training split held out of
 training, as the unlabelled data a team has stored: ``data.x_pool`` is there to embed and
-search, and :meth:`LabData.reveal` gives the true labels of the items one chooses to label.
+search, and :class:`labkit.Annotator` gives, within a budget, the true labels of the items one
+chooses to label.
 
 >>> data = load_dataset("digits")            # offline: ships with scikit-learn
 >>> data.x_train.shape, data.n_classes, len(data.probe_index)
@@ -99,7 +100,7 @@ class LabData:
     mirror: bool = False
     # The unlabelled pool (``pool=``): its inputs, normalised as the test split is, and
     # thumbnails. Its true labels are kept out of sight (no public attribute, not in the
-    # repr), so that nobody reads them by accident: reveal() hands out the ones asked for.
+    # repr), so that nobody reads them by accident: an Annotator hands out the ones asked for.
     x_pool: torch.Tensor | None = None
     pool_thumbnails: np.ndarray | None = None
     _pool_labels: np.ndarray | None = field(default=None, repr=False)

@@ -719,7 +719,9 @@ plt.show()
 # 128 it has not happened. Before training there was no triangle: all three means sat
 # within 0.03 of $\mu_G$, inside the spread of each class (0.04 to 0.06).
 
-# %% [markdown] id="cka-intro"
+# %% [markdown] id="cka-intro" optional
+# ### How alike are the layers?
+#
 # How alike are the layers themselves, from the pixels to the softmax? **Linear CKA**
 # (centred kernel alignment) compares two representations of the same points and is 1
 # when one is a rotation and a rescaling of the other, whatever their widths. Lab 5 has
