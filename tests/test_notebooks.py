@@ -77,6 +77,7 @@ def _params(lab: str, tmp: Path, wiki: FakeWiki) -> dict:
             "EPOCHS": 2,
             "PROBE_SIZE": 200,
             "METHODS": ["pca", "tsne"],
+            "SEEDS": 2,
             "OUT": out,
         }
     if lab == "03_projector_cifar10":
@@ -89,6 +90,7 @@ def _params(lab: str, tmp: Path, wiki: FakeWiki) -> dict:
             "EPOCHS": 2,
             "PROBE_SIZE": 100,
             "METHODS": ["pca", "tsne"],
+            "SEEDS": 2,
             "OUT": out,
         }
     if lab == "02_wikipedia_topics":
@@ -114,9 +116,10 @@ def _params(lab: str, tmp: Path, wiki: FakeWiki) -> dict:
         return {"EPOCHS": 4, "OUT": out}  # 100 % training accuracy comes by epoch 3
     if lab == "05_grand_tour_alignment":
         # UMAP is checked in Lab 1's run: here PCA spares a kernel numba's compile time.
-        return {"EPOCHS": 3, "TOUR_FRAMES": 20, "METHOD": "pca", "OUT": out}
+        return {"EPOCHS": 3, "TOUR_FRAMES": 20, "METHOD": "pca", "SEEDS": 2, "OUT": out}
     if lab == "06_working_with_embeddings":
-        return {"EPOCHS": 3, "OUT": out}
+        # Fewer repeats and a shorter long run: the answers' own run is checked on its own.
+        return {"EPOCHS": 3, "SEEDS": 2, "DRAWS": 2, "LONG_EPOCHS": 6, "OUT": out}
     raise AssertionError(f"no test parameters for {lab}")
 
 

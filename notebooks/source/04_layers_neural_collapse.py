@@ -177,7 +177,8 @@ for _k in (1, 3, 5):
 # `snaps.labels` with the colour map `"tab10"` and `vmin=0, vmax=9` (the kit's
 # colours: class 0 blue, 1 orange, 2 green, ... as in the kit's legends below; the
 # fixed range gives class `i` the `i`-th colour however many classes there are) and
-# titled with the layer's name. Call the figure `fig` (the test cell looks at its
+# titled with the layer's name, one `ax.scatter` call per panel and no colour bar (the test
+# reads each panel's one scatter). Call the figure `fig` (the test cell looks at its
 # panels). Then compare it with the kit's grid below.
 
 # %% id="svd-layers" exercise
@@ -207,6 +208,9 @@ assert [ax.get_title() for ax in panels] == list(snaps.layer_names), (
     f"the panels are titled {[ax.get_title() for ax in panels]}: one per layer, in the order of "
     f"snaps.layer_names, each titled with its layer's name")
 for ax, name in zip(panels, snaps.layer_names, strict=True):
+    assert len(ax.collections) == 1, \
+        (f"panel {name!r} holds {len(ax.collections)} scatters: draw all its points in one "
+         f"ax.scatter call, coloured with c=snaps.labels")
     drawn = np.asarray(ax.collections[0].get_offsets())
     assert drawn.shape == (len(snaps.labels), 2), \
         f"panel {name!r} shows {len(drawn)} points, expected {len(snaps.labels)}: every probe point"
@@ -275,7 +279,8 @@ plots.layer_grid(lt, snaps, layers=names, ncols=4, method="pca (SVD)",
 # neighbours of one image show what a layer finds *alike*. The cell below takes the probe image
 # whose 8 nearest pixel neighbours (by cosine) carry its label least often, and draws, one row
 # per recorded layer at the last epoch, its 8 nearest neighbours in that layer (a red title:
-# another label than the query's).
+# another label than the query's). Look for the first layer from which all 8 share its label,
+# and for a layer that does worse than the pixels (section 3's silhouette has the same dip).
 
 # %% id="neighbours-by-layer"
 def nearest(h: np.ndarray, i: int, k: int = 8) -> np.ndarray:
@@ -370,7 +375,9 @@ nc1_table.round(3)
 # %% id="nc1-check" test points=3
 _v = nc1_by_hand(snaps.layer()[-1], snaps.labels)
 assert isinstance(_v, float), f"return a Python float (float(...)), got {type(_v).__name__}"
-assert _v >= 0, f"NC1 is a trace of a product of two covariances, never negative; got {_v}"
+assert _v >= 0, \
+    (f"NC1 is a trace of a product of two covariances, never negative; got {_v}: work in "
+     f"float64 (np.asarray(h, dtype=np.float64)), the pseudo-inverse amplifies rounding")
 _y = np.array([0, 0, 1, 1])
 assert abs(nc1_by_hand(np.array([[-1.0, 2.0], [-1.0, 2.0], [1.0, 0.0], [1.0, 0.0]]), _y)) < 1e-12, \
     "points sitting exactly on their class means must give NC1 = 0"
@@ -391,6 +398,10 @@ assert not np.isclose(_got, 0.4 / 12.8 / 3, rtol=1e-3), \
 assert np.isclose(_got, 0.4 / (32 / 3) / 3), \
     (f"three classes of 3, 1 and 1 points: Sigma_W = 0.4 (over all 5 points), Sigma_B = 32 / 3 "
      f"(over the 3 class means), NC1 = 0.0125; got {_got:.5f}")
+_kit_v = metrics.neural_collapse(snaps.layer()[-1], snaps.labels)["nc1"]
+assert np.isclose(_v, _kit_v, rtol=1e-6), \
+    (f"NC1 of the penultimate layer at the last epoch is {_v:.6g}, the kit's {_kit_v:.6g}: "
+     f"check the formula, and work in float64")
 ### BEGIN HIDDEN TESTS
 _rng = np.random.default_rng(2)
 for _n, _d, _labels in ((200, 6, [0, 1, 2]), (301, 40, [2, 5, 7, 9]), (90, 3, [0, 1, 2, 3, 4])):
@@ -510,13 +521,16 @@ assert better_with_depth == bool(np.all(np.diff(_end["silhouette"].to_numpy()) >
 # it? The kit's `linear_probe_acc` above is one such probe (a logistic regression fitted on
 # one half of the probe set, scored on the other), but not the only one. Choose your own,
 # any **linear** classifier fitted on some points and scored on **others** (a logistic
-# regression with cross-validation, a linear SVM, a nearest-class-mean rule fitted on half
-# the points, a least-squares fit to one-hot labels, ...), and use it to find the shallowest
-# layer whose last epoch reaches `PROBE_TARGET`.
+# regression scored by cross-validation (`cross_val_score`), a linear SVM, a nearest-class-mean
+# rule fitted on a shuffled half of the points, a least-squares fit to one-hot labels, ...),
+# and use it to find the shallowest layer whose last epoch reaches `PROBE_TARGET`. (Here a
+# *probe* is that classifier; the probe *set* is still the points it reads.)
 #
 # 1. Write `probe_accuracy(features, labels)`: the share of held-out points your probe gets
 #    right, a `float`. Scoring on the points it was fitted on measures memory, not ease: the
-#    test gives it random labels, on which an honest probe is near chance.
+#    test gives it random labels, on which an honest probe is near chance. Fix the seed of
+#    any random split (`random_state=0`), so that the same call gives the same number, and
+#    shuffle or stratify it, so that every class is in both parts.
 # 2. Set `probe_scores` to a pandas Series indexed by layer, in the order of
 #    `snaps.layer_names`: your probe on each layer's last epoch, with `snaps.labels`.
 # 3. Set `shallowest` to the name of the first layer whose score is at least `PROBE_TARGET`
@@ -558,10 +572,14 @@ _easy = probe_accuracy(_blobs, _blob_labels)
 assert isinstance(_easy, float) and 0 <= _easy <= 1, \
     f"probe_accuracy should return a share between 0 and 1 as a float, got {_easy!r}"
 assert _easy >= 0.95, \
-    f"three far-apart clusters should be read almost perfectly by a linear probe, got {_easy:.3f}"
+    (f"three far-apart clusters (40 points each, sorted by class) should be read almost "
+     f"perfectly by a linear probe, got {_easy:.3f}: if your split is in order, the held-out "
+     f"points hold classes the fit never saw; shuffle it (with a seed) or stratify it")
 _noise, _random_labels = _rng.normal(size=(150, 200)), _rng.integers(0, 3, size=150)
 _chance = probe_accuracy(_noise, _random_labels)
-assert _chance <= 0.6, \
+assert probe_accuracy(_noise, _random_labels) == _chance, \
+    "your probe gives another number on each call: fix the random_state of its split"
+assert _chance <= 0.5, \
     (f"on random labels your probe scores {_chance:.2f}, far above chance (1/3): it is scored on "
      f"the points it was fitted on. Fit on some points and score on the others (a held-out "
      f"half, or cross-validation)")
@@ -583,21 +601,22 @@ assert probe_accuracy(np.repeat(np.eye(4) * 8, 25, axis=0), np.repeat(np.arange(
 
 # %% [markdown] id="q-probe" question
 # Which probe did you choose, and which layer is the shallowest one that reaches
-# `PROBE_TARGET`? If a linear read-out of that layer is already enough, why do the layers
-# after it still change during training? Read NC1 and the silhouette in `last`.
+# `PROBE_TARGET`? If a linear read-out of that layer is already enough, why are the layers
+# after it still different from it? Read NC1 and the silhouette in `last`.
 
 # %% [markdown] id="a-probe" answer points=2
 # One valid probe: a logistic regression on standardised features, scored by five-fold
 # cross-validation, so that every point is scored once by a probe that was not fitted on it.
 # It reads 0.9951 of the pixels right, 0.9975 of `hidden1` and `hidden2`, and 1.0 from
 # `hidden3` on: `hidden3` is the shallowest layer that is enough. (Another probe may pick
-# `hidden2` or `hidden4`: at the top, a probe's accuracy turns on one or two points.) Yet the
-# layers after it go on changing: NC1 falls from 0.034 in `hidden3` to 0.015 and 0.008 in
-# `hidden4` and `hidden5`, and the silhouette rises from 0.310 to 0.409 and 0.659. Once the
-# classes are separable, the cross-entropy loss can still fall, by making the margins larger:
-# each class is pulled tighter and the classes further apart, the terminal phase of
-# training that neural collapse describes. An accuracy stops at 1.0 and cannot see this;
-# NC1 and the silhouette measure the geometry, and the geometry keeps improving.
+# anything from `input` to `hidden4`: at the top, a probe's accuracy turns on one or two
+# points.) Yet the layers after it are not copies of it: NC1 falls from 0.034 in `hidden3` to
+# 0.015 and 0.008 in `hidden4` and `hidden5`, and the silhouette rises from 0.310 to 0.409
+# and 0.659. Once the classes are separable, the cross-entropy loss can still fall, by making
+# the margins larger: each class is pulled tighter and the classes further apart, the
+# terminal phase of training that neural collapse describes. An accuracy stops at 1.0 and
+# cannot see this; NC1 and the silhouette measure the geometry, and the geometry keeps
+# improving.
 
 
 # %% [markdown] id="collapse-intro"
