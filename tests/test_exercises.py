@@ -968,6 +968,45 @@ def test_the_search_check_names_what_a_wrong_search_did(digits_run):
     )
     assert "not integer indices" in message
 
+    def euclidean(emb, query, k=8):  # the nearest by distance, not by angle
+        d = np.linalg.norm(np.asarray(emb, np.float64) - emb[query], axis=1)
+        d[query] = np.inf
+        return np.argsort(d, kind="stable")[:k]
+
+    wrong = euclidean(emb, 0)
+    message = refusal(
+        "06_working_with_embeddings", "search-check", {**lab, "by_hand": wrong, "fig": fig}
+    )
+    assert "sort the cosines from largest to smallest" in message
+
+    # Ties in another order are as right: the last index first among equal cosines.
+    def ties_last_first(emb, query, k=8):
+        x = _unit(np.asarray(emb, np.float64))
+        cos = x @ x[query]
+        cos[query] = -np.inf
+        return np.lexsort((-np.arange(len(cos)), -cos))[:k]
+
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    nb = authoring.read_source("06_working_with_embeddings")
+    cell = next(c for c in nb.cells if c.metadata["id"] == "search-check").source
+    by_hand = ties_last_first(emb, 0)
+    drawn = ns["draw_neighbours"](snaps.thumbnails, snaps.label_names, 0, by_hand)
+    exec(
+        compile(cell, "search-check", "exec"),
+        {
+            **lab,
+            "by_hand": by_hand,
+            "fig": drawn,
+            "Figure": Figure,
+            "plt": plt,
+            "cosine_neighbours": ties_last_first,
+            "draw_neighbours": ns["draw_neighbours"],
+        },
+    )
+    plt.close("all")
+
 
 def test_the_most_confident_mistake_is_the_one_the_model_is_surest_of(digits_run):
     """A wrong prediction that is not the surest one is refused, with what to do."""
