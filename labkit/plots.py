@@ -568,10 +568,12 @@ def compare(
     snaps: Snapshots,
     *,
     scores: dict[str, float] | None = None,
+    score_name: str = "trustworthiness",
     path: str | Path | None = None,
     size: float = 4.0,
 ) -> Figure:
-    """Several 2-D views of the same points side by side (e.g. PCA, t-SNE, UMAP)."""
+    """Several 2-D views of the same points side by side (e.g. PCA, t-SNE, UMAP); each
+    title shows the view's entry of ``scores``, named ``score_name``."""
     plt = _plt()
     n = len(views)
     fig, axes = plt.subplots(
@@ -583,7 +585,7 @@ def compare(
         ax.scatter(xy[:, 0], xy[:, 1], c=point_colours, s=4, linewidths=0)
         ax.set_xticks([])
         ax.set_yticks([])
-        score = f" · trustworthiness {scores[name]:.3f}" if scores and name in scores else ""
+        score = f" · {score_name} {scores[name]:.3f}" if scores and name in scores else ""
         ax.set_title(f"{name}{score}", fontsize=10)
     _class_legend(fig, snaps.class_names, colours, ncol=10, fontsize=8)
     return _save(fig, path)

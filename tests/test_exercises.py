@@ -657,6 +657,46 @@ def test_the_detach_answer_quotes_what_the_demonstration_prints_on_mnist_and_cif
         assert "the embedding itself: 0.06 MiB" in printed and "the 0.06 MiB" in answer
 
 
+def test_the_views_check_accepts_any_neighbourhood_score_and_names_a_backwards_one(digits_run):
+    _, snaps = digits_run
+    last = snaps.layer()[-1]
+    views = {"pca": project(last, "pca")}
+    nb = authoring.read_source("01_projector_mnist")
+    cell = next(c for c in nb.cells if c.metadata["id"] == "methods-check").source
+    ns = solution("01_projector_mnist", "methods")
+
+    def knn_overlap(x, view, k=10):  # the share of each point's k neighbours kept
+        from sklearn.neighbors import NearestNeighbors
+
+        def near(a):
+            return NearestNeighbors(n_neighbors=k + 1).fit(a).kneighbors(a)[1][:, 1:]
+
+        a, b = near(np.asarray(x, np.float64)), near(np.asarray(view, np.float64))
+        return float(np.mean([len(set(r) & set(q)) / k for r, q in zip(a, b, strict=True)]))
+
+    def lost(x, view):  # higher when more is lost
+        return 1.0 - knn_overlap(x, view)
+
+    for score, words in (
+        (ns["neighbourhood_score"], None),
+        (knn_overlap, None),
+        (lost, "a view identical to the data should score 1"),
+    ):
+        lab = {
+            "np": np,
+            "labkit": labkit,
+            "last": last,
+            "views": views,
+            "METHODS": ["pca"],
+            "neighbourhood_score": score,
+            "scores": {"pca": score(last, views["pca"])},
+        }
+        if words is None:
+            exec(compile(cell, "methods-check", "exec"), lab)
+        else:
+            assert words in refusal("01_projector_mnist", "methods-check", lab)
+
+
 def _train_by_hand():
     """Lab 1's model loop, with the model hook it calls (the notebook defines both)."""
     ns = solution("01_projector_mnist", "loop")

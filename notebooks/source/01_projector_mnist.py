@@ -1220,15 +1220,27 @@ labkit.explore(snaps)
 #
 # Project the last epoch's embeddings `last` (an array [probe size, embedding width]) with
 # every method in `METHODS` (`labkit.reduce.project(last, method, seed=SEED)` returns an
-# array [probe size, 2]) into a dict `views` from method to view, and score each view with
-# `labkit.reduce.trustworthiness(last, view)` (a float) into a dict `scores` from method
-# to score. The cell after the test draws them side by side.
+# array [probe size, 2]) into a dict `views` from method to view. Then choose how to score
+# a view, and write it as `neighbourhood_score(x, view)`, a float between 0 and 1, higher
+# when the view keeps more of the neighbourhoods of `x`: the kit's
+# `labkit.reduce.trustworthiness(x, view)` (it penalises false neighbours, points near in the
+# picture but not in the data), or your own, such as the share of each point's 10 nearest
+# neighbours in `x` that are also among its 10 nearest in the view, averaged over the points.
+# Put each view's score in a dict `scores` from method to score. The cell after the test
+# draws them side by side, with your scores in the titles.
 
 # %% id="methods" exercise
 last = snaps.layer()[-1]  # [probe size, embedding width] at the last epoch
 ### BEGIN SOLUTION
 views = {m: labkit.reduce.project(last, m, seed=SEED) for m in METHODS}
-scores = {m: labkit.reduce.trustworthiness(last, xy) for m, xy in views.items()}
+
+
+def neighbourhood_score(x: np.ndarray, view: np.ndarray) -> float:
+    """Trustworthiness: 1 when no point has false neighbours in the view."""
+    return labkit.reduce.trustworthiness(x, view)
+
+
+scores = {m: neighbourhood_score(last, xy) for m, xy in views.items()}
 ### END SOLUTION
 
 # %% id="methods-check" test points=2
@@ -1241,16 +1253,31 @@ assert isinstance(scores, dict) and sorted(scores) == sorted(METHODS), \
     f"scores should have one entry per method in METHODS {METHODS}, not {list(scores)}"
 for method, score in scores.items():
     assert isinstance(score, float) and 0 <= score <= 1, \
-        f"scores[{method!r}] = {score!r}: expected the float labkit.reduce.trustworthiness returns"
+        f"scores[{method!r}] = {score!r}: a score is a float between 0 and 1 (float(...))"
+    assert np.isclose(score, neighbourhood_score(last, views[method])), \
+        f"scores[{method!r}] is not neighbourhood_score(last, views[{method!r}])"
+# Whatever the score: a view that is the data itself keeps every neighbourhood, and a view
+# whose points are shuffled keeps almost none.
+_rng = np.random.default_rng(0)
+_flat = _rng.normal(size=(200, 2))
+_same = neighbourhood_score(_flat, _flat)
+_shuffled = neighbourhood_score(_flat, _rng.permutation(_flat))
+assert np.isclose(_same, 1.0), \
+    f"a view identical to the data should score 1, got {_same:.3f}: higher means more kept"
+assert _shuffled < 0.75 * _same, \
+    (f"a view with its points shuffled scores {_shuffled:.3f}, nearly as much as the data "
+     f"itself ({_same:.3f}): compare each point's neighbours in x with its neighbours in the view")
 ### BEGIN HIDDEN TESTS
 if "pca" in views:
     assert np.allclose(views["pca"], labkit.reduce.project(last, "pca"), atol=1e-5)
-for method, xy in views.items():
-    assert abs(scores[method] - labkit.reduce.trustworthiness(last, np.asarray(xy))) < 1e-9
+_tall = _rng.normal(size=(150, 6))
+assert neighbourhood_score(_tall, _tall[:, :2] * 3.0) > neighbourhood_score(
+    _tall, _rng.normal(size=(150, 2)))  # two of the six axes keep more than noise does
 ### END HIDDEN TESTS
 
 # %% id="methods-plot"
-fig = plots.compare(views, snaps, scores=scores, path=OUT / "figures" / "methods.png")
+fig = plots.compare(views, snaps, scores=scores, score_name="score",
+                    path=OUT / "figures" / "methods.png")
 
 # %% [markdown] id="q-views" question
 # Which of these views would you use to judge how far apart two classes are, and which to
@@ -1260,9 +1287,9 @@ fig = plots.compare(views, snaps, scores=scores, path=OUT / "figures" / "methods
 # PCA for how far apart classes are: it is a rotation followed by dropping axes, so
 # distances in the picture can only shrink, a gap between two clusters in it is at least
 # as large in the embedding, and the relative positions of the clusters mean something.
-# But it keeps neighbourhoods worst: its trustworthiness (in the panel titles) is the
-# lowest of the three, while t-SNE and UMAP come close to 1, and classes that are apart
-# in the full embedding can overlap in its 2-D shadow. t-SNE or UMAP to see which {{items}}
+# But it keeps neighbourhoods worst: its trustworthiness (the model solution's score, in
+# the panel titles) is the lowest of the three, while t-SNE and UMAP come close to 1, and
+# classes that are apart in the full embedding can overlap in its 2-D shadow. t-SNE or UMAP to see which {{items}}
 # sit next to which, and so which are confused: they keep neighbourhoods, but stretch and
 # shrink distances freely, so the size of a cluster and the gaps between clusters say
 # little.
