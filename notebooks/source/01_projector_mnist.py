@@ -1291,8 +1291,8 @@ fig = plots.compare(views, snaps, scores=scores, score_name="score",
 # the panel titles) is the lowest of the three, while t-SNE and UMAP come close to 1, and
 # classes that are apart in the full embedding can overlap in its 2-D shadow. t-SNE or UMAP
 # to see which {{items}} sit next to which, and so which are confused: they keep
-# neighbourhoods, but stretch and shrink distances freely, so the size of a cluster and the gaps between clusters say
-# little.
+# neighbourhoods, but stretch and shrink distances freely, so the size of a cluster and the
+# gaps between clusters say little.
 
 # %% [markdown] id="a-views-cifar10" answer points=2 only="cifar10"
 # PCA for how far apart classes are: it is a rotation followed by dropping axes, so
