@@ -752,28 +752,17 @@ def test_a_loop_that_skips_epoch_0_is_told_to_record_it(digits):
         (digits, no_step, "each batch needs zero_grad(), backward() and step()"),
         (sampled, on_the_probe, "measure it on all of data.x_test and data.y_test"),
     ):
-        SmallCNN, initial, emb, history, net = _hand_run(data, wrong, epochs=2)
-        namespace = {
-            **_cnn_namespace(data, SmallCNN),
-            "hand_data": data,  # what the loop ran on
-            "hand_emb": emb,
-            "hand_history": history,
-            "initial": initial,
-            "net": net,
-            "HAND_EPOCHS": 2,
-            "SEED": 0,
-            "LR": 1e-3,
-            "np": np,
-        }
-        assert words in refusal("01_projector_mnist", "loop-check", namespace)
+        assert words in refusal("01_projector_mnist", "loop-check", _loop_namespace(data, wrong))
 
 
-def _loop_with(old: str, new: str):
-    """Lab 1's model loop with one slip written into its source: ``old`` becomes ``new``."""
+def _loop_with(*edits: tuple[str, str]):
+    """Lab 1's model loop with its source edited: each ``(old, new)`` replaced once."""
     nb = authoring.read_source("01_projector_mnist")
     source = next(c for c in nb.cells if c.metadata["id"] == "loop").source
-    assert old in source, old
-    tree = ast.parse(source.replace(old, new, 1))
+    for old, new in edits:
+        assert old in source, old
+        source = source.replace(old, new, 1)
+    tree = ast.parse(source)
     keep = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.Import, ast.ImportFrom))]
     ns = {"torch": torch, "np": np}
     exec(compile(ast.Module(keep, type_ignores=[]), "loop-with-a-slip", "exec"), ns)
@@ -782,6 +771,7 @@ def _loop_with(old: str, new: str):
 
 
 def _loop_namespace(data, train_by_hand) -> dict:
+    """The loop-check's variables after ``train_by_hand`` trained a SmallCNN on ``data``."""
     SmallCNN, initial, emb, history, net = _hand_run(data, train_by_hand, epochs=2)
     return {
         **_cnn_namespace(data, SmallCNN),
@@ -822,7 +812,7 @@ def _loop_namespace(data, train_by_hand) -> dict:
 )
 def test_the_loop_check_sees_the_mode_and_the_loss_a_loop_reports(digits, old, new, words):
     said = refusal(
-        "01_projector_mnist", "loop-check", _loop_namespace(digits, _loop_with(old, new))
+        "01_projector_mnist", "loop-check", _loop_namespace(digits, _loop_with((old, new)))
     )
     assert words in said, said
 
@@ -830,25 +820,18 @@ def test_the_loop_check_sees_the_mode_and_the_loss_a_loop_reports(digits, old, n
 def test_the_loop_check_passes_the_model_loop_and_a_loss_weighted_by_batch_size(digits):
     passes("01_projector_mnist", "loop-check", _loop_namespace(digits, _train_by_hand()))
     # A mean weighted by batch size (the last batch is smaller) is as right.
-    nb = authoring.read_source("01_projector_mnist")
-    source = next(c for c in nb.cells if c.metadata["id"] == "loop").source
-    source = source.replace("        losses = []\n", "        losses, sizes = [], []\n", 1)
-    source = source.replace(
-        "losses.append(loss.item())",
-        "losses.append(loss.item())\n            sizes.append(len(batch))",
-        1,
+    weighted = _loop_with(
+        ("        losses = []\n", "        losses, sizes = [], []\n"),
+        (
+            "losses.append(loss.item())",
+            "losses.append(loss.item())\n            sizes.append(len(batch))",
+        ),
+        (
+            '"train_loss": sum(losses) / len(losses)',
+            '"train_loss": sum(v * n for v, n in zip(losses, sizes)) / sum(sizes)',
+        ),
     )
-    source = source.replace(
-        '"train_loss": sum(losses) / len(losses)',
-        '"train_loss": sum(v * n for v, n in zip(losses, sizes)) / sum(sizes)',
-        1,
-    )
-    tree = ast.parse(source)
-    keep = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.Import, ast.ImportFrom))]
-    ns = {"torch": torch, "np": np}
-    exec(compile(ast.Module(keep, type_ignores=[]), "weighted-loop", "exec"), ns)
-    ns["capture_by_hand"] = solution("01_projector_mnist", "hook")["capture_by_hand"]
-    passes("01_projector_mnist", "loop-check", _loop_namespace(digits, ns["train_by_hand"]))
+    passes("01_projector_mnist", "loop-check", _loop_namespace(digits, weighted))
 
 
 def test_the_hook_check_sees_a_hook_that_keeps_the_graph(digits):
