@@ -91,6 +91,11 @@ def _row(seed: int, value) -> dict[str, float]:
                 f"the measurement for seed {seed} returned {name!r}: {number!r}, not a number; "
                 f"return a number, or a dict of names to numbers"
             )
+        if not math.isfinite(number):
+            raise ConfigError(
+                f"the measurement for seed {seed} returned {name!r}: {number!r}, not finite; "
+                f"a diverged run or an empty average, look at that seed alone"
+            )
         row[str(name)] = float(number)
     if not row:
         raise ConfigError(f"the measurement for seed {seed} returned nothing to keep")
@@ -136,8 +141,4 @@ def repeat(
             f"({Path(loaded[0]).parent}): trained before with the same data, model, seed and "
             f"settings; cache=False in labkit.train to train them again"
         )
-    runs = pd.DataFrame(rows, index=pd.Index(seeds, name="seed"))
-    if not all(math.isfinite(v) for v in runs.to_numpy().ravel()):
-        bad = runs.columns[~runs.apply(lambda c: c.map(math.isfinite)).all()].tolist()
-        raise ConfigError(f"{bad} are not finite for every seed: {runs[bad].to_dict('index')}")
-    return Repeats(runs)
+    return Repeats(pd.DataFrame(rows, index=pd.Index(seeds, name="seed")))
